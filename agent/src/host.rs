@@ -1,0 +1,58 @@
+//! The real machine as validation sees it: home, XDG directories, disk sizes, the clock.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use cobox_schema::Host;
+
+/// Facts read from the environment and the file system.
+#[derive(Debug, Clone)]
+pub struct SystemHost {
+    home: Option<PathBuf>,
+    data_home: Option<PathBuf>,
+}
+
+impl SystemHost {
+    pub fn from_env() -> SystemHost {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+        };
+        SystemHost {
+            home: var("HOME"),
+            data_home: var("XDG_DATA_HOME"),
+        }
+    }
+}
+
+impl Host for SystemHost {
+    fn home(&self) -> Option<PathBuf> {
+        self.home.clone()
+    }
+
+    fn default_data_dir(&self) -> PathBuf {
+        match (&self.data_home, &self.home) {
+            (Some(d), _) => d.join("cobox"),
+            (None, Some(h)) => h.join(".local/share/cobox"),
+            (None, None) => PathBuf::from("/var/lib/cobox"),
+        }
+    }
+
+    fn default_mount_root(&self) -> PathBuf {
+        match &self.home {
+            Some(h) => h.join("cobox"),
+            None => PathBuf::from("/var/lib/cobox/mnt"),
+        }
+    }
+
+    fn disk_capacity(&self, path: &Path) -> Option<u64> {
+        let existing = path.ancestors().find(|p| p.exists())?;
+        let st = rustix::fs::statvfs(existing).ok()?;
+        Some(st.f_blocks.saturating_mul(st.f_frsize))
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

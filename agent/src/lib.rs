@@ -1,0 +1,4 @@
+//! The cobox agent: converges a device onto its declared `cobox.toml`.
+
+pub mod config_file;
+pub mod host;

@@ -1,0 +1,160 @@
+//! The validated configuration: the desired state of a device.
+//!
+//! A [`Config`] can only be obtained from [`crate::validate`]; every value in it has been
+//! checked, every default filled in and every path resolved.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+use crate::hexkey::{Address, PublicKey};
+pub use crate::raw::{WhenFull, WindowAction};
+use crate::units::{Rate, Size, format_duration};
+use crate::window::{Recurring, Window};
+
+/// A device's desired state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub device: Device,
+    pub network: Network,
+    pub storage: Storage,
+    pub spaces: Vec<Space>,
+    pub seeds: Vec<Seed>,
+    pub admins: Vec<PublicKey>,
+    pub api: Api,
+    /// Keeps construction inside this crate: only validation builds a `Config`.
+    #[serde(skip)]
+    pub(crate) _sealed: (),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    /// Absent: the agent uses the host name.
+    pub name: Option<String>,
+    pub data_dir: PathBuf,
+    pub mount_root: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    pub listen: Vec<SocketAddr>,
+    pub peers: Vec<Peer>,
+    pub lan_discovery: bool,
+    pub internet_discovery: bool,
+    pub relays: Relays,
+    pub portmapper: bool,
+    pub upload: Option<Rate>,
+    pub download: Option<Rate>,
+    pub limits: Vec<Limit>,
+}
+
+/// Which relay servers to use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "mode", content = "urls")]
+pub enum Relays {
+    /// The default public relays.
+    Default,
+    /// No relays: direct connections only.
+    Disabled,
+    /// These relays only.
+    Custom(Vec<String>),
+}
+
+/// A peer dialled directly over TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub host: String,
+    pub port: u16,
+    /// The identity the peer must prove, when given.
+    pub key: Option<PublicKey>,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(key) = &self.key {
+            write!(f, "{key}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Serialize for Peer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A scheduled bandwidth cap.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limit {
+    pub period: Recurring,
+    pub upload: Option<Rate>,
+    pub download: Option<Rate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Storage {
+    /// Total size of seeded data; absent: unlimited.
+    pub quota: Option<Size>,
+    pub when_full: WhenFull,
+    pub min_free: Size,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Space {
+    pub name: String,
+    /// Absent: the space is created on first apply.
+    pub address: Option<Address>,
+    pub invite: Option<String>,
+    /// Absent: not mounted.
+    pub mount: Option<PathBuf>,
+    pub seeders: Vec<PublicKey>,
+    pub min_replicas: u32,
+    pub windows: Vec<Window>,
+    pub upload: Option<Rate>,
+    pub download: Option<Rate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Seed {
+    pub name: String,
+    pub address: Address,
+    pub quota: Option<Size>,
+    pub windows: Vec<Window>,
+    pub upload: Option<Rate>,
+    pub download: Option<Rate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Api {
+    pub socket: PathBuf,
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Serialize for Recurring {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Recurring", 3)?;
+        st.serialize_field("when", self.when.source())?;
+        st.serialize_field("for", &format_duration(self.duration))?;
+        st.serialize_field("zone", self.zone.name())?;
+        st.end()
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Window", 4)?;
+        st.serialize_field("action", &self.action)?;
+        st.serialize_field("when", self.period.when.source())?;
+        st.serialize_field("for", &format_duration(self.period.duration))?;
+        st.serialize_field("zone", self.period.zone.name())?;
+        st.end()
+    }
+}
