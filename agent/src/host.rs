@@ -56,3 +56,26 @@ impl Host for SystemHost {
         Utc::now()
     }
 }
+
+/// A host that knows nothing machine-specific beyond paths and the clock: validating with
+/// it checks a config as it would be on any machine.
+#[derive(Debug, Clone)]
+pub struct Portable<H>(pub H);
+
+impl<H: Host> Host for Portable<H> {
+    fn home(&self) -> Option<PathBuf> {
+        self.0.home()
+    }
+    fn default_data_dir(&self) -> PathBuf {
+        self.0.default_data_dir()
+    }
+    fn default_mount_root(&self) -> PathBuf {
+        self.0.default_mount_root()
+    }
+    fn disk_capacity(&self, _path: &Path) -> Option<u64> {
+        None
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.0.now()
+    }
+}

@@ -3,6 +3,14 @@
 /// The candidate closest to `word`, if one is close enough to be a likely typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let folded = fold(word);
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
+    // A unique candidate that the word begins ("evict" for "evict-oldest").
+    let mut prefixed = candidates
+        .iter()
+        .filter(|c| folded.len() >= 3 && fold(c).starts_with(&folded));
+    if let (Some(only), None) = (prefixed.next(), prefixed.next()) {
+        return Some(only);
+    }
     candidates
         .into_iter()
         .filter_map(|c| {
@@ -30,6 +38,10 @@ mod tests {
         assert_eq!(closest("adress", keys), Some("address"));
         assert_eq!(closest("min-replicas", keys), Some("min_replicas"));
         assert_eq!(closest("Seeders", keys), Some("seeders"));
+        assert_eq!(
+            closest("evict", ["stop", "evict-oldest"]),
+            Some("evict-oldest")
+        );
     }
 
     #[test]

@@ -132,17 +132,11 @@ fn human(bytes: u64) -> String {
         ("MiB", 1 << 20),
         ("KiB", 1 << 10),
     ];
-    for (unit, m) in BIN {
-        if bytes >= *m && bytes % m == 0 {
-            return format!("{} {unit}", bytes / m);
-        }
+    match BIN.iter().find(|(_, m)| bytes >= *m) {
+        Some((unit, m)) if bytes % m == 0 => format!("{} {unit}", bytes / m),
+        Some((unit, m)) => format!("{:.2} {unit}", bytes as f64 / *m as f64),
+        None => format!("{bytes} B"),
     }
-    for (unit, m) in BIN {
-        if bytes >= *m {
-            return format!("{:.2} {unit}", bytes as f64 / *m as f64);
-        }
-    }
-    format!("{bytes} B")
 }
 
 impl fmt::Display for Size {
