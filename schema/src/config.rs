@@ -17,6 +17,7 @@ use crate::window::{Recurring, Window};
 
 /// A device's desired state.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive] // only validation builds a `Config`
 pub struct Config {
     pub device: Device,
     pub network: Network,
@@ -25,9 +26,6 @@ pub struct Config {
     pub seeds: Vec<Seed>,
     pub admins: Vec<PublicKey>,
     pub api: Api,
-    /// Keeps construction inside this crate: only validation builds a `Config`.
-    #[serde(skip)]
-    pub(crate) _sealed: (),
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -15,10 +15,10 @@ pub enum HexKeyError {
 }
 
 fn parse_hex32(text: &str) -> Result<[u8; 32], HexKeyError> {
-    if let Some((i, c)) = text.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        if text.len() == 64 || c.is_ascii_alphanumeric() {
-            return Err(HexKeyError::NotHex(c, text[..i].chars().count() + 1));
-        }
+    if let Some((i, c)) = text.char_indices().find(|(_, c)| !c.is_ascii_hexdigit())
+        && (text.len() == 64 || c.is_ascii_alphanumeric())
+    {
+        return Err(HexKeyError::NotHex(c, text[..i].chars().count() + 1));
     }
     if text.len() != 64 {
         return Err(HexKeyError::Length(text.chars().count()));

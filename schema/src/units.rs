@@ -133,7 +133,7 @@ fn human(bytes: u64) -> String {
         ("KiB", 1 << 10),
     ];
     match BIN.iter().find(|(_, m)| bytes >= *m) {
-        Some((unit, m)) if bytes % m == 0 => format!("{} {unit}", bytes / m),
+        Some((unit, m)) if bytes.is_multiple_of(*m) => format!("{} {unit}", bytes / m),
         Some((unit, m)) => format!("{:.2} {unit}", bytes as f64 / *m as f64),
         None => format!("{bytes} B"),
     }

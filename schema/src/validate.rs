@@ -92,7 +92,6 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
         seeds,
         admins,
         api,
-        _sealed: (),
     };
     cross_checks(ctx, raw, &config);
     config
@@ -521,6 +520,12 @@ fn mounts(ctx: &mut Ctx<'_>, raw: &RawConfig, config: &Config) {
             .help = Some("mount spaces outside `[device] data_dir`".into());
         }
         for (j, pj) in mounted.iter().take(a) {
+            // Two defaulted mounts of one name collide because the name is duplicated,
+            // which is reported already.
+            let explicit = |k: usize| matches!(raw.spaces[k].mount, Some(RawMount::Path(_)));
+            if !explicit(*i) && !explicit(*j) && raw.spaces[*i].name == raw.spaces[*j].name {
+                continue;
+            }
             if pi.starts_with(pj) || pj.starts_with(pi) {
                 let (inner, outer) = if pi.starts_with(pj) {
                     (*i, *j)
