@@ -1,0 +1,368 @@
+//! Invites: a space's address and key (for members), signed by the inviter and sealed to
+//! the invitee, as a checksummed text code that only the invitee can open.
+//!
+//! Text: bech32m with the prefix `coboxinvite1` (a typo is caught by the checksum before
+//! any decryption). Inside: `crypto_box_seal` to the invitee's x25519 key (converted from
+//! its identity key) of the payload, version 1:
+//!
+//! ```text
+//! version u8 = 1 ‖ role u8 (1 member, 2 seeder) ‖ expires u64 LE (unix seconds, 0 = never)
+//! ‖ name length u8 ‖ name (UTF-8) ‖ address [32] ‖ key length u8 (32 member, 0 seeder)
+//! ‖ encryption key ‖ inviter [32] ‖ invitee [32]
+//! ‖ signature [64]: ed25519 by the inviter of "cobox-invite-v1" ‖ everything before it
+//! ```
+
+use bech32::primitives::decode::{CheckedHrpstring, CheckedHrpstringError};
+use bech32::{Bech32m, Hrp};
+use cobox_schema::hexkey::{Address, PublicKey};
+use libsodium_rs::{crypto_box, crypto_sign};
+
+use crate::derive::{SigningKeyPair, verify};
+use crate::secret::Secret32;
+
+pub const PREFIX: &str = "coboxinvite";
+pub const VERSION: u8 = 1;
+const SIGN_DOMAIN: &[u8] = b"cobox-invite-v1";
+const MAX_NAME: usize = 64;
+
+/// What an invite lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read and write: the invite carries the encryption key.
+    Member,
+    /// Store and serve ciphertext only: the invite carries no encryption key.
+    Seeder,
+}
+
+/// The content of an invite.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub space_name: String,
+    pub address: Address,
+    /// Present for members, absent for seeders.
+    pub encryption_key: Option<Secret32>,
+    pub role: Role,
+    /// Unix seconds after which the invite is refused; `None`: never.
+    pub expires: Option<u64>,
+    pub inviter: PublicKey,
+    pub invitee: PublicKey,
+}
+
+impl std::fmt::Debug for Invite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invite")
+            .field("space_name", &self.space_name)
+            .field("address", &self.address)
+            .field("role", &self.role)
+            .field("expires", &self.expires)
+            .field("inviter", &self.inviter)
+            .field("invitee", &self.invitee)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an invite code could not be created or opened. Each check has its own error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InviteError {
+    #[error("invite code does not start with `{PREFIX}1`")]
+    NotAnInvite,
+    #[error("invite code has a typo: its checksum does not match (check every character)")]
+    Checksum,
+    #[error("invite code is malformed: {0}")]
+    Malformed(String),
+    #[error("invite was sealed for another device, or is damaged: this device cannot open it")]
+    NotForThisDevice,
+    #[error("invite has format version {0}, which this program does not know")]
+    UnsupportedVersion(u8),
+    #[error("invite names device {0} as its recipient, not this device")]
+    WrongRecipient(PublicKey),
+    #[error("invite signature does not verify: it was altered or not made by {0}")]
+    BadSignature(PublicKey),
+    #[error("invite expired at {0} (unix time); ask for a new one")]
+    Expired(u64),
+    #[error("space name is {0} bytes; an invite holds at most {MAX_NAME}")]
+    NameTooLong(usize),
+    #[error("a member invite needs the space's encryption key")]
+    MissingKey,
+}
+
+impl Invite {
+    fn payload(&self) -> Result<Vec<u8>, InviteError> {
+        let name = self.space_name.as_bytes();
+        if name.len() > MAX_NAME {
+            return Err(InviteError::NameTooLong(name.len()));
+        }
+        let mut p = Vec::with_capacity(256);
+        p.push(VERSION);
+        p.push(match self.role {
+            Role::Member => 1,
+            Role::Seeder => 2,
+        });
+        p.extend_from_slice(&self.expires.unwrap_or(0).to_le_bytes());
+        p.push(name.len() as u8);
+        p.extend_from_slice(name);
+        p.extend_from_slice(&self.address.0);
+        match (&self.role, &self.encryption_key) {
+            (Role::Member, Some(k)) => {
+                p.push(32);
+                p.extend_from_slice(k.expose());
+            }
+            (Role::Member, None) => return Err(InviteError::MissingKey),
+            (Role::Seeder, _) => p.push(0),
+        }
+        p.extend_from_slice(&self.inviter.0);
+        p.extend_from_slice(&self.invitee.0);
+        Ok(p)
+    }
+
+    /// The signed payload: what is sealed.
+    #[doc(hidden)]
+    pub fn signed_payload(&self, inviter: &SigningKeyPair) -> Result<Vec<u8>, InviteError> {
+        let mut p = self.payload()?;
+        let sig = inviter.sign(&[SIGN_DOMAIN, &p].concat());
+        p.extend_from_slice(&sig);
+        Ok(p)
+    }
+
+    /// Sign as `inviter`, seal to the invitee and encode as text.
+    pub fn create(&self, inviter: &SigningKeyPair) -> Result<String, InviteError> {
+        crate::init();
+        let signed = self.signed_payload(inviter)?;
+        let ed_pk = crypto_sign::PublicKey::from_bytes(&self.invitee.0)
+            .map_err(|_| InviteError::Malformed("invitee key".into()))?;
+        let x_pk = crypto_sign::ed25519_pk_to_curve25519(&ed_pk).map_err(|_| {
+            InviteError::Malformed("invitee key is not a valid ed25519 point".into())
+        })?;
+        let box_pk = crypto_box::PublicKey::from_bytes(&x_pk).expect("32-byte key");
+        let sealed = crypto_box::seal_box(&signed, &box_pk)
+            .expect("sealing an in-memory buffer cannot fail");
+        let hrp = Hrp::parse(PREFIX).expect("valid prefix");
+        bech32::encode::<Bech32m>(hrp, &sealed).map_err(|e| InviteError::Malformed(e.to_string()))
+    }
+}
+
+/// The sealed bytes inside an invite code, after checking prefix and checksum.
+pub fn decode_text(code: &str) -> Result<Vec<u8>, InviteError> {
+    let code = code.trim();
+    if !code.to_ascii_lowercase().starts_with(&format!("{PREFIX}1")) {
+        return Err(InviteError::NotAnInvite);
+    }
+    let checked = CheckedHrpstring::new::<Bech32m>(code).map_err(|e| match e {
+        CheckedHrpstringError::Checksum(_) => InviteError::Checksum,
+        other => InviteError::Malformed(other.to_string()),
+    })?;
+    if !checked.hrp().as_str().eq_ignore_ascii_case(PREFIX) {
+        return Err(InviteError::NotAnInvite);
+    }
+    Ok(checked.byte_iter().collect())
+}
+
+/// Open an invite code with this device's identity, at time `now` (unix seconds).
+pub fn open(code: &str, me: &SigningKeyPair, now: u64) -> Result<Invite, InviteError> {
+    crate::init();
+    let sealed = decode_text(code)?;
+    let x_sk = crypto_sign::ed25519_sk_to_curve25519(me.secret())
+        .map_err(|_| InviteError::NotForThisDevice)?;
+    let ed_pk = crypto_sign::PublicKey::from_bytes(&me.public.0)
+        .map_err(|_| InviteError::NotForThisDevice)?;
+    let x_pk =
+        crypto_sign::ed25519_pk_to_curve25519(&ed_pk).map_err(|_| InviteError::NotForThisDevice)?;
+    let box_sk = crypto_box::SecretKey::from_bytes(&x_sk).expect("32-byte key");
+    let box_pk = crypto_box::PublicKey::from_bytes(&x_pk).expect("32-byte key");
+    let signed = crypto_box::open_sealed_box(&sealed, &box_pk, &box_sk)
+        .map_err(|_| InviteError::NotForThisDevice)?;
+    let invite = parse_signed(&signed)?;
+    if invite.invitee != me.public {
+        return Err(InviteError::WrongRecipient(invite.invitee));
+    }
+    if let Some(t) = invite.expires.filter(|&t| now >= t) {
+        return Err(InviteError::Expired(t));
+    }
+    Ok(invite)
+}
+
+/// Parse and verify a signed payload (everything but the seal and the recipient/expiry checks).
+pub fn parse_signed(bytes: &[u8]) -> Result<Invite, InviteError> {
+    let mut r = Reader(bytes);
+    let version = r.u8()?;
+    if version != VERSION {
+        return Err(InviteError::UnsupportedVersion(version));
+    }
+    let role = match r.u8()? {
+        1 => Role::Member,
+        2 => Role::Seeder,
+        other => return Err(InviteError::Malformed(format!("unknown role {other}"))),
+    };
+    let expires = u64::from_le_bytes(r.array()?);
+    let name_len = r.u8()? as usize;
+    let name = std::str::from_utf8(r.take(name_len)?)
+        .map_err(|_| InviteError::Malformed("space name is not UTF-8".into()))?
+        .to_string();
+    let address = Address(r.array()?);
+    let key = match (r.u8()?, role) {
+        (32, Role::Member) => Some(Secret32::from_bytes(r.array()?)),
+        (0, Role::Seeder) => None,
+        (n, _) => {
+            return Err(InviteError::Malformed(format!(
+                "key length {n} does not fit the role"
+            )));
+        }
+    };
+    let inviter = PublicKey(r.array()?);
+    let invitee = PublicKey(r.array()?);
+    let signed_len = bytes.len() - r.0.len();
+    let signature: [u8; 64] = r.array()?;
+    if !r.0.is_empty() {
+        return Err(InviteError::Malformed(format!(
+            "{} trailing bytes",
+            r.0.len()
+        )));
+    }
+    if !verify(
+        &inviter,
+        &[SIGN_DOMAIN, &bytes[..signed_len]].concat(),
+        &signature,
+    ) {
+        return Err(InviteError::BadSignature(inviter));
+    }
+    Ok(Invite {
+        space_name: name,
+        address,
+        encryption_key: key,
+        role,
+        expires: (expires != 0).then_some(expires),
+        inviter,
+        invitee,
+    })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], InviteError> {
+        if self.0.len() < n {
+            return Err(InviteError::Malformed("payload ends early".into()));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, InviteError> {
+        Ok(self.take(1)?[0])
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], InviteError> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::derive::identity;
+
+    fn device(b: u8) -> SigningKeyPair {
+        identity(&Secret32::from_bytes([b; 32]))
+    }
+
+    fn invite_for(invitee: &SigningKeyPair, inviter: &SigningKeyPair) -> Invite {
+        Invite {
+            space_name: "accounts".into(),
+            address: Address([0x11; 32]),
+            encryption_key: Some(Secret32::from_bytes([0x22; 32])),
+            role: Role::Member,
+            expires: Some(2_000_000_000),
+            inviter: inviter.public,
+            invitee: invitee.public,
+        }
+    }
+
+    #[test]
+    fn the_invitee_opens_what_the_inviter_sealed() {
+        let (alice, bob) = (device(1), device(2));
+        let invite = invite_for(&bob, &alice);
+        let code = invite.create(&alice).unwrap();
+        assert!(code.starts_with("coboxinvite1"));
+        let opened = open(&code, &bob, 1_900_000_000).unwrap();
+        assert_eq!(opened, invite);
+        // Codes survive case changes (as when typed from a QR code in upper case).
+        assert_eq!(open(&code.to_uppercase(), &bob, 0).unwrap(), invite);
+    }
+
+    #[test]
+    fn each_failed_check_has_its_own_error() {
+        let (alice, bob, carol) = (device(1), device(2), device(3));
+        let code = invite_for(&bob, &alice).create(&alice).unwrap();
+        assert_eq!(open(&code, &carol, 0), Err(InviteError::NotForThisDevice));
+        assert_eq!(
+            open(&code, &bob, 2_000_000_000),
+            Err(InviteError::Expired(2_000_000_000))
+        );
+        assert_eq!(open("hello", &bob, 0), Err(InviteError::NotAnInvite));
+        // One changed character: caught by the checksum before any decryption.
+        let mut typo: Vec<char> = code.chars().collect();
+        let i = typo.len() / 2;
+        typo[i] = if typo[i] == 'q' { 'p' } else { 'q' };
+        let typo: String = typo.into_iter().collect();
+        assert_eq!(open(&typo, &bob, 0), Err(InviteError::Checksum));
+        assert!(matches!(
+            open("coboxinvite1b!!", &bob, 0),
+            Err(InviteError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_payload_resealed_by_someone_else_is_caught() {
+        let (alice, bob, mallory) = (device(1), device(2), device(4));
+        // Mallory signs in Alice's name: the signature does not verify.
+        let mut forged = invite_for(&bob, &alice).signed_payload(&mallory).unwrap();
+        assert_eq!(
+            parse_signed(&forged),
+            Err(InviteError::BadSignature(alice.public))
+        );
+        // A valid payload for Carol, re-sealed to Bob: the recipient check catches it.
+        let carol = device(3);
+        let for_carol = invite_for(&carol, &alice).signed_payload(&alice).unwrap();
+        let box_pk = {
+            let ed = crypto_sign::PublicKey::from_bytes(&bob.public.0).unwrap();
+            crypto_box::PublicKey::from_bytes(&crypto_sign::ed25519_pk_to_curve25519(&ed).unwrap())
+                .unwrap()
+        };
+        let sealed = crypto_box::seal_box(&for_carol, &box_pk).unwrap();
+        let code = bech32::encode::<Bech32m>(Hrp::parse(PREFIX).unwrap(), &sealed).unwrap();
+        assert_eq!(
+            open(&code, &bob, 0),
+            Err(InviteError::WrongRecipient(carol.public))
+        );
+        // A flipped payload byte after signing breaks the signature.
+        forged = invite_for(&bob, &alice).signed_payload(&alice).unwrap();
+        forged[12] ^= 1;
+        assert_eq!(
+            parse_signed(&forged),
+            Err(InviteError::BadSignature(alice.public))
+        );
+        forged[0] = 9;
+        assert_eq!(
+            parse_signed(&forged),
+            Err(InviteError::UnsupportedVersion(9))
+        );
+    }
+
+    #[test]
+    fn a_seeder_invite_never_carries_the_encryption_key() {
+        let (alice, hub) = (device(1), device(5));
+        let mut invite = invite_for(&hub, &alice);
+        invite.role = Role::Seeder;
+        let code = invite.create(&alice).unwrap();
+        let opened = open(&code, &hub, 0).unwrap();
+        assert_eq!(opened.role, Role::Seeder);
+        assert!(opened.encryption_key.is_none());
+        assert_eq!(opened.address, invite.address);
+    }
+
+    #[test]
+    fn debug_output_leaves_out_the_key() {
+        let invite = invite_for(&device(2), &device(1));
+        assert!(!format!("{invite:?}").contains("2222"));
+    }
+}
