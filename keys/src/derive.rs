@@ -84,23 +84,33 @@ fn kdf(parent: &Secret32, id: u64, context: &[u8; 8]) -> Secret32 {
     secret
 }
 
+/// The ed25519 seed of the device's identity.
+pub fn identity_seed(parent: &Secret32) -> Secret32 {
+    kdf(parent, IDENTITY_SUBKEY, IDENTITY_CONTEXT)
+}
+
 /// The device's identity key pair.
 pub fn identity(parent: &Secret32) -> SigningKeyPair {
-    SigningKeyPair::from_seed(&kdf(parent, IDENTITY_SUBKEY, IDENTITY_CONTEXT))
+    SigningKeyPair::from_seed(&identity_seed(parent))
 }
 
 /// The key pair of this device's feed number `feed` in the space at `address`.
 pub fn feed(parent: &Secret32, address: &Address, feed: u32) -> SigningKeyPair {
+    SigningKeyPair::from_seed(&feed_seed(parent, address, feed))
+}
+
+/// The ed25519 seed of this device's feed number `feed` in the space at `address`.
+pub fn feed_seed(parent: &Secret32, address: &Address, feed: u32) -> Secret32 {
     let root = kdf(parent, FEED_SUBKEY, FEED_CONTEXT);
     let mut message = Vec::with_capacity(FEED_DOMAIN.len() + 36);
     message.extend_from_slice(FEED_DOMAIN);
     message.extend_from_slice(&address.0);
     message.extend_from_slice(&feed.to_le_bytes());
-    let mut seed = crypto_generichash::generichash(&message, Some(root.expose()), 32)
-        .expect("valid BLAKE2b parameters");
-    let pair = SigningKeyPair::from_seed(&Secret32::from_slice(&seed).expect("asked for 32 bytes"));
-    zeroize::Zeroize::zeroize(&mut seed);
-    pair
+    let seed = zeroize::Zeroizing::new(
+        crypto_generichash::generichash(&message, Some(root.expose()), 32)
+            .expect("valid BLAKE2b parameters"),
+    );
+    Secret32::from_slice(&seed).expect("asked for 32 bytes")
 }
 
 /// Hypercore's discovery key of a public key (or space address): BLAKE2b-256 keyed with
