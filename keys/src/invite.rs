@@ -12,15 +12,14 @@
 //! ‖ signature [64]: ed25519 by the inviter of "cobox-invite-v1" ‖ everything before it
 //! ```
 
-use bech32::primitives::decode::{CheckedHrpstring, CheckedHrpstringError};
-use bech32::{Bech32m, Hrp};
 use cobox_schema::hexkey::{Address, PublicKey};
+use cobox_schema::invite_code::{self, CodeError};
 use libsodium_rs::{crypto_box, crypto_sign};
 
 use crate::derive::{SigningKeyPair, verify};
 use crate::secret::Secret32;
 
-pub const PREFIX: &str = "coboxinvite";
+pub use invite_code::PREFIX;
 pub const VERSION: u8 = 1;
 const SIGN_DOMAIN: &[u8] = b"cobox-invite-v1";
 const MAX_NAME: usize = 64;
@@ -137,31 +136,24 @@ impl Invite {
         let box_pk = crypto_box::PublicKey::from_bytes(&x_pk).expect("32-byte key");
         let sealed = crypto_box::seal_box(&signed, &box_pk)
             .expect("sealing an in-memory buffer cannot fail");
-        let hrp = Hrp::parse(PREFIX).expect("valid prefix");
-        bech32::encode::<Bech32m>(hrp, &sealed).map_err(|e| InviteError::Malformed(e.to_string()))
+        invite_code::encode(&sealed).map_err(InviteError::from)
     }
 }
 
-/// The sealed bytes inside an invite code, after checking prefix and checksum.
-pub fn decode_text(code: &str) -> Result<Vec<u8>, InviteError> {
-    let code = code.trim();
-    if !code.to_ascii_lowercase().starts_with(&format!("{PREFIX}1")) {
-        return Err(InviteError::NotAnInvite);
+impl From<CodeError> for InviteError {
+    fn from(e: CodeError) -> InviteError {
+        match e {
+            CodeError::NotAnInvite => InviteError::NotAnInvite,
+            CodeError::Checksum => InviteError::Checksum,
+            CodeError::Malformed(m) => InviteError::Malformed(m),
+        }
     }
-    let checked = CheckedHrpstring::new::<Bech32m>(code).map_err(|e| match e {
-        CheckedHrpstringError::Checksum(_) => InviteError::Checksum,
-        other => InviteError::Malformed(other.to_string()),
-    })?;
-    if !checked.hrp().as_str().eq_ignore_ascii_case(PREFIX) {
-        return Err(InviteError::NotAnInvite);
-    }
-    Ok(checked.byte_iter().collect())
 }
 
 /// Open an invite code with this device's identity, at time `now` (unix seconds).
 pub fn open(code: &str, me: &SigningKeyPair, now: u64) -> Result<Invite, InviteError> {
     crate::init();
-    let sealed = decode_text(code)?;
+    let sealed = invite_code::decode(code)?;
     let x_sk = crypto_sign::ed25519_sk_to_curve25519(me.secret())
         .map_err(|_| InviteError::NotForThisDevice)?;
     let ed_pk = crypto_sign::PublicKey::from_bytes(&me.public.0)
@@ -329,7 +321,7 @@ mod tests {
                 .unwrap()
         };
         let sealed = crypto_box::seal_box(&for_carol, &box_pk).unwrap();
-        let code = bech32::encode::<Bech32m>(Hrp::parse(PREFIX).unwrap(), &sealed).unwrap();
+        let code = invite_code::encode(&sealed).unwrap();
         assert_eq!(
             open(&code, &bob, 0),
             Err(InviteError::WrongRecipient(carol.public))
@@ -358,6 +350,21 @@ mod tests {
         assert_eq!(opened.role, Role::Seeder);
         assert!(opened.encryption_key.is_none());
         assert_eq!(opened.address, invite.address);
+    }
+
+    #[test]
+    fn a_real_code_passes_config_validation_and_a_damaged_one_does_not() {
+        let code = invite_for(&device(2), &device(1))
+            .create(&device(1))
+            .unwrap();
+        let host = cobox_schema::FixedHost::example();
+        let config =
+            |c: &str| format!("version = 1\n[[space]]\nname = \"accounts\"\ninvite = \"{c}\"\n");
+        let ok = cobox_schema::validate(&cobox_schema::Source::new("c", config(&code)), &host);
+        assert!(ok.diagnostics.is_empty(), "{:?}", ok.diagnostics);
+        let damaged = code.replacen('q', "p", 1);
+        let bad = cobox_schema::validate(&cobox_schema::Source::new("c", config(&damaged)), &host);
+        assert_eq!(bad.diagnostics[0].code, "invalid-invite");
     }
 
     #[test]

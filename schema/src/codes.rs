@@ -33,7 +33,10 @@ pub const ALL: &[(&str, &str)] = &[
         "seed-is-space",
         "a seed whose address is also a declared space",
     ),
-    ("invalid-invite", "an invite code that is not well formed"),
+    (
+        "invalid-invite",
+        "an invite code with a wrong prefix or checksum",
+    ),
     (
         "invalid-size",
         "a size that is not a number with a unit like \"50 GiB\"",

@@ -9,6 +9,7 @@ pub mod describe;
 pub mod diagnostic;
 pub mod hexkey;
 pub mod host;
+pub mod invite_code;
 pub mod json_schema;
 pub mod raw;
 pub mod render;

@@ -319,13 +319,9 @@ fn relay_url(ctx: &mut Ctx<'_>, path: &str, url: &str) -> bool {
 }
 
 fn invite_text(ctx: &mut Ctx<'_>, path: &str, text: &str) {
-    if text.trim().is_empty() || text.contains(char::is_whitespace) {
-        ctx.error(
-            "invalid-invite",
-            path,
-            "invite code is empty or contains spaces",
-        )
-        .help = Some("paste the code exactly as `coboxctl invite create` printed it".into());
+    if let Err(e) = crate::invite_code::decode(text) {
+        ctx.error("invalid-invite", path, e.to_string()).help =
+            Some("paste the code exactly as `coboxctl invite create` printed it".into());
     }
 }
 
