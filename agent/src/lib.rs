@@ -1,4 +1,6 @@
 //! The cobox agent: converges a device onto its declared `cobox.toml`.
 
 pub mod config_file;
+pub mod feed;
 pub mod host;
+pub mod space;

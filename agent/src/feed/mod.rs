@@ -1,0 +1,270 @@
+//! A feed: one hypercore on disk, written only by its owner, durable at each append.
+
+pub mod storage;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, SigningKey, VerifyingKey};
+
+use storage::CommitGroup;
+
+/// Why a feed could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("feed {dir}: {source}")]
+    Core {
+        dir: PathBuf,
+        source: hypercore::HypercoreError,
+    },
+    #[error("feed {dir} holds key {found}, not the expected {expected}")]
+    WrongKey {
+        dir: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("feed {dir}: cannot make writes durable: {source}")]
+    Sync {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("feed {dir} is not writable here")]
+    ReadOnly { dir: PathBuf },
+    #[error("public key {0} is not a valid ed25519 key")]
+    BadKey(String),
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An open feed.
+#[derive(Debug)]
+pub struct Feed {
+    dir: PathBuf,
+    core: Hypercore,
+    group: Arc<CommitGroup>,
+    public: [u8; 32],
+}
+
+impl Feed {
+    /// Open or create the feed in `dir` that must have public key `public`. With `seed`
+    /// (the ed25519 seed of that key) the feed is writable.
+    pub async fn open(
+        dir: &Path,
+        public: [u8; 32],
+        seed: Option<&[u8; 32]>,
+    ) -> Result<Feed, FeedError> {
+        let core_err = |source| FeedError::Core {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let existed = storage::exists(dir);
+        let (st, group) = storage::open(dir).await.map_err(core_err)?;
+        let builder = HypercoreBuilder::new(st);
+        let core = if existed {
+            // Hypercore ignores a supplied key pair on reopen: open, then check.
+            builder.open(true).build().await.map_err(core_err)?
+        } else {
+            let verifying =
+                VerifyingKey::from_bytes(&public).map_err(|_| FeedError::BadKey(hex(&public)))?;
+            let secret = seed.map(SigningKey::from_bytes);
+            if let Some(s) = &secret
+                && s.verifying_key() != verifying
+            {
+                return Err(FeedError::WrongKey {
+                    dir: dir.to_path_buf(),
+                    expected: hex(&public),
+                    found: hex(s.verifying_key().as_bytes()),
+                });
+            }
+            builder
+                .key_pair(PartialKeypair {
+                    public: verifying,
+                    secret,
+                })
+                .build()
+                .await
+                .map_err(core_err)?
+        };
+        let found = *core.key_pair().public.as_bytes();
+        if found != public {
+            return Err(FeedError::WrongKey {
+                dir: dir.to_path_buf(),
+                expected: hex(&public),
+                found: hex(&found),
+            });
+        }
+        let feed = Feed {
+            dir: dir.to_path_buf(),
+            core,
+            group,
+            public,
+        };
+        feed.commit()?;
+        Ok(feed)
+    }
+
+    /// Make every write so far durable.
+    pub fn commit(&self) -> Result<(), FeedError> {
+        self.group.commit().map_err(|source| FeedError::Sync {
+            dir: self.dir.clone(),
+            source,
+        })
+    }
+
+    /// Append blocks; returns the new length once they are durable.
+    pub async fn append_batch<B: AsRef<[u8]>>(&mut self, blocks: &[B]) -> Result<u64, FeedError> {
+        let length = self.append_uncommitted(blocks).await?;
+        self.commit()?;
+        Ok(length)
+    }
+
+    /// Append blocks without waiting for them to be durable: a later [`Feed::commit`]
+    /// (or committed append) makes them so. For the middle of a large write.
+    pub async fn append_uncommitted<B: AsRef<[u8]>>(
+        &mut self,
+        blocks: &[B],
+    ) -> Result<u64, FeedError> {
+        if !self.writable() {
+            return Err(FeedError::ReadOnly {
+                dir: self.dir.clone(),
+            });
+        }
+        let out = self
+            .core
+            .append_batch(blocks)
+            .await
+            .map_err(|source| FeedError::Core {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        Ok(out.length)
+    }
+
+    /// Block `index`, or `None` when this device does not have it.
+    pub async fn get(&mut self, index: u64) -> Result<Option<Vec<u8>>, FeedError> {
+        self.core
+            .get(index)
+            .await
+            .map_err(|source| FeedError::Core {
+                dir: self.dir.clone(),
+                source,
+            })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.core.info().length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn byte_len(&self) -> u64 {
+        self.core.info().byte_length
+    }
+
+    pub fn writable(&self) -> bool {
+        self.core.info().writeable
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The hypercore itself, for replication.
+    pub fn core_mut(&mut self) -> &mut Hypercore {
+        &mut self.core
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cobox_keys::Secret32;
+    use cobox_keys::derive::{feed as feed_keys, identity};
+    use cobox_schema::hexkey::Address;
+
+    fn keys(n: u32) -> cobox_keys::SigningKeyPair {
+        feed_keys(&Secret32::from_bytes([1; 32]), &Address([2; 32]), n)
+    }
+
+    fn seed(k: &cobox_keys::SigningKeyPair) -> [u8; 32] {
+        k.secret_bytes()[..32].try_into().unwrap()
+    }
+
+    #[tokio::test]
+    async fn appends_survive_reopening_and_the_key_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(0);
+        let mut f = Feed::open(dir.path(), k.public.0, Some(&seed(&k)))
+            .await
+            .unwrap();
+        assert_eq!(
+            f.append_batch(&[b"one".as_slice(), b"two"]).await.unwrap(),
+            2
+        );
+        assert_eq!(f.append_batch(&[b"three"]).await.unwrap(), 3);
+        drop(f);
+        let mut f = Feed::open(dir.path(), k.public.0, Some(&seed(&k)))
+            .await
+            .unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.get(1).await.unwrap().unwrap(), b"two");
+        assert_eq!(f.get(7).await.unwrap(), None);
+        assert!(f.writable());
+        drop(f);
+        // Opening with another key is refused, not silently accepted.
+        let other = keys(1);
+        let e = Feed::open(dir.path(), other.public.0, Some(&seed(&other)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FeedError::WrongKey { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_reader_cannot_append_and_a_mismatched_seed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(0);
+        let mut r = Feed::open(dir.path(), k.public.0, None).await.unwrap();
+        assert!(matches!(
+            r.append_batch(&[b"x"]).await,
+            Err(FeedError::ReadOnly { .. })
+        ));
+        let dir2 = tempfile::tempdir().unwrap();
+        let id = identity(&Secret32::from_bytes([5; 32]));
+        let e = Feed::open(dir2.path(), k.public.0, Some(&seed(&id)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FeedError::WrongKey { .. }));
+    }
+
+    #[tokio::test]
+    async fn feed_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(0);
+        let fdir = dir.path().join("feed");
+        let mut f = Feed::open(&fdir, k.public.0, Some(&seed(&k)))
+            .await
+            .unwrap();
+        f.append_batch(&[b"x"]).await.unwrap();
+        for name in ["oplog", "data", "tree", "bitfield"] {
+            let mode = std::fs::metadata(fdir.join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+        assert_eq!(
+            std::fs::metadata(&fdir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+}

@@ -1,0 +1,295 @@
+//! Space log messages: a versioned binary encoding.
+//!
+//! Every entry of a member's log feed is one message (sealed with the space's block key
+//! before it is appended). Layout: `version u8 = 1 ‖ type u8 ‖ body`. A type this program
+//! does not know decodes to [`Decoded::Unknown`]: the reader skips and counts it, so older
+//! agents keep working with logs written by newer ones.
+
+/// The format version written by this program.
+pub const VERSION: u8 = 1;
+
+/// A message in a space log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// The writer's device name, for people.
+    About { device_name: String },
+    /// The writer's feeds, bound to its identity by the identity's signature over
+    /// `"cobox-member-v1" ‖ address ‖ log ‖ content`.
+    Member {
+        identity: [u8; 32],
+        log: [u8; 32],
+        content: [u8; 32],
+        signature: [u8; 64],
+    },
+    /// An allow-list entry: `identity` may take part in the space with `role`.
+    Allow { role: Role, identity: [u8; 32] },
+    /// An invite was sent to `invitee`.
+    InviteAnnounced {
+        invitee: [u8; 32],
+        role: Role,
+        expires: u64,
+    },
+    /// A drive operation (its own versioned encoding).
+    Drive(Vec<u8>),
+}
+
+/// A role in a space's allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member,
+    Seeder,
+}
+
+/// What a log entry decoded to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    Known(Message),
+    /// A message of a newer format or type: skipped and counted.
+    Unknown {
+        version: u8,
+        kind: u8,
+    },
+}
+
+/// Why a log entry is not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("log entry is empty")]
+    Empty,
+    #[error("log entry of type {kind} ends early")]
+    Truncated { kind: u8 },
+    #[error("log entry of type {kind} has {extra} trailing bytes")]
+    Trailing { kind: u8, extra: usize },
+    #[error("log entry of type {kind} has an invalid field: {what}")]
+    Invalid { kind: u8, what: &'static str },
+}
+
+const ABOUT: u8 = 1;
+const MEMBER: u8 = 2;
+const ALLOW: u8 = 3;
+const INVITE: u8 = 4;
+const DRIVE: u8 = 5;
+/// Longest device name kept.
+const MAX_NAME: usize = 255;
+
+fn role_byte(r: Role) -> u8 {
+    match r {
+        Role::Member => 1,
+        Role::Seeder => 2,
+    }
+}
+
+impl Message {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![VERSION];
+        match self {
+            Message::About { device_name } => {
+                out.push(ABOUT);
+                let name = &device_name.as_bytes()[..device_name.len().min(MAX_NAME)];
+                out.push(name.len() as u8);
+                out.extend_from_slice(name);
+            }
+            Message::Member {
+                identity,
+                log,
+                content,
+                signature,
+            } => {
+                out.push(MEMBER);
+                out.extend_from_slice(identity);
+                out.extend_from_slice(log);
+                out.extend_from_slice(content);
+                out.extend_from_slice(signature);
+            }
+            Message::Allow { role, identity } => {
+                out.push(ALLOW);
+                out.push(role_byte(*role));
+                out.extend_from_slice(identity);
+            }
+            Message::InviteAnnounced {
+                invitee,
+                role,
+                expires,
+            } => {
+                out.push(INVITE);
+                out.extend_from_slice(invitee);
+                out.push(role_byte(*role));
+                out.extend_from_slice(&expires.to_le_bytes());
+            }
+            Message::Drive(op) => {
+                out.push(DRIVE);
+                out.extend_from_slice(op);
+            }
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Decoded, MessageError> {
+        let (&version, rest) = bytes.split_first().ok_or(MessageError::Empty)?;
+        let Some((&kind, body)) = rest.split_first() else {
+            return Err(MessageError::Truncated { kind: 0 });
+        };
+        if version != VERSION {
+            return Ok(Decoded::Unknown { version, kind });
+        }
+        let mut r = Reader { buf: body, kind };
+        let msg = match kind {
+            ABOUT => {
+                let n = r.u8()? as usize;
+                let name = std::str::from_utf8(r.take(n)?)
+                    .map_err(|_| r.invalid("device name is not UTF-8"))?;
+                Message::About {
+                    device_name: name.to_string(),
+                }
+            }
+            MEMBER => Message::Member {
+                identity: r.array()?,
+                log: r.array()?,
+                content: r.array()?,
+                signature: r.array()?,
+            },
+            ALLOW => Message::Allow {
+                role: r.role()?,
+                identity: r.array()?,
+            },
+            INVITE => Message::InviteAnnounced {
+                invitee: r.array()?,
+                role: r.role()?,
+                expires: u64::from_le_bytes(r.array()?),
+            },
+            DRIVE => Message::Drive(r.take(r.buf.len())?.to_vec()),
+            other => {
+                return Ok(Decoded::Unknown {
+                    version,
+                    kind: other,
+                });
+            }
+        };
+        if !r.buf.is_empty() {
+            return Err(MessageError::Trailing {
+                kind,
+                extra: r.buf.len(),
+            });
+        }
+        Ok(Decoded::Known(msg))
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    kind: u8,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], MessageError> {
+        if self.buf.len() < n {
+            return Err(MessageError::Truncated { kind: self.kind });
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, MessageError> {
+        Ok(self.take(1)?[0])
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], MessageError> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+    fn role(&mut self) -> Result<Role, MessageError> {
+        match self.u8()? {
+            1 => Ok(Role::Member),
+            2 => Ok(Role::Seeder),
+            _ => Err(self.invalid("unknown role")),
+        }
+    }
+    fn invalid(&self, what: &'static str) -> MessageError {
+        MessageError::Invalid {
+            kind: self.kind,
+            what,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Message> {
+        vec![
+            Message::About {
+                device_name: "ada-laptop".into(),
+            },
+            Message::Member {
+                identity: [1; 32],
+                log: [2; 32],
+                content: [3; 32],
+                signature: [4; 64],
+            },
+            Message::Allow {
+                role: Role::Seeder,
+                identity: [5; 32],
+            },
+            Message::InviteAnnounced {
+                invitee: [6; 32],
+                role: Role::Member,
+                expires: 1_800_000_000,
+            },
+            Message::Drive(vec![1, 2, 3]),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for m in samples() {
+            assert_eq!(Message::decode(&m.encode()), Ok(Decoded::Known(m.clone())));
+        }
+    }
+
+    #[test]
+    fn unknown_types_and_versions_are_skippable_not_errors() {
+        assert_eq!(
+            Message::decode(&[1, 99, 0, 0]),
+            Ok(Decoded::Unknown {
+                version: 1,
+                kind: 99
+            })
+        );
+        assert_eq!(
+            Message::decode(&[2, 1]),
+            Ok(Decoded::Unknown {
+                version: 2,
+                kind: 1
+            })
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_every_message_is_an_error_not_a_panic() {
+        for m in samples() {
+            let bytes = m.encode();
+            for cut in 0..bytes.len() {
+                let r = Message::decode(&bytes[..cut]);
+                if let Ok(Decoded::Known(d)) = &r {
+                    // Only a drive op can end anywhere (its own decoder checks it).
+                    assert!(matches!(d, Message::Drive(_)), "{m:?} cut at {cut} decoded");
+                }
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            if !matches!(m, Message::Drive(_)) {
+                assert!(matches!(
+                    Message::decode(&long),
+                    Err(MessageError::Trailing { extra: 1, .. })
+                ));
+            }
+        }
+        assert_eq!(Message::decode(&[]), Err(MessageError::Empty));
+        assert_eq!(
+            Message::decode(&[1, 3, 9]),
+            Err(MessageError::Invalid {
+                kind: 3,
+                what: "unknown role"
+            })
+        );
+    }
+}

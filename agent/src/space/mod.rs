@@ -1,0 +1,6 @@
+//! A space on disk: this device's log and content feeds, other members' feeds, and the
+//! encrypted messages and file contents in them.
+
+pub mod content;
+pub mod layout;
+pub mod message;
