@@ -1,5 +1,7 @@
 //! A feed: one hypercore on disk, written only by its owner, durable at each append.
 
+pub mod copy;
+pub mod oplog_repair;
 pub mod storage;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +62,16 @@ impl Feed {
             source,
         };
         let existed = storage::exists(dir);
+        if existed {
+            let dropped =
+                oplog_repair::repair(&dir.join("oplog")).map_err(|source| FeedError::Sync {
+                    dir: dir.to_path_buf(),
+                    source,
+                })?;
+            if dropped > 0 {
+                tracing::info!(dir = %dir.display(), dropped, "dropped oplog entries hypercore cannot replay");
+            }
+        }
         let (st, group) = storage::open(dir).await.map_err(core_err)?;
         let builder = HypercoreBuilder::new(st);
         let core = if existed {

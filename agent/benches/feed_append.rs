@@ -1,0 +1,60 @@
+//! Feed append throughput: cobox's feed storage (durable at commit points) against
+//! hypercore's own disk storage (a sync after every write), same machine, same run.
+//!
+//! Run: `cargo bench -p coboxd --bench feed_append`
+
+use std::time::Instant;
+
+use cobox_keys::Secret32;
+use cobox_schema::hexkey::Address;
+use coboxd::feed::Feed;
+use hypercore::{HypercoreBuilder, PartialKeypair, SigningKey, Storage};
+
+const BLOCK: usize = 4096;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let kp = cobox_keys::derive::feed(&Secret32::from_bytes([1; 32]), &Address([2; 32]), 0);
+    let seed: [u8; 32] = kp.secret_bytes()[..32].try_into().unwrap();
+    let block = vec![0x42u8; BLOCK];
+    println!("feed appends of {BLOCK}-byte blocks, each append durable before the next:");
+    for (count, batch) in [(2_000usize, 1usize), (20_000, 64)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ours = Feed::open(dir.path(), kp.public.0, Some(&seed))
+            .await
+            .unwrap();
+        let batch_blocks: Vec<&[u8]> = vec![&block; batch];
+        let start = Instant::now();
+        for _ in 0..count / batch {
+            ours.append_batch(&batch_blocks).await.unwrap();
+        }
+        let ours_rate = count as f64 / start.elapsed().as_secs_f64();
+
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::new_disk(&dir.path().to_path_buf(), false)
+            .await
+            .unwrap();
+        let signing = SigningKey::from_bytes(&seed);
+        let mut theirs = HypercoreBuilder::new(storage)
+            .key_pair(PartialKeypair {
+                public: signing.verifying_key(),
+                secret: Some(signing),
+            })
+            .build()
+            .await
+            .unwrap();
+        let start = Instant::now();
+        for _ in 0..count / batch {
+            theirs.append_batch(&batch_blocks).await.unwrap();
+        }
+        let theirs_rate = count as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "  batches of {batch:>2}: cobox {:>9.0} blocks/s ({:>6.1} MiB/s)   random-access-disk {:>9.0} blocks/s ({:>6.1} MiB/s)   ratio {:.1}",
+            ours_rate,
+            ours_rate * BLOCK as f64 / (1 << 20) as f64,
+            theirs_rate,
+            theirs_rate * BLOCK as f64 / (1 << 20) as f64,
+            ours_rate / theirs_rate
+        );
+    }
+}

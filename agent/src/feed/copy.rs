@@ -1,0 +1,146 @@
+//! Bringing a replica of a feed up to date from another copy, block by block, through
+//! hypercore's signed Merkle proofs (the same proofs replication carries): a replica
+//! accepts only what verifies against the feed's public key.
+
+use hypercore_schema::{RequestBlock, RequestUpgrade};
+
+use super::{Feed, FeedError};
+
+/// Why a proof was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error("feed {0}: the other copy sent a proof that does not verify")]
+    Rejected(String),
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Copy into `to` everything of `from` that it lacks; returns the number of blocks copied.
+/// Both must be the same feed; `to` need not be writable.
+pub async fn copy_missing(from: &mut Feed, to: &mut Feed) -> Result<u64, CopyError> {
+    let core_err = |dir: &std::path::Path| {
+        let dir = dir.to_path_buf();
+        move |source| FeedError::Core { dir, source }
+    };
+    let length = from.len();
+    if to.len() < length {
+        let index = length - 1;
+        let nodes = to
+            .core_mut()
+            .missing_nodes(index)
+            .await
+            .map_err(core_err(to.dir()))?;
+        let upgrade = RequestUpgrade {
+            start: to.len(),
+            length: length - to.len(),
+        };
+        let proof = from
+            .core_mut()
+            .create_proof(
+                None,
+                Some(RequestBlock { index, nodes }),
+                None,
+                Some(upgrade),
+            )
+            .await
+            .map_err(core_err(from.dir()))?;
+        let applied = match proof {
+            Some(p) => to
+                .core_mut()
+                .verify_and_apply_proof(&p)
+                .await
+                .map_err(core_err(to.dir()))?,
+            None => false,
+        };
+        if !applied {
+            return Err(CopyError::Rejected(hex(&to.public_key())));
+        }
+    }
+    let mut copied = 0;
+    for index in 0..length {
+        if to.core_mut().has(index) || !from.core_mut().has(index) {
+            continue;
+        }
+        let nodes = to
+            .core_mut()
+            .missing_nodes(index)
+            .await
+            .map_err(core_err(to.dir()))?;
+        let proof = from
+            .core_mut()
+            .create_proof(Some(RequestBlock { index, nodes }), None, None, None)
+            .await
+            .map_err(core_err(from.dir()))?;
+        let Some(proof) = proof else { continue };
+        if !to
+            .core_mut()
+            .verify_and_apply_proof(&proof)
+            .await
+            .map_err(core_err(to.dir()))?
+        {
+            return Err(CopyError::Rejected(hex(&to.public_key())));
+        }
+        copied += 1;
+    }
+    to.commit()?;
+    Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cobox_keys::Secret32;
+    use cobox_schema::hexkey::Address;
+
+    fn keys(n: u32) -> cobox_keys::SigningKeyPair {
+        cobox_keys::derive::feed(&Secret32::from_bytes([1; 32]), &Address([2; 32]), n)
+    }
+
+    #[tokio::test]
+    async fn a_replica_catches_up_and_stays_read_only() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let k = keys(0);
+        let seed: [u8; 32] = k.secret_bytes()[..32].try_into().unwrap();
+        let mut writer = Feed::open(a.path(), k.public.0, Some(&seed)).await.unwrap();
+        let blocks: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 1000 + i as usize]).collect();
+        writer.append_batch(&blocks[..5]).await.unwrap();
+        let mut replica = Feed::open(b.path(), k.public.0, None).await.unwrap();
+        assert_eq!(copy_missing(&mut writer, &mut replica).await.unwrap(), 5);
+        writer.append_batch(&blocks[5..]).await.unwrap();
+        assert_eq!(copy_missing(&mut writer, &mut replica).await.unwrap(), 15);
+        assert_eq!(copy_missing(&mut writer, &mut replica).await.unwrap(), 0);
+        drop(replica);
+        // A reopened replica may have dropped the last blocks it received (see
+        // oplog_repair); what it has is intact, and one more copy completes it.
+        let mut replica = Feed::open(b.path(), k.public.0, None).await.unwrap();
+        for (i, b) in blocks.iter().enumerate() {
+            if let Some(got) = replica.get(i as u64).await.unwrap() {
+                assert_eq!(&got, b);
+            }
+        }
+        copy_missing(&mut writer, &mut replica).await.unwrap();
+        assert_eq!(replica.len(), 20);
+        for (i, b) in blocks.iter().enumerate() {
+            assert_eq!(replica.get(i as u64).await.unwrap().as_ref(), Some(b));
+        }
+        assert!(!replica.writable());
+    }
+
+    #[tokio::test]
+    async fn a_different_feed_is_refused() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (k0, k1) = (keys(0), keys(1));
+        let seed: [u8; 32] = k0.secret_bytes()[..32].try_into().unwrap();
+        let mut writer = Feed::open(a.path(), k0.public.0, Some(&seed))
+            .await
+            .unwrap();
+        writer.append_batch(&[b"x"]).await.unwrap();
+        let mut other = Feed::open(b.path(), k1.public.0, None).await.unwrap();
+        assert!(copy_missing(&mut writer, &mut other).await.is_err());
+        assert_eq!(other.len(), 0);
+    }
+}
