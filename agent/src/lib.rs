@@ -3,4 +3,5 @@
 pub mod config_file;
 pub mod feed;
 pub mod host;
+// pub mod mount;
 pub mod space;

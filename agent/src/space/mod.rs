@@ -2,5 +2,6 @@
 //! encrypted messages and file contents in them.
 
 pub mod content;
+pub mod feeds;
 pub mod layout;
 pub mod message;

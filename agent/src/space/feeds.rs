@@ -1,0 +1,103 @@
+//! The feeds of a space on this device: this device's own pair and every other feed
+//! (other members' logs and contents, replicated here), opened read-only on demand.
+
+use std::collections::BTreeMap;
+
+use cobox_keys::{Secret32, SigningKeyPair};
+use cobox_schema::hexkey::Address;
+
+use super::layout::Layout;
+use crate::feed::{Feed, FeedError};
+
+/// Feed numbers of a member's feeds in a space (see the key derivation table).
+pub const LOG_FEED: u32 = 0;
+pub const CONTENT_FEED: u32 = 1;
+
+/// Every open feed of a space, by public key.
+#[derive(Debug)]
+pub struct Feeds {
+    layout: Layout,
+    pub log_key: [u8; 32],
+    pub content_key: [u8; 32],
+    open: BTreeMap<[u8; 32], Feed>,
+}
+
+fn seed(k: &SigningKeyPair) -> [u8; 32] {
+    k.secret_bytes()[..32]
+        .try_into()
+        .expect("64-byte secret key")
+}
+
+impl Feeds {
+    /// Open (creating) this device's log and content feeds of the space at `address`.
+    pub async fn open(
+        layout: Layout,
+        parent: &Secret32,
+        address: &Address,
+    ) -> Result<Feeds, FeedError> {
+        let log = cobox_keys::derive::feed(parent, address, LOG_FEED);
+        let content = cobox_keys::derive::feed(parent, address, CONTENT_FEED);
+        let mut open = BTreeMap::new();
+        for kp in [&log, &content] {
+            let feed = Feed::open(&layout.feed(&kp.public.0), kp.public.0, Some(&seed(kp))).await?;
+            open.insert(kp.public.0, feed);
+        }
+        Ok(Feeds {
+            layout,
+            log_key: log.public.0,
+            content_key: content.public.0,
+            open,
+        })
+    }
+
+    pub fn log(&mut self) -> &mut Feed {
+        self.open
+            .get_mut(&self.log_key)
+            .expect("own log is always open")
+    }
+
+    pub fn content(&mut self) -> &mut Feed {
+        self.open
+            .get_mut(&self.content_key)
+            .expect("own content is always open")
+    }
+
+    /// The feed `key`, opening it read-only if it exists on disk. `None`: not here.
+    pub async fn get(&mut self, key: &[u8; 32]) -> Result<Option<&mut Feed>, FeedError> {
+        if !self.open.contains_key(key) {
+            let dir = self.layout.feed(key);
+            if !crate::feed::storage::exists(&dir) {
+                return Ok(None);
+            }
+            let feed = Feed::open(&dir, *key, None).await?;
+            self.open.insert(*key, feed);
+        }
+        Ok(self.open.get_mut(key))
+    }
+
+    /// Open (creating if needed) a read-only replica of feed `key`.
+    pub async fn replica(&mut self, key: &[u8; 32]) -> Result<&mut Feed, FeedError> {
+        if !self.open.contains_key(key) {
+            let feed = Feed::open(&self.layout.feed(key), *key, None).await?;
+            self.open.insert(*key, feed);
+        }
+        Ok(self.open.get_mut(key).expect("just inserted"))
+    }
+
+    /// The keys of every feed present on disk, sorted.
+    pub fn on_disk(&self) -> Vec<[u8; 32]> {
+        let Ok(entries) = std::fs::read_dir(self.layout.feeds()) else {
+            return vec![];
+        };
+        let mut keys: Vec<[u8; 32]> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let bytes = cobox_keys::secret::unhex(&name)?;
+                <[u8; 32]>::try_from(bytes).ok()
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+}
