@@ -132,7 +132,7 @@ impl Drive {
                 device: op.device.clone(),
                 value: effect.value,
             });
-            heads.sort_by(|a, b| a.rank().cmp(&b.rank()));
+            heads.sort_by_key(Head::rank);
         }
         self.skip(&feed, seq);
     }
@@ -250,15 +250,12 @@ impl Drive {
         };
         let mut names = BTreeSet::new();
         let mut cursor: Bound<String> = Bound::Included(prefix.clone());
-        loop {
-            let Some((path, _)) = self
-                .heads
-                .range::<String, _>((cursor.clone(), Bound::Unbounded))
-                .next()
-            else {
-                break;
-            };
-            if !path.starts_with(&prefix) || path.is_empty() && !prefix.is_empty() {
+        while let Some((path, _)) = self
+            .heads
+            .range::<String, _>((cursor.clone(), Bound::Unbounded))
+            .next()
+        {
+            if !path.starts_with(&prefix) {
                 break;
             }
             if path.is_empty() {
