@@ -255,8 +255,9 @@ fn play(n: usize, steps: &[Step]) -> Vec<Vec<Op>> {
     for s in steps {
         match *s {
             Step::Sync { from, to } => {
-                for f in 0..n {
-                    seen[to][f] = seen[to][f].max(seen[from][f]);
+                let known = seen[from].clone();
+                for (mine, theirs) in seen[to].iter_mut().zip(known) {
+                    *mine = (*mine).max(theirs);
                 }
                 seen[to][from] = logs[from].len() as u64;
             }
