@@ -3,5 +3,6 @@
 pub mod config_file;
 pub mod feed;
 pub mod host;
-// pub mod mount;
+pub mod mount;
+pub mod run_mount;
 pub mod space;

@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
-use clap::{Parser, ValueEnum};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
 use cobox_schema::render::{self, Colour};
 use cobox_schema::{Source, describe};
 use coboxd::config_file::{self, DEFAULT_CONFIG, DEFAULT_CONFIG_NAME};
@@ -22,6 +22,29 @@ struct Args {
     /// How to print the desired state.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mount one space in the foreground until interrupted (SIGINT or SIGTERM unmount it).
+    Mount {
+        /// The data directory holding the device's keys and the space.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The space's name on this device.
+        #[arg(long, value_name = "NAME")]
+        space: String,
+        /// Create the space (new address and key) when this device has none of that name.
+        #[arg(long)]
+        create: bool,
+        /// The name other members see for this device.
+        #[arg(long, default_value = "coboxd")]
+        device_name: String,
+        /// Where to mount it.
+        mountpoint: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -31,7 +54,25 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let result = match args.command {
+        Some(Command::Mount {
+            data_dir,
+            space,
+            create,
+            device_name,
+            mountpoint,
+        }) => coboxd::run_mount::run(&data_dir, &space, create, &device_name, &mountpoint)
+            .map(|()| ExitCode::SUCCESS),
+        None => show_desired(&args.config, args.output),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("coboxd: {e:#}");
@@ -40,8 +81,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<ExitCode> {
-    let source = match &args.config {
+fn show_desired(config: &Option<PathBuf>, output: Output) -> Result<ExitCode> {
+    let source = match config {
         Some(path) => config_file::read(path)?,
         None => match config_file::default_path().filter(|p| p.exists()) {
             Some(path) => config_file::read(&path)?,
@@ -72,12 +113,15 @@ fn run(args: Args) -> Result<ExitCode> {
     let Some(config) = validation.config else {
         return Ok(ExitCode::from(1));
     };
-    match args.output {
+    match output {
         Output::Text => {
             println!("desired state from {}:", source.name());
             print!("{}", describe::desired_state(&config));
         }
-        Output::Json => println!("{}", serde_json::to_string_pretty(&config)?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&config).context("cannot print the desired state")?
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -119,8 +119,13 @@ impl Drive {
         let mut clock = op.clock.clone();
         // An operation has seen exactly the entries before it in its own log.
         clock.set(feed, seq);
+        // When an operation has several effects on one path, the last one counts.
+        let mut last: BTreeMap<&str, Value> = BTreeMap::new();
         for effect in &op.effects {
-            let heads = self.heads.entry(effect.path.clone()).or_default();
+            last.insert(&effect.path, effect.value);
+        }
+        for (path, value) in last {
+            let heads = self.heads.entry(path.to_string()).or_default();
             if heads.iter().any(|h| h.id == id || h.clock.covers(&id)) {
                 continue;
             }
@@ -130,7 +135,7 @@ impl Drive {
                 clock: clock.clone(),
                 time: op.time,
                 device: op.device.clone(),
-                value: effect.value,
+                value,
             });
             heads.sort_by_key(Head::rank);
         }

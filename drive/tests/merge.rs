@@ -200,6 +200,28 @@ fn retiring_a_conflict_keeps_the_copy_as_an_ordinary_file() {
 }
 
 #[test]
+fn the_last_effect_of_an_operation_on_a_path_counts() {
+    let mut d = Drive::default();
+    d.apply(A, 0, &op(1, "a", &[], &[("x", file(1))]));
+    // A rename onto x: x is tombstoned and put again in one operation.
+    d.apply(
+        A,
+        1,
+        &op(
+            2,
+            "a",
+            &[],
+            &[
+                ("x", Value::Tombstone),
+                ("x", file(2)),
+                ("y", Value::Tombstone),
+            ],
+        ),
+    );
+    assert_eq!(size_of(&d, "x"), Some(2));
+}
+
+#[test]
 fn applying_twice_changes_nothing_and_checkpoints_round_trip() {
     let mut d = Drive::default();
     let o = op(1, "a", &[], &[("a/b", file(1)), ("c", dir())]);

@@ -1,7 +1,440 @@
-//! A space on disk: this device's log and content feeds, other members' feeds, and the
-//! encrypted messages and file contents in them.
+//! A space on disk: this device's log and content feeds, other members' feeds, the
+//! encrypted messages and file contents in them, and the merged drive they make.
 
 pub mod content;
 pub mod feeds;
+pub mod index;
 pub mod layout;
 pub mod message;
+mod tree;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use cobox_keys::block::BlockKey;
+use cobox_keys::{Secret32, SigningKeyPair, SpaceKeys};
+
+use content::{ContentError, ContentStream, Extent};
+use feeds::Feeds;
+use layout::Layout;
+use message::{Decoded, Message};
+
+use crate::feed::FeedError;
+
+pub use tree::{Node, NodeKind};
+
+/// Why a space operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpaceError {
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    #[error("space index: {0}")]
+    Index(String),
+    #[error("space {0} has no encryption key here: this device only seeds it")]
+    NotAMember(String),
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    #[error("{0} exists")]
+    Exists(String),
+    #[error("directory {0} is not empty")]
+    NotEmpty(String),
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    #[error("{0} is a directory")]
+    IsADirectory(String),
+    #[error("invalid path {0:?}")]
+    InvalidName(String),
+}
+
+/// Log entries applied between checkpoints of the drive index.
+const CHECKPOINT_EVERY: u64 = 2_000;
+
+/// Counters of what reading the logs found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LogStats {
+    /// Entries of a newer format or type, skipped.
+    pub unknown: u64,
+    /// Entries that did not decrypt or decode, skipped.
+    pub invalid: u64,
+}
+
+/// An open space this device is a member of.
+pub struct Space {
+    layout: Layout,
+    keys: SpaceKeys,
+    block: BlockKey,
+    identity: SigningKeyPair,
+    device_name: String,
+    feeds: Feeds,
+    /// Log feeds of the space whose entries are merged into the drive.
+    logs: BTreeMap<[u8; 32], ()>,
+    tree: tree::Tree,
+    index: index::Index,
+    stats: LogStats,
+    /// Entries applied since the last checkpoint.
+    unsaved: u64,
+}
+
+impl std::fmt::Debug for Space {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Space")
+            .field("name", &self.keys.name)
+            .field("address", &self.keys.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The identity signature binding a member's feeds to it.
+pub fn member_statement(address: &[u8; 32], log: &[u8; 32], content: &[u8; 32]) -> Vec<u8> {
+    [b"cobox-member-v1".as_slice(), address, log, content].concat()
+}
+
+impl Space {
+    /// Open the space `keys` of this device (parent key `parent`) under `data_dir`,
+    /// creating this device's feeds on first open.
+    pub async fn open(
+        data_dir: &Path,
+        parent: &Secret32,
+        keys: SpaceKeys,
+        device_name: &str,
+    ) -> Result<Space, SpaceError> {
+        let encryption_key = keys
+            .encryption_key
+            .clone()
+            .ok_or_else(|| SpaceError::NotAMember(keys.name.clone()))?;
+        let layout = Layout::new(data_dir, &keys.address);
+        let feeds = Feeds::open(layout.clone(), parent, &keys.address).await?;
+        let index =
+            index::Index::open(&layout.index()).map_err(|e| SpaceError::Index(e.to_string()))?;
+        let mut space = Space {
+            block: BlockKey::for_space(&encryption_key),
+            identity: cobox_keys::derive::identity(parent),
+            device_name: device_name.to_string(),
+            keys,
+            layout,
+            feeds,
+            logs: BTreeMap::new(),
+            tree: tree::Tree::default(),
+            index,
+            stats: LogStats::default(),
+            unsaved: 0,
+        };
+        let own_log = space.feeds.log_key;
+        space.logs.insert(own_log, ());
+        for key in space
+            .index
+            .logs()
+            .map_err(|e| SpaceError::Index(e.to_string()))?
+        {
+            space.logs.insert(key, ());
+        }
+        if space.feeds.log().is_empty() {
+            let (log, content) = (space.feeds.log_key, space.feeds.content_key);
+            let signature =
+                space
+                    .identity
+                    .sign(&member_statement(&space.keys.address.0, &log, &content));
+            let about = Message::About {
+                device_name: space.device_name.clone(),
+            };
+            let member = Message::Member {
+                identity: space.identity.public.0,
+                log,
+                content,
+                signature,
+            };
+            space.append(&[about, member]).await?;
+        }
+        space.tree = space.index.load_tree().unwrap_or_default();
+        space.refresh().await?;
+        Ok(space)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.keys.name
+    }
+
+    pub fn keys(&self) -> &SpaceKeys {
+        &self.keys
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn stats(&self) -> LogStats {
+        self.stats
+    }
+
+    /// This device's log feed key.
+    pub fn log_key(&self) -> [u8; 32] {
+        self.feeds.log_key
+    }
+
+    pub fn content_key(&self) -> [u8; 32] {
+        self.feeds.content_key
+    }
+
+    /// The feeds of this space on this device.
+    pub fn feeds_mut(&mut self) -> &mut Feeds {
+        &mut self.feeds
+    }
+
+    /// Merge the log feed `key` (another member's) into this space's drive from now on.
+    pub async fn add_log(&mut self, key: [u8; 32]) -> Result<(), SpaceError> {
+        if self.logs.insert(key, ()).is_none() {
+            self.index
+                .add_log(&key)
+                .map_err(|e| SpaceError::Index(e.to_string()))?;
+        }
+        self.refresh().await
+    }
+
+    /// Seal and append messages to this device's log (durable on return).
+    pub async fn append(&mut self, messages: &[Message]) -> Result<u64, SpaceError> {
+        let key = self.feeds.log_key;
+        let start = self.feeds.log().len();
+        let sealed: Vec<Vec<u8>> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| self.block.seal(&key, start + i as u64, &m.encode()))
+            .collect();
+        Ok(self.feeds.log().append_batch(&sealed).await?)
+    }
+
+    /// Entry `index` of log `key`: `None` if this device does not have it.
+    pub async fn log_entry(
+        &mut self,
+        key: &[u8; 32],
+        index: u64,
+    ) -> Result<Option<Result<Decoded, String>>, SpaceError> {
+        let Some(feed) = self.feeds.get(key).await? else {
+            return Ok(None);
+        };
+        let Some(sealed) = feed.get(index).await? else {
+            return Ok(None);
+        };
+        let entry = self
+            .block
+            .open(key, index, &sealed)
+            .map_err(|e| e.to_string())
+            .and_then(|plain| Message::decode(&plain).map_err(|e| e.to_string()));
+        Ok(Some(entry))
+    }
+
+    /// Apply every log entry not applied yet, and checkpoint the drive index.
+    pub async fn refresh(&mut self) -> Result<(), SpaceError> {
+        let logs: Vec<[u8; 32]> = self.logs.keys().copied().collect();
+        for key in logs {
+            let applied = self.tree.applied(&key);
+            let len = match self.feeds.get(&key).await? {
+                Some(f) => f.len(),
+                None => continue,
+            };
+            for i in applied..len {
+                let Some(entry) = self.log_entry(&key, i).await? else {
+                    break;
+                };
+                match entry {
+                    Ok(Decoded::Known(Message::Drive(op))) => {
+                        if !self.tree.apply_encoded(&key, i, &op) {
+                            self.stats.invalid += 1;
+                        }
+                    }
+                    Ok(Decoded::Known(_)) => self.tree.skip(&key, i),
+                    Ok(Decoded::Unknown { .. }) => {
+                        self.stats.unknown += 1;
+                        self.tree.skip(&key, i);
+                    }
+                    Err(e) => {
+                        tracing::warn!(space = %self.keys.name, index = i, error = %e, "skipping an unreadable log entry");
+                        self.stats.invalid += 1;
+                        self.tree.skip(&key, i);
+                    }
+                }
+                self.unsaved += 1;
+            }
+        }
+        if self.unsaved >= CHECKPOINT_EVERY {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Save the drive to the index, so the next open replays only later entries.
+    pub fn checkpoint(&mut self) -> Result<(), SpaceError> {
+        if self.unsaved > 0 {
+            self.index
+                .save_tree(&self.tree)
+                .map_err(|e| SpaceError::Index(e.to_string()))?;
+            self.unsaved = 0;
+        }
+        Ok(())
+    }
+
+    /// The file or directory at `path` ("" is the root).
+    pub fn node(&self, path: &str) -> Option<Node> {
+        self.tree.node(path)
+    }
+
+    /// The entries of directory `dir`, sorted by name; `None` if it is not a directory.
+    pub fn children(&self, dir: &str) -> Option<Vec<(String, Node)>> {
+        self.tree.children(dir)
+    }
+
+    /// Start storing a file's content (one at a time per space).
+    pub fn begin_content(&mut self) -> ContentStream {
+        ContentStream::new(self.feeds.content())
+    }
+
+    pub async fn content_write(
+        &mut self,
+        stream: &mut ContentStream,
+        data: &[u8],
+    ) -> Result<(), SpaceError> {
+        let key = &self.block;
+        let feed = self.feeds.content();
+        Ok(stream.write(feed, key, data).await?)
+    }
+
+    pub async fn content_finish(&mut self, stream: ContentStream) -> Result<Extent, SpaceError> {
+        let key = &self.block;
+        let feed = self.feeds.content();
+        Ok(stream.finish(feed, key).await?)
+    }
+
+    /// Block `i` of a file's content, decrypted.
+    pub async fn read_block(&mut self, extent: &Extent, i: u64) -> Result<Vec<u8>, SpaceError> {
+        let feed = self
+            .feeds
+            .get(&extent.feed)
+            .await?
+            .ok_or_else(|| ContentError::Missing {
+                feed: cobox_keys::secret::hex(&extent.feed),
+                index: extent.start + i,
+            })?;
+        Ok(content::read_block(feed, &self.block, extent, i).await?)
+    }
+
+    async fn commit_op(&mut self, op: Vec<u8>) -> Result<(), SpaceError> {
+        self.append(&[Message::Drive(op)]).await?;
+        self.refresh().await
+    }
+
+    /// Record `path` as a file with this content.
+    pub async fn put_file(
+        &mut self,
+        path: &str,
+        extent: Extent,
+        mode: u32,
+        mtime_ms: i64,
+    ) -> Result<(), SpaceError> {
+        let ctx = self.op_context();
+        let op = self.tree.write_op(ctx, path, extent, mode, mtime_ms)?;
+        self.commit_op(op).await
+    }
+
+    /// Change a file's or directory's mode and modification time.
+    pub async fn set_meta(
+        &mut self,
+        path: &str,
+        mode: u32,
+        mtime_ms: i64,
+    ) -> Result<(), SpaceError> {
+        let ctx = self.op_context();
+        let node = self
+            .node(path)
+            .ok_or_else(|| SpaceError::NotFound(path.into()))?;
+        let op = match (node.kind, node.extent) {
+            (NodeKind::File, Some(extent)) => {
+                self.tree.write_op(ctx, path, extent, mode, mtime_ms)?
+            }
+            (NodeKind::File, None) => return Err(SpaceError::NotFound(path.into())),
+            (NodeKind::Dir, _) => self.tree.mkdir_op(ctx, path, mode, mtime_ms)?,
+        };
+        self.commit_op(op).await
+    }
+
+    pub async fn mkdir(&mut self, path: &str, mode: u32, mtime_ms: i64) -> Result<(), SpaceError> {
+        let ctx = self.op_context();
+        if self.node(path).is_some() {
+            return Err(SpaceError::Exists(path.into()));
+        }
+        self.parent_dir(path)?;
+        let op = self.tree.mkdir_op(ctx, path, mode, mtime_ms)?;
+        self.commit_op(op).await
+    }
+
+    /// Remove a file (`kind` File) or an empty directory (`kind` Dir).
+    pub async fn remove(&mut self, path: &str, kind: NodeKind) -> Result<(), SpaceError> {
+        let ctx = self.op_context();
+        let node = self
+            .node(path)
+            .ok_or_else(|| SpaceError::NotFound(path.into()))?;
+        match (kind, node.kind) {
+            (NodeKind::File, NodeKind::Dir) => return Err(SpaceError::IsADirectory(path.into())),
+            (NodeKind::Dir, NodeKind::File) => return Err(SpaceError::NotADirectory(path.into())),
+            (NodeKind::Dir, NodeKind::Dir)
+                if !self.children(path).unwrap_or_default().is_empty() =>
+            {
+                return Err(SpaceError::NotEmpty(path.into()));
+            }
+            _ => {}
+        }
+        let op = self.tree.delete_op(ctx, path)?;
+        self.commit_op(op).await
+    }
+
+    /// Move a file or directory, replacing a file (or empty directory) at `to`.
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), SpaceError> {
+        let ctx = self.op_context();
+        let src = self
+            .node(from)
+            .ok_or_else(|| SpaceError::NotFound(from.into()))?;
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(&format!("{from}/")) {
+            return Err(SpaceError::InvalidName(to.into()));
+        }
+        self.parent_dir(to)?;
+        if let Some(dst) = self.node(to) {
+            match (src.kind, dst.kind) {
+                (NodeKind::File, NodeKind::Dir) => return Err(SpaceError::IsADirectory(to.into())),
+                (NodeKind::Dir, NodeKind::File) => {
+                    return Err(SpaceError::NotADirectory(to.into()));
+                }
+                (NodeKind::Dir, NodeKind::Dir)
+                    if !self.children(to).unwrap_or_default().is_empty() =>
+                {
+                    return Err(SpaceError::NotEmpty(to.into()));
+                }
+                _ => {}
+            }
+        }
+        let op = self.tree.rename_op(ctx, from, to)?;
+        self.commit_op(op).await
+    }
+
+    fn parent_dir(&self, path: &str) -> Result<(), SpaceError> {
+        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+        match self.node(parent) {
+            Some(n) if n.kind == NodeKind::Dir => Ok(()),
+            Some(_) => Err(SpaceError::NotADirectory(parent.into())),
+            None => Err(SpaceError::NotFound(parent.into())),
+        }
+    }
+
+    fn op_context(&mut self) -> tree::OpContext {
+        tree::OpContext {
+            feed: self.feeds.log_key,
+            seq: self.feeds.log().len(),
+            device: self.device_name.clone(),
+            time_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        }
+    }
+}

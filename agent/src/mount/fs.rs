@@ -1,0 +1,733 @@
+//! The FUSE file system of a mounted space.
+//!
+//! Every request runs under the space's lock on the agent's runtime. Reads stream blocks
+//! from the drive; writes go to a staging file and are committed (content stored, then a
+//! drive operation appended, durable) on flush, fsync and close.
+
+use std::ffi::OsStr;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
+};
+use tokio::runtime::Handle as Runtime;
+
+use super::handles::{Handle, Handles, Staging};
+use super::inodes::{Inodes, ROOT, join};
+use crate::space::content::BLOCK_SIZE;
+use crate::space::{Node, NodeKind, Space, SpaceError};
+
+const TTL: Duration = Duration::from_secs(1);
+
+/// The state of one mount.
+pub struct SpaceFs {
+    space: Arc<tokio::sync::Mutex<Space>>,
+    rt: Runtime,
+    state: Mutex<State>,
+    staging_dir: PathBuf,
+    uid: u32,
+    gid: u32,
+}
+
+impl std::fmt::Debug for SpaceFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpaceFs")
+            .field("staging_dir", &self.staging_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    inodes: Inodes,
+    handles: Handles,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn to_time(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms as u64)
+    } else {
+        UNIX_EPOCH
+    }
+}
+
+fn time_ms(t: TimeOrNow) -> i64 {
+    match t {
+        TimeOrNow::Now => now_ms(),
+        TimeOrNow::SpecificTime(s) => s
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    }
+}
+
+fn errno(e: &SpaceError) -> Errno {
+    match e {
+        SpaceError::NotFound(_) => Errno::ENOENT,
+        SpaceError::Exists(_) => Errno::EEXIST,
+        SpaceError::NotEmpty(_) => Errno::ENOTEMPTY,
+        SpaceError::NotADirectory(_) => Errno::ENOTDIR,
+        SpaceError::IsADirectory(_) => Errno::EISDIR,
+        SpaceError::InvalidName(_) => Errno::EINVAL,
+        _ => Errno::EIO,
+    }
+}
+
+fn name_str(name: &OsStr) -> Result<&str, Errno> {
+    let s = name.to_str().ok_or(Errno::EINVAL)?;
+    if s.is_empty() || s == "." || s == ".." || s.contains('/') || s.contains('\0') {
+        return Err(Errno::EINVAL);
+    }
+    if s.len() > 255 {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(s)
+}
+
+impl SpaceFs {
+    pub fn new(
+        space: Arc<tokio::sync::Mutex<Space>>,
+        rt: Runtime,
+        staging_dir: PathBuf,
+    ) -> SpaceFs {
+        SpaceFs {
+            space,
+            rt,
+            state: Mutex::new(State::default()),
+            staging_dir,
+            uid: rustix::process::geteuid().as_raw(),
+            gid: rustix::process::getegid().as_raw(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn attr(&self, ino: u64, node: &Node, staged: Option<u64>) -> FileAttr {
+        let size = staged.unwrap_or(node.size);
+        let (kind, nlink) = match node.kind {
+            NodeKind::Dir => (FileType::Directory, 2),
+            NodeKind::File => (FileType::RegularFile, 1),
+        };
+        let t = to_time(node.mtime_ms);
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            kind,
+            perm: (node.mode & 0o7777) as u16,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: BLOCK_SIZE as u32,
+            flags: 0,
+        }
+    }
+
+    fn path_of(&self, ino: INodeNo) -> Result<String, Errno> {
+        self.state()
+            .inodes
+            .path(ino.0)
+            .map(str::to_string)
+            .ok_or(Errno::ENOENT)
+    }
+
+    fn child_path(&self, parent: INodeNo, name: &OsStr) -> Result<String, Errno> {
+        Ok(join(&self.path_of(parent)?, name_str(name)?))
+    }
+
+    /// The node at `path` with its inode, as the kernel should see it now.
+    fn entry(&self, path: &str) -> Result<(FileAttr, Node), Errno> {
+        let node = self
+            .rt
+            .block_on(async { self.space.lock().await.node(path) })
+            .ok_or(Errno::ENOENT)?;
+        let mut st = self.state();
+        let ino = st.inodes.ino(path);
+        let staged = st.handles.staged_size(ino);
+        Ok((self.attr(ino, &node, staged), node))
+    }
+
+    /// Copy a file's committed content into a staging file.
+    fn fill_staging(&self, staging: &mut Staging, node: &Node) -> Result<(), Errno> {
+        let Some(extent) = node.extent else {
+            return Ok(());
+        };
+        self.rt.block_on(async {
+            let mut space = self.space.lock().await;
+            for i in 0..extent.blocks {
+                let block = space.read_block(&extent, i).await.map_err(|e| errno(&e))?;
+                staging.file.write_all(&block).map_err(|_| Errno::EIO)?;
+            }
+            Ok::<(), Errno>(())
+        })?;
+        staging.file.set_len(node.size).map_err(|_| Errno::EIO)
+    }
+
+    /// Store a dirty staging file as the file's new content.
+    fn commit(&self, fh: u64) -> Result<(), Errno> {
+        let (ino, path) = {
+            let st = self.state();
+            let Some(h) = st.handles.get(fh) else {
+                return Ok(());
+            };
+            let Some(s) = &h.staging else { return Ok(()) };
+            if !s.dirty || s.orphaned {
+                return Ok(());
+            }
+            let path = st
+                .inodes
+                .path(h.ino)
+                .map(str::to_string)
+                .ok_or(Errno::ENOENT)?;
+            (h.ino, path)
+        };
+        let mut file = {
+            let st = self.state();
+            let h = st.handles.get(fh).ok_or(Errno::EBADF)?;
+            h.staging
+                .as_ref()
+                .ok_or(Errno::EBADF)?
+                .file
+                .try_clone()
+                .map_err(|_| Errno::EIO)?
+        };
+        file.seek(SeekFrom::Start(0)).map_err(|_| Errno::EIO)?;
+        self.rt.block_on(async {
+            let mut space = self.space.lock().await;
+            let mode = space.node(&path).map_or(0o644, |n| n.mode);
+            let mut stream = space.begin_content();
+            let mut buf = vec![0u8; BLOCK_SIZE];
+            loop {
+                let n = file.read(&mut buf).map_err(|_| Errno::EIO)?;
+                if n == 0 {
+                    break;
+                }
+                space
+                    .content_write(&mut stream, &buf[..n])
+                    .await
+                    .map_err(|e| errno(&e))?;
+            }
+            let extent = space.content_finish(stream).await.map_err(|e| errno(&e))?;
+            space
+                .put_file(&path, extent, mode, now_ms())
+                .await
+                .map_err(|e| errno(&e))
+        })?;
+        let mut st = self.state();
+        if let Some(s) = st.handles.get_mut(fh).and_then(|h| h.staging.as_mut()) {
+            s.dirty = false;
+        }
+        let _ = ino;
+        Ok(())
+    }
+
+    fn open_handle(
+        &self,
+        ino: u64,
+        node: &Node,
+        write: bool,
+        truncate: bool,
+    ) -> Result<u64, Errno> {
+        let staging = if write {
+            let fh = self.state().handles.peek_next();
+            let mut s = Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?;
+            if truncate {
+                s.dirty = true;
+            } else {
+                self.fill_staging(&mut s, node)?;
+            }
+            Some(s)
+        } else {
+            None
+        };
+        Ok(self.state().handles.insert(Handle { ino, staging }))
+    }
+
+    fn read_committed(&self, node: &Node, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let Some(extent) = node.extent else {
+            return Ok(vec![]);
+        };
+        let end = (offset + size as u64).min(node.size);
+        if offset >= end {
+            return Ok(vec![]);
+        }
+        let bs = BLOCK_SIZE as u64;
+        self.rt.block_on(async {
+            let mut space = self.space.lock().await;
+            let mut out = Vec::with_capacity((end - offset) as usize);
+            let mut pos = offset;
+            while pos < end {
+                let i = pos / bs;
+                let block = space.read_block(&extent, i).await.map_err(|e| errno(&e))?;
+                let from = (pos - i * bs) as usize;
+                let to = ((end - i * bs) as usize).min(block.len());
+                if from >= to {
+                    break;
+                }
+                out.extend_from_slice(&block[from..to]);
+                pos = i * bs + to as u64;
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl Filesystem for SpaceFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.child_path(parent, name).and_then(|p| self.entry(&p)) {
+            Ok((attr, _)) => reply.entry(&TTL, &attr, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.path_of(ino).and_then(|p| self.entry(&p)) {
+            Ok((attr, _)) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let result = (|| {
+            let path = self.path_of(ino)?;
+            let (_, node) = self.entry(&path)?;
+            if let Some(size) = size {
+                if node.kind == NodeKind::Dir {
+                    return Err(Errno::EISDIR);
+                }
+                // Truncate through a writer's staging file, or a temporary one.
+                let fh = match fh {
+                    Some(fh)
+                        if self
+                            .state()
+                            .handles
+                            .get(fh.0)
+                            .is_some_and(|h| h.staging.is_some()) =>
+                    {
+                        fh.0
+                    }
+                    _ => {
+                        let fh = self.open_handle(ino.0, &node, true, size == 0)?;
+                        let r = self.truncate_and_commit(fh, size);
+                        self.state().handles.remove(fh);
+                        r?;
+                        return self.entry(&path).map(|(a, _)| a);
+                    }
+                };
+                let mut st = self.state();
+                let s = st
+                    .handles
+                    .get_mut(fh)
+                    .and_then(|h| h.staging.as_mut())
+                    .ok_or(Errno::EBADF)?;
+                s.file.set_len(size).map_err(|_| Errno::EIO)?;
+                s.dirty = true;
+            }
+            // The root's attributes are fixed.
+            if (mode.is_some() || mtime.is_some()) && !path.is_empty() {
+                let mode = mode.map_or(node.mode, |m| m & 0o7777);
+                let mtime = mtime.map_or(node.mtime_ms, time_ms);
+                self.rt
+                    .block_on(async { self.space.lock().await.set_meta(&path, mode, mtime).await })
+                    .map_err(|e| errno(&e))?;
+            }
+            self.entry(&path).map(|(a, _)| a)
+        })();
+        match result {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let result = self.child_path(parent, name).and_then(|path| {
+            let mode = mode & !umask & 0o7777;
+            self.rt
+                .block_on(async { self.space.lock().await.mkdir(&path, mode, now_ms()).await })
+                .map_err(|e| errno(&e))?;
+            self.entry(&path)
+        });
+        match result {
+            Ok((attr, _)) => reply.entry(&TTL, &attr, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, NodeKind::File, reply)
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(parent, name, NodeKind::Dir, reply)
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let result = (|| {
+            let from = self.child_path(parent, name)?;
+            let to = self.child_path(newparent, newname)?;
+            self.rt
+                .block_on(async { self.space.lock().await.rename(&from, &to).await })
+                .map_err(|e| errno(&e))?;
+            let mut st = self.state();
+            if let Some(&old) = st.inodes_path_ino(&to) {
+                st.handles.orphan(old);
+            }
+            st.inodes.rename(&from, &to);
+            Ok(())
+        })();
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let result = (|| {
+            let path = self.path_of(ino)?;
+            let (_, node) = self.entry(&path)?;
+            if node.kind == NodeKind::Dir {
+                return Err(Errno::EISDIR);
+            }
+            let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+            let truncate = flags.0 & libc_o_trunc() != 0;
+            self.open_handle(ino.0, &node, write, truncate)
+        })();
+        match result {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let result = (|| {
+            let path = self.child_path(parent, name)?;
+            let mode = mode & !umask & 0o7777;
+            let node = self
+                .rt
+                .block_on(async {
+                    let mut space = self.space.lock().await;
+                    if space.node(&path).is_none() {
+                        let stream = space.begin_content();
+                        let extent = space.content_finish(stream).await?;
+                        space.put_file(&path, extent, mode, now_ms()).await?;
+                    }
+                    space.node(&path).ok_or(SpaceError::NotFound(path.clone()))
+                })
+                .map_err(|e| errno(&e))?;
+            let ino = self.state().inodes.ino(&path);
+            let fh = self.open_handle(ino, &node, true, true)?;
+            let (attr, _) = self.entry(&path)?;
+            Ok((attr, fh))
+        })();
+        match result {
+            Ok((attr, fh)) => reply.created(
+                &TTL,
+                &attr,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let staged = {
+            let st = self.state();
+            st.handles
+                .get(fh.0)
+                .and_then(|h| h.staging.as_ref())
+                .map(|s| s.file.try_clone())
+        };
+        let result = match staged {
+            Some(Ok(file)) => {
+                let mut buf = vec![0u8; size as usize];
+                let mut got = 0;
+                while got < buf.len() {
+                    match file.read_at(&mut buf[got..], offset + got as u64) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(_) => break,
+                    }
+                }
+                buf.truncate(got);
+                Ok(buf)
+            }
+            Some(Err(_)) => Err(Errno::EIO),
+            None => self
+                .path_of(ino)
+                .and_then(|p| self.entry(&p))
+                .and_then(|(_, node)| self.read_committed(&node, offset, size)),
+        };
+        match result {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let mut st = self.state();
+        let Some(s) = st.handles.get_mut(fh.0).and_then(|h| h.staging.as_mut()) else {
+            return reply.error(Errno::EBADF);
+        };
+        match s.file.write_all_at(data, offset) {
+            Ok(()) => {
+                s.dirty = true;
+                reply.written(data.len() as u32)
+            }
+            Err(_) => reply.error(Errno::EIO),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        match self.commit(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.commit(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let result = self.commit(fh.0);
+        self.state().handles.remove(fh.0);
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.path_of(ino).and_then(|p| self.entry(&p)) {
+            Ok((_, n)) if n.kind == NodeKind::Dir => {
+                reply.opened(FileHandle(0), FopenFlags::empty())
+            }
+            Ok(_) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let result = (|| {
+            let path = self.path_of(ino)?;
+            let children = self
+                .rt
+                .block_on(async { self.space.lock().await.children(&path) })
+                .ok_or(Errno::ENOTDIR)?;
+            let parent_ino = if ino.0 == ROOT {
+                ROOT
+            } else {
+                let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+                self.state().inodes.ino(parent)
+            };
+            let mut entries = vec![
+                (ino.0, FileType::Directory, ".".to_string()),
+                (parent_ino, FileType::Directory, "..".to_string()),
+            ];
+            let mut st = self.state();
+            for (name, node) in children {
+                let kind = if node.kind == NodeKind::Dir {
+                    FileType::Directory
+                } else {
+                    FileType::RegularFile
+                };
+                entries.push((st.inodes.ino(&join(&path, &name)), kind, name));
+            }
+            Ok(entries)
+        })();
+        match result {
+            Ok(entries) => {
+                for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(offset as usize)
+                {
+                    if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
+                        break;
+                    }
+                }
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let (blocks, free, avail) = rustix::fs::statvfs(&self.staging_dir)
+            .map(|s| {
+                (
+                    s.f_blocks * s.f_frsize / 4096,
+                    s.f_bfree * s.f_frsize / 4096,
+                    s.f_bavail * s.f_frsize / 4096,
+                )
+            })
+            .unwrap_or((0, 0, 0));
+        reply.statfs(blocks, free, avail, 0, u64::MAX / 2, 4096, 255, 4096);
+    }
+}
+
+impl SpaceFs {
+    fn remove(&self, parent: INodeNo, name: &OsStr, kind: NodeKind, reply: ReplyEmpty) {
+        let result = (|| {
+            let path = self.child_path(parent, name)?;
+            self.rt
+                .block_on(async { self.space.lock().await.remove(&path, kind).await })
+                .map_err(|e| errno(&e))?;
+            let mut st = self.state();
+            if let Some(&ino) = st.inodes_path_ino(&path) {
+                st.handles.orphan(ino);
+            }
+            st.inodes.forget_path(&path);
+            Ok(())
+        })();
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn truncate_and_commit(&self, fh: u64, size: u64) -> Result<(), Errno> {
+        {
+            let mut st = self.state();
+            let s = st
+                .handles
+                .get_mut(fh)
+                .and_then(|h| h.staging.as_mut())
+                .ok_or(Errno::EBADF)?;
+            s.file.set_len(size).map_err(|_| Errno::EIO)?;
+            s.dirty = true;
+        }
+        self.commit(fh)
+    }
+}
+
+impl State {
+    fn inodes_path_ino(&self, path: &str) -> Option<&u64> {
+        self.inodes.lookup(path)
+    }
+}
+
+fn libc_o_trunc() -> i32 {
+    0o1000
+}

@@ -1,0 +1,148 @@
+//! Mounting a space with FUSE: mount, unmount, and repair of a stale mount left by a crash.
+
+pub mod fs;
+pub mod handles;
+pub mod inodes;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use fuser::{BackgroundSession, Config, MountOption};
+
+use crate::space::Space;
+
+/// Why a space could not be mounted.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("cannot prepare mount point {path}: {source}")]
+    MountPoint {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mount point {0} is in use by another file system")]
+    Busy(PathBuf),
+    #[error("cannot mount at {path}: {source}")]
+    Mount {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot unmount {path}: {source}")]
+    Unmount {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A mounted space; dropping it unmounts.
+#[derive(Debug)]
+pub struct Mounted {
+    path: PathBuf,
+    session: Option<BackgroundSession>,
+}
+
+impl Mounted {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Unmount and wait for the file system to stop.
+    pub fn unmount(mut self) -> Result<(), MountError> {
+        match self.session.take() {
+            Some(s) => s.umount_and_join().map_err(|source| MountError::Unmount {
+                path: self.path.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.umount_and_join();
+        }
+    }
+}
+
+/// Whether `path` is a mount point whose file system process is gone (`ENOTCONN`).
+pub fn is_stale(path: &Path) -> bool {
+    matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTCONN.raw_os_error()))
+}
+
+/// Whether something is mounted at `path`.
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let target = path.to_string_lossy();
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|m| unescape(m) == target))
+}
+
+fn unescape(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// Lazily detach whatever is mounted at `path` (used for stale mounts).
+fn detach(path: &Path) -> Result<(), MountError> {
+    if rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH).is_ok() {
+        return Ok(());
+    }
+    let status = Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(path)
+        .status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(_) | Err(_) => Err(MountError::Unmount {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("fusermount3 -u -z failed"),
+        }),
+    }
+}
+
+/// Mount `space` at `path`, repairing a stale mount left there by a crash first.
+pub fn mount(
+    space: Arc<tokio::sync::Mutex<Space>>,
+    rt: tokio::runtime::Handle,
+    path: &Path,
+    staging: PathBuf,
+) -> Result<Mounted, MountError> {
+    if is_stale(path) {
+        tracing::warn!(path = %path.display(), "repairing a stale mount left by a previous run");
+        detach(path)?;
+    } else if is_mounted(path) {
+        return Err(MountError::Busy(path.to_path_buf()));
+    }
+    std::fs::create_dir_all(path).map_err(|source| MountError::MountPoint {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let fs = fs::SpaceFs::new(space, rt, staging);
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("cobox".into()),
+        MountOption::Subtype("cobox".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    config.n_threads = Some(4);
+    let session = fuser::spawn_mount(fs, path, &config).map_err(|source| MountError::Mount {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Mounted {
+        path: path.to_path_buf(),
+        session: Some(session),
+    })
+}

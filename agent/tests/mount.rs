@@ -1,0 +1,382 @@
+//! Real FUSE mounts of a space, driven by the tools people use: rsync, cp, mv, rm,
+//! editors' save-by-rename, and kill -9 of the process holding the mount.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coboxd::mount::{is_mounted, is_stale};
+
+/// A `coboxd mount` process.
+struct Mount {
+    child: Option<Child>,
+    at: PathBuf,
+}
+
+impl Mount {
+    fn start(data: &Path, at: &Path) -> Mount {
+        let child = Command::new(env!("CARGO_BIN_EXE_coboxd"))
+            .args([
+                "mount",
+                "--create",
+                "--space",
+                "test",
+                "--device-name",
+                "tester",
+                "--data-dir",
+            ])
+            .arg(data)
+            .arg(at)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("coboxd starts");
+        let m = Mount {
+            child: Some(child),
+            at: at.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !is_mounted(at) {
+            assert!(
+                Instant::now() < deadline,
+                "the space did not mount at {}",
+                at.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        m
+    }
+
+    /// Stop with SIGTERM and wait: a clean unmount.
+    fn stop(mut self) {
+        let mut child = self.child.take().expect("running");
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "coboxd exited with {status}");
+        assert!(!is_mounted(&self.at), "still mounted after a clean stop");
+    }
+
+    /// kill -9: the mount is left stale.
+    fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if is_mounted(&self.at) || is_stale(&self.at) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&self.at)
+                .status();
+        }
+    }
+}
+
+fn sh(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// BLAKE2b of every file under `root`, with its mode, by relative path.
+fn fingerprint(root: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if meta.is_dir() {
+                out.insert(
+                    format!("{rel}/"),
+                    (meta.permissions().mode() & 0o777, vec![]),
+                );
+                stack.push(p);
+            } else {
+                let mut state = libsodium_rs::crypto_generichash::State::new(None, 32).unwrap();
+                let mut f = std::fs::File::open(&p).unwrap();
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = std::io::Read::read(&mut f, &mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    state.update(&buf[..n]);
+                }
+                out.insert(rel, (meta.permissions().mode() & 0o777, state.finalize()));
+            }
+        }
+    }
+    out
+}
+
+/// A tree of `count` small and medium files in nested directories, plus one big file.
+fn make_tree(root: &Path, count: usize, big: usize) {
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..count {
+        let dir = root.join(format!("d{}/e{}", i % 10, i % 7));
+        std::fs::create_dir_all(&dir).unwrap();
+        let size = match i % 5 {
+            0 => 0,
+            1 => (next() % 100) as usize,
+            2 => (next() % 10_000) as usize,
+            3 => 65_536 + (i % 3) - 1,
+            _ => (next() % 300_000) as usize,
+        };
+        let data: Vec<u8> = (0..size).map(|_| next() as u8).collect();
+        let path = dir.join(format!("f{i}.bin"));
+        std::fs::write(&path, data).unwrap();
+        std::fs::set_permissions(
+            &path,
+            std::fs::Permissions::from_mode(if i % 4 == 0 { 0o600 } else { 0o644 }),
+        )
+        .unwrap();
+    }
+    let mut f = std::fs::File::create(root.join("big.bin")).unwrap();
+    let chunk: Vec<u8> = (0..1 << 20).map(|_| next() as u8).collect();
+    for _ in 0..big {
+        f.write_all(&chunk).unwrap();
+    }
+}
+
+#[test]
+fn an_rsynced_tree_survives_unmount_and_remount_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, data, at) = (
+        tmp.path().join("src"),
+        tmp.path().join("data"),
+        tmp.path().join("mnt"),
+    );
+    make_tree(&src, 1000, 100);
+    let m = Mount::start(&data, &at);
+    let out = Command::new("rsync")
+        .arg("-a")
+        .arg(format!("{}/", src.display()))
+        .arg(format!("{}/", at.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rsync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = fingerprint(&src);
+    assert_eq!(expected.keys().filter(|k| !k.ends_with('/')).count(), 1001);
+    assert_eq!(
+        fingerprint(&at),
+        expected,
+        "the mount matches the source before unmounting"
+    );
+    m.stop();
+
+    let m = Mount::start(&data, &at);
+    assert_eq!(
+        fingerprint(&at),
+        expected,
+        "the mount matches the source after remounting"
+    );
+    // rsync -a kept modification times: a second run has nothing to copy.
+    let out = Command::new("rsync")
+        .args(["-a", "--itemize-changes"])
+        .arg(format!("{}/", src.display()))
+        .arg(format!("{}/", at.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let changes = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        changes.lines().all(|l| !l.starts_with(">f")),
+        "rsync re-copied files:\n{changes}"
+    );
+    m.stop();
+    // No plaintext of the big file is in the data directory.
+    let marker = std::fs::read(src.join("big.bin")).unwrap()[..64].to_vec();
+    let feeds = fingerprint(&data);
+    assert!(!feeds.is_empty());
+    for entry in walk(&data) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(64).any(|w| w == marker.as_slice()),
+            "plaintext in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn everyday_file_operations_behave_like_a_local_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, at) = (tmp.path().join("data"), tmp.path().join("mnt"));
+    let m = Mount::start(&data, &at);
+    sh(
+        &at,
+        "mkdir -p a/b/c && echo hello > a/b/c/x.txt && cp -r a copy && ls copy/b/c/x.txt",
+    );
+    sh(&at, "test \"$(cat copy/b/c/x.txt)\" = hello");
+    sh(
+        &at,
+        "echo more >> a/b/c/x.txt && test \"$(cat a/b/c/x.txt)\" = \"$(printf 'hello\\nmore')\"",
+    );
+    sh(
+        &at,
+        "truncate -s 3 a/b/c/x.txt && test \"$(cat a/b/c/x.txt)\" = hel",
+    );
+    sh(&at, "truncate -s 0 a/b/c/x.txt && test ! -s a/b/c/x.txt");
+    sh(
+        &at,
+        "mv copy moved && test ! -e copy && test -f moved/b/c/x.txt",
+    );
+    sh(
+        &at,
+        "chmod 600 moved/b/c/x.txt && test \"$(stat -c %a moved/b/c/x.txt)\" = 600",
+    );
+    sh(
+        &at,
+        "touch -d '2020-01-02 03:04:05' moved/b/c/x.txt && test \"$(stat -c %Y moved/b/c/x.txt)\" = \"$(date -d '2020-01-02 03:04:05' +%s)\"",
+    );
+    sh(&at, "rm -r moved && test ! -e moved && ls a/b/c");
+    sh(&at, "if rmdir a 2>/dev/null; then exit 1; fi");
+    sh(&at, "if mkdir a 2>/dev/null; then exit 1; fi");
+    m.stop();
+    let m = Mount::start(&data, &at);
+    sh(
+        &at,
+        "test -d a/b/c && test ! -e moved && test -f a/b/c/x.txt && test ! -s a/b/c/x.txt",
+    );
+    m.stop();
+}
+
+#[test]
+fn an_editor_style_save_replaces_the_file_atomically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, at) = (tmp.path().join("data"), tmp.path().join("mnt"));
+    let m = Mount::start(&data, &at);
+    std::fs::write(at.join("notes.md"), "first draft\n").unwrap();
+    // Write a temporary file, sync it, rename it over the original (gedit, VS Code, vim's
+    // writebackup).
+    let tmpfile = at.join(".notes.md.swp");
+    let mut f = std::fs::File::create(&tmpfile).unwrap();
+    f.write_all(b"second draft\n").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    std::fs::rename(&tmpfile, at.join("notes.md")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(at.join("notes.md")).unwrap(),
+        "second draft\n"
+    );
+    let names: Vec<String> = std::fs::read_dir(&at)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["notes.md"]);
+    m.stop();
+    let m = Mount::start(&data, &at);
+    assert_eq!(
+        std::fs::read_to_string(at.join("notes.md")).unwrap(),
+        "second draft\n"
+    );
+    m.stop();
+}
+
+#[test]
+fn kill_9_leaves_no_corrupt_feed_and_the_next_start_mounts_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, at) = (tmp.path().join("data"), tmp.path().join("mnt"));
+    let m = Mount::start(&data, &at);
+    for i in 0..20 {
+        std::fs::write(
+            at.join(format!("kept-{i}.txt")),
+            format!("file {i}\n").repeat(1000),
+        )
+        .unwrap();
+    }
+    // Kill while a large write is under way.
+    let writer = {
+        let at = at.clone();
+        std::thread::spawn(move || {
+            if let Ok(mut f) = std::fs::File::create(at.join("interrupted.bin")) {
+                let chunk = vec![7u8; 1 << 20];
+                for _ in 0..200 {
+                    if f.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    m.kill();
+    let _ = writer.join();
+    assert!(
+        is_stale(&at) || !is_mounted(&at),
+        "after kill -9 the mount is stale or gone"
+    );
+
+    let m = Mount::start(&data, &at);
+    for i in 0..20 {
+        assert_eq!(
+            std::fs::read_to_string(at.join(format!("kept-{i}.txt"))).unwrap(),
+            format!("file {i}\n").repeat(1000)
+        );
+    }
+    if let Ok(bytes) = std::fs::read(at.join("interrupted.bin")) {
+        assert!(
+            bytes.iter().all(|b| *b == 7),
+            "an interrupted file holds only what was written"
+        );
+    }
+    std::fs::write(at.join("after.txt"), "still writable").unwrap();
+    m.stop();
+    let m = Mount::start(&data, &at);
+    assert_eq!(
+        std::fs::read_to_string(at.join("after.txt")).unwrap(),
+        "still writable"
+    );
+    m.stop();
+}
