@@ -8,6 +8,7 @@ use std::time::Instant;
 use cobox_keys::Secret32;
 use cobox_schema::hexkey::Address;
 use coboxd::feed::Feed;
+use coboxd::space::content::{self, ContentStream};
 use hypercore::{HypercoreBuilder, PartialKeypair, SigningKey, Storage};
 
 const BLOCK: usize = 4096;
@@ -18,7 +19,11 @@ async fn main() {
     let seed: [u8; 32] = kp.secret_bytes()[..32].try_into().unwrap();
     let block = vec![0x42u8; BLOCK];
     println!("feed appends of {BLOCK}-byte blocks, each append durable before the next:");
-    for (count, batch) in [(2_000usize, 1usize), (20_000, 64)] {
+    let content_only = std::env::var_os("COBOX_BENCH_CONTENT_ONLY").is_some();
+    for (count, batch) in [(2_000usize, 1usize), (20_000, 64)]
+        .into_iter()
+        .filter(|_| !content_only)
+    {
         let dir = tempfile::tempdir().unwrap();
         let mut ours = Feed::open(dir.path(), kp.public.0, Some(&seed))
             .await
@@ -57,4 +62,32 @@ async fn main() {
             ours_rate / theirs_rate
         );
     }
+
+    // A large file streamed into a content feed (sealed 64 KiB blocks, one commit at the end).
+    let mib = 256;
+    let dir = tempfile::tempdir().unwrap();
+    let kp1 = cobox_keys::derive::feed(&Secret32::from_bytes([1; 32]), &Address([2; 32]), 1);
+    let seed1: [u8; 32] = kp1.secret_bytes()[..32].try_into().unwrap();
+    let mut feed = Feed::open(dir.path(), kp1.public.0, Some(&seed1))
+        .await
+        .unwrap();
+    let key = cobox_keys::block::BlockKey::for_space(&Secret32::from_bytes([3; 32]));
+    let chunk = vec![0x5au8; 1 << 20];
+    let start = Instant::now();
+    let mut stream = ContentStream::new(&feed);
+    for _ in 0..mib {
+        stream.write(&mut feed, &key, &chunk).await.unwrap();
+    }
+    let extent = stream.finish(&mut feed, &key).await.unwrap();
+    let w = mib as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for i in 0..extent.blocks {
+        std::hint::black_box(
+            content::read_block(&mut feed, &key, &extent, i)
+                .await
+                .unwrap(),
+        );
+    }
+    let r = mib as f64 / start.elapsed().as_secs_f64();
+    println!("content stream of {mib} MiB: store {w:.1} MiB/s (durable), read back {r:.1} MiB/s");
 }

@@ -62,12 +62,13 @@ impl Inodes {
     /// Move `from` and everything under it to `to` (replacing whatever was at `to`).
     pub fn rename(&mut self, from: &str, to: &str) {
         self.forget_path(to);
-        let prefix = format!("{from}/");
         let moved: Vec<(String, u64)> = self
-            .by_path
-            .range(from.to_string()..)
-            .take_while(|(p, _)| p.as_str() == from || p.starts_with(&prefix))
-            .map(|(p, i)| (p.clone(), *i))
+            .at_or_under(from)
+            .into_iter()
+            .map(|p| {
+                let i = self.by_path[&p];
+                (p, i)
+            })
             .collect();
         for (old, ino) in moved {
             self.by_path.remove(&old);
@@ -77,19 +78,22 @@ impl Inodes {
         }
     }
 
+    /// The known paths equal to `path` or beneath it (`path/…`; not `path-other`).
+    fn at_or_under(&self, path: &str) -> Vec<String> {
+        let prefix = format!("{path}/");
+        self.by_path
+            .range(path.to_string()..format!("{path}0"))
+            .filter(|(p, _)| p.as_str() == path || p.starts_with(&prefix))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
     /// Drop the numbers of `path` and everything under it (it no longer exists).
     pub fn forget_path(&mut self, path: &str) {
         if path.is_empty() {
             return;
         }
-        let prefix = format!("{path}/");
-        let gone: Vec<String> = self
-            .by_path
-            .range(path.to_string()..)
-            .take_while(|(p, _)| p.as_str() == path || p.starts_with(&prefix))
-            .map(|(p, _)| p.clone())
-            .collect();
-        for p in gone {
+        for p in self.at_or_under(path) {
             if let Some(i) = self.by_path.remove(&p) {
                 self.by_ino.remove(&i);
             }

@@ -2,12 +2,11 @@
 //!
 //! A file is cut into [`BLOCK_SIZE`] plaintext blocks; each is sealed with the space's
 //! block key bound to (content feed, index) and appended in batches, so a file of any size
-//! streams through a bounded buffer. Its BLAKE2b-256 hash is computed on the way.
+//! streams through a bounded buffer. Its BLAKE3 hash (of the plaintext) is computed on the way.
 
 use std::io::Read;
 
 use cobox_keys::block::BlockKey;
-use libsodium_rs::crypto_generichash::State as Blake2b;
 
 use crate::feed::{Feed, FeedError};
 
@@ -55,7 +54,7 @@ pub struct ContentStream {
     size: u64,
     partial: Vec<u8>,
     batch: Vec<Vec<u8>>,
-    hash: Blake2b,
+    hash: blake3::Hasher,
 }
 
 impl std::fmt::Debug for ContentStream {
@@ -77,7 +76,7 @@ impl ContentStream {
             size: 0,
             partial: Vec::with_capacity(BLOCK_SIZE),
             batch: Vec::with_capacity(BATCH_BLOCKS),
-            hash: Blake2b::new(None, 32).expect("valid BLAKE2b parameters"),
+            hash: blake3::Hasher::new(),
         }
     }
 
@@ -135,7 +134,7 @@ impl ContentStream {
         }
         self.flush(feed).await?;
         feed.commit()?;
-        let hash: [u8; 32] = self.hash.finalize().try_into().expect("32-byte hash");
+        let hash: [u8; 32] = *self.hash.finalize().as_bytes();
         Ok(Extent {
             feed: feed.public_key(),
             start: self.start,
@@ -222,8 +221,7 @@ mod tests {
             back.extend(read_block(&mut f, &key, &ext, i).await.unwrap());
         }
         assert_eq!(back, data);
-        let expected = libsodium_rs::crypto_generichash::generichash(&data, None, 32).unwrap();
-        assert_eq!(ext.hash.to_vec(), expected);
+        assert_eq!(ext.hash, *blake3::hash(&data).as_bytes());
         // The plaintext is nowhere in the feed's files.
         let on_disk = std::fs::read(dir.path().join("data")).unwrap();
         assert!(!on_disk.windows(5).any(|w| w == b"small"));

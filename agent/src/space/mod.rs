@@ -54,6 +54,8 @@ const CHECKPOINT_EVERY: u64 = 2_000;
 /// Counters of what reading the logs found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LogStats {
+    /// Entries read and applied since the space was opened.
+    pub read: u64,
     /// Entries of a newer format or type, skipped.
     pub unknown: u64,
     /// Entries that did not decrypt or decode, skipped.
@@ -255,6 +257,7 @@ impl Space {
                     }
                 }
                 self.unsaved += 1;
+                self.stats.read += 1;
             }
         }
         if self.unsaved >= CHECKPOINT_EVERY {
@@ -436,5 +439,40 @@ impl Space {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_of_unknown_types_and_damaged_entries_are_skipped_and_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = Secret32::from_bytes([4; 32]);
+        let keys = SpaceKeys::generate("s");
+        let mut s = Space::open(tmp.path(), &parent, keys.clone(), "dev")
+            .await
+            .unwrap();
+        let key = s.feeds.log_key;
+        let at = s.feeds.log().len();
+        // A message type from a newer version, a garbage entry, then a real operation.
+        let unknown = s.block.seal(&key, at, &[message::VERSION, 200, 1, 2, 3]);
+        let garbage = vec![0u8; 60];
+        s.feeds
+            .log()
+            .append_batch(&[unknown, garbage])
+            .await
+            .unwrap();
+        s.mkdir("after", 0o755, 1).await.unwrap();
+        assert_eq!(s.stats().unknown, 1);
+        assert_eq!(s.stats().invalid, 1);
+        assert!(
+            s.node("after").is_some(),
+            "entries after the skipped ones still apply"
+        );
+        drop(s);
+        let s = Space::open(tmp.path(), &parent, keys, "dev").await.unwrap();
+        assert!(s.node("after").is_some());
     }
 }

@@ -1,0 +1,147 @@
+//! Sequential write and read of a large file through a mounted space, against the same on
+//! the underlying disk in the same run; and create+stat of many small files.
+//!
+//! Run: `cargo bench -p coboxd --bench mount_io` (as root or with FUSE access).
+//! `COBOX_BENCH_MIB` sets the large file's size (default 1024).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cobox_keys::{KeyStore, SpaceKeys};
+use coboxd::space::Space;
+
+const CHUNK: usize = 1 << 20;
+
+fn drop_caches() -> bool {
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
+}
+
+/// MiB/s writing `mib` MiB to `path` in 1 MiB writes, then fsync and close.
+fn write_file(path: &Path, mib: usize) -> f64 {
+    let chunk: Vec<u8> = (0..CHUNK).map(|i| (i * 31 % 251) as u8).collect();
+    let start = Instant::now();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
+    for _ in 0..mib {
+        f.write_all(&chunk).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    mib as f64 / start.elapsed().as_secs_f64()
+}
+
+/// MiB/s reading `path` in 1 MiB reads.
+fn read_file(path: &Path) -> f64 {
+    let mut buf = vec![0u8; CHUNK];
+    let start = Instant::now();
+    let mut f = File::open(path).unwrap();
+    let mut total = 0usize;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    (total as f64 / CHUNK as f64) / start.elapsed().as_secs_f64()
+}
+
+/// Files per second creating `n` files of 4 KiB under `dir`, then stat-ing each.
+fn create_and_stat(dir: &Path, n: usize) -> (f64, f64) {
+    let data = vec![7u8; 4096];
+    std::fs::create_dir_all(dir).unwrap();
+    let start = Instant::now();
+    for i in 0..n {
+        std::fs::write(dir.join(format!("f{i:05}")), &data).unwrap();
+    }
+    let create = n as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for i in 0..n {
+        assert_eq!(
+            std::fs::metadata(dir.join(format!("f{i:05}")))
+                .unwrap()
+                .len(),
+            4096
+        );
+    }
+    (create, n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn main() {
+    let mib: usize = std::env::var("COBOX_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let files: usize = std::env::var("COBOX_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let tmp = tempfile::tempdir_in(
+        std::env::var("COBOX_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let mnt = tmp.path().join("mnt");
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = KeyStore::new(&data);
+    let (parent, _) = store.load_or_create_parent().unwrap();
+    let keys = SpaceKeys::generate("bench");
+    store.save_space(&keys).unwrap();
+    let space = rt
+        .block_on(Space::open(&data, &parent, keys, "bench"))
+        .unwrap();
+    let staging = space.layout().staging();
+    let space = Arc::new(tokio::sync::Mutex::new(space));
+    let mounted = coboxd::mount::mount(space, rt.handle().clone(), &mnt, staging).unwrap();
+
+    let cold = drop_caches();
+    println!(
+        "sequential {mib} MiB, 1 MiB writes then fsync; reads {}:",
+        if cold {
+            "after dropping the page cache"
+        } else {
+            "with a warm page cache (cannot drop it here)"
+        }
+    );
+    let disk_w = write_file(&plain.join("big"), mib);
+    let mount_w = write_file(&mnt.join("big"), mib);
+    drop_caches();
+    let disk_r = read_file(&plain.join("big"));
+    drop_caches();
+    let mount_r = read_file(&mnt.join("big"));
+    println!(
+        "  write: disk {disk_w:8.1} MiB/s   mount {mount_w:8.1} MiB/s   ratio {:.2}",
+        mount_w / disk_w
+    );
+    println!(
+        "  read:  disk {disk_r:8.1} MiB/s   mount {mount_r:8.1} MiB/s   ratio {:.2}",
+        mount_r / disk_r
+    );
+
+    let (dc, ds) = create_and_stat(&plain.join("many"), files);
+    let (mc, ms) = create_and_stat(&mnt.join("many"), files);
+    println!("{files} x 4 KiB files:");
+    println!(
+        "  create: disk {dc:9.0}/s   mount {mc:9.0}/s   ratio {:.3}",
+        mc / dc
+    );
+    println!(
+        "  stat:   disk {ds:9.0}/s   mount {ms:9.0}/s   ratio {:.3}",
+        ms / ds
+    );
+    mounted.unmount().unwrap();
+}
