@@ -673,6 +673,26 @@ impl Filesystem for SpaceFs {
         }
     }
 
+    /// Spaces keep no extended attributes (POSIX ACLs, SELinux labels): say so quietly.
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        reply.error(Errno::NO_XATTR);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        if size == 0 {
+            reply.size(0)
+        } else {
+            reply.data(&[])
+        }
+    }
+
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let (blocks, free, avail) = rustix::fs::statvfs(&self.staging_dir)
             .map(|s| {
