@@ -380,3 +380,61 @@ fn kill_9_leaves_no_corrupt_feed_and_the_next_start_mounts_again() {
     );
     m.stop();
 }
+
+#[test]
+fn interleaved_writers_seeks_and_reads_while_writing_land_intact() {
+    use std::io::{Read, Seek, SeekFrom};
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, at) = (tmp.path().join("data"), tmp.path().join("mnt"));
+    let m = Mount::start(&data, &at);
+    let block: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    // Two files written at once: only one can stream; the other's commit moves it aside.
+    let mut a = std::fs::File::create(at.join("a.bin")).unwrap();
+    let mut b = std::fs::File::create(at.join("b.bin")).unwrap();
+    for _ in 0..3 {
+        a.write_all(&block).unwrap();
+        b.write_all(&block[..1000]).unwrap();
+    }
+    drop(b);
+    a.write_all(b"tail").unwrap();
+    drop(a);
+    let mut expected_a = block.repeat(3);
+    expected_a.extend_from_slice(b"tail");
+    assert_eq!(std::fs::read(at.join("a.bin")).unwrap(), expected_a);
+    assert_eq!(
+        std::fs::read(at.join("b.bin")).unwrap(),
+        block[..1000].repeat(3)
+    );
+    // A write behind the end of what was written, then reading back through the same file.
+    let mut c = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(at.join("c.bin"))
+        .unwrap();
+    c.write_all(&block).unwrap();
+    c.seek(SeekFrom::Start(10)).unwrap();
+    c.write_all(b"XYZ").unwrap();
+    c.seek(SeekFrom::Start(0)).unwrap();
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    let mut expected_c = block.clone();
+    expected_c[10..13].copy_from_slice(b"XYZ");
+    assert_eq!(back, expected_c);
+    drop(c);
+    // Rewriting the middle of an existing file keeps the rest.
+    let mut d = std::fs::OpenOptions::new()
+        .write(true)
+        .open(at.join("c.bin"))
+        .unwrap();
+    d.seek(SeekFrom::Start(150_000)).unwrap();
+    d.write_all(b"middle").unwrap();
+    drop(d);
+    expected_c[150_000..150_006].copy_from_slice(b"middle");
+    m.stop();
+    let m = Mount::start(&data, &at);
+    assert_eq!(std::fs::read(at.join("c.bin")).unwrap(), expected_c);
+    assert_eq!(std::fs::read(at.join("a.bin")).unwrap(), expected_a);
+    m.stop();
+}

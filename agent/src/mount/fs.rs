@@ -19,9 +19,10 @@ use fuser::{
 };
 use tokio::runtime::Handle as Runtime;
 
-use super::handles::{Handle, Handles, Staging};
+use super::handles::{Body, Handle, Handles, Staging};
 use super::inodes::{Inodes, ROOT, join};
-use crate::space::content::BLOCK_SIZE;
+use crate::space::content::Extent;
+use crate::space::content::{self, BLOCK_SIZE};
 use crate::space::{Node, NodeKind, Space, SpaceError};
 
 const TTL: Duration = Duration::from_secs(1);
@@ -116,8 +117,8 @@ impl SpaceFs {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn attr(&self, ino: u64, node: &Node, staged: Option<u64>) -> FileAttr {
-        let size = staged.unwrap_or(node.size);
+    fn attr(&self, ino: u64, node: &Node, pending: Option<u64>) -> FileAttr {
+        let size = pending.unwrap_or(node.size);
         let (kind, nlink) = match node.kind {
             NodeKind::Dir => (FileType::Directory, 2),
             NodeKind::File => (FileType::RegularFile, 1),
@@ -154,112 +155,205 @@ impl SpaceFs {
         Ok(join(&self.path_of(parent)?, name_str(name)?))
     }
 
+    /// The size a writer of `ino` has written but not committed yet, if any.
+    fn pending_size(&self, ino: u64) -> Option<u64> {
+        let handles = self.state().handles.of(ino);
+        handles.iter().find_map(|h| match &*h.body() {
+            Body::Streaming(s) => Some(s.size()),
+            Body::Staging {
+                staging,
+                dirty: true,
+            } => Some(staging.size()),
+            _ => None,
+        })
+    }
+
     /// The node at `path` with its inode, as the kernel should see it now.
     fn entry(&self, path: &str) -> Result<(FileAttr, Node), Errno> {
         let node = self
             .rt
             .block_on(async { self.space.lock().await.node(path) })
             .ok_or(Errno::ENOENT)?;
-        let mut st = self.state();
-        let ino = st.inodes.ino(path);
-        let staged = st.handles.staged_size(ino);
-        Ok((self.attr(ino, &node, staged), node))
+        let ino = self.state().inodes.ino(path);
+        let pending = self.pending_size(ino);
+        Ok((self.attr(ino, &node, pending), node))
     }
 
-    /// Copy a file's committed content into a staging file.
-    fn fill_staging(&self, staging: &mut Staging, node: &Node) -> Result<(), Errno> {
-        let Some(extent) = node.extent else {
-            return Ok(());
-        };
-        self.rt.block_on(async {
-            let mut space = self.space.lock().await;
-            for i in 0..extent.blocks {
-                let block = space.read_block(&extent, i).await.map_err(|e| errno(&e))?;
-                staging.file.write_all(&block).map_err(|_| Errno::EIO)?;
-            }
-            Ok::<(), Errno>(())
-        })?;
-        staging.file.set_len(node.size).map_err(|_| Errno::EIO)
+    fn handle(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
+        self.state().handles.get(fh).ok_or(Errno::EBADF)
     }
 
-    /// Store a dirty staging file as the file's new content.
-    fn commit(&self, fh: u64) -> Result<(), Errno> {
-        let (ino, path) = {
-            let st = self.state();
-            let Some(h) = st.handles.get(fh) else {
-                return Ok(());
-            };
-            let Some(s) = &h.staging else { return Ok(()) };
-            if !s.dirty || s.orphaned {
-                return Ok(());
-            }
-            let path = st
-                .inodes
-                .path(h.ino)
-                .map(str::to_string)
-                .ok_or(Errno::ENOENT)?;
-            (h.ino, path)
-        };
-        let mut file = {
-            let st = self.state();
-            let h = st.handles.get(fh).ok_or(Errno::EBADF)?;
-            h.staging
-                .as_ref()
-                .ok_or(Errno::EBADF)?
-                .file
-                .try_clone()
-                .map_err(|_| Errno::EIO)?
-        };
-        file.seek(SeekFrom::Start(0)).map_err(|_| Errno::EIO)?;
-        self.rt.block_on(async {
-            let mut space = self.space.lock().await;
-            let mode = space.node(&path).map_or(0o644, |n| n.mode);
-            let mut stream = space.begin_content();
-            let mut buf = vec![0u8; BLOCK_SIZE];
-            loop {
-                let n = file.read(&mut buf).map_err(|_| Errno::EIO)?;
-                if n == 0 {
-                    break;
+    /// A staging file holding `extent`'s content (the whole file).
+    fn staging_from(&self, fh: u64, extent: Option<Extent>, size: u64) -> Result<Staging, Errno> {
+        let mut staging = Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?;
+        if let Some(extent) = extent {
+            self.rt.block_on(async {
+                let mut space = self.space.lock().await;
+                for i in 0..extent.blocks {
+                    let block = space.read_block(&extent, i).await.map_err(|e| errno(&e))?;
+                    staging.file.write_all(&block).map_err(|_| Errno::EIO)?;
                 }
-                space
-                    .content_write(&mut stream, &buf[..n])
-                    .await
-                    .map_err(|e| errno(&e))?;
-            }
-            let extent = space.content_finish(stream).await.map_err(|e| errno(&e))?;
-            space
-                .put_file(&path, extent, mode, now_ms())
-                .await
-                .map_err(|e| errno(&e))
-        })?;
-        let mut st = self.state();
-        if let Some(s) = st.handles.get_mut(fh).and_then(|h| h.staging.as_mut()) {
-            s.dirty = false;
+                Ok::<(), Errno>(())
+            })?;
         }
-        let _ = ino;
+        staging.file.set_len(size).map_err(|_| Errno::EIO)?;
+        Ok(staging)
+    }
+
+    /// Turn a body that cannot take `write_at`/`read` directly into a staging file: a clean
+    /// writer copies the committed file, a stream is finished and copied back.
+    fn to_staging(&self, fh: u64, ino: u64, body: &mut Body) -> Result<(), Errno> {
+        match std::mem::replace(body, Body::Clean) {
+            Body::Clean => {
+                let path = self
+                    .state()
+                    .inodes
+                    .path(ino)
+                    .map(str::to_string)
+                    .ok_or(Errno::ENOENT)?;
+                let node = self
+                    .rt
+                    .block_on(async { self.space.lock().await.node(&path) })
+                    .ok_or(Errno::ENOENT)?;
+                let staging = self.staging_from(fh, node.extent, node.size)?;
+                *body = Body::Staging {
+                    staging,
+                    dirty: false,
+                };
+            }
+            Body::Streaming(stream) => {
+                let size = stream.size();
+                let extent = self
+                    .rt
+                    .block_on(async { self.space.lock().await.content_finish(stream).await })
+                    .map_err(|e| errno(&e))?;
+                self.state().handles.release_content(fh);
+                let staging = self.staging_from(fh, Some(extent), size)?;
+                *body = Body::Staging {
+                    staging,
+                    dirty: true,
+                };
+            }
+            staged @ Body::Staging { .. } => *body = staged,
+        }
         Ok(())
     }
 
-    fn open_handle(
-        &self,
-        ino: u64,
-        node: &Node,
-        write: bool,
-        truncate: bool,
-    ) -> Result<u64, Errno> {
-        let staging = if write {
-            let fh = self.state().handles.peek_next();
-            let mut s = Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?;
-            if truncate {
-                s.dirty = true;
+    /// Take the content feed for `fh`'s commit: a file streaming into it is moved to staging
+    /// first; a commit under way is waited for.
+    fn claim_content(&self, fh: u64) -> Result<(), Errno> {
+        loop {
+            let holder = match self.state().handles.claim_content(fh) {
+                Ok(()) => return Ok(()),
+                Err(other) => other,
+            };
+            let Some(h) = self.state().handles.get(holder) else {
+                self.state().handles.release_content(holder);
+                continue;
+            };
+            let mut body = h.body();
+            if matches!(*body, Body::Streaming(_)) {
+                self.to_staging(holder, h.ino, &mut body)?;
             } else {
-                self.fill_staging(&mut s, node)?;
+                drop(body);
+                std::thread::sleep(Duration::from_millis(1));
             }
-            Some(s)
-        } else {
-            None
+        }
+    }
+
+    /// Store a written file's new content and record it: durable on return.
+    fn commit(&self, fh: u64) -> Result<(), Errno> {
+        let Ok(h) = self.handle(fh) else {
+            return Ok(());
         };
-        Ok(self.state().handles.insert(Handle { ino, staging }))
+        let mut body = h.body();
+        if h.is_orphaned() {
+            if matches!(*body, Body::Streaming(_)) {
+                // Finish the stream so the content feed can take other files again.
+                if let Body::Streaming(stream) = std::mem::replace(&mut *body, Body::Clean) {
+                    let _ = self
+                        .rt
+                        .block_on(async { self.space.lock().await.content_finish(stream).await });
+                }
+                self.state().handles.release_content(fh);
+            }
+            return Ok(());
+        }
+        let path = self
+            .state()
+            .inodes
+            .path(h.ino)
+            .map(str::to_string)
+            .ok_or(Errno::ENOENT)?;
+        match std::mem::replace(&mut *body, Body::Clean) {
+            Body::Clean => {}
+            Body::Streaming(stream) => {
+                let result = self.rt.block_on(async {
+                    let mut space = self.space.lock().await;
+                    let mode = space.node(&path).map_or(0o644, |n| n.mode);
+                    let extent = space.content_finish(stream).await?;
+                    space.put_file(&path, extent, mode, now_ms()).await
+                });
+                self.state().handles.release_content(fh);
+                result.map_err(|e| errno(&e))?;
+            }
+            Body::Staging { staging, dirty } => {
+                if !dirty {
+                    *body = Body::Staging { staging, dirty };
+                    return Ok(());
+                }
+                self.claim_content(fh)?;
+                let mut file = staging.file.try_clone().map_err(|_| Errno::EIO)?;
+                file.seek(SeekFrom::Start(0)).map_err(|_| Errno::EIO)?;
+                let result = self.rt.block_on(async {
+                    let mut space = self.space.lock().await;
+                    let mode = space.node(&path).map_or(0o644, |n| n.mode);
+                    let mut stream = space.begin_content();
+                    let mut buf = vec![0u8; BLOCK_SIZE];
+                    loop {
+                        let n = file
+                            .read(&mut buf)
+                            .map_err(|_| SpaceError::NotFound(path.clone()))?;
+                        if n == 0 {
+                            break;
+                        }
+                        space.content_write(&mut stream, &buf[..n]).await?;
+                    }
+                    let extent = space.content_finish(stream).await?;
+                    space.put_file(&path, extent, mode, now_ms()).await
+                });
+                self.state().handles.release_content(fh);
+                let ok = result.is_ok();
+                *body = Body::Staging {
+                    staging,
+                    dirty: !ok,
+                };
+                result.map_err(|e| errno(&e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Open `ino`; writers of a truncated file stream when no other file is streaming.
+    fn open_handle(&self, ino: u64, write: bool, truncate: bool) -> Result<u64, Errno> {
+        let fh = self.state().handles.reserve();
+        let body = if write && truncate {
+            if self.state().handles.claim_content(fh).is_ok() {
+                let stream = self
+                    .rt
+                    .block_on(async { self.space.lock().await.begin_content() });
+                Body::Streaming(stream)
+            } else {
+                Body::Staging {
+                    staging: Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?,
+                    dirty: true,
+                }
+            }
+        } else {
+            Body::Clean
+        };
+        self.state().handles.insert(fh, Handle::new(ino, body));
+        Ok(fh)
     }
 
     fn read_committed(&self, node: &Node, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
@@ -271,23 +365,32 @@ impl SpaceFs {
             return Ok(vec![]);
         }
         let bs = BLOCK_SIZE as u64;
-        self.rt.block_on(async {
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        // Fetch the sealed blocks under the space's lock, decrypt outside it, so that
+        // concurrent reads use every core.
+        let (key, sealed) = self.rt.block_on(async {
             let mut space = self.space.lock().await;
-            let mut out = Vec::with_capacity((end - offset) as usize);
-            let mut pos = offset;
-            while pos < end {
-                let i = pos / bs;
-                let block = space.read_block(&extent, i).await.map_err(|e| errno(&e))?;
-                let from = (pos - i * bs) as usize;
-                let to = ((end - i * bs) as usize).min(block.len());
-                if from >= to {
-                    break;
-                }
-                out.extend_from_slice(&block[from..to]);
-                pos = i * bs + to as u64;
+            let mut sealed = Vec::with_capacity((last - first + 1) as usize);
+            for i in first..=last {
+                sealed.push(
+                    space
+                        .sealed_block(&extent, i)
+                        .await
+                        .map_err(|e| errno(&e))?,
+                );
             }
-            Ok(out)
-        })
+            Ok::<_, Errno>((space.block_key(), sealed))
+        })?;
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for (i, block) in (first..=last).zip(sealed) {
+            let plain = content::open_block(&key, &extent, i, &block).map_err(|_| Errno::EIO)?;
+            let from = offset.saturating_sub(i * bs) as usize;
+            let to = ((end - i * bs) as usize).min(plain.len());
+            if from < to {
+                out.extend_from_slice(&plain[from..to]);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -337,33 +440,31 @@ impl Filesystem for SpaceFs {
                 if node.kind == NodeKind::Dir {
                     return Err(Errno::EISDIR);
                 }
-                // Truncate through a writer's staging file, or a temporary one.
-                let fh = match fh {
-                    Some(fh)
-                        if self
-                            .state()
-                            .handles
-                            .get(fh.0)
-                            .is_some_and(|h| h.staging.is_some()) =>
-                    {
-                        fh.0
-                    }
-                    _ => {
-                        let fh = self.open_handle(ino.0, &node, true, size == 0)?;
-                        let r = self.truncate_and_commit(fh, size);
-                        self.state().handles.remove(fh);
-                        r?;
-                        return self.entry(&path).map(|(a, _)| a);
-                    }
+                // Truncate through the writer's handle, or a temporary one.
+                let (h, temporary) = match fh.and_then(|fh| self.state().handles.get(fh.0)) {
+                    Some(h) => (fh.map(|f| f.0).unwrap_or_default(), Some(h)),
+                    None => (self.open_handle(ino.0, true, false)?, None),
                 };
-                let mut st = self.state();
-                let s = st
-                    .handles
-                    .get_mut(fh)
-                    .and_then(|h| h.staging.as_mut())
-                    .ok_or(Errno::EBADF)?;
-                s.file.set_len(size).map_err(|_| Errno::EIO)?;
-                s.dirty = true;
+                let handle = match &temporary {
+                    Some(existing) => existing.clone(),
+                    None => self.handle(h)?,
+                };
+                let result = (|| {
+                    let mut body = handle.body();
+                    self.to_staging(h, ino.0, &mut body)?;
+                    if let Body::Staging { staging, dirty } = &mut *body {
+                        staging.file.set_len(size).map_err(|_| Errno::EIO)?;
+                        *dirty = true;
+                    }
+                    Ok::<(), Errno>(())
+                })();
+                if temporary.is_none() {
+                    let committed = result.and_then(|()| self.commit(h));
+                    self.state().handles.remove(h);
+                    committed?;
+                } else {
+                    result?;
+                }
             }
             // The root's attributes are fixed.
             if (mode.is_some() || mtime.is_some()) && !path.is_empty() {
@@ -428,8 +529,8 @@ impl Filesystem for SpaceFs {
                 .block_on(async { self.space.lock().await.rename(&from, &to).await })
                 .map_err(|e| errno(&e))?;
             let mut st = self.state();
-            if let Some(&old) = st.inodes_path_ino(&to) {
-                st.handles.orphan(old);
+            if let Some(&old) = st.inodes.lookup(&to) {
+                st.handles.of(old).iter().for_each(|h| h.orphan());
             }
             st.inodes.rename(&from, &to);
             Ok(())
@@ -449,7 +550,7 @@ impl Filesystem for SpaceFs {
             }
             let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
             let truncate = flags.0 & libc_o_trunc() != 0;
-            self.open_handle(ino.0, &node, write, truncate)
+            self.open_handle(ino.0, write, truncate)
         })();
         match result {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
@@ -483,7 +584,8 @@ impl Filesystem for SpaceFs {
                 })
                 .map_err(|e| errno(&e))?;
             let ino = self.state().inodes.ino(&path);
-            let fh = self.open_handle(ino, &node, true, true)?;
+            let _ = node;
+            let fh = self.open_handle(ino, true, true)?;
             let (attr, _) = self.entry(&path)?;
             Ok((attr, fh))
         })();
@@ -510,33 +612,29 @@ impl Filesystem for SpaceFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let staged = {
-            let st = self.state();
-            st.handles
-                .get(fh.0)
-                .and_then(|h| h.staging.as_ref())
-                .map(|s| s.file.try_clone())
-        };
-        let result = match staged {
-            Some(Ok(file)) => {
-                let mut buf = vec![0u8; size as usize];
-                let mut got = 0;
-                while got < buf.len() {
-                    match file.read_at(&mut buf[got..], offset + got as u64) {
-                        Ok(0) => break,
-                        Ok(n) => got += n,
-                        Err(_) => break,
-                    }
+        let result = (|| {
+            if let Ok(h) = self.handle(fh.0) {
+                let mut body = h.body();
+                if matches!(*body, Body::Streaming(_)) {
+                    self.to_staging(fh.0, h.ino, &mut body)?;
                 }
-                buf.truncate(got);
-                Ok(buf)
+                if let Body::Staging { staging, .. } = &*body {
+                    let mut buf = vec![0u8; size as usize];
+                    let mut got = 0;
+                    while got < buf.len() {
+                        match staging.file.read_at(&mut buf[got..], offset + got as u64) {
+                            Ok(0) => break,
+                            Ok(n) => got += n,
+                            Err(_) => return Err(Errno::EIO),
+                        }
+                    }
+                    buf.truncate(got);
+                    return Ok(buf);
+                }
             }
-            Some(Err(_)) => Err(Errno::EIO),
-            None => self
-                .path_of(ino)
-                .and_then(|p| self.entry(&p))
-                .and_then(|(_, node)| self.read_committed(&node, offset, size)),
-        };
+            let (_, node) = self.path_of(ino).and_then(|p| self.entry(&p))?;
+            self.read_committed(&node, offset, size)
+        })();
         match result {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),
@@ -546,7 +644,7 @@ impl Filesystem for SpaceFs {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -555,16 +653,33 @@ impl Filesystem for SpaceFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let mut st = self.state();
-        let Some(s) = st.handles.get_mut(fh.0).and_then(|h| h.staging.as_mut()) else {
-            return reply.error(Errno::EBADF);
-        };
-        match s.file.write_all_at(data, offset) {
-            Ok(()) => {
-                s.dirty = true;
-                reply.written(data.len() as u32)
+        let result = (|| {
+            let h = self.handle(fh.0)?;
+            let mut body = h.body();
+            if let Body::Streaming(stream) = &mut *body
+                && stream.size() == offset
+            {
+                return self
+                    .rt
+                    .block_on(async { self.space.lock().await.content_write(stream, data).await })
+                    .map_err(|e| errno(&e));
             }
-            Err(_) => reply.error(Errno::EIO),
+            self.to_staging(fh.0, ino.0, &mut body)?;
+            match &mut *body {
+                Body::Staging { staging, dirty } => {
+                    staging
+                        .file
+                        .write_all_at(data, offset)
+                        .map_err(|_| Errno::EIO)?;
+                    *dirty = true;
+                    Ok(())
+                }
+                _ => Err(Errno::EBADF),
+            }
+        })();
+        match result {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -715,8 +830,8 @@ impl SpaceFs {
                 .block_on(async { self.space.lock().await.remove(&path, kind).await })
                 .map_err(|e| errno(&e))?;
             let mut st = self.state();
-            if let Some(&ino) = st.inodes_path_ino(&path) {
-                st.handles.orphan(ino);
+            if let Some(&ino) = st.inodes.lookup(&path) {
+                st.handles.of(ino).iter().for_each(|h| h.orphan());
             }
             st.inodes.forget_path(&path);
             Ok(())
@@ -725,26 +840,6 @@ impl SpaceFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
-    }
-
-    fn truncate_and_commit(&self, fh: u64, size: u64) -> Result<(), Errno> {
-        {
-            let mut st = self.state();
-            let s = st
-                .handles
-                .get_mut(fh)
-                .and_then(|h| h.staging.as_mut())
-                .ok_or(Errno::EBADF)?;
-            s.file.set_len(size).map_err(|_| Errno::EIO)?;
-            s.dirty = true;
-        }
-        self.commit(fh)
-    }
-}
-
-impl State {
-    fn inodes_path_ino(&self, path: &str) -> Option<&u64> {
-        self.inodes.lookup(path)
     }
 }
 

@@ -1,28 +1,66 @@
-//! Open files of a mount: reads stream from the drive; writes go to a private staging
-//! file and become a drive operation when the file is flushed, synced or closed.
+//! Open files of a mount.
+//!
+//! A file opened with `O_TRUNC` (or created) and written from start to end streams straight
+//! into the space's content feed. Any other write, a read of a file being written, or a
+//! truncate goes through a private staging file (0600) holding the whole new content.
+//! Either becomes a drive operation when the file is flushed, synced or closed.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// One open file.
+use crate::space::content::ContentStream;
+
+/// One open file. Requests on it are serialized by its body's lock.
 #[derive(Debug)]
 pub struct Handle {
     pub ino: u64,
-    /// Set for handles opened for writing.
-    pub staging: Option<Staging>,
+    /// The file was removed or replaced while open: its changes go nowhere.
+    orphaned: AtomicBool,
+    body: Mutex<Body>,
 }
 
-/// The private copy a writer edits.
+/// What an open file holds.
+#[derive(Debug)]
+pub enum Body {
+    /// Read-only, or open for writing with nothing changed yet.
+    Clean,
+    /// New content streaming into the content feed, written from the start so far.
+    Streaming(ContentStream),
+    /// New content in a staging file; `dirty` until committed.
+    Staging { staging: Staging, dirty: bool },
+}
+
+impl Handle {
+    pub fn new(ino: u64, body: Body) -> Handle {
+        Handle {
+            ino,
+            orphaned: AtomicBool::new(false),
+            body: Mutex::new(body),
+        }
+    }
+
+    pub fn body(&self) -> MutexGuard<'_, Body> {
+        self.body.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn orphan(&self) {
+        self.orphaned.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_orphaned(&self) -> bool {
+        self.orphaned.load(Ordering::SeqCst)
+    }
+}
+
+/// A private copy of a file being written.
 #[derive(Debug)]
 pub struct Staging {
     pub path: PathBuf,
     pub file: File,
-    /// Written since the last commit.
-    pub dirty: bool,
-    /// The file was unlinked while open: its changes go nowhere.
-    pub orphaned: bool,
 }
 
 impl Staging {
@@ -37,12 +75,7 @@ impl Staging {
             .truncate(true)
             .mode(0o600)
             .open(&path)?;
-        Ok(Staging {
-            path,
-            file,
-            dirty: false,
-            orphaned: false,
-        })
+        Ok(Staging { path, file })
     }
 
     pub fn size(&self) -> u64 {
@@ -59,50 +92,57 @@ impl Drop for Staging {
 /// The open files of a mount, by file handle number.
 #[derive(Debug, Default)]
 pub struct Handles {
-    open: HashMap<u64, Handle>,
+    open: HashMap<u64, Arc<Handle>>,
     next: u64,
+    /// The handle appending to the space's content feed: a streaming writer, or a staging
+    /// writer while it commits. One at a time, so each file's blocks are contiguous.
+    pub content_owner: Option<u64>,
 }
 
 impl Handles {
-    pub fn insert(&mut self, h: Handle) -> u64 {
+    /// The number the next inserted handle gets.
+    pub fn reserve(&mut self) -> u64 {
         self.next += 1;
-        self.open.insert(self.next, h);
         self.next
     }
 
-    /// The number the next inserted handle gets.
-    pub fn peek_next(&self) -> u64 {
-        self.next + 1
+    pub fn insert(&mut self, fh: u64, h: Handle) {
+        self.open.insert(fh, Arc::new(h));
     }
 
-    pub fn get(&self, fh: u64) -> Option<&Handle> {
-        self.open.get(&fh)
+    pub fn get(&self, fh: u64) -> Option<Arc<Handle>> {
+        self.open.get(&fh).cloned()
     }
 
-    pub fn get_mut(&mut self, fh: u64) -> Option<&mut Handle> {
-        self.open.get_mut(&fh)
-    }
-
-    pub fn remove(&mut self, fh: u64) -> Option<Handle> {
+    pub fn remove(&mut self, fh: u64) -> Option<Arc<Handle>> {
+        self.release_content(fh);
         self.open.remove(&fh)
     }
 
-    /// The size a writer sees for `ino`, if one has it open with changes.
-    pub fn staged_size(&self, ino: u64) -> Option<u64> {
+    /// Take the content feed for `fh` if nobody has it; otherwise say who has it.
+    pub fn claim_content(&mut self, fh: u64) -> Result<(), u64> {
+        match self.content_owner {
+            None => {
+                self.content_owner = Some(fh);
+                Ok(())
+            }
+            Some(o) if o == fh => Ok(()),
+            Some(o) => Err(o),
+        }
+    }
+
+    pub fn release_content(&mut self, fh: u64) {
+        if self.content_owner == Some(fh) {
+            self.content_owner = None;
+        }
+    }
+
+    /// Every open handle of `ino`.
+    pub fn of(&self, ino: u64) -> Vec<Arc<Handle>> {
         self.open
             .values()
             .filter(|h| h.ino == ino)
-            .filter_map(|h| h.staging.as_ref())
-            .find(|s| s.dirty)
-            .map(Staging::size)
-    }
-
-    /// Mark every writer of `ino` as orphaned (the file was removed).
-    pub fn orphan(&mut self, ino: u64) {
-        for h in self.open.values_mut().filter(|h| h.ino == ino) {
-            if let Some(s) = &mut h.staging {
-                s.orphaned = true;
-            }
-        }
+            .cloned()
+            .collect()
     }
 }

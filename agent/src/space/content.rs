@@ -163,6 +163,22 @@ pub async fn store(
     w.finish(feed, key).await
 }
 
+/// Open sealed block `i` (0-based within the extent) of a file.
+pub fn open_block(
+    key: &BlockKey,
+    extent: &Extent,
+    i: u64,
+    sealed: &[u8],
+) -> Result<Vec<u8>, ContentError> {
+    let index = extent.start + i;
+    key.open(&extent.feed, index, sealed)
+        .map_err(|reason| ContentError::Block {
+            feed: hex(&extent.feed),
+            index,
+            reason,
+        })
+}
+
 /// Block `i` (0-based within the extent) of a file, decrypted.
 pub async fn read_block(
     feed: &mut Feed,

@@ -10,6 +10,7 @@ mod tree;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use cobox_keys::block::BlockKey;
 use cobox_keys::{Secret32, SigningKeyPair, SpaceKeys};
@@ -66,7 +67,7 @@ pub struct LogStats {
 pub struct Space {
     layout: Layout,
     keys: SpaceKeys,
-    block: BlockKey,
+    block: Arc<BlockKey>,
     identity: SigningKeyPair,
     device_name: String,
     feeds: Feeds,
@@ -111,7 +112,7 @@ impl Space {
         let index =
             index::Index::open(&layout.index()).map_err(|e| SpaceError::Index(e.to_string()))?;
         let mut space = Space {
-            block: BlockKey::for_space(&encryption_key),
+            block: Arc::new(BlockKey::for_space(&encryption_key)),
             identity: cobox_keys::derive::identity(parent),
             device_name: device_name.to_string(),
             keys,
@@ -306,6 +307,23 @@ impl Space {
         let key = &self.block;
         let feed = self.feeds.content();
         Ok(stream.finish(feed, key).await?)
+    }
+
+    /// The key that opens this space's blocks, to decrypt outside the space's lock.
+    pub fn block_key(&self) -> Arc<BlockKey> {
+        self.block.clone()
+    }
+
+    /// Block `i` of a file's content as stored (sealed); open it with [`Space::block_key`]
+    /// and [`content::open_block`].
+    pub async fn sealed_block(&mut self, extent: &Extent, i: u64) -> Result<Vec<u8>, SpaceError> {
+        let index = extent.start + i;
+        let missing = || ContentError::Missing {
+            feed: cobox_keys::secret::hex(&extent.feed),
+            index,
+        };
+        let feed = self.feeds.get(&extent.feed).await?.ok_or_else(missing)?;
+        Ok(feed.get(index).await?.ok_or_else(missing)?)
     }
 
     /// Block `i` of a file's content, decrypted.
