@@ -225,7 +225,7 @@ impl SpaceFs {
                 let size = stream.size();
                 let extent = self
                     .rt
-                    .block_on(async { self.space.lock().await.content_finish(stream).await })
+                    .block_on(async { self.space.lock().await.content_finish(*stream).await })
                     .map_err(|e| errno(&e))?;
                 self.state().handles.release_content(fh);
                 let staging = self.staging_from(fh, Some(extent), size)?;
@@ -273,7 +273,7 @@ impl SpaceFs {
                 if let Body::Streaming(stream) = std::mem::replace(&mut *body, Body::Clean) {
                     let _ = self
                         .rt
-                        .block_on(async { self.space.lock().await.content_finish(stream).await });
+                        .block_on(async { self.space.lock().await.content_finish(*stream).await });
                 }
                 self.state().handles.release_content(fh);
             }
@@ -291,7 +291,7 @@ impl SpaceFs {
                 let result = self.rt.block_on(async {
                     let mut space = self.space.lock().await;
                     let mode = space.node(&path).map_or(0o644, |n| n.mode);
-                    let extent = space.content_finish(stream).await?;
+                    let extent = space.content_finish(*stream).await?;
                     space.put_file(&path, extent, mode, now_ms()).await
                 });
                 self.state().handles.release_content(fh);
@@ -342,7 +342,7 @@ impl SpaceFs {
                 let stream = self
                     .rt
                     .block_on(async { self.space.lock().await.begin_content() });
-                Body::Streaming(stream)
+                Body::Streaming(Box::new(stream))
             } else {
                 Body::Staging {
                     staging: Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?,

@@ -29,7 +29,7 @@ pub enum Body {
     /// Read-only, or open for writing with nothing changed yet.
     Clean,
     /// New content streaming into the content feed, written from the start so far.
-    Streaming(ContentStream),
+    Streaming(Box<ContentStream>),
     /// New content in a staging file; `dirty` until committed.
     Staging { staging: Staging, dirty: bool },
 }
