@@ -109,20 +109,34 @@ fn main() {
     let mounted = coboxd::mount::mount(space.clone(), rt.handle().clone(), &mnt, staging).unwrap();
 
     let cold = drop_caches();
+    let rounds = 3;
     println!(
-        "sequential {mib} MiB, 1 MiB writes then fsync; reads {}:",
+        "sequential {mib} MiB, 1 MiB writes then fsync; reads {}; median of {rounds} interleaved rounds:",
         if cold {
             "after dropping the page cache"
         } else {
             "with a warm page cache (cannot drop it here)"
         }
     );
-    let disk_w = write_file(&plain.join("big"), mib);
-    let mount_w = write_file(&mnt.join("big"), mib);
-    drop_caches();
-    let disk_r = read_file(&plain.join("big"));
-    drop_caches();
-    let mount_r = read_file(&mnt.join("big"));
+    let (mut dw, mut mw, mut dr, mut mr) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        dw.push(write_file(&plain.join("big"), mib));
+        mw.push(write_file(&mnt.join("big"), mib));
+        drop_caches();
+        dr.push(read_file(&plain.join("big")));
+        drop_caches();
+        mr.push(read_file(&mnt.join("big")));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (disk_w, mount_w, disk_r, mount_r) = (
+        median(&mut dw),
+        median(&mut mw),
+        median(&mut dr),
+        median(&mut mr),
+    );
     println!(
         "  write: disk {disk_w:8.1} MiB/s   mount {mount_w:8.1} MiB/s   ratio {:.2}",
         mount_w / disk_w

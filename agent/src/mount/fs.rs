@@ -183,13 +183,14 @@ impl SpaceFs {
         self.state().handles.get(fh).ok_or(Errno::EBADF)
     }
 
-    /// A staging file holding `extent`'s content (the whole file).
+    /// A staging file holding the first `size` bytes of `extent`'s content (zeros beyond).
     fn staging_from(&self, fh: u64, extent: Option<Extent>, size: u64) -> Result<Staging, Errno> {
         let mut staging = Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?;
         if let Some(extent) = extent {
+            let needed = extent.blocks.min(size.div_ceil(BLOCK_SIZE as u64));
             self.rt.block_on(async {
                 let mut space = self.space.lock().await;
-                for i in 0..extent.blocks {
+                for i in 0..needed {
                     let block = space.read_block(&extent, i).await.map_err(|e| errno(&e))?;
                     staging.file.write_all(&block).map_err(|_| Errno::EIO)?;
                 }
@@ -398,6 +399,8 @@ impl Filesystem for SpaceFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
+        // Let O_TRUNC reach open, so a rewritten file streams instead of being copied.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
         Ok(())
     }
 
@@ -440,30 +443,44 @@ impl Filesystem for SpaceFs {
                 if node.kind == NodeKind::Dir {
                     return Err(Errno::EISDIR);
                 }
-                // Truncate through the writer's handle, or a temporary one.
-                let (h, temporary) = match fh.and_then(|fh| self.state().handles.get(fh.0)) {
-                    Some(h) => (fh.map(|f| f.0).unwrap_or_default(), Some(h)),
-                    None => (self.open_handle(ino.0, true, false)?, None),
-                };
-                let handle = match &temporary {
-                    Some(existing) => existing.clone(),
-                    None => self.handle(h)?,
-                };
-                let result = (|| {
-                    let mut body = handle.body();
-                    self.to_staging(h, ino.0, &mut body)?;
-                    if let Body::Staging { staging, dirty } = &mut *body {
-                        staging.file.set_len(size).map_err(|_| Errno::EIO)?;
-                        *dirty = true;
+                match fh.and_then(|fh| self.state().handles.get(fh.0)) {
+                    // Through the writer's own handle.
+                    Some(handle) => {
+                        let fh = fh.map(|f| f.0).unwrap_or_default();
+                        let mut body = handle.body();
+                        if size == 0 && matches!(*body, Body::Clean) {
+                            let staging =
+                                Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?;
+                            *body = Body::Staging {
+                                staging,
+                                dirty: true,
+                            };
+                        } else {
+                            self.to_staging(fh, ino.0, &mut body)?;
+                        }
+                        if let Body::Staging { staging, dirty } = &mut *body {
+                            staging.file.set_len(size).map_err(|_| Errno::EIO)?;
+                            *dirty = true;
+                        }
                     }
-                    Ok::<(), Errno>(())
-                })();
-                if temporary.is_none() {
-                    let committed = result.and_then(|()| self.commit(h));
-                    self.state().handles.remove(h);
-                    committed?;
-                } else {
-                    result?;
+                    // No handle: commit the truncated file at once, copying only what stays.
+                    None => {
+                        let fh = self.state().handles.reserve();
+                        let staging = self.staging_from(fh, node.extent, size)?;
+                        self.state().handles.insert(
+                            fh,
+                            Handle::new(
+                                ino.0,
+                                Body::Staging {
+                                    staging,
+                                    dirty: true,
+                                },
+                            ),
+                        );
+                        let committed = self.commit(fh);
+                        self.state().handles.remove(fh);
+                        committed?;
+                    }
                 }
             }
             // The root's attributes are fixed.
@@ -656,6 +673,21 @@ impl Filesystem for SpaceFs {
         let result = (|| {
             let h = self.handle(fh.0)?;
             let mut body = h.body();
+            if matches!(*body, Body::Clean) && offset == 0 {
+                let empty = self
+                    .state()
+                    .inodes
+                    .path(ino.0)
+                    .map(str::to_string)
+                    .and_then(|p| self.rt.block_on(async { self.space.lock().await.node(&p) }))
+                    .is_some_and(|n| n.size == 0);
+                if empty && self.state().handles.claim_content(fh.0).is_ok() {
+                    let stream = self
+                        .rt
+                        .block_on(async { self.space.lock().await.begin_content() });
+                    *body = Body::Streaming(Box::new(stream));
+                }
+            }
             if let Body::Streaming(stream) = &mut *body
                 && stream.size() == offset
             {
