@@ -19,7 +19,6 @@ use libsodium_rs::{crypto_box, crypto_sign};
 use crate::derive::{SigningKeyPair, verify};
 use crate::secret::Secret32;
 
-pub use invite_code::PREFIX;
 pub const VERSION: u8 = 1;
 const SIGN_DOMAIN: &[u8] = b"cobox-invite-v1";
 const MAX_NAME: usize = 64;
@@ -64,11 +63,10 @@ impl std::fmt::Debug for Invite {
 /// Why an invite code could not be created or opened. Each check has its own error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InviteError {
-    #[error("invite code does not start with `{PREFIX}1`")]
-    NotAnInvite,
-    #[error("invite code has a typo: its checksum does not match (check every character)")]
-    Checksum,
-    #[error("invite code is malformed: {0}")]
+    /// The text is not a well-formed code (prefix, checksum).
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    #[error("invite is malformed: {0}")]
     Malformed(String),
     #[error("invite was sealed for another device, or is damaged: this device cannot open it")]
     NotForThisDevice,
@@ -136,17 +134,7 @@ impl Invite {
         let box_pk = crypto_box::PublicKey::from_bytes(&x_pk).expect("32-byte key");
         let sealed = crypto_box::seal_box(&signed, &box_pk)
             .expect("sealing an in-memory buffer cannot fail");
-        invite_code::encode(&sealed).map_err(InviteError::from)
-    }
-}
-
-impl From<CodeError> for InviteError {
-    fn from(e: CodeError) -> InviteError {
-        match e {
-            CodeError::NotAnInvite => InviteError::NotAnInvite,
-            CodeError::Checksum => InviteError::Checksum,
-            CodeError::Malformed(m) => InviteError::Malformed(m),
-        }
+        Ok(invite_code::encode(&sealed)?)
     }
 }
 
@@ -290,16 +278,22 @@ mod tests {
             open(&code, &bob, 2_000_000_000),
             Err(InviteError::Expired(2_000_000_000))
         );
-        assert_eq!(open("hello", &bob, 0), Err(InviteError::NotAnInvite));
+        assert_eq!(
+            open("hello", &bob, 0),
+            Err(InviteError::Code(CodeError::NotAnInvite))
+        );
         // One changed character: caught by the checksum before any decryption.
         let mut typo: Vec<char> = code.chars().collect();
         let i = typo.len() / 2;
         typo[i] = if typo[i] == 'q' { 'p' } else { 'q' };
         let typo: String = typo.into_iter().collect();
-        assert_eq!(open(&typo, &bob, 0), Err(InviteError::Checksum));
+        assert_eq!(
+            open(&typo, &bob, 0),
+            Err(InviteError::Code(CodeError::Checksum))
+        );
         assert!(matches!(
             open("coboxinvite1b!!", &bob, 0),
-            Err(InviteError::Malformed(_))
+            Err(InviteError::Code(CodeError::Malformed(_)))
         ));
     }
 
