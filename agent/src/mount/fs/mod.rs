@@ -1,11 +1,11 @@
 //! The FUSE file system of a mounted space.
 //!
-//! Every request runs under the space's lock on the agent's runtime. Reads stream blocks
-//! from the drive; writes go to a staging file and are committed (content stored, then a
-//! drive operation appended, durable) on flush, fsync and close.
+//! Requests reach the space under its lock on the agent's runtime. Reads fetch sealed
+//! blocks and decrypt them outside the lock; writes stream into the content feed or go to a
+//! staging file (`writes.rs`), and are committed (content synced, then a drive operation
+//! appended and synced) on flush, fsync and close.
 
 use std::ffi::OsStr;
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -21,9 +21,10 @@ use tokio::runtime::Handle as Runtime;
 
 use super::handles::{Body, Handle, Handles, Staging};
 use super::inodes::{Inodes, ROOT, join};
-use crate::space::content::Extent;
 use crate::space::content::{self, BLOCK_SIZE};
 use crate::space::{Node, NodeKind, Space, SpaceError};
+
+mod writes;
 
 const TTL: Duration = Duration::from_secs(1);
 
@@ -155,19 +156,6 @@ impl SpaceFs {
         Ok(join(&self.path_of(parent)?, name_str(name)?))
     }
 
-    /// The size a writer of `ino` has written but not committed yet, if any.
-    fn pending_size(&self, ino: u64) -> Option<u64> {
-        let handles = self.state().handles.of(ino);
-        handles.iter().find_map(|h| match &*h.body() {
-            Body::Streaming(s) => Some(s.size()),
-            Body::Staging {
-                staging,
-                dirty: true,
-            } => Some(staging.size()),
-            _ => None,
-        })
-    }
-
     /// The node at `path` with its inode, as the kernel should see it now.
     fn entry(&self, path: &str) -> Result<(FileAttr, Node), Errno> {
         let node = self
@@ -181,180 +169,6 @@ impl SpaceFs {
 
     fn handle(&self, fh: u64) -> Result<Arc<Handle>, Errno> {
         self.state().handles.get(fh).ok_or(Errno::EBADF)
-    }
-
-    /// A staging file holding the first `size` bytes of `extent`'s content (zeros beyond).
-    fn staging_from(&self, fh: u64, extent: Option<Extent>, size: u64) -> Result<Staging, Errno> {
-        let mut staging = Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?;
-        if let Some(extent) = extent {
-            let needed = extent.blocks.min(size.div_ceil(BLOCK_SIZE as u64));
-            self.rt.block_on(async {
-                let mut space = self.space.lock().await;
-                for i in 0..needed {
-                    let block = space.read_block(&extent, i).await.map_err(|e| errno(&e))?;
-                    staging.file.write_all(&block).map_err(|_| Errno::EIO)?;
-                }
-                Ok::<(), Errno>(())
-            })?;
-        }
-        staging.file.set_len(size).map_err(|_| Errno::EIO)?;
-        Ok(staging)
-    }
-
-    /// Turn a body that cannot take `write_at`/`read` directly into a staging file: a clean
-    /// writer copies the committed file, a stream is finished and copied back.
-    fn to_staging(&self, fh: u64, ino: u64, body: &mut Body) -> Result<(), Errno> {
-        match std::mem::replace(body, Body::Clean) {
-            Body::Clean => {
-                let path = self
-                    .state()
-                    .inodes
-                    .path(ino)
-                    .map(str::to_string)
-                    .ok_or(Errno::ENOENT)?;
-                let node = self
-                    .rt
-                    .block_on(async { self.space.lock().await.node(&path) })
-                    .ok_or(Errno::ENOENT)?;
-                let staging = self.staging_from(fh, node.extent, node.size)?;
-                *body = Body::Staging {
-                    staging,
-                    dirty: false,
-                };
-            }
-            Body::Streaming(stream) => {
-                let size = stream.size();
-                let extent = self
-                    .rt
-                    .block_on(async { self.space.lock().await.content_finish(*stream).await })
-                    .map_err(|e| errno(&e))?;
-                self.state().handles.release_content(fh);
-                let staging = self.staging_from(fh, Some(extent), size)?;
-                *body = Body::Staging {
-                    staging,
-                    dirty: true,
-                };
-            }
-            staged @ Body::Staging { .. } => *body = staged,
-        }
-        Ok(())
-    }
-
-    /// Take the content feed for `fh`'s commit: a file streaming into it is moved to staging
-    /// first; a commit under way is waited for.
-    fn claim_content(&self, fh: u64) -> Result<(), Errno> {
-        loop {
-            let holder = match self.state().handles.claim_content(fh) {
-                Ok(()) => return Ok(()),
-                Err(other) => other,
-            };
-            let Some(h) = self.state().handles.get(holder) else {
-                self.state().handles.release_content(holder);
-                continue;
-            };
-            let mut body = h.body();
-            if matches!(*body, Body::Streaming(_)) {
-                self.to_staging(holder, h.ino, &mut body)?;
-            } else {
-                drop(body);
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
-
-    /// Store a written file's new content and record it: durable on return.
-    fn commit(&self, fh: u64) -> Result<(), Errno> {
-        let Ok(h) = self.handle(fh) else {
-            return Ok(());
-        };
-        let mut body = h.body();
-        if h.is_orphaned() {
-            if matches!(*body, Body::Streaming(_)) {
-                // Finish the stream so the content feed can take other files again.
-                if let Body::Streaming(stream) = std::mem::replace(&mut *body, Body::Clean) {
-                    let _ = self
-                        .rt
-                        .block_on(async { self.space.lock().await.content_finish(*stream).await });
-                }
-                self.state().handles.release_content(fh);
-            }
-            return Ok(());
-        }
-        let path = self
-            .state()
-            .inodes
-            .path(h.ino)
-            .map(str::to_string)
-            .ok_or(Errno::ENOENT)?;
-        match std::mem::replace(&mut *body, Body::Clean) {
-            Body::Clean => {}
-            Body::Streaming(stream) => {
-                let result = self.rt.block_on(async {
-                    let mut space = self.space.lock().await;
-                    let mode = space.node(&path).map_or(0o644, |n| n.mode);
-                    let extent = space.content_finish(*stream).await?;
-                    space.put_file(&path, extent, mode, now_ms()).await
-                });
-                self.state().handles.release_content(fh);
-                result.map_err(|e| errno(&e))?;
-            }
-            Body::Staging { staging, dirty } => {
-                if !dirty {
-                    *body = Body::Staging { staging, dirty };
-                    return Ok(());
-                }
-                self.claim_content(fh)?;
-                let mut file = staging.file.try_clone().map_err(|_| Errno::EIO)?;
-                file.seek(SeekFrom::Start(0)).map_err(|_| Errno::EIO)?;
-                let result = self.rt.block_on(async {
-                    let mut space = self.space.lock().await;
-                    let mode = space.node(&path).map_or(0o644, |n| n.mode);
-                    let mut stream = space.begin_content();
-                    let mut buf = vec![0u8; BLOCK_SIZE];
-                    loop {
-                        let n = file
-                            .read(&mut buf)
-                            .map_err(|_| SpaceError::NotFound(path.clone()))?;
-                        if n == 0 {
-                            break;
-                        }
-                        space.content_write(&mut stream, &buf[..n]).await?;
-                    }
-                    let extent = space.content_finish(stream).await?;
-                    space.put_file(&path, extent, mode, now_ms()).await
-                });
-                self.state().handles.release_content(fh);
-                let ok = result.is_ok();
-                *body = Body::Staging {
-                    staging,
-                    dirty: !ok,
-                };
-                result.map_err(|e| errno(&e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Open `ino`; writers of a truncated file stream when no other file is streaming.
-    fn open_handle(&self, ino: u64, write: bool, truncate: bool) -> Result<u64, Errno> {
-        let fh = self.state().handles.reserve();
-        let body = if write && truncate {
-            if self.state().handles.claim_content(fh).is_ok() {
-                let stream = self
-                    .rt
-                    .block_on(async { self.space.lock().await.begin_content() });
-                Body::Streaming(Box::new(stream))
-            } else {
-                Body::Staging {
-                    staging: Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?,
-                    dirty: true,
-                }
-            }
-        } else {
-            Body::Clean
-        };
-        self.state().handles.insert(fh, Handle::new(ino, body));
-        Ok(fh)
     }
 
     fn read_committed(&self, node: &Node, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
