@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::space::content::ContentStream;
+use super::stream::BackgroundStream;
 
 /// One open file. Requests on it are serialized by its body's lock.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub enum Body {
     /// Read-only, or open for writing with nothing changed yet.
     Clean,
     /// New content streaming into the content feed, written from the start so far.
-    Streaming(Box<ContentStream>),
+    Streaming(Box<BackgroundStream>),
     /// New content in a staging file; `dirty` until committed.
     Staging { staging: Staging, dirty: bool },
 }

@@ -3,6 +3,7 @@
 pub mod fs;
 pub mod handles;
 pub mod inodes;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

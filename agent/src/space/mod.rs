@@ -47,6 +47,8 @@ pub enum SpaceError {
     IsADirectory(String),
     #[error("invalid path {0:?}")]
     InvalidName(String),
+    #[error("the content writer stopped: {0}")]
+    WriterStopped(String),
 }
 
 /// Log entries applied between checkpoints of the drive index.

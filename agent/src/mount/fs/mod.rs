@@ -21,6 +21,7 @@ use tokio::runtime::Handle as Runtime;
 
 use super::handles::{Body, Handle, Handles, Staging};
 use super::inodes::{Inodes, ROOT, join};
+use super::stream::BackgroundStream;
 use crate::space::content::{self, BLOCK_SIZE};
 use crate::space::{Node, NodeKind, Space, SpaceError};
 
@@ -499,16 +500,17 @@ impl Filesystem for SpaceFs {
                     let stream = self
                         .rt
                         .block_on(async { self.space.lock().await.begin_content() });
-                    *body = Body::Streaming(Box::new(stream));
+                    *body = Body::Streaming(Box::new(BackgroundStream::start(
+                        &self.rt,
+                        self.space.clone(),
+                        stream,
+                    )));
                 }
             }
             if let Body::Streaming(stream) = &mut *body
                 && stream.size() == offset
             {
-                return self
-                    .rt
-                    .block_on(async { self.space.lock().await.content_write(stream, data).await })
-                    .map_err(|e| errno(&e));
+                return stream.write(data).map_err(|_| Errno::EIO);
             }
             self.to_staging(fh.0, ino.0, &mut body)?;
             match &mut *body {

@@ -8,6 +8,7 @@ use fuser::Errno;
 
 use super::{SpaceFs, errno, now_ms};
 use crate::mount::handles::{Body, Handle, Staging};
+use crate::mount::stream::BackgroundStream;
 use crate::space::SpaceError;
 use crate::space::content::{BLOCK_SIZE, Extent};
 
@@ -71,9 +72,13 @@ impl SpaceFs {
             }
             Body::Streaming(stream) => {
                 let size = stream.size();
-                let extent = self
-                    .rt
-                    .block_on(async { self.space.lock().await.content_finish(*stream).await })
+                let extent = stream
+                    .finish(&self.rt)
+                    .and_then(|stream| {
+                        self.rt.block_on(async {
+                            self.space.lock().await.content_finish(stream).await
+                        })
+                    })
                     .map_err(|e| errno(&e))?;
                 self.state().handles.release_content(fh);
                 let staging = self.staging_from(fh, Some(extent), size)?;
@@ -118,10 +123,12 @@ impl SpaceFs {
         if h.is_orphaned() {
             if matches!(*body, Body::Streaming(_)) {
                 // Finish the stream so the content feed can take other files again.
-                if let Body::Streaming(stream) = std::mem::replace(&mut *body, Body::Clean) {
+                if let Body::Streaming(stream) = std::mem::replace(&mut *body, Body::Clean)
+                    && let Ok(stream) = stream.finish(&self.rt)
+                {
                     let _ = self
                         .rt
-                        .block_on(async { self.space.lock().await.content_finish(*stream).await });
+                        .block_on(async { self.space.lock().await.content_finish(stream).await });
                 }
                 self.state().handles.release_content(fh);
             }
@@ -136,11 +143,13 @@ impl SpaceFs {
         match std::mem::replace(&mut *body, Body::Clean) {
             Body::Clean => {}
             Body::Streaming(stream) => {
-                let result = self.rt.block_on(async {
-                    let mut space = self.space.lock().await;
-                    let mode = space.node(&path).map_or(0o644, |n| n.mode);
-                    let extent = space.content_finish(*stream).await?;
-                    space.put_file(&path, extent, mode, now_ms()).await
+                let result = stream.finish(&self.rt).and_then(|stream| {
+                    self.rt.block_on(async {
+                        let mut space = self.space.lock().await;
+                        let mode = space.node(&path).map_or(0o644, |n| n.mode);
+                        let extent = space.content_finish(stream).await?;
+                        space.put_file(&path, extent, mode, now_ms()).await
+                    })
                 });
                 self.state().handles.release_content(fh);
                 result.map_err(|e| errno(&e))?;
@@ -190,7 +199,11 @@ impl SpaceFs {
                 let stream = self
                     .rt
                     .block_on(async { self.space.lock().await.begin_content() });
-                Body::Streaming(Box::new(stream))
+                Body::Streaming(Box::new(BackgroundStream::start(
+                    &self.rt,
+                    self.space.clone(),
+                    stream,
+                )))
             } else {
                 Body::Staging {
                     staging: Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?,
