@@ -4,5 +4,6 @@ pub mod config_file;
 pub mod feed;
 pub mod host;
 pub mod mount;
+pub mod plan;
 pub mod run_mount;
 pub mod space;

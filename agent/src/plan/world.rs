@@ -1,0 +1,82 @@
+//! What the agent observes of a device, and how each planned action changes it — the
+//! model the planner plans against (and that tests apply plans to).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use cobox_schema::hexkey::Address;
+
+use super::Action;
+
+/// A space as observed on the device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedSpace {
+    /// Its keys are on disk.
+    pub exists: bool,
+    pub address: Option<Address>,
+    /// The agent has it open.
+    pub open: bool,
+}
+
+/// A seed as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedSeed {
+    pub address: Address,
+    pub running: bool,
+}
+
+/// The observed state of a device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub identity: bool,
+    /// By name.
+    pub spaces: BTreeMap<String, ObservedSpace>,
+    /// By name.
+    pub seeds: BTreeMap<String, ObservedSeed>,
+    /// Mounts this agent made: path → space name. Nothing else is ever unmounted.
+    pub mounts: BTreeMap<PathBuf, String>,
+}
+
+impl Observed {
+    /// The state after `action` succeeds. `address_of` names the address a created or
+    /// joined space gets.
+    pub fn apply(&mut self, action: &Action, address_of: impl Fn(&str) -> Address) {
+        match action {
+            Action::Unmount { path, .. } => {
+                self.mounts.remove(path);
+            }
+            Action::CloseSpace { space } => {
+                if let Some(s) = self.spaces.get_mut(space) {
+                    s.open = false;
+                }
+            }
+            Action::StopSeed { seed } => {
+                if let Some(s) = self.seeds.get_mut(seed) {
+                    s.running = false;
+                }
+            }
+            Action::CreateIdentity => self.identity = true,
+            Action::CreateSpace { space } | Action::JoinSpace { space, .. } => {
+                let s = self.spaces.entry(space.clone()).or_default();
+                s.exists = true;
+                s.address = Some(address_of(space));
+            }
+            Action::OpenSpace { space } => {
+                self.spaces.entry(space.clone()).or_default().open = true
+            }
+            Action::Mount { space, path } => {
+                self.mounts.insert(path.clone(), space.clone());
+            }
+            Action::StartSeed { seed, address } => {
+                self.seeds.insert(
+                    seed.clone(),
+                    ObservedSeed {
+                        address: *address,
+                        running: true,
+                    },
+                );
+            }
+            Action::Blocked { .. } => {}
+        }
+    }
+}
