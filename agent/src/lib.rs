@@ -5,5 +5,6 @@ pub mod feed;
 pub mod host;
 pub mod mount;
 pub mod plan;
+pub mod run;
 pub mod run_mount;
 pub mod space;

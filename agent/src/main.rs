@@ -19,7 +19,11 @@ struct Args {
     /// default config (one space `home`) when that file does not exist.
     #[arg(long, short = 'c', value_name = "PATH")]
     config: Option<PathBuf>,
-    /// How to print the desired state.
+    /// Validate the config, print the desired state it declares, and exit (0 valid,
+    /// 1 invalid) instead of running.
+    #[arg(long)]
+    check: bool,
+    /// How `--check` prints the desired state.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
     #[command(subcommand)]
@@ -70,7 +74,8 @@ fn main() -> ExitCode {
             mountpoint,
         }) => coboxd::run_mount::run(&data_dir, &space, create, &device_name, &mountpoint)
             .map(|()| ExitCode::SUCCESS),
-        None => show_desired(&args.config, args.output),
+        None if args.check => show_desired(&args.config, args.output),
+        None => run_agent(args.config).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -79,6 +84,26 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_agent(config: Option<PathBuf>) -> Result<()> {
+    use coboxd::run::ConfigSource;
+    let source = match config {
+        Some(path) => ConfigSource::File(path),
+        None => match config_file::default_path() {
+            Some(path) if path.exists() => ConfigSource::File(path),
+            hint => {
+                let hint = hint
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "a file given with --config".into());
+                tracing::info!(
+                    "no config file; running the embedded default (write one at {hint})"
+                );
+                ConfigSource::Embedded
+            }
+        },
+    };
+    coboxd::run::run(source)
 }
 
 fn show_desired(config: &Option<PathBuf>, output: Output) -> Result<ExitCode> {

@@ -15,7 +15,7 @@ fn coboxd(home: &std::path::Path, args: &[&str]) -> Output {
 #[test]
 fn without_a_config_file_the_embedded_default_runs_and_says_where_a_config_goes() {
     let home = tempfile::tempdir().unwrap();
-    let out = coboxd(home.path(), &[]);
+    let out = coboxd(home.path(), &["--check"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -49,7 +49,7 @@ fn the_default_config_path_is_used_when_it_exists() {
         "version = 1\n[[space]]\nname = \"notes\"\nmount = false\n",
     )
     .unwrap();
-    let out = coboxd(home.path(), &["--output", "json"]);
+    let out = coboxd(home.path(), &["--check", "--output", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(state["spaces"][0]["name"], "notes");
@@ -65,7 +65,10 @@ fn an_invalid_config_exits_1_with_its_diagnostics_and_no_desired_state() {
         "version = 1\n[[space]]\nname = \"x\"\nmount = \"relative\"\n",
     )
     .unwrap();
-    let out = coboxd(home.path(), &["--config", file.to_str().unwrap()]);
+    let out = coboxd(
+        home.path(),
+        &["--check", "--config", file.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error[relative-path]"), "{stderr}");
@@ -79,7 +82,10 @@ fn an_invalid_config_exits_1_with_its_diagnostics_and_no_desired_state() {
 #[test]
 fn a_missing_config_file_exits_2() {
     let home = tempfile::tempdir().unwrap();
-    let out = coboxd(home.path(), &["--config", "/nonexistent/cobox.toml"]);
+    let out = coboxd(
+        home.path(),
+        &["--check", "--config", "/nonexistent/cobox.toml"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot read config /nonexistent/cobox.toml")

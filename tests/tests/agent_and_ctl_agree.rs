@@ -20,7 +20,7 @@ fn coboxd_and_coboxctl_accept_and_reject_the_same_files() {
             .output()
             .unwrap();
         let agent = Command::new(binary("coboxd"))
-            .arg("--config")
+            .args(["--check", "--config"])
             .arg(file)
             .env("HOME", home.path())
             .current_dir(root())

@@ -1,0 +1,203 @@
+//! The live device the agent manages: its identity, open spaces and the mounts it made,
+//! observed for planning and changed by executing plan actions.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use cobox_keys::{KeyStore, Secret32, SpaceKeys};
+use cobox_schema::Config;
+
+use crate::mount::{Mounted, is_mounted};
+use crate::plan::{Action, Observed, ObservedSpace};
+use crate::space::Space;
+
+/// What the agent holds open on this device.
+pub struct Device {
+    rt: tokio::runtime::Handle,
+    store: KeyStore,
+    parent: Option<Secret32>,
+    device_name: String,
+    spaces: BTreeMap<String, Arc<tokio::sync::Mutex<Space>>>,
+    mounts: BTreeMap<PathBuf, (String, Mounted)>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("spaces", &self.spaces.keys())
+            .field("mounts", &self.mounts.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+impl Device {
+    pub fn new(rt: tokio::runtime::Handle, config: &Config) -> Result<Device> {
+        let store = KeyStore::new(&config.device.data_dir);
+        let parent = store.load_parent()?;
+        Ok(Device {
+            rt,
+            store,
+            parent,
+            device_name: config.device.name.clone().unwrap_or_else(host_name),
+            spaces: BTreeMap::new(),
+            mounts: BTreeMap::new(),
+        })
+    }
+
+    /// The device's identity public key, once it has one.
+    pub fn identity(&self) -> Option<String> {
+        self.parent
+            .as_ref()
+            .map(|p| cobox_keys::derive::identity(p).public.to_string())
+    }
+
+    /// The state to plan from. Mounts that vanished (unmounted by hand, or whose process
+    /// died) are forgotten here, so the plan makes them again.
+    pub fn observe(&mut self, desired: &Config) -> Result<Observed> {
+        let gone: Vec<PathBuf> = self
+            .mounts
+            .keys()
+            .filter(|p| !is_mounted(p))
+            .cloned()
+            .collect();
+        for path in gone {
+            tracing::warn!(path = %path.display(), "a mount disappeared; it will be restored");
+            if let Some((_, m)) = self.mounts.remove(&path) {
+                drop(m);
+            }
+        }
+        let mut observed = Observed {
+            identity: self.parent.is_some(),
+            ..Default::default()
+        };
+        let mut names: Vec<String> = desired.spaces.iter().map(|s| s.name.clone()).collect();
+        names.extend(self.spaces.keys().cloned());
+        names.sort();
+        names.dedup();
+        for name in names {
+            let keys = self.store.find_space(&name)?;
+            observed.spaces.insert(
+                name.clone(),
+                ObservedSpace {
+                    exists: keys.is_some(),
+                    address: keys.map(|k| k.address),
+                    open: self.spaces.contains_key(&name),
+                },
+            );
+        }
+        observed.mounts = self
+            .mounts
+            .iter()
+            .map(|(p, (s, _))| (p.clone(), s.clone()))
+            .collect();
+        Ok(observed)
+    }
+
+    fn parent(&self) -> Result<&Secret32> {
+        self.parent
+            .as_ref()
+            .ok_or_else(|| anyhow!("this device has no identity yet"))
+    }
+
+    /// Carry out one action.
+    pub fn execute(&mut self, action: &Action) -> Result<()> {
+        match action {
+            Action::Unmount { path, .. } => {
+                if let Some((_, m)) = self.mounts.remove(path) {
+                    m.unmount()?;
+                }
+            }
+            Action::CloseSpace { space } => {
+                if let Some(s) = self.spaces.remove(space) {
+                    self.rt.block_on(async { s.lock().await.checkpoint() })?;
+                }
+            }
+            Action::StopSeed { seed } => {
+                bail!("seed {seed}: seeding is not available in this version")
+            }
+            Action::CreateIdentity => {
+                let (parent, created) = self.store.load_or_create_parent()?;
+                if created {
+                    tracing::info!(public_key = %cobox_keys::derive::identity(&parent).public, "created the device identity");
+                }
+                self.parent = Some(parent);
+            }
+            Action::CreateSpace { space } => {
+                let keys = SpaceKeys::generate(space);
+                self.store.save_space(&keys)?;
+                tracing::info!(space, address = %keys.address, "created a space");
+            }
+            Action::JoinSpace { space, invite } => {
+                let me = cobox_keys::derive::identity(self.parent()?);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let opened = cobox_keys::invite::open(invite, &me, now)
+                    .with_context(|| format!("cannot join space {space}"))?;
+                if opened.encryption_key.is_none() {
+                    bail!("the invite to {space} is a seeder invite: declare it as a [[seed]]");
+                }
+                self.store.save_space(&SpaceKeys {
+                    name: space.clone(),
+                    address: opened.address,
+                    encryption_key: opened.encryption_key,
+                })?;
+                tracing::info!(space, address = %opened.address, "joined a space");
+            }
+            Action::OpenSpace { space } => {
+                let keys = self
+                    .store
+                    .find_space(space)?
+                    .ok_or_else(|| anyhow!("space {space} has no keys"))?;
+                let parent = self.parent()?.clone();
+                let data_dir = self.store.data_dir().to_path_buf();
+                let opened =
+                    self.rt
+                        .block_on(Space::open(&data_dir, &parent, keys, &self.device_name))?;
+                self.spaces
+                    .insert(space.clone(), Arc::new(tokio::sync::Mutex::new(opened)));
+            }
+            Action::Mount { space, path } => {
+                let s = self
+                    .spaces
+                    .get(space)
+                    .ok_or_else(|| anyhow!("space {space} is not open"))?
+                    .clone();
+                let staging = self
+                    .rt
+                    .block_on(async { s.lock().await.layout().staging() });
+                let m = crate::mount::mount(s, self.rt.clone(), path, staging)?;
+                tracing::info!(space, path = %path.display(), "mounted");
+                self.mounts.insert(path.clone(), (space.clone(), m));
+            }
+            Action::StartSeed { seed, .. } => {
+                bail!("seed {seed}: seeding is not available in this version")
+            }
+            Action::Blocked { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Unmount everything and checkpoint every space.
+    pub fn shutdown(&mut self) {
+        for (path, (_, m)) in std::mem::take(&mut self.mounts) {
+            if let Err(e) = m.unmount() {
+                tracing::error!(path = %path.display(), error = %e, "unmount failed");
+            }
+        }
+        for (name, s) in std::mem::take(&mut self.spaces) {
+            if let Err(e) = self.rt.block_on(async { s.lock().await.checkpoint() }) {
+                tracing::error!(space = %name, error = %e, "checkpoint failed");
+            }
+        }
+    }
+}

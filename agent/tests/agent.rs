@@ -1,0 +1,170 @@
+//! The agent converging a device onto its cobox.toml: spaces created, opened and mounted;
+//! edits of the file applied live; a bad edit ignored; drift repaired; a clean stop.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coboxd::mount::is_mounted;
+
+struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    fn start(config: &Path) -> Agent {
+        let child = Command::new(env!("CARGO_BIN_EXE_coboxd"))
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("coboxd starts");
+        Agent { child }
+    }
+
+    /// SIGTERM, wait, and return the agent's log.
+    fn stop(mut self) -> String {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let status = self.child.wait().unwrap();
+        let mut log = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        assert!(status.success(), "coboxd exited with {status}\n{log}");
+        log
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn eventually(what: &str, secs: u64, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {secs} s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn write_config(path: &Path, root: &Path, spaces: &[&str], extra: &str) {
+    let mut text = format!(
+        "version = 1\n[device]\nname = \"test\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n",
+        root.join("data").display(),
+        root.join("mnt").display()
+    );
+    for s in spaces {
+        text.push_str(&format!("[[space]]\nname = \"{s}\"\n"));
+    }
+    text.push_str(extra);
+    // Replace the file the way editors do: write aside, rename over.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
+
+fn cleanup(paths: &[PathBuf]) {
+    for p in paths {
+        if is_mounted(p) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(p)
+                .status();
+        }
+    }
+}
+
+#[test]
+fn the_agent_converges_follows_edits_keeps_data_and_repairs_drift() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let config = root.join("cobox.toml");
+    let (alpha, beta) = (root.join("mnt/alpha"), root.join("mnt/beta"));
+    write_config(&config, root, &["alpha"], "");
+    let agent = Agent::start(&config);
+    eventually("alpha mounted", 30, || is_mounted(&alpha));
+    std::fs::write(alpha.join("kept.txt"), "written through the mount\n").unwrap();
+
+    write_config(&config, root, &["alpha", "beta"], "");
+    eventually("beta mounted after the edit", 30, || is_mounted(&beta));
+
+    // A bad edit changes nothing.
+    write_config(
+        &config,
+        root,
+        &["alpha", "beta"],
+        "[[space]]\nname = \"bad name!\"\n",
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(is_mounted(&alpha) && is_mounted(&beta));
+
+    // A space leaving the config is unmounted; its data stays.
+    write_config(&config, root, &["beta"], "");
+    eventually("alpha unmounted", 30, || !is_mounted(&alpha));
+    let spaces = std::fs::read_dir(root.join("data/spaces")).unwrap().count();
+    assert_eq!(spaces, 2, "both spaces' data are still on disk");
+
+    // Drift: a mount removed by hand comes back within a resync period.
+    assert!(
+        Command::new("fusermount3")
+            .arg("-u")
+            .arg(&beta)
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually("beta mounted again", 25, || is_mounted(&beta));
+
+    let log = agent.stop();
+    assert!(!is_mounted(&beta), "a clean stop unmounts");
+    assert!(log.contains("ConfigInvalid"), "{log}");
+    assert!(log.contains("converged"), "{log}");
+    assert!(log.contains("a mount disappeared"), "{log}");
+
+    // Back in the config, alpha mounts again with its file intact.
+    write_config(&config, root, &["alpha", "beta"], "");
+    let agent = Agent::start(&config);
+    eventually("alpha mounted after a restart", 30, || is_mounted(&alpha));
+    assert_eq!(
+        std::fs::read_to_string(alpha.join("kept.txt")).unwrap(),
+        "written through the mount\n"
+    );
+    agent.stop();
+    cleanup(&[alpha, beta]);
+}
+
+#[test]
+fn an_invalid_first_config_starts_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("cobox.toml");
+    std::fs::write(
+        &config,
+        "version = 1\n[[space]]\nname = \"x\"\nmount = \"relative\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coboxd"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error[relative-path]") && err.contains("nothing was started"),
+        "{err}"
+    );
+}
