@@ -20,7 +20,7 @@ use device::Device;
 /// How often the agent reconciles with no other trigger (drift: a mount removed by hand).
 pub const RESYNC: Duration = Duration::from_secs(10);
 /// Changes to the config file closer together than this make one reload.
-const DEBOUNCE: Duration = Duration::from_millis(150);
+const DEBOUNCE: Duration = Duration::from_millis(30);
 
 /// What wakes the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
