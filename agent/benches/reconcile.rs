@@ -1,0 +1,119 @@
+//! Time from saving cobox.toml to the new space being mounted, over 20 edits (p50/p95),
+//! with the real `coboxd` binary; and the planner alone on 1,000 declared spaces.
+//!
+//! Run: `cargo bench -p coboxd --bench reconcile` (needs FUSE; builds `coboxd` first).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cobox_schema::{FixedHost, Source, validate};
+use coboxd::mount::is_mounted;
+use coboxd::plan::{Observed, ObservedSpace, plan};
+
+fn coboxd() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "coboxd",
+            "--bin",
+            "coboxd",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("coboxd")
+}
+
+fn config(root: &Path, n: usize) -> String {
+    let mut t = format!(
+        "version = 1\n[device]\nname = \"bench\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n",
+        root.join("data").display(),
+        root.join("mnt").display()
+    );
+    for i in 0..n {
+        t.push_str(&format!("[[space]]\nname = \"s{i}\"\n"));
+    }
+    t
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let bin = coboxd();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let file = root.join("cobox.toml");
+    std::fs::write(&file, config(root, 1)).unwrap();
+    let mut child = Command::new(&bin)
+        .arg("--config")
+        .arg(&file)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait = |p: &Path| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !is_mounted(p) {
+            assert!(Instant::now() < deadline, "{} never mounted", p.display());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    wait(&root.join("mnt/s0"));
+    let mut times = Vec::new();
+    for n in 2..=21 {
+        let tmp_file = root.join("cobox.toml.new");
+        std::fs::write(&tmp_file, config(root, n)).unwrap();
+        let start = Instant::now();
+        std::fs::rename(&tmp_file, &file).unwrap();
+        wait(&root.join(format!("mnt/s{}", n - 1)));
+        times.push(start.elapsed());
+    }
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
+    let _ = child.wait();
+    times.sort();
+    println!(
+        "save to mounted, 20 edits each adding a space: p50 {:.1} ms, p95 {:.1} ms",
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.95).as_secs_f64() * 1e3
+    );
+
+    // The planner alone, everything converged.
+    let mut text = String::from("version = 1\n");
+    let mut observed = Observed {
+        identity: true,
+        ..Default::default()
+    };
+    for i in 0..1000 {
+        text.push_str(&format!("[[space]]\nname = \"s{i}\"\nmount = false\n"));
+        observed.spaces.insert(
+            format!("s{i}"),
+            ObservedSpace {
+                exists: true,
+                open: true,
+                address: None,
+            },
+        );
+    }
+    let desired = validate(&Source::new("bench", text), &FixedHost::example())
+        .config
+        .unwrap();
+    let rounds = 200;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        assert!(std::hint::black_box(plan(&desired, &observed)).is_converged());
+    }
+    println!(
+        "plan, 1,000 declared spaces, nothing to do: {:.3} ms",
+        start.elapsed().as_secs_f64() * 1e3 / rounds as f64
+    );
+}
