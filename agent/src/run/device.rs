@@ -83,8 +83,13 @@ impl Device {
         names.extend(self.spaces.keys().cloned());
         names.sort();
         names.dedup();
+        // One scan of the key store, not one per space.
+        let mut on_disk: BTreeMap<String, SpaceKeys> = BTreeMap::new();
+        for k in self.store.spaces()? {
+            on_disk.entry(k.name.clone()).or_insert(k);
+        }
         for name in names {
-            let keys = self.store.find_space(&name)?;
+            let keys = on_disk.get(&name);
             observed.spaces.insert(
                 name.clone(),
                 ObservedSpace {
