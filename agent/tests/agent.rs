@@ -168,3 +168,62 @@ fn an_invalid_first_config_starts_nothing() {
         "{err}"
     );
 }
+
+#[test]
+fn under_systemd_the_agent_reports_ready_reloading_and_stopping_and_logs_json() {
+    use std::os::unix::net::UnixDatagram;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let config = root.join("cobox.toml");
+    write_config(&config, root, &["alpha"], "");
+    let sock_path = root.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let recv = || {
+        let mut buf = vec![0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a notification arrives");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coboxd"))
+        .args(["--log-format", "json", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready = recv();
+    assert!(
+        ready.contains("READY=1") && ready.contains("STATUS=generation 1: converged"),
+        "{ready}"
+    );
+    assert!(is_mounted(&root.join("mnt/alpha")));
+
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    assert!(recv().contains("RELOADING=1"));
+    assert!(recv().contains("READY=1"));
+
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(recv().contains("STOPPING=1"));
+    assert!(child.wait().unwrap().success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("timestamp").is_some(),
+            "{line}"
+        );
+    }
+    assert!(!is_mounted(&root.join("mnt/alpha")));
+}

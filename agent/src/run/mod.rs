@@ -2,6 +2,7 @@
 //! of the config file, SIGHUP, a periodic resync), until SIGTERM or SIGINT.
 
 pub mod device;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -90,12 +91,25 @@ pub fn run(source: ConfigSource) -> Result<()> {
             }
         });
     }
+    let manager = service::Notifier::from_env();
     let mut accepted_text = src.text().to_string();
     let mut device = Device::new(rt.handle().clone(), &config)?;
     let mut generation = 1u64;
     tracing::info!(generation, source = %src.name(), "config accepted");
+    let mut announced = false;
     loop {
-        reconcile(&mut device, &config, generation);
+        let converged = reconcile(&mut device, &config, generation);
+        let status = if converged {
+            format!("generation {generation}: converged")
+        } else {
+            format!("generation {generation}: converging")
+        };
+        if announced {
+            manager.status(&status)
+        } else {
+            manager.ready(&status)
+        }
+        announced = true;
         let mut trigger = match rx.recv_timeout(RESYNC) {
             Ok(t) => Some(t),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -107,6 +121,9 @@ pub fn run(source: ConfigSource) -> Result<()> {
                 (Some(Trigger::Stop), _) | (_, Trigger::Stop) => Trigger::Stop,
                 _ => t,
             });
+        }
+        if matches!(trigger, Some(Trigger::ConfigChanged | Trigger::Reload)) {
+            manager.reloading();
         }
         match trigger {
             Some(Trigger::Stop) => break,
@@ -130,6 +147,7 @@ pub fn run(source: ConfigSource) -> Result<()> {
             None => {}
         }
     }
+    manager.stopping();
     tracing::info!("stopping: unmounting and closing spaces");
     device.shutdown();
     tracing::info!("stopped");
@@ -138,12 +156,13 @@ pub fn run(source: ConfigSource) -> Result<()> {
 
 /// Plan and execute once. A failed action is logged, and the actions of the same
 /// resource after it are skipped (they depend on it); the next trigger tries again.
-fn reconcile(device: &mut Device, config: &Config, generation: u64) {
+/// Returns whether nothing is left to do.
+fn reconcile(device: &mut Device, config: &Config, generation: u64) -> bool {
     let observed = match device.observe(config) {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "cannot observe the device");
-            return;
+            return false;
         }
     };
     let p = plan(config, &observed);
@@ -176,6 +195,7 @@ fn reconcile(device: &mut Device, config: &Config, generation: u64) {
     } else if failed.is_empty() {
         tracing::debug!(generation, "converged");
     }
+    failed.is_empty()
 }
 
 fn resource_of(action: &Action) -> String {
