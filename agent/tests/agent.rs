@@ -227,3 +227,74 @@ fn under_systemd_the_agent_reports_ready_reloading_and_stopping_and_logs_json() 
     }
     assert!(!is_mounted(&root.join("mnt/alpha")));
 }
+
+#[test]
+fn kill_9_while_converging_loses_nothing_and_the_next_start_converges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let config = root.join("cobox.toml");
+    let names = ["s0", "s1", "s2", "s3", "s4", "s5"];
+    write_config(&config, root, &names[..1], "");
+    let mounts: Vec<PathBuf> = names.iter().map(|n| root.join("mnt").join(n)).collect();
+    let mut agent = Agent::start(&config);
+    eventually("s0 mounted", 30, || is_mounted(&mounts[0]));
+    std::fs::write(mounts[0].join("before.txt"), "committed before the crash\n").unwrap();
+    // Declare more spaces and kill the agent while it is creating and mounting them.
+    write_config(&config, root, &names, "");
+    eventually("the apply under way", 30, || {
+        mounts[1..].iter().any(|m| is_mounted(m))
+    });
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+
+    // Stale mounts left by the killed agent still show in the mount table: wait for live ones.
+    let live = |m: &PathBuf| is_mounted(m) && !coboxd::mount::is_stale(m);
+    let agent = Agent::start(&config);
+    eventually("every space mounted after the restart", 60, || {
+        mounts.iter().all(live)
+    });
+    assert_eq!(
+        std::fs::read_to_string(mounts[0].join("before.txt")).unwrap(),
+        "committed before the crash\n"
+    );
+    let keys = std::fs::read_dir(root.join("data/spaces")).unwrap().count();
+    assert_eq!(keys, names.len(), "one space each, none created twice");
+    agent.stop();
+    cleanup(&mounts);
+}
+
+#[test]
+fn a_failing_action_is_retried_with_backoff_and_blocks_only_its_resource() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let config = root.join("cobox.toml");
+    // The mount point of `blocked` is a regular file: mounting there fails until it is gone.
+    let blocked = root.join("in-the-way");
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let extra = format!(
+        "[[space]]\nname = \"blocked\"\nmount = \"{}\"\n",
+        blocked.join("mnt").display()
+    );
+    write_config(&config, root, &["fine"], &extra);
+    let agent = Agent::start(&config);
+    let fine = root.join("mnt/fine");
+    eventually("the other space mounted", 30, || is_mounted(&fine));
+    std::thread::sleep(Duration::from_secs(4));
+    std::fs::remove_file(&blocked).unwrap();
+    eventually(
+        "the blocked space mounted once its mount point can be made",
+        30,
+        || is_mounted(&blocked.join("mnt")),
+    );
+    let log = agent.stop();
+    let failures = log.matches("action failed").count();
+    assert!(
+        (2..=6).contains(&failures),
+        "retried with growing waits, not in a tight loop: {failures} failures\n{log}"
+    );
+    assert!(
+        log.contains("retry_in_s=1") && log.contains("retry_in_s=2"),
+        "{log}"
+    );
+    cleanup(&[fine, blocked.join("mnt")]);
+}

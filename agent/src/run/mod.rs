@@ -1,6 +1,7 @@
 //! The agent's loop: load the config, plan, execute, and again on every trigger (a change
 //! of the config file, SIGHUP, a periodic resync), until SIGTERM or SIGINT.
 
+pub mod backoff;
 pub mod device;
 pub mod service;
 
@@ -97,8 +98,9 @@ pub fn run(source: ConfigSource) -> Result<()> {
     let mut generation = 1u64;
     tracing::info!(generation, source = %src.name(), "config accepted");
     let mut announced = false;
+    let mut retries = backoff::Retries::default();
     loop {
-        let converged = reconcile(&mut device, &config, generation);
+        let converged = reconcile(&mut device, &config, generation, &mut retries);
         let status = if converged {
             format!("generation {generation}: converged")
         } else {
@@ -110,7 +112,10 @@ pub fn run(source: ConfigSource) -> Result<()> {
             manager.ready(&status)
         }
         announced = true;
-        let mut trigger = match rx.recv_timeout(RESYNC) {
+        let wait = retries
+            .next_due(std::time::Instant::now())
+            .map_or(RESYNC, |d| d.min(RESYNC));
+        let mut trigger = match rx.recv_timeout(wait) {
             Ok(t) => Some(t),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => Some(Trigger::Stop),
@@ -132,6 +137,7 @@ pub fn run(source: ConfigSource) -> Result<()> {
                     tracing::debug!("config unchanged");
                 }
                 Ok((src, Some(next))) => {
+                    retries.reset();
                     accepted_text = src.text().to_string();
                     config = next;
                     generation += 1;
@@ -157,7 +163,12 @@ pub fn run(source: ConfigSource) -> Result<()> {
 /// Plan and execute once. A failed action is logged, and the actions of the same
 /// resource after it are skipped (they depend on it); the next trigger tries again.
 /// Returns whether nothing is left to do.
-fn reconcile(device: &mut Device, config: &Config, generation: u64) -> bool {
+fn reconcile(
+    device: &mut Device,
+    config: &Config,
+    generation: u64,
+    retries: &mut backoff::Retries,
+) -> bool {
     let observed = match device.observe(config) {
         Ok(o) => o,
         Err(e) => {
@@ -167,9 +178,14 @@ fn reconcile(device: &mut Device, config: &Config, generation: u64) -> bool {
     };
     let p = plan(config, &observed);
     let mut failed: Vec<String> = Vec::new();
+    let now = std::time::Instant::now();
     for action in &p.actions {
         let resource = resource_of(action);
         if failed.contains(&resource) {
+            continue;
+        }
+        if !retries.due(&resource, now) {
+            failed.push(resource);
             continue;
         }
         if let Action::Blocked { resource, reason } = action {
@@ -177,9 +193,13 @@ fn reconcile(device: &mut Device, config: &Config, generation: u64) -> bool {
             continue;
         }
         tracing::info!(generation, "{action}");
-        if let Err(e) = device.execute(action) {
-            tracing::error!(generation, action = %action, error = %format!("{e:#}"), "action failed; will retry");
-            failed.push(resource);
+        match device.execute(action) {
+            Ok(()) => retries.succeeded(&resource),
+            Err(e) => {
+                let wait = retries.failed(&resource, now);
+                tracing::error!(generation, action = %action, error = %format!("{e:#}"), retry_in_s = wait.as_secs(), "action failed");
+                failed.push(resource);
+            }
         }
     }
     let acted = p
