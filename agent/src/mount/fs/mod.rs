@@ -691,6 +691,7 @@ impl SpaceFs {
     }
 }
 
+/// `O_TRUNC` as the kernel passes it in open flags.
 fn libc_o_trunc() -> i32 {
-    0o1000
+    rustix::fs::OFlags::TRUNC.bits() as i32
 }
