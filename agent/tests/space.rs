@@ -124,7 +124,7 @@ fn the_index_is_derived_state_and_rebuilds_from_the_feeds() {
         listing.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
         ["a.txt", "b.txt"]
     );
-    let index = tmp.path().join(format!("a/spaces/{}/index", keys.address));
+    let index = tmp.path().join("a/index");
     assert!(index.exists());
     std::fs::remove_dir_all(&index).unwrap();
     let rebuilt = rt.block_on(async {

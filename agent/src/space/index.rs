@@ -1,8 +1,12 @@
-//! The space's derived state in sled: which feeds are logs, and checkpoints of the merged
+//! The spaces' derived state in sled: which feeds are logs, and checkpoints of the merged
 //! drive (with how far into each log it has read), so a restart replays only new entries.
-//! Deleting the index directory is safe: it is rebuilt from the feeds.
+//! One database per device (`DATA_DIR/index`), a tree per space, shared by every open
+//! space of the process. Deleting it while the agent is stopped is safe: it is rebuilt
+//! from the feeds.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use super::tree::Tree;
 
@@ -17,8 +21,30 @@ pub enum IndexError {
 
 /// The index of one space.
 pub struct Index {
+    dir: PathBuf,
     db: sled::Db,
     logs: sled::Tree,
+    checkpoints: sled::Tree,
+    space: [u8; 32],
+}
+
+/// Databases open in this process, with how many spaces use each (sled allows one opening
+/// of a directory per process).
+fn registry() -> &'static Mutex<BTreeMap<PathBuf, (sled::Db, usize)>> {
+    static OPEN: OnceLock<Mutex<BTreeMap<PathBuf, (sled::Db, usize)>>> = OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        let mut open = registry().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, users)) = open.get_mut(&self.dir) {
+            *users -= 1;
+            if *users == 0 {
+                open.remove(&self.dir);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Index {
@@ -27,16 +53,36 @@ impl std::fmt::Debug for Index {
     }
 }
 
-const CHECKPOINT: &[u8] = b"drive-checkpoint-v1";
-
 impl Index {
-    pub fn open(dir: &Path) -> Result<Index, IndexError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::LowSpace)
-            .open()?;
-        let logs = db.open_tree("logs")?;
-        Ok(Index { db, logs })
+    /// The index of the space `space` in the device database at `dir`.
+    pub fn open(dir: &Path, space: &[u8; 32]) -> Result<Index, IndexError> {
+        let db = {
+            let mut open = registry().lock().unwrap_or_else(|p| p.into_inner());
+            match open.get_mut(dir) {
+                Some((db, users)) => {
+                    *users += 1;
+                    db.clone()
+                }
+                None => {
+                    let db = sled::Config::new()
+                        .path(dir)
+                        .mode(sled::Mode::LowSpace)
+                        .open()?;
+                    open.insert(dir.to_path_buf(), (db.clone(), 1));
+                    db
+                }
+            }
+        };
+        let hex: String = space.iter().map(|b| format!("{b:02x}")).collect();
+        let logs = db.open_tree(format!("logs/{hex}"))?;
+        let checkpoints = db.open_tree("checkpoints")?;
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            db,
+            logs,
+            checkpoints,
+            space: *space,
+        })
     }
 
     /// Log feeds of other members known to this device.
@@ -59,7 +105,7 @@ impl Index {
 
     /// The last checkpoint of the drive, if there is a readable one.
     pub fn load_tree(&self) -> Option<Tree> {
-        let bytes = self.db.get(CHECKPOINT).ok()??;
+        let bytes = self.checkpoints.get(self.space).ok()??;
         match serde_json::from_slice(&bytes) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -71,7 +117,8 @@ impl Index {
 
     /// Save a checkpoint of the drive.
     pub fn save_tree(&self, tree: &Tree) -> Result<(), IndexError> {
-        self.db.insert(CHECKPOINT, serde_json::to_vec(tree)?)?;
+        self.checkpoints
+            .insert(self.space, serde_json::to_vec(tree)?)?;
         self.db.flush()?;
         Ok(())
     }

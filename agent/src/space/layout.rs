@@ -1,10 +1,11 @@
 //! Where a space lives on disk.
 //!
 //! ```text
+//! DATA_DIR/index/                 derived state of every space (sled); deletable while the
+//!                                  agent is stopped, rebuilt from the feeds
 //! DATA_DIR/spaces/ADDRESS/
 //!   space.key          the space's keys (cobox-keys)
 //!   feeds/FEEDKEY/     one hypercore per feed: every member's log and content feeds
-//!   index/             derived state (the drive index); deletable, rebuilt from the feeds
 //!   staging/           files being written through a mount, until they are committed
 //! ```
 
@@ -16,12 +17,14 @@ use cobox_schema::hexkey::Address;
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    index: PathBuf,
 }
 
 impl Layout {
     pub fn new(data_dir: &Path, address: &Address) -> Layout {
         Layout {
             root: data_dir.join("spaces").join(address.to_string()),
+            index: data_dir.join("index"),
         }
     }
 
@@ -38,8 +41,9 @@ impl Layout {
             .join(key.iter().map(|b| format!("{b:02x}")).collect::<String>())
     }
 
+    /// The device's index database (shared by its spaces).
     pub fn index(&self) -> PathBuf {
-        self.root.join("index")
+        self.index.clone()
     }
 
     pub fn staging(&self) -> PathBuf {

@@ -111,8 +111,8 @@ impl Space {
             .ok_or_else(|| SpaceError::NotAMember(keys.name.clone()))?;
         let layout = Layout::new(data_dir, &keys.address);
         let feeds = Feeds::open(layout.clone(), parent, &keys.address).await?;
-        let index =
-            index::Index::open(&layout.index()).map_err(|e| SpaceError::Index(e.to_string()))?;
+        let index = index::Index::open(&layout.index(), &keys.address.0)
+            .map_err(|e| SpaceError::Index(e.to_string()))?;
         let mut space = Space {
             block: Arc::new(BlockKey::for_space(&encryption_key)),
             identity: cobox_keys::derive::identity(parent),
