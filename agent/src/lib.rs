@@ -1,8 +1,10 @@
 //! The cobox agent: converges a device onto its declared `cobox.toml`.
 
 pub mod config_file;
+pub mod control;
 pub mod feed;
 pub mod host;
+pub mod keyops;
 pub mod mount;
 pub mod plan;
 pub mod run;

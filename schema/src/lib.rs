@@ -1,6 +1,7 @@
 //! The cobox.toml model: raw serde types, validation with file:line:col diagnostics, the
 //! validated desired state, and the JSON Schema. No I/O happens here.
 
+pub mod api;
 pub mod codes;
 pub mod config;
 mod convert;

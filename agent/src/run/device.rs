@@ -12,6 +12,24 @@ use cobox_schema::Config;
 use crate::mount::{Mounted, is_mounted};
 use crate::plan::{Action, Observed, ObservedSpace};
 use crate::space::Space;
+use crate::space::layout::Layout;
+use cobox_schema::api::PruneCandidate;
+
+/// Bytes of the files under `dir`.
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_usage(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
+}
 
 /// What the agent holds open on this device.
 pub struct Device {
@@ -21,6 +39,8 @@ pub struct Device {
     device_name: String,
     spaces: BTreeMap<String, Arc<tokio::sync::Mutex<Space>>>,
     mounts: BTreeMap<PathBuf, (String, Mounted)>,
+    /// What changed behind the agent's back since last asked.
+    drift: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Device {
@@ -50,6 +70,7 @@ impl Device {
             device_name: config.device.name.clone().unwrap_or_else(host_name),
             spaces: BTreeMap::new(),
             mounts: BTreeMap::new(),
+            drift: Vec::new(),
         })
     }
 
@@ -71,6 +92,10 @@ impl Device {
             .collect();
         for path in gone {
             tracing::warn!(path = %path.display(), "a mount disappeared; it will be restored");
+            self.drift.push((
+                format!("mount {}", path.display()),
+                "the mount disappeared; it will be restored".into(),
+            ));
             if let Some((_, m)) = self.mounts.remove(&path) {
                 drop(m);
             }
@@ -105,6 +130,59 @@ impl Device {
             .map(|(p, (s, _))| (p.clone(), s.clone()))
             .collect();
         Ok(observed)
+    }
+
+    /// Drift seen by `observe` since the last call: (resource, what happened).
+    pub fn take_drift(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.drift)
+    }
+
+    pub fn store(&self) -> &KeyStore {
+        &self.store
+    }
+
+    /// Spaces with keys on this device that `desired` does not declare and that are not
+    /// open: what `prune` may delete.
+    pub fn prune_candidates(&self, desired: &Config) -> Result<Vec<PruneCandidate>> {
+        let mut out = Vec::new();
+        for k in self.store.spaces()? {
+            if desired.spaces.iter().any(|s| s.name == k.name)
+                || desired.seeds.iter().any(|s| s.address == k.address)
+                || self.spaces.contains_key(&k.name)
+            {
+                continue;
+            }
+            let root = Layout::new(self.store.data_dir(), &k.address).root().to_path_buf();
+            out.push(PruneCandidate {
+                name: k.name.clone(),
+                address: k.address.to_string(),
+                bytes: disk_usage(&root),
+            });
+        }
+        out.sort_by(|a, b| (&a.name, &a.address).cmp(&(&b.name, &b.address)));
+        Ok(out)
+    }
+
+    /// Delete the data and keys of an undeclared space: moved aside at once (so it is
+    /// gone or whole), forgotten by the index, then removed.
+    pub fn prune(&self, candidate: &PruneCandidate) -> Result<()> {
+        let address: cobox_schema::hexkey::Address = candidate
+            .address
+            .parse()
+            .map_err(|e| anyhow!("address {}: {e}", candidate.address))?;
+        let layout = Layout::new(self.store.data_dir(), &address);
+        let aside = self
+            .store
+            .data_dir()
+            .join("spaces")
+            .join(format!(".pruning-{address}"));
+        std::fs::rename(layout.root(), &aside)
+            .with_context(|| format!("cannot move {} aside", layout.root().display()))?;
+        crate::space::index::forget(&layout.index(), &address.0)?;
+        std::fs::remove_dir_all(&aside)
+            .with_context(|| format!("cannot delete {}", aside.display()))?;
+        tracing::warn!(space = %candidate.name, %address, "pruned the data of an undeclared space");
+        Ok(())
     }
 
     fn parent(&self) -> Result<&Secret32> {

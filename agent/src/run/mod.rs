@@ -1,8 +1,11 @@
-//! The agent's loop: load the config, plan, execute, and again on every trigger (a change
-//! of the config file, SIGHUP, a periodic resync), until SIGTERM or SIGINT.
+//! The agent's loop: load the config, plan, execute, record status, and again on every
+//! trigger (a change of the config file, SIGHUP, an API apply, a periodic resync), until
+//! SIGTERM or SIGINT. API calls that plan or change the desired state are answered here,
+//! between reconciles, so only one thing changes the device at a time.
 
 pub mod backoff;
 pub mod device;
+mod driver;
 pub mod service;
 
 use std::path::{Path, PathBuf};
@@ -11,25 +14,31 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cobox_schema::render::{self, Colour};
-use cobox_schema::{Config, Source};
-use notify::Watcher;
+use cobox_schema::{Source, Validation};
 
 use crate::config_file;
+use crate::control::CallMsg;
 use crate::host::SystemHost;
-use crate::plan::{Action, plan};
-use device::Device;
+use crate::plan::Action;
 
 /// How often the agent reconciles with no other trigger (drift: a mount removed by hand).
 pub const RESYNC: Duration = Duration::from_secs(10);
 /// Changes to the config file closer together than this make one reload.
 const DEBOUNCE: Duration = Duration::from_millis(30);
 
-/// What wakes the loop.
+/// What wakes the loop besides an API call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Trigger {
+pub enum Trigger {
     ConfigChanged,
     Reload,
     Stop,
+}
+
+/// What the loop receives.
+#[derive(Debug)]
+pub enum Wake {
+    Trigger(Trigger),
+    Call(CallMsg),
 }
 
 /// Where the config comes from.
@@ -39,7 +48,17 @@ pub enum ConfigSource {
     Embedded,
 }
 
-fn load(source: &ConfigSource) -> Result<(Source, Option<Config>)> {
+impl ConfigSource {
+    fn name(&self) -> String {
+        match self {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Embedded => config_file::DEFAULT_CONFIG_NAME.to_string(),
+        }
+    }
+}
+
+/// Read and validate the config; diagnostics go to the log's stream.
+fn load(source: &ConfigSource) -> Result<(Source, Validation)> {
     let src = match source {
         ConfigSource::File(p) => config_file::read(p)?,
         ConfigSource::Embedded => Source::new(
@@ -51,13 +70,14 @@ fn load(source: &ConfigSource) -> Result<(Source, Option<Config>)> {
     if !v.diagnostics.is_empty() {
         eprint!("{}", render::report(&v.diagnostics, &src, Colour::Never));
     }
-    Ok((src, v.config))
+    Ok((src, v))
 }
 
-/// Run the agent until stopped. Returns an error only when the first config is unusable.
+/// Run the agent until stopped. Returns an error only when the first config is unusable
+/// or another agent already serves its control socket.
 pub fn run(source: ConfigSource) -> Result<()> {
     let (src, first) = load(&source)?;
-    let Some(mut config) = first else {
+    let Some(config) = first.config else {
         anyhow::bail!("config {} is invalid; nothing was started", src.name());
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -65,10 +85,6 @@ pub fn run(source: ConfigSource) -> Result<()> {
         .enable_all()
         .build()?;
     let (tx, rx) = mpsc::channel();
-    let _watcher = match &source {
-        ConfigSource::File(path) => Some(watch(path, tx.clone())?),
-        ConfigSource::Embedded => None,
-    };
     {
         let tx = tx.clone();
         rt.spawn(async move {
@@ -86,21 +102,18 @@ pub fn run(source: ConfigSource) -> Result<()> {
                     _ = term.recv() => Trigger::Stop,
                     _ = int.recv() => Trigger::Stop,
                 };
-                if tx.send(t).is_err() || t == Trigger::Stop {
+                if tx.send(Wake::Trigger(t)).is_err() || t == Trigger::Stop {
                     return;
                 }
             }
         });
     }
+    let mut agent = driver::Agent::start(rt, source, src, config, tx)?;
     let manager = service::Notifier::from_env();
-    let mut accepted_text = src.text().to_string();
-    let mut device = Device::new(rt.handle().clone(), &config)?;
-    let mut generation = 1u64;
-    tracing::info!(generation, source = %src.name(), "config accepted");
     let mut announced = false;
-    let mut retries = backoff::Retries::default();
     loop {
-        let converged = reconcile(&mut device, &config, generation, &mut retries);
+        let converged = agent.reconcile();
+        let generation = agent.generation();
         let status = if converged {
             format!("generation {generation}: converged")
         } else {
@@ -112,113 +125,60 @@ pub fn run(source: ConfigSource) -> Result<()> {
             manager.ready(&status)
         }
         announced = true;
-        let wait = retries
-            .next_due(std::time::Instant::now())
-            .map_or(RESYNC, |d| d.min(RESYNC));
-        let mut trigger = match rx.recv_timeout(wait) {
-            Ok(t) => Some(t),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Trigger::Stop),
-        };
-        // Coalesce a burst of triggers into one.
-        while let Ok(t) = rx.recv_timeout(DEBOUNCE) {
-            trigger = Some(match (trigger, t) {
-                (Some(Trigger::Stop), _) | (_, Trigger::Stop) => Trigger::Stop,
-                _ => t,
-            });
-        }
-        if matches!(trigger, Some(Trigger::ConfigChanged | Trigger::Reload)) {
-            manager.reloading();
-        }
-        match trigger {
-            Some(Trigger::Stop) => break,
-            Some(Trigger::ConfigChanged | Trigger::Reload) => match load(&source) {
-                Ok((src, _)) if src.text() == accepted_text => {
-                    tracing::debug!("config unchanged");
-                }
-                Ok((src, Some(next))) => {
-                    retries.reset();
-                    accepted_text = src.text().to_string();
-                    config = next;
-                    generation += 1;
-                    tracing::info!(generation, source = %src.name(), "config accepted");
-                }
-                Ok((src, None)) => {
-                    tracing::error!(generation, source = %src.name(), "config is invalid (ConfigInvalid); generation {generation} keeps running")
-                }
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "cannot read the config; the running generation stays")
-                }
-            },
-            None => {}
+        match wait(&mut agent, &rx) {
+            Next::Stop => break,
+            Next::Reconcile => {}
+            Next::Reload => {
+                manager.reloading();
+                agent.reload_file();
+            }
         }
     }
     manager.stopping();
     tracing::info!("stopping: unmounting and closing spaces");
-    device.shutdown();
+    agent.shutdown();
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Plan and execute once. A failed action is logged, and the actions of the same
-/// resource after it are skipped (they depend on it); the next trigger tries again.
-/// Returns whether nothing is left to do.
-fn reconcile(
-    device: &mut Device,
-    config: &Config,
-    generation: u64,
-    retries: &mut backoff::Retries,
-) -> bool {
-    let observed = match device.observe(config) {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "cannot observe the device");
-            return false;
-        }
-    };
-    let p = plan(config, &observed);
-    let mut failed: Vec<String> = Vec::new();
-    let now = std::time::Instant::now();
-    for action in &p.actions {
-        let resource = resource_of(action);
-        if failed.contains(&resource) {
-            continue;
-        }
-        if !retries.due(&resource, now) {
-            failed.push(resource);
-            continue;
-        }
-        if let Action::Blocked { resource, reason } = action {
-            tracing::warn!(%resource, %reason, "blocked");
-            continue;
-        }
-        tracing::info!(generation, "{action}");
-        match device.execute(action) {
-            Ok(()) => retries.succeeded(&resource),
-            Err(e) => {
-                let wait = retries.failed(&resource, now);
-                tracing::error!(generation, action = %action, error = %format!("{e:#}"), retry_in_s = wait.as_secs(), "action failed");
-                failed.push(resource);
-            }
-        }
-    }
-    let acted = p
-        .actions
-        .iter()
-        .any(|a| !matches!(a, Action::Blocked { .. }));
-    if failed.is_empty() && acted {
-        tracing::info!(
-            generation,
-            identity = device.identity().unwrap_or_default(),
-            "converged"
-        );
-    } else if failed.is_empty() {
-        tracing::debug!(generation, "converged");
-    }
-    failed.is_empty()
+/// What the loop does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Reconcile,
+    Reload,
+    Stop,
 }
 
-fn resource_of(action: &Action) -> String {
+/// Sleep until a trigger, the next retry or the resync period; answer API calls meanwhile.
+/// A burst of triggers makes one reload.
+fn wait(agent: &mut driver::Agent, rx: &mpsc::Receiver<Wake>) -> Next {
+    let deadline = std::time::Instant::now() + agent.wait_time();
+    let mut next = None;
+    loop {
+        let timeout = match next {
+            // Coalescing: only a short pause more.
+            Some(_) => DEBOUNCE,
+            None => deadline.saturating_duration_since(std::time::Instant::now()),
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(Wake::Call(call)) => {
+                if agent.answer(call) {
+                    next = Some(next.unwrap_or(Next::Reconcile));
+                }
+            }
+            Ok(Wake::Trigger(Trigger::Stop)) => return Next::Stop,
+            Ok(Wake::Trigger(Trigger::ConfigChanged | Trigger::Reload)) => {
+                next = Some(Next::Reload)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => return next.unwrap_or(Next::Reconcile),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Next::Stop,
+        }
+    }
+}
+
+/// The resource an action belongs to: a failed action holds back the later actions of the
+/// same resource, and backoff counts per resource.
+pub fn resource_of(action: &Action) -> String {
     match action {
         Action::Unmount { space, .. }
         | Action::CloseSpace { space }
@@ -233,7 +193,8 @@ fn resource_of(action: &Action) -> String {
 }
 
 /// Watch the config file (through its directory, as editors replace files by renaming).
-fn watch(path: &Path, tx: mpsc::Sender<Trigger>) -> Result<notify::RecommendedWatcher> {
+fn watch(path: &Path, tx: mpsc::Sender<Wake>) -> Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -249,11 +210,39 @@ fn watch(path: &Path, tx: mpsc::Sender<Trigger>) -> Result<notify::RecommendedWa
                 .iter()
                 .any(|p| p.file_name().map(|n| n.to_os_string()) == name)
         {
-            let _ = tx.send(Trigger::ConfigChanged);
+            let _ = tx.send(Wake::Trigger(Trigger::ConfigChanged));
         }
     })?;
     watcher
         .watch(&dir, notify::RecursiveMode::NonRecursive)
         .with_context(|| format!("cannot watch {}", dir.display()))?;
     Ok(watcher)
+}
+
+/// Replace `path` with `text` whole: temp file, fsync, rename, fsync of the directory.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cobox.toml".into());
+    let tmp = dir.join(format!(".{name}.coboxd-{}", std::process::id()));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }

@@ -123,3 +123,13 @@ impl Index {
         Ok(())
     }
 }
+
+/// Drop everything the index holds about `space` (its data was deleted).
+pub fn forget(dir: &Path, space: &[u8; 32]) -> Result<(), IndexError> {
+    let index = Index::open(dir, space)?;
+    let hex: String = space.iter().map(|b| format!("{b:02x}")).collect();
+    index.checkpoints.remove(space)?;
+    index.db.drop_tree(format!("logs/{hex}"))?;
+    index.db.flush()?;
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! The status board: what the loop last found, read by the API without waiting for the
+//! loop; condition since-times; the event log (a ring of recent events and a broadcast of
+//! new ones).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use cobox_schema::api::{
+    AgentInfo, Condition, ConditionType, ConfigInvalid, Event, EventKind, ResourceKind,
+    ResourceStatus, Status,
+};
+
+use super::conditions::Res;
+
+/// How many past events are kept for new subscribers.
+pub const EVENT_BACKLOG: usize = 1000;
+
+/// RFC 3339 UTC with seconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[derive(Debug)]
+struct Inner {
+    status: Status,
+    /// (kind, name, condition) → (status, since).
+    since: BTreeMap<(ResourceKind, String, ConditionType), (bool, String)>,
+    events: VecDeque<Event>,
+    next_event: u64,
+}
+
+/// Shared between the loop (writer) and the API (readers).
+#[derive(Debug, Clone)]
+pub struct Board {
+    inner: Arc<Mutex<Inner>>,
+    events: tokio::sync::broadcast::Sender<Event>,
+}
+
+impl Board {
+    pub fn new(agent: AgentInfo) -> Board {
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        Board {
+            inner: Arc::new(Mutex::new(Inner {
+                status: Status {
+                    agent,
+                    generation: 0,
+                    observed_generation: 0,
+                    converged: false,
+                    config_invalid: None,
+                    resources: vec![],
+                },
+                since: BTreeMap::new(),
+                events: VecDeque::new(),
+                next_event: 1,
+            })),
+            events,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.lock().status.clone()
+    }
+
+    pub fn set_identity(&self, identity: Option<String>) {
+        self.lock().status.agent.identity = identity;
+    }
+
+    pub fn set_config_name(&self, name: &str) {
+        self.lock().status.agent.config = name.to_string();
+    }
+
+    /// A new generation runs; the last invalid edit is forgotten.
+    pub fn set_generation(&self, generation: u64) {
+        let mut g = self.lock();
+        g.status.generation = generation;
+        g.status.config_invalid = None;
+    }
+
+    pub fn set_config_invalid(&self, invalid: Option<ConfigInvalid>) {
+        self.lock().status.config_invalid = invalid;
+    }
+
+    /// Record the resources found by the reconcile of `generation`.
+    pub fn set_resources(&self, generation: u64, converged: bool, found: Vec<Res>) {
+        let now = now_rfc3339();
+        let mut g = self.lock();
+        let mut since = BTreeMap::new();
+        let mut resources = Vec::with_capacity(found.len() + 1);
+        let config_res = config_resource(&g.status);
+        for r in std::iter::once(config_res).chain(found) {
+            let conditions = r
+                .conditions
+                .into_iter()
+                .map(|c| {
+                    let key = (r.kind, r.name.clone(), c.kind);
+                    let stamp = match g.since.get(&key) {
+                        Some((s, t)) if *s == c.status => t.clone(),
+                        _ => now.clone(),
+                    };
+                    since.insert(key, (c.status, stamp.clone()));
+                    Condition {
+                        kind: c.kind,
+                        status: c.status,
+                        reason: c.reason,
+                        message: c.message,
+                        since: stamp,
+                    }
+                })
+                .collect();
+            resources.push(ResourceStatus {
+                kind: r.kind,
+                name: r.name,
+                observed_generation: generation,
+                conditions,
+                details: r.details,
+            });
+        }
+        g.since = since;
+        g.status.resources = resources;
+        g.status.observed_generation = generation;
+        g.status.converged = converged;
+    }
+
+    /// Record and broadcast an event.
+    pub fn emit(
+        &self,
+        kind: EventKind,
+        generation: u64,
+        resource: Option<String>,
+        message: impl Into<String>,
+    ) {
+        let mut g = self.lock();
+        let event = Event {
+            id: g.next_event,
+            time: now_rfc3339(),
+            kind,
+            generation,
+            resource,
+            message: message.into(),
+        };
+        g.next_event += 1;
+        if g.events.len() == EVENT_BACKLOG {
+            g.events.pop_front();
+        }
+        g.events.push_back(event.clone());
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Events after `after`, and (subscribed before they were read, so nothing falls in
+    /// between) a receiver of the ones to come.
+    pub fn events_after(
+        &self,
+        after: u64,
+    ) -> (Vec<Event>, tokio::sync::broadcast::Receiver<Event>) {
+        let g = self.lock();
+        let rx = self.events.subscribe();
+        let past = g.events.iter().filter(|e| e.id > after).cloned().collect();
+        (past, rx)
+    }
+}
+
+/// The config resource: Ready while a generation runs; Degraded while the last edit is
+/// invalid.
+fn config_resource(status: &Status) -> Res {
+    let mut conditions = vec![super::conditions::Cond {
+        kind: ConditionType::Ready,
+        status: status.generation > 0,
+        reason: "Accepted".into(),
+        message: format!("generation {} runs", status.generation),
+    }];
+    let (degraded, reason, message) = match &status.config_invalid {
+        Some(ci) => (
+            true,
+            "ConfigInvalid",
+            format!(
+                "the last edit has {} error(s); generation {} keeps running",
+                ci.diagnostics
+                    .iter()
+                    .filter(|d| d.severity == "error")
+                    .count(),
+                status.generation
+            ),
+        ),
+        None => (false, "Valid", String::new()),
+    };
+    conditions.push(super::conditions::Cond {
+        kind: ConditionType::Degraded,
+        status: degraded,
+        reason: reason.into(),
+        message,
+    });
+    Res {
+        kind: ResourceKind::Config,
+        name: status.agent.config.clone(),
+        conditions,
+        details: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::conditions::Cond;
+
+    fn info() -> AgentInfo {
+        AgentInfo {
+            version: "0".into(),
+            pid: 1,
+            started: now_rfc3339(),
+            identity: None,
+            config: "c.toml".into(),
+            data_dir: "/d".into(),
+        }
+    }
+
+    fn res(ready: bool) -> Res {
+        Res {
+            kind: ResourceKind::Space,
+            name: "a".into(),
+            conditions: vec![Cond {
+                kind: ConditionType::Ready,
+                status: ready,
+                reason: "R".into(),
+                message: String::new(),
+            }],
+            details: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn since_changes_only_when_the_status_changes() {
+        let b = Board::new(info());
+        b.set_generation(1);
+        b.set_resources(1, false, vec![res(false)]);
+        let first = b.status().resources[1].conditions[0].since.clone();
+        // Make the clock move past a second so a new stamp would differ.
+        {
+            let mut g = b.lock();
+            for v in g.since.values_mut() {
+                v.1 = "2000-01-01T00:00:00Z".into();
+            }
+        }
+        b.set_resources(1, false, vec![res(false)]);
+        assert_eq!(
+            b.status().resources[1].conditions[0].since,
+            "2000-01-01T00:00:00Z"
+        );
+        b.set_resources(1, true, vec![res(true)]);
+        let s = b.status();
+        assert_ne!(s.resources[1].conditions[0].since, "2000-01-01T00:00:00Z");
+        assert!(s.converged);
+        assert!(!first.is_empty());
+        assert_eq!(s.resources[0].kind, ResourceKind::Config);
+    }
+
+    #[test]
+    fn events_are_numbered_kept_and_streamed_without_a_gap() {
+        let b = Board::new(info());
+        for i in 0..EVENT_BACKLOG + 5 {
+            b.emit(EventKind::Converged, 1, None, format!("e{i}"));
+        }
+        let (past, mut rx) = b.events_after(0);
+        assert_eq!(past.len(), EVENT_BACKLOG);
+        assert_eq!(past[0].id, 6);
+        let (tail, _) = b.events_after(past.last().unwrap().id - 2);
+        assert_eq!(tail.len(), 2);
+        b.emit(EventKind::Drift, 1, Some("mount /m".into()), "gone");
+        let next = rx.try_recv().unwrap();
+        assert_eq!(next.id, EVENT_BACKLOG as u64 + 6);
+        assert_eq!(next.kind, EventKind::Drift);
+    }
+}

@@ -1,0 +1,264 @@
+//! The conditions of each resource after a reconcile: pure, from the config, what was
+//! observed, what is still planned and what failed.
+
+use std::collections::BTreeMap;
+
+use cobox_schema::Config;
+use cobox_schema::api::{ConditionType, ResourceKind};
+
+use crate::plan::{Action, Observed, Plan};
+
+/// One condition before it is stamped with a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cond {
+    pub kind: ConditionType,
+    pub status: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// A resource and its conditions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Res {
+    pub kind: ResourceKind,
+    pub name: String,
+    pub conditions: Vec<Cond>,
+    pub details: BTreeMap<String, String>,
+}
+
+/// What happened to a resource's actions in the last reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub action: String,
+    pub error: String,
+    pub retry_in_s: u64,
+}
+
+fn cond(kind: ConditionType, status: bool, reason: &str, message: impl Into<String>) -> Cond {
+    Cond {
+        kind,
+        status,
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+/// Ready / Progressing / Stalled for a resource with `pending` actions and maybe a
+/// failure or a block.
+fn standard(
+    ready: Option<(&str, String)>,
+    pending: &[&Action],
+    failure: Option<&Failure>,
+    blocked: Option<&str>,
+) -> Vec<Cond> {
+    use ConditionType::*;
+    if let Some(f) = failure {
+        let msg = format!(
+            "{}: {}; retrying in {} s",
+            f.action.trim_start_matches(['+', '-', ' ']),
+            f.error,
+            f.retry_in_s
+        );
+        return vec![
+            cond(Ready, false, "ActionFailed", msg.clone()),
+            cond(Progressing, false, "ActionFailed", ""),
+            cond(Stalled, true, "ActionFailed", msg),
+        ];
+    }
+    if let Some(reason) = blocked {
+        return vec![
+            cond(Ready, false, "Blocked", reason),
+            cond(Progressing, false, "Blocked", ""),
+            cond(Stalled, true, "Blocked", reason),
+        ];
+    }
+    if let Some(next) = pending.first() {
+        let msg = next.to_string();
+        return vec![
+            cond(Ready, false, "Pending", msg.clone()),
+            cond(Progressing, true, "Pending", msg),
+            cond(Stalled, false, "Pending", ""),
+        ];
+    }
+    match ready {
+        Some((reason, msg)) => vec![
+            cond(Ready, true, reason, msg),
+            cond(Progressing, false, reason, ""),
+            cond(Stalled, false, reason, ""),
+        ],
+        None => vec![cond(Ready, false, "Unknown", "")],
+    }
+}
+
+/// The resources of `config` with their conditions. `remaining` is what a fresh plan
+/// still wants; `failures` are keyed like [`crate::run::resource_of`] (`space NAME`).
+pub fn resources(
+    config: &Config,
+    observed: &Observed,
+    remaining: &Plan,
+    failures: &BTreeMap<String, Failure>,
+) -> Vec<Res> {
+    let mut out = Vec::new();
+    let pending = |pred: &dyn Fn(&Action) -> bool| -> Vec<&Action> {
+        remaining.actions.iter().filter(|a| pred(a)).collect()
+    };
+    let blocked_of = |res: &str| -> Option<&str> {
+        remaining.actions.iter().find_map(|a| match a {
+            Action::Blocked { resource, reason } if resource == res => Some(reason.as_str()),
+            _ => None,
+        })
+    };
+
+    let id_pending = pending(&|a| matches!(a, Action::CreateIdentity));
+    out.push(Res {
+        kind: ResourceKind::Identity,
+        name: "device".into(),
+        conditions: standard(
+            observed
+                .identity
+                .then(|| ("Created", "the device has its identity".to_string())),
+            &id_pending,
+            failures.get("identity"),
+            None,
+        ),
+        details: BTreeMap::new(),
+    });
+
+    for s in &config.spaces {
+        let key = format!("space {}", s.name);
+        let seen = observed.spaces.get(&s.name);
+        let mine = pending(&|a| match a {
+            Action::CreateSpace { space }
+            | Action::JoinSpace { space, .. }
+            | Action::OpenSpace { space } => *space == s.name,
+            _ => false,
+        });
+        let mut details = BTreeMap::new();
+        if let Some(a) = seen.and_then(|o| o.address) {
+            details.insert("address".into(), a.to_string());
+        }
+        let ready = seen
+            .filter(|o| o.open)
+            .map(|_| ("Open", "the space is open".to_string()));
+        out.push(Res {
+            kind: ResourceKind::Space,
+            name: s.name.clone(),
+            conditions: standard(ready, &mine, failures.get(&key), blocked_of(&key)),
+            details,
+        });
+        if let Some(path) = &s.mount {
+            let mine = pending(&|a| matches!(a, Action::Mount { path: p, .. } if p == path));
+            let ready = (observed.mounts.get(path) == Some(&s.name))
+                .then(|| ("Mounted", format!("space {} is mounted", s.name)));
+            // A mount depends on its space: the space's failure is the mount's reason.
+            let failure = failures.get(&key).filter(|f| f.action.contains("mount"));
+            let upstream_failed = failures.contains_key(&key) && failure.is_none();
+            let conditions = if upstream_failed && ready.is_none() {
+                vec![
+                    cond(
+                        ConditionType::Ready,
+                        false,
+                        "SpaceNotReady",
+                        format!("space {} is not open", s.name),
+                    ),
+                    cond(ConditionType::Stalled, true, "SpaceNotReady", ""),
+                ]
+            } else {
+                standard(ready, &mine, failure, blocked_of(&key))
+            };
+            let mut details = BTreeMap::new();
+            details.insert("space".into(), s.name.clone());
+            out.push(Res {
+                kind: ResourceKind::Mount,
+                name: path.display().to_string(),
+                conditions,
+                details,
+            });
+        }
+    }
+    for s in &config.seeds {
+        let key = format!("seed {}", s.name);
+        let mine = pending(&|a| matches!(a, Action::StartSeed { seed, .. } if *seed == s.name));
+        let ready = observed
+            .seeds
+            .get(&s.name)
+            .filter(|o| o.running && o.address == s.address)
+            .map(|_| ("Seeding", "the seed replicates".to_string()));
+        let mut details = BTreeMap::new();
+        details.insert("address".into(), s.address.to_string());
+        out.push(Res {
+            kind: ResourceKind::Seed,
+            name: s.name.clone(),
+            conditions: standard(ready, &mine, failures.get(&key), blocked_of(&key)),
+            details,
+        });
+    }
+    out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::plan;
+    use cobox_schema::{FixedHost, Source, validate};
+
+    fn config(text: &str) -> Config {
+        let v = validate(&Source::new("t.toml", text), &FixedHost::example());
+        v.config.unwrap_or_else(|| panic!("{:?}", v.diagnostics))
+    }
+
+    fn ready(rs: &[Res], kind: ResourceKind, name: &str) -> (bool, String) {
+        let r = rs
+            .iter()
+            .find(|r| r.kind == kind && r.name == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"));
+        let c = r
+            .conditions
+            .iter()
+            .find(|c| c.kind == ConditionType::Ready)
+            .unwrap();
+        (c.status, c.reason.clone())
+    }
+
+    #[test]
+    fn pending_then_ready_and_a_failure_stalls_the_space_and_its_mount() {
+        let c = config(
+            "version = 1\n[device]\ndata_dir = \"/d\"\nmount_root = \"/m\"\n\
+             [[space]]\nname = \"a\"\nmount = \"/m/a\"\n",
+        );
+        let mut o = Observed::default();
+        let p = plan(&c, &o);
+        let rs = resources(&c, &o, &p, &BTreeMap::new());
+        assert_eq!(ready(&rs, ResourceKind::Space, "a"), (false, "Pending".into()));
+        assert_eq!(ready(&rs, ResourceKind::Mount, "/m/a"), (false, "Pending".into()));
+
+        let mut failures = BTreeMap::new();
+        failures.insert(
+            "space a".to_string(),
+            Failure {
+                action: "+ open space a".into(),
+                error: "disk full".into(),
+                retry_in_s: 2,
+            },
+        );
+        let rs = resources(&c, &o, &p, &failures);
+        assert_eq!(
+            ready(&rs, ResourceKind::Space, "a"),
+            (false, "ActionFailed".into())
+        );
+        assert_eq!(
+            ready(&rs, ResourceKind::Mount, "/m/a"),
+            (false, "SpaceNotReady".into())
+        );
+
+        let fake = "1".repeat(64).parse().unwrap();
+        for a in &p.actions {
+            o.apply(a, |_| fake);
+        }
+        let rs = resources(&c, &o, &plan(&c, &o), &BTreeMap::new());
+        assert_eq!(ready(&rs, ResourceKind::Space, "a"), (true, "Open".into()));
+        assert_eq!(ready(&rs, ResourceKind::Mount, "/m/a"), (true, "Mounted".into()));
+        assert_eq!(ready(&rs, ResourceKind::Identity, "device"), (true, "Created".into()));
+    }
+}

@@ -1,0 +1,418 @@
+//! The control API server: HTTP/JSON under `/v1` on a unix socket that only the agent's
+//! user can open (mode 0600). Reads (status, events, keys) are answered here; anything
+//! that plans or changes the desired state goes to the agent's loop, one at a time.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use cobox_keys::KeyStore;
+use cobox_schema::api::{
+    self, ApiError, ConfigRequest, Generations as GenerationsDoc, Identity, InviteInspectRequest,
+    InviteRequest, InviteResponse, KeyExportRequest, KeyExportResponse, PruneRequest,
+    RollbackRequest, error_code,
+};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::board::Board;
+use super::generations::Generations;
+use super::{Call, CallMsg, Failure};
+use crate::keyops;
+use crate::run::Wake;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub board: Board,
+    pub calls: std::sync::mpsc::Sender<Wake>,
+    pub store: KeyStore,
+}
+
+/// An error response.
+pub fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
+    Failure {
+        status: status.as_u16(),
+        error: ApiError {
+            code: code.into(),
+            message: message.into(),
+            diagnostics: vec![],
+        },
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.error)).into_response()
+    }
+}
+
+type Reply = Result<Response, Failure>;
+
+fn json<T: serde::Serialize>(v: &T) -> Reply {
+    Ok(axum::Json(v).into_response())
+}
+
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Failure> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        failure(
+            StatusCode::BAD_REQUEST,
+            error_code::BAD_REQUEST,
+            format!("request body: {e}"),
+        )
+    })
+}
+
+/// The routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/identity", get(identity))
+        .route("/v1/generations", get(generations))
+        .route("/v1/plan", post(plan))
+        .route("/v1/apply", post(apply))
+        .route("/v1/rollback", post(rollback))
+        .route("/v1/prune", get(prune_candidates).post(prune))
+        .route("/v1/invites", post(invite_create))
+        .route("/v1/invites/inspect", post(invite_inspect))
+        .route("/v1/keys/export", post(keys_export))
+        .route("/v1/events", get(events))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Every route, for the OpenAPI test: (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/status"),
+    ("get", "/v1/identity"),
+    ("get", "/v1/generations"),
+    ("post", "/v1/plan"),
+    ("post", "/v1/apply"),
+    ("post", "/v1/rollback"),
+    ("get", "/v1/prune"),
+    ("post", "/v1/prune"),
+    ("post", "/v1/invites"),
+    ("post", "/v1/invites/inspect"),
+    ("post", "/v1/keys/export"),
+    ("get", "/v1/events"),
+    ("get", "/v1/openapi.json"),
+];
+
+async fn not_found(uri: axum::http::Uri) -> Failure {
+    failure(
+        StatusCode::NOT_FOUND,
+        error_code::NOT_FOUND,
+        format!("no endpoint {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Failure {
+    failure(
+        StatusCode::METHOD_NOT_ALLOWED,
+        error_code::METHOD_NOT_ALLOWED,
+        format!("endpoint {} does not take {method}", uri.path()),
+    )
+}
+
+async fn status(State(s): State<ApiState>) -> Reply {
+    json(&s.board.status())
+}
+
+/// Run blocking key-store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_code::INTERNAL,
+            format!("request task: {e}"),
+        )
+    })?
+}
+
+async fn identity(State(s): State<ApiState>) -> Reply {
+    let store = s.store.clone();
+    let id = blocking(move || {
+        store.identity().map_err(|e| {
+            failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error_code::INTERNAL,
+                e.to_string(),
+            )
+        })
+    })
+    .await?;
+    match id {
+        Some(id) => json(&Identity {
+            public_key: id.public.to_string(),
+        }),
+        None => Err(failure(
+            StatusCode::NOT_FOUND,
+            error_code::NO_IDENTITY,
+            "this device has no identity yet",
+        )),
+    }
+}
+
+async fn generations(State(s): State<ApiState>) -> Reply {
+    let dir = s.store.data_dir().to_path_buf();
+    let current = s.board.status().generation;
+    let mut list = blocking(move || {
+        Generations::new(&dir).list().map_err(|e| {
+            failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error_code::INTERNAL,
+                e.to_string(),
+            )
+        })
+    })
+    .await?;
+    list.reverse();
+    json(&GenerationsDoc {
+        current,
+        generations: list.into_iter().map(|g| g.info).collect(),
+    })
+}
+
+/// Hand a call to the loop and wait for its answer.
+async fn call(s: &ApiState, call: Call) -> Reply {
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    let stopping = || {
+        failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_code::AGENT_STOPPING,
+            "the agent is stopping",
+        )
+    };
+    s.calls
+        .send(Wake::Call(CallMsg { call, reply }))
+        .map_err(|_| stopping())?;
+    let value = rx.await.map_err(|_| stopping())??;
+    Ok(axum::Json(value).into_response())
+}
+
+async fn plan(State(s): State<ApiState>, bytes: Bytes) -> Reply {
+    let req: ConfigRequest = body(&bytes)?;
+    call(&s, Call::Plan(req)).await
+}
+
+async fn apply(State(s): State<ApiState>, bytes: Bytes) -> Reply {
+    let req: ConfigRequest = body(&bytes)?;
+    call(&s, Call::Apply(req)).await
+}
+
+async fn rollback(State(s): State<ApiState>, bytes: Bytes) -> Reply {
+    let req: RollbackRequest = if bytes.is_empty() {
+        RollbackRequest { generation: None }
+    } else {
+        body(&bytes)?
+    };
+    call(&s, Call::Rollback(req)).await
+}
+
+async fn prune_candidates(State(s): State<ApiState>) -> Reply {
+    call(&s, Call::PruneCandidates).await
+}
+
+async fn prune(State(s): State<ApiState>, bytes: Bytes) -> Reply {
+    let req: PruneRequest = body(&bytes)?;
+    call(&s, Call::Prune(req)).await
+}
+
+fn bad(e: anyhow::Error, code: &str) -> Failure {
+    failure(StatusCode::UNPROCESSABLE_ENTITY, code, format!("{e:#}"))
+}
+
+async fn invite_create(State(s): State<ApiState>, bytes: Bytes) -> Reply {
+    let req: InviteRequest = body(&bytes)?;
+    let store = s.store.clone();
+    let code = blocking(move || {
+        keyops::create_invite(
+            &store,
+            &req.space,
+            &req.invitee,
+            req.role,
+            req.expires.as_deref(),
+        )
+        .map_err(|e| bad(e, error_code::BAD_REQUEST))
+    })
+    .await?;
+    json(&InviteResponse { code })
+}
+
+async fn invite_inspect(State(s): State<ApiState>, bytes: Bytes) -> Reply {
+    let req: InviteInspectRequest = body(&bytes)?;
+    let store = s.store.clone();
+    let info = blocking(move || {
+        keyops::inspect_invite(&store, &req.code).map_err(|e| bad(e, error_code::INVALID_INVITE))
+    })
+    .await?;
+    json(&info)
+}
+
+async fn keys_export(State(s): State<ApiState>, bytes: Bytes) -> Reply {
+    let req: KeyExportRequest = body(&bytes)?;
+    if !req.confirm {
+        return Err(failure(
+            StatusCode::BAD_REQUEST,
+            error_code::NOT_CONFIRMED,
+            "key export hands out secret keys: send `confirm: true` to ask for it explicitly",
+        ));
+    }
+    let store = s.store.clone();
+    let (keys, content) = blocking(move || {
+        let keys = keyops::paper_keys(&store, req.space.as_deref(), req.all)
+            .map_err(|e| bad(e, error_code::NO_SUCH_SPACE))?;
+        let bytes = keyops::sheet_bytes(&keys, req.format);
+        Ok((
+            keys.len(),
+            base64::engine::general_purpose::STANDARD.encode(&*bytes),
+        ))
+    })
+    .await?;
+    tracing::warn!(keys, "paper keys were exported through the control API");
+    json(&KeyExportResponse {
+        keys,
+        content_base64: content,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    /// Only events with a greater id.
+    #[serde(default)]
+    after: u64,
+    /// Keep the stream open for new events.
+    #[serde(default)]
+    follow: bool,
+}
+
+async fn events(State(s): State<ApiState>, q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>) -> Reply {
+    let Query(q) = q.map_err(|e| {
+        failure(
+            StatusCode::BAD_REQUEST,
+            error_code::BAD_REQUEST,
+            format!("query: {e}"),
+        )
+    })?;
+    let (past, rx) = s.board.events_after(q.after);
+    let last = past.last().map_or(q.after, |e| e.id);
+    let to_sse = |e: &api::Event| {
+        SseEvent::default()
+            .id(e.id.to_string())
+            .data(serde_json::to_string(e).expect("events serialize"))
+    };
+    let backlog = futures::stream::iter(past.iter().map(to_sse).collect::<Vec<_>>());
+    let live = futures::stream::unfold((rx, last), move |(mut rx, last)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.id <= last => continue,
+                Ok(e) => {
+                    let id = e.id;
+                    return Some((e, (rx, id)));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .map(move |e| to_sse(&e));
+    let stream = if q.follow {
+        backlog.chain(live).boxed()
+    } else {
+        backlog.boxed()
+    };
+    Ok(Sse::new(stream.map(Ok::<_, std::convert::Infallible>))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+async fn openapi() -> Reply {
+    json(&super::openapi::document())
+}
+
+/// Why the socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another agent answers on control socket {0}")]
+    InUse(PathBuf),
+    #[error("control socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Bind the socket at `path` with mode 0600 from the start (bound under a temporary name,
+/// restricted, then renamed into place). A socket left by a dead agent is replaced; a live
+/// one is an error.
+pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| BindError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(BindError::InUse(path.to_path_buf()));
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!(".coboxd-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = std::os::unix::net::UnixListener::bind(&tmp).map_err(io)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    tokio::net::UnixListener::from_std(listener).map_err(io)
+}
+
+/// The running server: serves until dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Bind `path` and serve on `rt`.
+    pub fn start(
+        rt: &tokio::runtime::Handle,
+        path: &Path,
+        state: ApiState,
+    ) -> Result<Server, BindError> {
+        let listener = {
+            let _guard = rt.enter();
+            bind(path)?
+        };
+        let app = router(state);
+        let task = rt.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "control API stopped");
+            }
+        });
+        tracing::info!(socket = %path.display(), "control API listening");
+        Ok(Server {
+            path: path.to_path_buf(),
+            task,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,565 @@
+//! The running agent: the accepted config and its generation, the device, the status board
+//! and the control API; one reconcile, one reload or one API call at a time.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::Result;
+use cobox_schema::api::{
+    AgentInfo, ApplyResponse, ConfigInvalid, ConfigRequest, EventKind, GenerationSource,
+    PlanResponse, PruneCandidates, PruneRequest, RollbackRequest, Summary, WireDiagnostic,
+    error_code,
+};
+use cobox_schema::{Config, Source, Validation};
+
+use super::device::Device;
+use super::{ConfigSource, RESYNC, Wake, backoff, load, resource_of, watch, write_atomic};
+use crate::config_file;
+use crate::control::board::{Board, now_rfc3339};
+use crate::control::conditions::{self, Failure as ActionFailure};
+use crate::control::generations::{Generations, digest};
+use crate::control::server::{ApiState, Server, failure};
+use crate::control::{Call, CallMsg, Failure, changes};
+use crate::host::SystemHost;
+use crate::plan::{Action, Observed, Plan, plan};
+
+fn wire(v: &Validation, src: &Source) -> Vec<WireDiagnostic> {
+    v.diagnostics
+        .iter()
+        .map(|d| WireDiagnostic::from(&d.located(src)))
+        .collect()
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).expect("api types serialize")
+}
+
+fn internal(e: anyhow::Error) -> Failure {
+    failure(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        error_code::INTERNAL,
+        format!("{e:#}"),
+    )
+}
+
+/// The agent between reconciles.
+pub struct Agent {
+    rt: tokio::runtime::Runtime,
+    source: ConfigSource,
+    config: Config,
+    accepted_text: String,
+    generation: u64,
+    generations: Generations,
+    board: Board,
+    device: Device,
+    retries: backoff::Retries,
+    failures: BTreeMap<String, ActionFailure>,
+    blocked: BTreeMap<String, String>,
+    was_converged: bool,
+    tx: mpsc::Sender<Wake>,
+    watcher: Option<notify::RecommendedWatcher>,
+    server: Option<Server>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("generation", &self.generation)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Take `config` (read from `src`) as the running generation, open the control API.
+    pub fn start(
+        rt: tokio::runtime::Runtime,
+        source: ConfigSource,
+        src: Source,
+        config: Config,
+        tx: mpsc::Sender<Wake>,
+    ) -> Result<Agent> {
+        let generations = Generations::new(&config.device.data_dir);
+        let text = src.text().to_string();
+        let latest = generations.latest()?;
+        let generation = match latest {
+            Some(g) if g.info.digest == digest(&text) => g.info.number,
+            _ => {
+                let kind = match source {
+                    ConfigSource::File(_) => GenerationSource::File,
+                    ConfigSource::Embedded => GenerationSource::Embedded,
+                };
+                generations
+                    .record(&text, kind, src.name(), None, &now_rfc3339())?
+                    .number
+            }
+        };
+        let board = Board::new(AgentInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            started: now_rfc3339(),
+            identity: None,
+            config: source.name(),
+            data_dir: config.device.data_dir.display().to_string(),
+        });
+        board.set_generation(generation);
+        board.emit(
+            EventKind::ConfigAccepted,
+            generation,
+            None,
+            format!("generation {generation} from {}", src.name()),
+        );
+        tracing::info!(generation, source = %src.name(), "config accepted");
+        let device = Device::new(rt.handle().clone(), &config)?;
+        board.set_identity(device.identity());
+        let watcher = match &source {
+            ConfigSource::File(path) => Some(watch(path, tx.clone())?),
+            ConfigSource::Embedded => None,
+        };
+        let state = ApiState {
+            board: board.clone(),
+            calls: tx.clone(),
+            store: device.store().clone(),
+        };
+        let server = Server::start(rt.handle(), &config.api.socket, state)?;
+        Ok(Agent {
+            rt,
+            source,
+            config,
+            accepted_text: text,
+            generation,
+            generations,
+            board,
+            device,
+            retries: backoff::Retries::default(),
+            failures: BTreeMap::new(),
+            blocked: BTreeMap::new(),
+            was_converged: false,
+            tx,
+            watcher,
+            server: Some(server),
+        })
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// How long to sleep: until the next retry, at most the resync period.
+    pub fn wait_time(&self) -> std::time::Duration {
+        self.retries
+            .next_due(Instant::now())
+            .map_or(RESYNC, |d| d.min(RESYNC))
+    }
+
+    /// Plan and execute once, then record status. A failed action is logged and recorded,
+    /// and the actions of the same resource after it are skipped (they depend on it); it is
+    /// retried with backoff. Returns whether nothing is left to do.
+    pub fn reconcile(&mut self) -> bool {
+        let observed = match self.device.observe(&self.config) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot observe the device");
+                return false;
+            }
+        };
+        for (resource, message) in self.device.take_drift() {
+            self.board
+                .emit(EventKind::Drift, self.generation, Some(resource), message);
+        }
+        let p = plan(&self.config, &observed);
+        let mut failed: Vec<String> = Vec::new();
+        let mut acted = false;
+        let now = Instant::now();
+        let generation = self.generation;
+        for action in &p.actions {
+            let resource = resource_of(action);
+            if failed.contains(&resource) {
+                continue;
+            }
+            if !self.retries.due(&resource, now) {
+                failed.push(resource);
+                continue;
+            }
+            if let Action::Blocked { resource, reason } = action {
+                if self.blocked.get(resource) != Some(reason) {
+                    tracing::warn!(%resource, %reason, "blocked");
+                    self.board.emit(
+                        EventKind::Blocked,
+                        generation,
+                        Some(resource.clone()),
+                        reason.clone(),
+                    );
+                }
+                continue;
+            }
+            acted = true;
+            tracing::info!(generation, "{action}");
+            match self.device.execute(action) {
+                Ok(()) => {
+                    self.retries.succeeded(&resource);
+                    self.failures.remove(&resource);
+                    self.board.emit(
+                        EventKind::ActionSucceeded,
+                        generation,
+                        Some(resource.clone()),
+                        action.to_string(),
+                    );
+                }
+                Err(e) => {
+                    let wait = self.retries.failed(&resource, now);
+                    let error = format!("{e:#}");
+                    tracing::error!(generation, action = %action, error = %error, retry_in_s = wait.as_secs(), "action failed");
+                    self.board.emit(
+                        EventKind::ActionFailed,
+                        generation,
+                        Some(resource.clone()),
+                        format!("{action}: {error}"),
+                    );
+                    self.failures.insert(
+                        resource.clone(),
+                        ActionFailure {
+                            action: action.to_string(),
+                            error,
+                            retry_in_s: wait.as_secs(),
+                        },
+                    );
+                    failed.push(resource);
+                }
+            }
+        }
+        self.blocked = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Blocked { resource, reason } => Some((resource.clone(), reason.clone())),
+                _ => None,
+            })
+            .collect();
+        // What is left: plan again only when something was done.
+        let (observed, remaining) = if acted {
+            match self.device.observe(&self.config) {
+                Ok(o) => {
+                    let r = plan(&self.config, &o);
+                    (o, r)
+                }
+                Err(_) => (observed, p),
+            }
+        } else {
+            (observed, p)
+        };
+        self.failures.retain(|res, _| {
+            remaining
+                .actions
+                .iter()
+                .any(|a| !matches!(a, Action::Blocked { .. }) && resource_of(a) == *res)
+        });
+        let converged = failed.is_empty() && remaining.is_converged();
+        let found = conditions::resources(&self.config, &observed, &remaining, &self.failures);
+        self.board.set_identity(self.device.identity());
+        self.board.set_resources(generation, converged, found);
+        if converged && (acted || !self.was_converged) {
+            tracing::info!(
+                generation,
+                identity = self.device.identity().unwrap_or_default(),
+                "converged"
+            );
+            self.board.emit(
+                EventKind::Converged,
+                generation,
+                None,
+                format!("generation {generation} converged"),
+            );
+        } else if converged {
+            tracing::debug!(generation, "converged");
+        }
+        self.was_converged = converged;
+        converged
+    }
+
+    /// The config file changed or SIGHUP: take a valid new text as the next generation; an
+    /// invalid one leaves the running generation and shows `ConfigInvalid`.
+    pub fn reload_file(&mut self) {
+        match load(&self.source) {
+            Ok((src, _)) if src.text() == self.accepted_text => {
+                tracing::debug!("config unchanged");
+                self.board.set_config_invalid(None);
+            }
+            Ok((src, v)) => match v.config {
+                Some(next) => {
+                    let kind = match self.source {
+                        ConfigSource::File(_) => GenerationSource::File,
+                        ConfigSource::Embedded => GenerationSource::Embedded,
+                    };
+                    if let Err(e) = self.accept(src.text(), src.name(), next, kind, None) {
+                        tracing::error!(error = %format!("{e:#}"), "cannot record the new generation; the running one stays");
+                    }
+                }
+                None => {
+                    let diagnostics = wire(&v, &src);
+                    let errors = diagnostics.iter().filter(|d| d.severity == "error").count();
+                    tracing::error!(generation = self.generation, source = %src.name(), errors, "config is invalid (ConfigInvalid); generation {} keeps running", self.generation);
+                    self.board.emit(
+                        EventKind::ConfigInvalid,
+                        self.generation,
+                        None,
+                        format!(
+                            "{} has {errors} error(s); generation {} keeps running",
+                            src.name(),
+                            self.generation
+                        ),
+                    );
+                    self.board.set_config_invalid(Some(ConfigInvalid {
+                        since: now_rfc3339(),
+                        diagnostics,
+                    }));
+                }
+            },
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot read the config; the running generation stays")
+            }
+        }
+    }
+
+    /// Make `text` the running generation.
+    fn accept(
+        &mut self,
+        text: &str,
+        name: &str,
+        config: Config,
+        kind: GenerationSource,
+        restores: Option<u64>,
+    ) -> Result<u64> {
+        let g = self
+            .generations
+            .record(text, kind, name, restores, &now_rfc3339())?;
+        self.generation = g.number;
+        self.accepted_text = text.to_string();
+        self.retries.reset();
+        self.failures.clear();
+        self.was_converged = false;
+        if config.api.socket != self.config.api.socket {
+            let state = ApiState {
+                board: self.board.clone(),
+                calls: self.tx.clone(),
+                store: self.device.store().clone(),
+            };
+            match Server::start(self.rt.handle(), &config.api.socket, state) {
+                Ok(s) => self.server = Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot move the control API; it stays where it was")
+                }
+            }
+        }
+        if config.device.data_dir != self.config.device.data_dir {
+            tracing::warn!(
+                "a changed [device] data_dir takes effect when the agent restarts; this one keeps {}",
+                self.config.device.data_dir.display()
+            );
+        }
+        self.config = config;
+        self.board.set_generation(g.number);
+        self.board.emit(
+            EventKind::ConfigAccepted,
+            g.number,
+            None,
+            format!("generation {} from {name} ({kind})", g.number),
+        );
+        tracing::info!(generation = g.number, source = %name, %kind, "config accepted");
+        Ok(g.number)
+    }
+
+    /// Answer an API call; returns whether the desired state changed (reconcile now).
+    pub fn answer(&mut self, msg: CallMsg) -> bool {
+        let (answer, changed) = match msg.call {
+            Call::Plan(req) => (self.dry_run(&req).map(|p| to_value(&p.0)), false),
+            Call::Apply(req) => match self.apply(&req, GenerationSource::Api, None) {
+                Ok(a) => {
+                    let changed = !a.unchanged;
+                    (Ok(to_value(&a)), changed)
+                }
+                Err(e) => (Err(e), false),
+            },
+            Call::Rollback(req) => match self.rollback(&req) {
+                Ok(a) => (Ok(to_value(&a)), true),
+                Err(e) => (Err(e), false),
+            },
+            Call::PruneCandidates => (
+                self.device
+                    .prune_candidates(&self.config)
+                    .map(|c| to_value(&PruneCandidates { candidates: c }))
+                    .map_err(internal),
+                false,
+            ),
+            Call::Prune(req) => (self.prune(&req).map(|c| to_value(&c)), false),
+        };
+        // The caller may have given up waiting; that is fine.
+        let _ = msg.reply.send(answer);
+        changed
+    }
+
+    /// Validate a candidate and plan it against the device as it is now.
+    fn dry_run(&mut self, req: &ConfigRequest) -> Result<(PlanResponse, Config), Failure> {
+        let name = req.name.clone().unwrap_or_else(|| "<api>".into());
+        let src = Source::new(name.clone(), req.config.clone());
+        let v = config_file::check(&src, &SystemHost::from_env());
+        let diagnostics = wire(&v, &src);
+        let Some(candidate) = v.config else {
+            let errors = diagnostics.iter().filter(|d| d.severity == "error").count();
+            let mut f = failure(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                error_code::CONFIG_INVALID,
+                format!("config {name} is invalid ({errors} error(s)); nothing was changed"),
+            );
+            f.error.diagnostics = diagnostics;
+            return Err(f);
+        };
+        let observed: Observed = self.device.observe(&candidate).map_err(internal)?;
+        let p: Plan = plan(&candidate, &observed);
+        let changes = changes::changes(Some(&self.config), &candidate, &observed, &p);
+        let blocked = p
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Blocked { resource, reason } => Some(format!("{resource}: {reason}")),
+                _ => None,
+            })
+            .collect();
+        Ok((
+            PlanResponse {
+                generation: self.generation,
+                summary: Summary::of(&changes),
+                changes,
+                blocked,
+                warnings: diagnostics,
+            },
+            candidate,
+        ))
+    }
+
+    fn apply(
+        &mut self,
+        req: &ConfigRequest,
+        kind: GenerationSource,
+        restores: Option<u64>,
+    ) -> Result<ApplyResponse, Failure> {
+        let (plan, candidate) = self.dry_run(req)?;
+        if req.config == self.accepted_text && restores.is_none() {
+            return Ok(ApplyResponse {
+                generation: self.generation,
+                unchanged: true,
+                plan,
+            });
+        }
+        // The file is the desired state on disk: write it first, so a restart (or the
+        // watcher's reload) finds the same text.
+        let path = match &self.source {
+            ConfigSource::File(p) => Some(p.clone()),
+            ConfigSource::Embedded => config_file::default_path(),
+        };
+        if let Some(path) = &path {
+            write_atomic(path, &req.config).map_err(internal)?;
+            if matches!(self.source, ConfigSource::Embedded) {
+                self.source = ConfigSource::File(path.clone());
+                self.board.set_config_name(&path.display().to_string());
+                match watch(path, self.tx.clone()) {
+                    Ok(w) => self.watcher = Some(w),
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot watch the new config file"),
+                }
+                tracing::info!(path = %path.display(), "the applied config is now the config file");
+            }
+        }
+        let name = req.name.clone().unwrap_or_else(|| "<api>".into());
+        let generation = self
+            .accept(&req.config, &name, candidate, kind, restores)
+            .map_err(internal)?;
+        Ok(ApplyResponse {
+            generation,
+            unchanged: false,
+            plan,
+        })
+    }
+
+    fn rollback(&mut self, req: &RollbackRequest) -> Result<ApplyResponse, Failure> {
+        let target = match req.generation {
+            Some(n) => n,
+            None => self
+                .generations
+                .list()
+                .map_err(|e| internal(e.into()))?
+                .iter()
+                .rev()
+                .map(|g| g.info.number)
+                .find(|n| *n < self.generation)
+                .ok_or_else(|| {
+                    failure(
+                        axum::http::StatusCode::NOT_FOUND,
+                        error_code::NO_SUCH_GENERATION,
+                        format!("no generation before {} is stored", self.generation),
+                    )
+                })?,
+        };
+        let stored = self.generations.get(target).map_err(|e| {
+            failure(
+                axum::http::StatusCode::NOT_FOUND,
+                error_code::NO_SUCH_GENERATION,
+                e.to_string(),
+            )
+        })?;
+        let req = ConfigRequest {
+            config: stored.text,
+            name: Some(format!("generation {target}")),
+        };
+        self.apply(&req, GenerationSource::Rollback, Some(target))
+    }
+
+    fn prune(&mut self, req: &PruneRequest) -> Result<PruneCandidates, Failure> {
+        let candidates = self
+            .device
+            .prune_candidates(&self.config)
+            .map_err(internal)?;
+        let mut chosen = Vec::new();
+        for name in &req.spaces {
+            match candidates.iter().find(|c| c.name == *name) {
+                Some(c) => chosen.push(c.clone()),
+                None if self.config.spaces.iter().any(|s| s.name == *name) => {
+                    return Err(failure(
+                        axum::http::StatusCode::CONFLICT,
+                        error_code::STILL_DECLARED,
+                        format!("space {name} is declared in the running config; remove it there first"),
+                    ));
+                }
+                None => {
+                    return Err(failure(
+                        axum::http::StatusCode::NOT_FOUND,
+                        error_code::NO_SUCH_SPACE,
+                        format!("no undeclared space {name} has data on this device"),
+                    ));
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        for c in chosen {
+            self.device.prune(&c).map_err(internal)?;
+            self.board.emit(
+                EventKind::Pruned,
+                self.generation,
+                Some(format!("space {}", c.name)),
+                format!("deleted {} bytes of space {} ({})", c.bytes, c.name, c.address),
+            );
+            removed.push(c);
+        }
+        Ok(PruneCandidates {
+            candidates: removed,
+        })
+    }
+
+    /// Unmount everything, checkpoint every space, close the API.
+    pub fn shutdown(mut self) {
+        self.server = None;
+        self.device.shutdown();
+        drop(self.watcher.take());
+        drop(self.rt);
+    }
+}

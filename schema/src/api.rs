@@ -1,0 +1,505 @@
+//! The control API's wire types (HTTP/JSON under `/v1` on the agent's unix socket), shared
+//! by the agent and `coboxctl`; their JSON Schemas make the OpenAPI document's components.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::LocatedDiagnostic;
+
+/// The path prefix of every endpoint.
+pub const PREFIX: &str = "/v1";
+
+/// Stable error codes of the API.
+pub mod error_code {
+    pub const NOT_FOUND: &str = "not-found";
+    pub const METHOD_NOT_ALLOWED: &str = "method-not-allowed";
+    pub const BAD_REQUEST: &str = "bad-request";
+    pub const CONFIG_INVALID: &str = "config-invalid";
+    pub const NO_SUCH_GENERATION: &str = "no-such-generation";
+    pub const NO_SUCH_SPACE: &str = "no-such-space";
+    pub const NO_IDENTITY: &str = "no-identity";
+    pub const INVALID_INVITE: &str = "invalid-invite";
+    pub const NOT_CONFIRMED: &str = "not-confirmed";
+    pub const STILL_DECLARED: &str = "still-declared";
+    pub const AGENT_STOPPING: &str = "agent-stopping";
+    pub const INTERNAL: &str = "internal";
+}
+
+/// Every error response: a stable code, a lowercase message naming the object, and the
+/// diagnostics when a config was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<WireDiagnostic>,
+}
+
+/// A config diagnostic with its position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WireDiagnostic {
+    /// `error` or `warning`.
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+    pub path: String,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+impl From<&LocatedDiagnostic> for WireDiagnostic {
+    fn from(d: &LocatedDiagnostic) -> Self {
+        WireDiagnostic {
+            severity: match d.severity {
+                crate::Severity::Error => "error".into(),
+                crate::Severity::Warning => "warning".into(),
+            },
+            code: d.code.to_string(),
+            message: d.message.clone(),
+            path: d.path.clone(),
+            file: d.file.clone(),
+            line: d.line,
+            column: d.column,
+            help: d.help.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for WireDiagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}[{}]: {}",
+            self.file, self.line, self.column, self.severity, self.code, self.message
+        )?;
+        if let Some(h) = &self.help {
+            write!(f, " (help: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The kinds of resources the agent reports on.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceKind {
+    Config,
+    Identity,
+    Space,
+    Mount,
+    Seed,
+    Peer,
+}
+
+impl std::fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResourceKind::Config => "config",
+            ResourceKind::Identity => "identity",
+            ResourceKind::Space => "space",
+            ResourceKind::Mount => "mount",
+            ResourceKind::Seed => "seed",
+            ResourceKind::Peer => "peer",
+        })
+    }
+}
+
+/// Condition types, as in Kubernetes: `Ready` is always present.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum ConditionType {
+    Ready,
+    Progressing,
+    Degraded,
+    Stalled,
+}
+
+/// One condition of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: ConditionType,
+    pub status: bool,
+    /// A CamelCase word, like `Mounted`, `ActionFailed`, `ConfigInvalid`.
+    pub reason: String,
+    pub message: String,
+    /// When `status` last changed (RFC 3339, UTC).
+    pub since: String,
+}
+
+/// What the agent reports of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceStatus {
+    pub kind: ResourceKind,
+    pub name: String,
+    /// The generation of the config this status was computed for.
+    pub observed_generation: u64,
+    pub conditions: Vec<Condition>,
+    /// Facts such as the address or mount path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
+}
+
+impl ResourceStatus {
+    pub fn condition(&self, kind: ConditionType) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.condition(ConditionType::Ready).is_some_and(|c| c.status)
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.condition(ConditionType::Stalled)
+            .is_some_and(|c| c.status)
+    }
+}
+
+/// The agent itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentInfo {
+    pub version: String,
+    pub pid: u32,
+    /// RFC 3339.
+    pub started: String,
+    /// The device's public key, once it has one.
+    pub identity: Option<String>,
+    /// The config file it follows, or `<embedded default>`.
+    pub config: String,
+    pub data_dir: String,
+}
+
+/// The last edit of the config that was refused; the running generation stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigInvalid {
+    pub since: String,
+    pub diagnostics: Vec<WireDiagnostic>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Status {
+    pub agent: AgentInfo,
+    /// The running generation.
+    pub generation: u64,
+    /// The generation the last finished reconcile worked on.
+    pub observed_generation: u64,
+    /// Nothing left to do for the running generation.
+    pub converged: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_invalid: Option<ConfigInvalid>,
+    /// Sorted by kind, then name.
+    pub resources: Vec<ResourceStatus>,
+}
+
+/// Where a generation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GenerationSource {
+    /// The config file (at start, or edited).
+    File,
+    /// The embedded default config.
+    Embedded,
+    /// `POST /v1/apply`.
+    Api,
+    /// `POST /v1/rollback`.
+    Rollback,
+    /// An admin of a space, through the space log.
+    RemoteAdmin,
+}
+
+impl std::fmt::Display for GenerationSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GenerationSource::File => "file",
+            GenerationSource::Embedded => "embedded",
+            GenerationSource::Api => "api",
+            GenerationSource::Rollback => "rollback",
+            GenerationSource::RemoteAdmin => "remote-admin",
+        })
+    }
+}
+
+/// One accepted config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Generation {
+    pub number: u64,
+    /// RFC 3339.
+    pub time: String,
+    pub source: GenerationSource,
+    /// The file name or other label the text came under.
+    pub name: String,
+    /// For a rollback: the generation whose text it restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restores: Option<u64>,
+    /// BLAKE3 of the text, hex.
+    pub digest: String,
+}
+
+/// `GET /v1/generations`: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Generations {
+    pub current: u64,
+    pub generations: Vec<Generation>,
+}
+
+/// A candidate config, for `POST /v1/plan` and `POST /v1/apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigRequest {
+    /// The TOML text.
+    pub config: String,
+    /// The name diagnostics use for it (a file name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// How a resource changes.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    Add,
+    Change,
+    Remove,
+}
+
+impl ChangeOp {
+    /// `+`, `~` or `-`.
+    pub fn sign(self) -> char {
+        match self {
+            ChangeOp::Add => '+',
+            ChangeOp::Change => '~',
+            ChangeOp::Remove => '-',
+        }
+    }
+}
+
+/// One changed field of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FieldChange {
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// One resource the plan changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Change {
+    pub op: ChangeOp,
+    pub kind: ResourceKind,
+    pub name: String,
+    pub fields: Vec<FieldChange>,
+    /// The plan's steps for this resource, in order.
+    pub actions: Vec<String>,
+}
+
+/// Counts of changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub remove: usize,
+}
+
+impl Summary {
+    pub fn of(changes: &[Change]) -> Summary {
+        let mut s = Summary::default();
+        for c in changes {
+            match c.op {
+                ChangeOp::Add => s.add += 1,
+                ChangeOp::Change => s.change += 1,
+                ChangeOp::Remove => s.remove += 1,
+            }
+        }
+        s
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.add + self.change + self.remove == 0
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} to add, {} to change, {} to remove",
+            self.add, self.change, self.remove
+        )
+    }
+}
+
+/// `POST /v1/plan`: what applying the candidate would do now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanResponse {
+    /// The running generation the plan is against.
+    pub generation: u64,
+    /// Sorted by kind, then name.
+    pub changes: Vec<Change>,
+    pub summary: Summary,
+    /// Resources that cannot be converged, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<WireDiagnostic>,
+}
+
+/// `POST /v1/apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ApplyResponse {
+    /// The generation now running (unchanged when the text equals the running one).
+    pub generation: u64,
+    /// The text was the running generation's already.
+    pub unchanged: bool,
+    pub plan: PlanResponse,
+}
+
+/// `POST /v1/rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RollbackRequest {
+    /// Default: the generation before the running one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+}
+
+/// Invitee roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InviteRole {
+    Member,
+    Seeder,
+}
+
+/// `POST /v1/invites`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InviteRequest {
+    pub space: String,
+    /// The invitee's identity public key (hex).
+    pub invitee: String,
+    pub role: InviteRole,
+    /// Like `7d`; `never` or absent for no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+/// A created invite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InviteResponse {
+    pub code: String,
+}
+
+/// `POST /v1/invites/inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InviteInspectRequest {
+    pub code: String,
+}
+
+/// What an invite grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InviteInfo {
+    pub space: String,
+    pub address: String,
+    pub role: InviteRole,
+    pub inviter: String,
+    pub invitee: String,
+    /// Unix time, absent for never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+}
+
+/// Sheet formats for paper keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SheetFormat {
+    Text,
+    Html,
+    Pdf,
+}
+
+/// `POST /v1/keys/export`: secret material, so the request must say `confirm: true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyExportRequest {
+    /// Export this space's encryption key instead of the parent key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<String>,
+    /// The parent key and every space's key.
+    #[serde(default)]
+    pub all: bool,
+    pub format: SheetFormat,
+    pub confirm: bool,
+}
+
+/// A paper-key sheet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyExportResponse {
+    pub keys: usize,
+    /// The sheet, base64 (standard alphabet, padded).
+    pub content_base64: String,
+}
+
+/// `GET /v1/identity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Identity {
+    pub public_key: String,
+}
+
+/// A space this device holds data of but no longer declares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PruneCandidate {
+    pub name: String,
+    pub address: String,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+/// `GET /v1/prune`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PruneCandidates {
+    pub candidates: Vec<PruneCandidate>,
+}
+
+/// `POST /v1/prune`: delete these spaces' data (each must be a candidate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PruneRequest {
+    pub spaces: Vec<String>,
+}
+
+/// What the agent did or saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    ConfigAccepted,
+    ConfigInvalid,
+    ActionSucceeded,
+    ActionFailed,
+    Blocked,
+    Drift,
+    Converged,
+    Pruned,
+}
+
+/// One event; `GET /v1/events` streams them as server-sent events (`id:` is `id`,
+/// `data:` this object as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Event {
+    /// Increasing from 1 for the life of the agent.
+    pub id: u64,
+    pub time: String,
+    pub kind: EventKind,
+    pub generation: u64,
+    /// Like `space home`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    pub message: String,
+}
