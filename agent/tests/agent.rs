@@ -298,3 +298,68 @@ fn a_failing_action_is_retried_with_backoff_and_blocks_only_its_resource() {
     );
     cleanup(&[fine, blocked.join("mnt")]);
 }
+
+#[test]
+fn the_control_api_serves_its_openapi_document_answers_every_get_and_errs_in_json() {
+    use coboxd::control::client::{Client, ClientError};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let config = root.join("cobox.toml");
+    write_config(&config, root, &[], "");
+    let agent = Agent::start(&config);
+    let client = Client::new(&root.join("data/coboxd.sock"));
+    eventually("the API answers", 30, || {
+        client.get::<serde_json::Value>("/v1/status").is_ok()
+    });
+    let doc: serde_json::Value = client.get("/v1/openapi.json").unwrap();
+    assert_eq!(doc, coboxd::control::openapi::document());
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 10);
+    for (path, ops) in paths {
+        if ops.get("get").is_none() || path == "/v1/events" {
+            continue;
+        }
+        let body: serde_json::Value = client
+            .get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        // Every property the schema requires is there.
+        let schema = &ops["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        if let Some(r) = schema["$ref"].as_str() {
+            let name = r.trim_start_matches("#/components/schemas/");
+            let def = &doc["components"]["schemas"][name];
+            for field in def["required"].as_array().into_iter().flatten() {
+                let field = field.as_str().unwrap();
+                assert!(
+                    body.get(field).is_some(),
+                    "GET {path} lacks {field}: {body}"
+                );
+            }
+        }
+    }
+    match client.get::<serde_json::Value>("/v1/nope") {
+        Err(ClientError::Api { status, error }) => {
+            assert_eq!((status, error.code.as_str()), (404, "not-found"))
+        }
+        other => panic!("{other:?}"),
+    }
+    match client
+        .post::<_, serde_json::Value>("/v1/plan", &serde_json::json!({"config": "version = 2\n"}))
+    {
+        Err(ClientError::Api { status, error }) => {
+            assert_eq!((status, error.code.as_str()), (422, "config-invalid"));
+            assert!(!error.diagnostics.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    match client.post::<_, serde_json::Value>("/v1/apply", &serde_json::json!({"cfg": 1})) {
+        Err(ClientError::Api { status, error }) => {
+            assert_eq!((status, error.code.as_str()), (400, "bad-request"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let log = agent.stop();
+    assert!(
+        !root.join("data/coboxd.sock").exists(),
+        "the socket is removed on stop\n{log}"
+    );
+}

@@ -18,6 +18,9 @@ pub struct Cli {
     /// The data directory, overriding the config's.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The agent's control socket (when no --config names one through `[api] socket`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,6 +55,76 @@ pub enum Command {
     /// Create or inspect invites to a space.
     #[command(subcommand)]
     Invite(InviteCommand),
+    /// Show what applying a config would change on the running agent (a dry run).
+    ///
+    /// One line per resource: `+` added, `~` changed, `-` removed (data kept), with the
+    /// changed fields. Exit status: 0 no changes, 1 changes, 2 error.
+    Diff {
+        /// The config to compare; default: the agent's config file.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Validate a config, show its plan, confirm, hand it to the agent and wait until the
+    /// device converges. The agent writes it to its config file.
+    ///
+    /// Exit status: 0 converged, 1 something failed or the wait timed out, 2 error.
+    Apply {
+        /// The config to apply; default: the agent's config file.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// How long to wait for convergence, like 2m or 30s.
+        #[arg(long, default_value = "2m")]
+        timeout: String,
+    },
+    /// Show the agent's generation and every resource's conditions.
+    Status {
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Refresh every two seconds until interrupted.
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+    /// List the accepted configs (generations), newest first.
+    Generations {
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Run an earlier generation's config again (as a new generation) and wait until
+    /// converged. Default: the generation before the running one.
+    Rollback {
+        /// The generation to return to.
+        #[arg(value_name = "GEN")]
+        generation: Option<u64>,
+        /// How long to wait for convergence.
+        #[arg(long, default_value = "2m")]
+        timeout: String,
+    },
+    /// Print the agent's recent events; with --follow, keep printing new ones.
+    Events {
+        /// Keep streaming new events until interrupted.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Output format (json: one object per line).
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Delete the data of spaces the config no longer declares, after confirmation.
+    Prune {
+        /// Only these spaces (default: every undeclared one).
+        #[arg(value_name = "SPACE")]
+        spaces: Vec<String>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.

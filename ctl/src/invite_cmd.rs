@@ -1,110 +1,94 @@
-//! `coboxctl invite create|open`.
+//! `coboxctl invite create|open`: through the agent's API when it runs, else on the data
+//! directory.
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use cobox_keys::KeyStore;
-use cobox_keys::invite::{self, Invite, Role};
-use cobox_schema::hexkey::PublicKey;
-use cobox_schema::units::parse_duration;
+use cobox_schema::api::{
+    InviteInfo, InviteInspectRequest, InviteRequest, InviteResponse, InviteRole,
+};
+use coboxd::control::client::Client;
+use coboxd::keyops;
 
 use crate::cli::{Output, RoleArg};
 use crate::device::identity_creating;
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+fn role(r: RoleArg) -> InviteRole {
+    match r {
+        RoleArg::Member => InviteRole::Member,
+        RoleArg::Seeder => InviteRole::Seeder,
+    }
 }
 
 pub fn create(
-    store: &KeyStore,
+    agent: Option<&Client>,
+    store: impl FnOnce() -> Result<KeyStore>,
     space: &str,
     invitee: &str,
-    role: RoleArg,
+    r: RoleArg,
     expires: &str,
 ) -> Result<()> {
-    let invitee: PublicKey = invitee.parse().map_err(|e| {
-        anyhow::anyhow!("invitee key {invitee:?} {e}; ask them for `coboxctl identity`")
-    })?;
-    let expires = match expires {
-        "never" => None,
-        text => {
-            let d = parse_duration(text).map_err(|e| anyhow::anyhow!("--expires: {e}"))?;
-            if d.is_zero() {
-                bail!("--expires must be longer than zero");
-            }
-            Some(now() + d.as_secs())
+    let code = match agent {
+        Some(client) => {
+            let resp: InviteResponse = client.post(
+                "/v1/invites",
+                &InviteRequest {
+                    space: space.into(),
+                    invitee: invitee.into(),
+                    role: role(r),
+                    expires: Some(expires.into()),
+                },
+            )?;
+            resp.code
+        }
+        None => {
+            let store = store()?;
+            identity_creating(&store)?;
+            keyops::create_invite(&store, space, invitee, role(r), Some(expires))?
         }
     };
-    let me = identity_creating(store)?;
-    let keys = store.find_space(space)?.with_context(|| {
-        format!(
-            "space `{space}` has no keys in {}",
-            store.data_dir().display()
-        )
-    })?;
-    let role = match role {
-        RoleArg::Member => Role::Member,
-        RoleArg::Seeder => Role::Seeder,
-    };
-    if role == Role::Member && keys.encryption_key.is_none() {
-        bail!("space `{space}` is seeded here: a seed cannot invite members");
-    }
-    let code = Invite {
-        space_name: keys.name.clone(),
-        address: keys.address,
-        encryption_key: keys.encryption_key.clone(),
-        role,
-        expires,
-        inviter: me.public,
-        invitee,
-    }
-    .create(&me)?;
-    tracing::info!(space, %invitee, ?role, "created an invite");
     println!("{code}");
     Ok(())
 }
 
-pub fn open(store: &KeyStore, code: &str, output: Output) -> Result<()> {
-    let me = store
-        .require_identity()
-        .context("cannot open an invite without an identity (run `coboxctl identity` first)")?;
-    let inv = invite::open(code, &me, now()).context("cannot open the invite")?;
-    let role = match inv.role {
-        Role::Member => "member (read and write)",
-        Role::Seeder => "seeder (stores encrypted data, cannot read it)",
+pub fn open(
+    agent: Option<&Client>,
+    store: impl FnOnce() -> Result<KeyStore>,
+    code: &str,
+    output: Output,
+) -> Result<()> {
+    let inv: InviteInfo = match agent {
+        Some(client) => client.post(
+            "/v1/invites/inspect",
+            &InviteInspectRequest { code: code.into() },
+        )?,
+        None => keyops::inspect_invite(&store()?, code)?,
     };
     match output {
-        Output::Json => {
-            let doc = serde_json::json!({
-                "space": inv.space_name,
-                "address": inv.address,
-                "role": inv.role,
-                "inviter": inv.inviter,
-                "invitee": inv.invitee,
-                "expires": inv.expires,
-            });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-        }
+        Output::Json => println!("{}", serde_json::to_string_pretty(&inv)?),
         Output::Text => {
-            println!("space    {}", inv.space_name);
+            let role = match inv.role {
+                InviteRole::Member => "member (read and write)",
+                InviteRole::Seeder => "seeder (stores encrypted data, cannot read it)",
+            };
+            println!("space    {}", inv.space);
             println!("address  {}", inv.address);
             println!("role     {role}");
             println!("inviter  {}", inv.inviter);
             match inv.expires {
-                Some(t) => println!("expires  {} (unix time {t})", humantime_ago(t)),
+                Some(t) => println!("expires  {} (unix time {t})", in_time(t)),
                 None => println!("expires  never"),
             }
             println!(
                 "\nTo join, add to cobox.toml:\n\n[[space]]\nname = \"{}\"\ninvite = \"{code}\"",
-                inv.space_name
+                inv.space
             );
         }
     }
     Ok(())
 }
 
-fn humantime_ago(t: u64) -> String {
-    let left = t.saturating_sub(now());
+fn in_time(t: u64) -> String {
+    let left = t.saturating_sub(keyops::unix_now());
     format!(
         "in {}",
         cobox_schema::units::format_duration(std::time::Duration::from_secs(left))

@@ -6,9 +6,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use cobox_keys::sheet::{self, PaperKey};
+use base64::Engine;
 use cobox_keys::{KeyStore, SpaceKeys, paper};
+use cobox_schema::api;
 use cobox_schema::hexkey::Address;
+use coboxd::control::client::Client;
+use coboxd::keyops;
 
 use crate::cli::SheetFormat;
 
@@ -20,69 +23,48 @@ pub struct ExportArgs<'a> {
     pub force: bool,
 }
 
-pub fn export(store: &KeyStore, args: ExportArgs<'_>) -> Result<()> {
-    let mut keys = Vec::new();
-    if args.space.is_none() {
-        let parent = store.load_parent()?.with_context(|| {
-            format!(
-                "this device has no identity in {} to export",
-                store.data_dir().display()
-            )
-        })?;
-        let id = cobox_keys::derive::identity(&parent);
-        keys.push(PaperKey {
-            title: "device parent key".into(),
-            details: vec![
-                format!("identity {}", id.public),
-                "restores this device's identity and all of its feed keys".into(),
-            ],
-            words: paper::to_words(&parent),
-        });
-    }
-    let spaces: Vec<SpaceKeys> = match (args.space, args.all) {
-        (Some(name), _) => vec![store.find_space(name)?.with_context(|| {
-            format!(
-                "space `{name}` has no keys in {}",
-                store.data_dir().display()
-            )
-        })?],
-        (None, true) => store.spaces()?,
-        (None, false) => vec![],
+pub fn export(
+    agent: Option<&Client>,
+    store: impl FnOnce() -> Result<KeyStore>,
+    args: ExportArgs<'_>,
+) -> Result<()> {
+    let format = match args.format {
+        SheetFormat::Text => api::SheetFormat::Text,
+        SheetFormat::Html => api::SheetFormat::Html,
+        SheetFormat::Pdf => api::SheetFormat::Pdf,
     };
-    for s in spaces {
-        let Some(key) = &s.encryption_key else {
-            if args.space.is_some() {
-                bail!(
-                    "space `{}` is seeded here: this device holds no encryption key for it",
-                    s.name
-                );
-            }
-            continue;
-        };
-        keys.push(PaperKey {
-            title: format!("space {}", s.name),
-            details: vec![
-                format!("address {}", s.address),
-                "the encryption key of this space".into(),
-            ],
-            words: paper::to_words(key),
-        });
-    }
-    let bytes = zeroize::Zeroizing::new(match args.format {
-        SheetFormat::Text => sheet::text(&keys).into_bytes(),
-        SheetFormat::Html => sheet::html(&keys).into_bytes(),
-        SheetFormat::Pdf => sheet::pdf(&keys),
-    });
+    let (count, bytes) = match agent {
+        Some(client) => {
+            let resp: api::KeyExportResponse = client.post(
+                "/v1/keys/export",
+                &api::KeyExportRequest {
+                    space: args.space.map(str::to_string),
+                    all: args.all,
+                    format,
+                    confirm: true,
+                },
+            )?;
+            let bytes = zeroize::Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(resp.content_base64.as_bytes())
+                    .context("the agent sent a sheet that is not base64")?,
+            );
+            (resp.keys, bytes)
+        }
+        None => {
+            let keys = keyops::paper_keys(&store()?, args.space, args.all)?;
+            (keys.len(), keyops::sheet_bytes(&keys, format))
+        }
+    };
     match args.output {
         None => std::io::stdout()
             .write_all(&bytes)
             .context("cannot write the sheet")?,
         Some(path) => {
             write_private(path, &bytes, args.force)?;
-            tracing::info!(file = %path.display(), keys = keys.len(), "wrote a paper-key sheet");
+            tracing::info!(file = %path.display(), keys = count, "wrote a paper-key sheet");
             eprintln!(
-                "coboxctl: wrote {} key(s) to {}; print it, keep it safe, then delete the file",
-                keys.len(),
+                "coboxctl: wrote {count} key(s) to {}; print it, keep it safe, then delete the file",
                 path.display()
             );
         }

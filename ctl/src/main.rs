@@ -1,9 +1,14 @@
 //! `coboxctl`: the command line of cobox.
 
+mod agent;
 mod cli;
 mod device;
 mod invite_cmd;
 mod keys_cmd;
+mod paint;
+mod plan_cmd;
+mod prune_cmd;
+mod status_cmd;
 mod validate;
 
 use std::io::IsTerminal;
@@ -47,6 +52,15 @@ fn main() -> ExitCode {
         let host: &dyn Host = if *portable { &Portable(host) } else { &host };
         return ExitCode::from(validate::run(files, *output, *deny_warnings, colour, host));
     }
+    if let Some(result) = against_agent(&cli, &host, colour) {
+        return match result {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("coboxctl: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match run(cli, &host) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -56,7 +70,56 @@ fn main() -> ExitCode {
     }
 }
 
+/// The commands that need a running agent; `None` for the others.
+fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<u8>> {
+    let needs = matches!(
+        cli.command,
+        Command::Diff { .. }
+            | Command::Apply { .. }
+            | Command::Status { .. }
+            | Command::Generations { .. }
+            | Command::Rollback { .. }
+            | Command::Events { .. }
+            | Command::Prune { .. }
+    );
+    if !needs {
+        return None;
+    }
+    Some((|| {
+        let socket = agent::socket(cli.config.as_deref(), cli.socket.as_deref(), host)?;
+        let client = agent::require(&socket)?;
+        match &cli.command {
+            Command::Diff { file, output } => {
+                let path = plan_cmd::config_path(file.as_deref(), cli.config.as_deref())?;
+                plan_cmd::diff(&client, &path, *output, colour)
+            }
+            Command::Apply { file, yes, timeout } => {
+                let path = plan_cmd::config_path(file.as_deref(), cli.config.as_deref())?;
+                plan_cmd::apply(&client, &path, *yes, timeout, colour)
+            }
+            Command::Status { output, watch } => {
+                status_cmd::status(&client, *output, *watch, colour)
+            }
+            Command::Generations { output } => status_cmd::generations(&client, *output),
+            Command::Rollback {
+                generation,
+                timeout,
+            } => plan_cmd::rollback(&client, *generation, timeout, colour),
+            Command::Events { follow, output } => {
+                status_cmd::events(&client, *follow, *output, colour)
+            }
+            Command::Prune { spaces, yes } => prune_cmd::prune(&client, spaces, *yes),
+            _ => unreachable!("filtered above"),
+        }
+    })())
+}
+
 fn run(cli: Cli, host: &SystemHost) -> Result<()> {
+    // Key and invite commands go through the agent when one runs.
+    let agent = agent::socket(cli.config.as_deref(), cli.socket.as_deref(), host)
+        .ok()
+        .and_then(|s| agent::running(&s));
+    let agent = agent.as_ref();
     let store = || -> Result<cobox_keys::KeyStore> {
         Ok(device::store(device::data_dir(
             cli.data_dir.clone(),
@@ -65,7 +128,14 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
         )?))
     };
     match &cli.command {
-        Command::Validate { .. } => unreachable!("handled before"),
+        Command::Validate { .. }
+        | Command::Diff { .. }
+        | Command::Apply { .. }
+        | Command::Status { .. }
+        | Command::Generations { .. }
+        | Command::Rollback { .. }
+        | Command::Events { .. }
+        | Command::Prune { .. } => unreachable!("handled before"),
         Command::Schema => print!("{}", cobox_schema::json_schema::schema_text()),
         Command::Completions { shell } => clap_complete::generate(
             *shell,
@@ -74,7 +144,13 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
             &mut std::io::stdout(),
         ),
         Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
-        Command::Identity => println!("{}", device::identity_creating(&store()?)?.public),
+        Command::Identity => match agent {
+            Some(client) => {
+                let id: cobox_schema::api::Identity = client.get("/v1/identity")?;
+                println!("{}", id.public_key)
+            }
+            None => println!("{}", device::identity_creating(&store()?)?.public),
+        },
         Command::Keys(KeysCommand::Export {
             space,
             all,
@@ -82,7 +158,8 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
             output,
             force,
         }) => keys_cmd::export(
-            &store()?,
+            agent,
+            store,
             keys_cmd::ExportArgs {
                 space: space.as_deref(),
                 all: *all,
@@ -95,15 +172,22 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
             space,
             address,
             force,
-        }) => keys_cmd::restore(&store()?, space.as_deref(), address.as_deref(), *force)?,
+        }) => {
+            if agent.is_some() && space.is_none() {
+                anyhow::bail!(
+                    "the agent is running with the current identity: stop it before restoring the device's parent key"
+                );
+            }
+            keys_cmd::restore(&store()?, space.as_deref(), address.as_deref(), *force)?
+        }
         Command::Invite(InviteCommand::Create {
             space,
             invitee,
             role,
             expires,
-        }) => invite_cmd::create(&store()?, space, invitee, *role, expires)?,
+        }) => invite_cmd::create(agent, store, space, invitee, *role, expires)?,
         Command::Invite(InviteCommand::Open { code, output }) => {
-            invite_cmd::open(&store()?, code, *output)?
+            invite_cmd::open(agent, store, code, *output)?
         }
     }
     Ok(())

@@ -154,7 +154,8 @@ impl ResourceStatus {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.condition(ConditionType::Ready).is_some_and(|c| c.status)
+        self.condition(ConditionType::Ready)
+            .is_some_and(|c| c.status)
     }
 
     pub fn is_stalled(&self) -> bool {

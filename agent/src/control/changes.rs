@@ -208,7 +208,10 @@ fn settings(running: &Config, candidate: &Config, map: &mut BTreeMap<Key, Change
         }
         v
     };
-    for (kind, list) in [(ResourceKind::Space, "spaces"), (ResourceKind::Seed, "seeds")] {
+    for (kind, list) in [
+        (ResourceKind::Space, "spaces"),
+        (ResourceKind::Seed, "seeds"),
+    ] {
         let by_name = |doc: &Value| -> BTreeMap<String, Value> {
             doc[list]
                 .as_array()
@@ -260,7 +263,13 @@ mod tests {
                         )
                     })
                     .collect();
-                format!("{} {} {} [{}]", c.op.sign(), c.kind, c.name, fields.join("; "))
+                format!(
+                    "{} {} {} [{}]",
+                    c.op.sign(),
+                    c.kind,
+                    c.name,
+                    fields.join("; ")
+                )
             })
             .collect()
     }

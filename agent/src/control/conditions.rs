@@ -230,8 +230,14 @@ mod tests {
         let mut o = Observed::default();
         let p = plan(&c, &o);
         let rs = resources(&c, &o, &p, &BTreeMap::new());
-        assert_eq!(ready(&rs, ResourceKind::Space, "a"), (false, "Pending".into()));
-        assert_eq!(ready(&rs, ResourceKind::Mount, "/m/a"), (false, "Pending".into()));
+        assert_eq!(
+            ready(&rs, ResourceKind::Space, "a"),
+            (false, "Pending".into())
+        );
+        assert_eq!(
+            ready(&rs, ResourceKind::Mount, "/m/a"),
+            (false, "Pending".into())
+        );
 
         let mut failures = BTreeMap::new();
         failures.insert(
@@ -258,7 +264,13 @@ mod tests {
         }
         let rs = resources(&c, &o, &plan(&c, &o), &BTreeMap::new());
         assert_eq!(ready(&rs, ResourceKind::Space, "a"), (true, "Open".into()));
-        assert_eq!(ready(&rs, ResourceKind::Mount, "/m/a"), (true, "Mounted".into()));
-        assert_eq!(ready(&rs, ResourceKind::Identity, "device"), (true, "Created".into()));
+        assert_eq!(
+            ready(&rs, ResourceKind::Mount, "/m/a"),
+            (true, "Mounted".into())
+        );
+        assert_eq!(
+            ready(&rs, ResourceKind::Identity, "device"),
+            (true, "Created".into())
+        );
     }
 }

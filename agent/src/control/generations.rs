@@ -117,7 +117,14 @@ impl Generations {
         restores: Option<u64>,
         time: &str,
     ) -> Result<Generation, GenerationsError> {
-        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        if !self.dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(io(&self.dir))?;
+        }
         let all = self.list()?;
         let number = all.last().map_or(1, |s| s.info.number + 1);
         let stored = Stored {
@@ -161,7 +168,13 @@ mod tests {
         let g = Generations::new(dir.path());
         assert!(g.latest().unwrap().is_none());
         let a = g
-            .record("version = 1\n", GenerationSource::File, "a.toml", None, "t1")
+            .record(
+                "version = 1\n",
+                GenerationSource::File,
+                "a.toml",
+                None,
+                "t1",
+            )
             .unwrap();
         let b = g
             .record("version = 1 # b\n", GenerationSource::Api, "b", None, "t2")

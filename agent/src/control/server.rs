@@ -299,7 +299,10 @@ struct EventsQuery {
     follow: bool,
 }
 
-async fn events(State(s): State<ApiState>, q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>) -> Reply {
+async fn events(
+    State(s): State<ApiState>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Reply {
     let Query(q) = q.map_err(|e| {
         failure(
             StatusCode::BAD_REQUEST,

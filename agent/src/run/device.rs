@@ -152,7 +152,9 @@ impl Device {
             {
                 continue;
             }
-            let root = Layout::new(self.store.data_dir(), &k.address).root().to_path_buf();
+            let root = Layout::new(self.store.data_dir(), &k.address)
+                .root()
+                .to_path_buf();
             out.push(PruneCandidate {
                 name: k.name.clone(),
                 address: k.address.to_string(),

@@ -465,7 +465,9 @@ impl Agent {
                 self.board.set_config_name(&path.display().to_string());
                 match watch(path, self.tx.clone()) {
                     Ok(w) => self.watcher = Some(w),
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot watch the new config file"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot watch the new config file")
+                    }
                 }
                 tracing::info!(path = %path.display(), "the applied config is now the config file");
             }
@@ -527,7 +529,9 @@ impl Agent {
                     return Err(failure(
                         axum::http::StatusCode::CONFLICT,
                         error_code::STILL_DECLARED,
-                        format!("space {name} is declared in the running config; remove it there first"),
+                        format!(
+                            "space {name} is declared in the running config; remove it there first"
+                        ),
                     ));
                 }
                 None => {
@@ -546,7 +550,10 @@ impl Agent {
                 EventKind::Pruned,
                 self.generation,
                 Some(format!("space {}", c.name)),
-                format!("deleted {} bytes of space {} ({})", c.bytes, c.name, c.address),
+                format!(
+                    "deleted {} bytes of space {} ({})",
+                    c.bytes, c.name, c.address
+                ),
             );
             removed.push(c);
         }

@@ -1,0 +1,233 @@
+//! `coboxctl diff`, `apply` and `rollback`: plans shown per resource, confirmation, and
+//! waiting for the agent to converge.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cobox_schema::api::{
+    ApplyResponse, Change, ChangeOp, ConditionType, ConfigRequest, PlanResponse, RollbackRequest,
+    Status,
+};
+use cobox_schema::render::{self, Colour};
+use cobox_schema::units::parse_duration;
+use coboxd::config_file;
+use coboxd::control::client::Client;
+use coboxd::host::SystemHost;
+
+use crate::cli::Output;
+use crate::paint::{BOLD, GREEN, RED, YELLOW, padded, paint};
+
+/// The config a command acts on: FILE, else `--config`, else the default config file.
+pub fn config_path(file: Option<&Path>, config: Option<&Path>) -> Result<PathBuf> {
+    file.or(config)
+        .map(Path::to_path_buf)
+        .or_else(|| config_file::default_path().filter(|p| p.exists()))
+        .context("no config file given and none at the default path; name one")
+}
+
+/// Read and validate locally; invalid configs are reported with carets and refused.
+fn read_valid(path: &Path, colour: Colour) -> Result<ConfigRequest> {
+    let source = config_file::read(path)?;
+    let v = config_file::check(&source, &SystemHost::from_env());
+    if !v.diagnostics.is_empty() {
+        eprint!("{}", render::report(&v.diagnostics, &source, colour));
+    }
+    if v.config.is_none() {
+        bail!(
+            "config {} is invalid; nothing was sent to the agent",
+            source.name()
+        );
+    }
+    Ok(ConfigRequest {
+        config: source.text().to_string(),
+        name: Some(source.name().to_string()),
+    })
+}
+
+/// One line per change: sign, resource, changed fields.
+pub fn change_line(c: &Change, colour: Colour) -> String {
+    let code = match c.op {
+        ChangeOp::Add => GREEN,
+        ChangeOp::Change => YELLOW,
+        ChangeOp::Remove => RED,
+    };
+    let fields: Vec<String> = c
+        .fields
+        .iter()
+        .map(|f| match (&f.from, &f.to) {
+            (None, Some(to)) => format!("{}: {to}", f.field),
+            (Some(from), None) => format!("{}: {from} → (none)", f.field),
+            (Some(from), Some(to)) => format!("{}: {from} → {to}", f.field),
+            (None, None) => f.field.clone(),
+        })
+        .collect();
+    let mut line = paint(
+        colour,
+        code,
+        &format!("{} {} {}", c.op.sign(), c.kind, c.name),
+    );
+    if c.op == ChangeOp::Remove && c.kind == cobox_schema::api::ResourceKind::Space {
+        line.push_str(" (data kept)");
+    }
+    if !fields.is_empty() {
+        line.push_str("  ");
+        line.push_str(&fields.join(", "));
+    }
+    line
+}
+
+fn print_plan(p: &PlanResponse, colour: Colour) {
+    for c in &p.changes {
+        println!("{}", change_line(c, colour));
+    }
+    for b in &p.blocked {
+        println!("{}", paint(colour, RED, &format!("! {b}")));
+    }
+    if p.summary.is_empty() {
+        println!("No changes: the device already matches this config.");
+    } else {
+        println!(
+            "\n{}",
+            paint(colour, BOLD, &format!("Plan: {}.", p.summary))
+        );
+    }
+}
+
+/// `diff`: exit 0 no changes, 1 changes, 2 error.
+pub fn diff(client: &Client, path: &Path, output: Output, colour: Colour) -> Result<u8> {
+    let req = read_valid(path, colour)?;
+    let p: PlanResponse = client.post("/v1/plan", &req)?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&p)?),
+        Output::Text => print_plan(&p, colour),
+    }
+    Ok(if p.summary.is_empty() { 0 } else { 1 })
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to apply without confirmation on a non-interactive input: pass --yes");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// `apply`: exit 0 converged, 1 failed or timed out.
+pub fn apply(client: &Client, path: &Path, yes: bool, timeout: &str, colour: Colour) -> Result<u8> {
+    let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
+    let req = read_valid(path, colour)?;
+    let p: PlanResponse = client.post("/v1/plan", &req)?;
+    print_plan(&p, colour);
+    if !p.summary.is_empty() && !yes && !confirm("Apply these changes?")? {
+        println!("Nothing was applied.");
+        return Ok(1);
+    }
+    let a: ApplyResponse = client.post("/v1/apply", &req)?;
+    if a.unchanged {
+        println!("Generation {} already runs this config.", a.generation);
+    } else {
+        println!("Generation {} accepted.", a.generation);
+    }
+    wait_converged(client, a.generation, timeout, colour)
+}
+
+/// `rollback`.
+pub fn rollback(
+    client: &Client,
+    generation: Option<u64>,
+    timeout: &str,
+    colour: Colour,
+) -> Result<u8> {
+    let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
+    let a: ApplyResponse = client.post("/v1/rollback", &RollbackRequest { generation })?;
+    print_plan(&a.plan, colour);
+    println!("Generation {} accepted (a rollback).", a.generation);
+    wait_converged(client, a.generation, timeout, colour)
+}
+
+/// Poll the agent until generation `gen` is reconciled and converged, or stalled, or the
+/// time is up; print the result per resource.
+fn wait_converged(
+    client: &Client,
+    generation: u64,
+    timeout: Duration,
+    colour: Colour,
+) -> Result<u8> {
+    let start = Instant::now();
+    let mut last: Option<Status> = None;
+    while start.elapsed() < timeout {
+        let s: Status = client.get("/v1/status")?;
+        let done = s.observed_generation >= generation
+            && (s.converged || s.resources.iter().any(|r| r.is_stalled()));
+        last = Some(s);
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = last.context("no status from the agent")?;
+    for r in &s.resources {
+        let (code, word) = if r.is_ready() {
+            (GREEN, "ready")
+        } else if r.is_stalled() {
+            (RED, "failed")
+        } else {
+            (YELLOW, "pending")
+        };
+        let why = r
+            .condition(ConditionType::Ready)
+            .map(|c| {
+                if c.message.is_empty() {
+                    c.reason.clone()
+                } else {
+                    format!("{}: {}", c.reason, c.message)
+                }
+            })
+            .unwrap_or_default();
+        println!(
+            "{}{} {}  {why}",
+            padded(colour, code, word, 8),
+            r.kind,
+            r.name
+        );
+    }
+    if s.observed_generation >= generation && s.converged {
+        println!(
+            "{}",
+            paint(
+                colour,
+                GREEN,
+                &format!("Converged on generation {generation}.")
+            )
+        );
+        Ok(0)
+    } else if s.resources.iter().any(|r| r.is_stalled()) {
+        println!(
+            "{}",
+            paint(
+                colour,
+                RED,
+                "Some resources failed; the agent retries them with backoff."
+            )
+        );
+        Ok(1)
+    } else {
+        println!(
+            "{}",
+            paint(
+                colour,
+                YELLOW,
+                &format!(
+                    "Not converged after {}; the agent keeps working on it.",
+                    cobox_schema::units::format_duration(timeout)
+                )
+            )
+        );
+        Ok(1)
+    }
+}

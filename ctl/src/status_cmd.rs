@@ -1,0 +1,204 @@
+//! `coboxctl status`, `generations` and `events`: what the agent reports.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use cobox_schema::api::{ConditionType, Event, Generations, ResourceStatus, Status};
+use cobox_schema::render::Colour;
+use coboxd::control::client::Client;
+
+use crate::cli::Output;
+use crate::paint::{BOLD, GREEN, RED, YELLOW, padded, paint};
+
+fn state(r: &ResourceStatus) -> (&'static str, &'static str) {
+    if r.is_stalled() {
+        (RED, "Stalled")
+    } else if r
+        .condition(ConditionType::Degraded)
+        .is_some_and(|c| c.status)
+    {
+        (YELLOW, "Degraded")
+    } else if r.is_ready() {
+        (GREEN, "Ready")
+    } else {
+        (YELLOW, "Progressing")
+    }
+}
+
+/// The status as a table.
+pub fn render(s: &Status, colour: Colour) -> String {
+    let mut out = String::new();
+    let id = s.agent.identity.as_deref().unwrap_or("(none yet)");
+    out.push_str(&format!(
+        "coboxd {} (pid {}) · identity {id}\nconfig {} · data {}\n",
+        s.agent.version, s.agent.pid, s.agent.config, s.agent.data_dir
+    ));
+    let summary = if s.converged && s.observed_generation == s.generation {
+        paint(colour, GREEN, "converged")
+    } else {
+        paint(colour, YELLOW, "converging")
+    };
+    out.push_str(&format!("generation {} · {summary}\n", s.generation));
+    if let Some(ci) = &s.config_invalid {
+        out.push_str(&paint(
+            colour,
+            RED,
+            &format!(
+                "ConfigInvalid since {}: the last edit was refused; generation {} keeps running\n",
+                ci.since, s.generation
+            ),
+        ));
+        for d in &ci.diagnostics {
+            out.push_str(&format!("  {d}\n"));
+        }
+    }
+    let rows: Vec<[String; 5]> = s
+        .resources
+        .iter()
+        .map(|r| {
+            let (_, word) = state(r);
+            let ready = r.condition(ConditionType::Ready);
+            let shown = [
+                ConditionType::Stalled,
+                ConditionType::Degraded,
+                ConditionType::Ready,
+            ]
+            .iter()
+            .find_map(|k| {
+                r.condition(*k)
+                    .filter(|c| c.status || *k == ConditionType::Ready)
+            });
+            [
+                r.kind.to_string(),
+                r.name.clone(),
+                word.to_string(),
+                shown.map(|c| c.reason.clone()).unwrap_or_default(),
+                shown
+                    .map(|c| {
+                        let mut m = c.message.clone();
+                        if let Some(rd) = ready {
+                            if !m.is_empty() {
+                                m.push_str(" · ");
+                            }
+                            m.push_str(&format!("since {}", rd.since));
+                        }
+                        m
+                    })
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = ["KIND", "NAME", "STATE", "REASON", "MESSAGE"];
+    let mut width = header.map(str::len);
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            width[i] = width[i].max(cell.chars().count());
+        }
+    }
+    out.push('\n');
+    let head: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| padded(colour, BOLD, h, width[i]))
+        .collect();
+    out.push_str(head.join("  ").trim_end());
+    out.push('\n');
+    for (row, r) in rows.iter().zip(&s.resources) {
+        let (code, _) = state(r);
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 2 {
+                    padded(colour, code, c, width[i])
+                } else {
+                    format!("{c:<w$}", w = width[i])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn status(client: &Client, output: Output, watch: bool, colour: Colour) -> Result<u8> {
+    loop {
+        let s: Status = client.get("/v1/status")?;
+        match output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(&s)?),
+            Output::Text => {
+                if watch && colour == Colour::Always {
+                    print!("\x1b[2J\x1b[H");
+                }
+                print!("{}", render(&s, colour));
+            }
+        }
+        if !watch {
+            let healthy = s.converged && s.config_invalid.is_none();
+            return Ok(if healthy { 0 } else { 1 });
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+pub fn generations(client: &Client, output: Output) -> Result<u8> {
+    let g: Generations = client.get("/v1/generations")?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&g)?),
+        Output::Text => {
+            println!("GEN  TIME                  SOURCE    NAME");
+            for x in &g.generations {
+                let mark = if x.number == g.current { "*" } else { " " };
+                let name = match x.restores {
+                    Some(n) => format!("{} (restores {n})", x.name),
+                    None => x.name.clone(),
+                };
+                println!(
+                    "{mark}{:<4} {:<21} {:<9} {name}",
+                    x.number,
+                    x.time,
+                    x.source.to_string()
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn event_line(e: &Event, colour: Colour) -> String {
+    use cobox_schema::api::EventKind::*;
+    let code = match e.kind {
+        ActionFailed | ConfigInvalid | Blocked => RED,
+        Drift | Pruned => YELLOW,
+        _ => GREEN,
+    };
+    let kind = serde_json::to_value(e.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    format!(
+        "{}  gen {:<3} {} {}{}",
+        e.time,
+        e.generation,
+        padded(colour, code, &kind, 17),
+        e.resource
+            .as_deref()
+            .map(|r| format!("{r}: "))
+            .unwrap_or_default(),
+        e.message
+    )
+}
+
+pub fn events(client: &Client, follow: bool, output: Output, colour: Colour) -> Result<u8> {
+    let mut out = std::io::stdout();
+    client.events(0, follow, |e| {
+        use std::io::Write;
+        let line = match output {
+            Output::Json => serde_json::to_string(&e).unwrap_or_default(),
+            Output::Text => event_line(&e, colour),
+        };
+        writeln!(out, "{line}").is_ok() && out.flush().is_ok()
+    })?;
+    Ok(0)
+}

@@ -1,0 +1,268 @@
+//! `coboxctl` against a running `coboxd`: status, diff and apply with their exit codes, a
+//! bad edit shown as ConfigInvalid while the old generation keeps running, generations and
+//! rollback, events, prune, and the key and invite commands going through the agent.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cobox_schema::api::{Event, EventKind, GenerationSource, Generations, Status};
+use cobox_tests::binary;
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    config: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        Env {
+            config: root.join("cobox.toml"),
+            root,
+            _tmp: tmp,
+        }
+    }
+
+    fn text(&self, spaces: &[&str]) -> String {
+        let mut text = format!(
+            "version = 1\n[device]\nname = \"t\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n",
+            self.root.join("data").display(),
+            self.root.join("mnt").display()
+        );
+        for s in spaces {
+            text.push_str(&format!("[[space]]\nname = \"{s}\"\n"));
+        }
+        text
+    }
+
+    fn mount(&self, space: &str) -> PathBuf {
+        self.root.join("mnt").join(space)
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(binary("coboxctl"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("HOME", &self.root)
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn status(&self) -> Status {
+        let out = self.ctl(&["status", "--output", "json"]);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("status json: {e}\n{}", show(&out)))
+    }
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn eventually(what: &str, secs: u64, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} within {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn is_mounted(p: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(&*p.to_string_lossy()))
+}
+
+fn unmount_all(paths: &[PathBuf]) {
+    for p in paths {
+        if is_mounted(p) {
+            let _ = Command::new("fusermount3").arg("-uz").arg(p).status();
+        }
+    }
+}
+
+#[test]
+fn diff_apply_status_rollback_events_and_prune_through_the_agent() {
+    let env = Env::new();
+    std::fs::write(&env.config, env.text(&["alpha"])).unwrap();
+    let agent = Agent(
+        Command::new(binary("coboxd"))
+            .arg("--config")
+            .arg(&env.config)
+            .env("HOME", &env.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (alpha, beta) = (env.mount("alpha"), env.mount("beta"));
+    eventually("the agent converges", 30, || {
+        env.ctl(&["status"]).status.code() == Some(0)
+    });
+    let s = env.status();
+    assert!(s.converged && s.generation == 1, "{s:?}");
+    assert!(is_mounted(&alpha));
+    let sock = env.root.join("data/coboxd.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the control socket is the owner's only");
+    let text = String::from_utf8(env.ctl(&["status", "--color", "never"]).stdout).unwrap();
+    assert!(text.contains("mount") && text.contains("Mounted"), "{text}");
+
+    // diff: nothing, something, an invalid file.
+    let same = env.ctl(&["diff"]);
+    assert_eq!(same.status.code(), Some(0), "{}", show(&same));
+    let next = env.root.join("next.toml");
+    std::fs::write(&next, env.text(&["alpha", "beta"])).unwrap();
+    let d = env.ctl(&["diff", next.to_str().unwrap(), "--color", "never"]);
+    assert_eq!(d.status.code(), Some(1), "{}", show(&d));
+    let out = String::from_utf8_lossy(&d.stdout);
+    assert!(out.contains("+ space beta"), "{out}");
+    assert!(out.contains("1 to add, 0 to change, 0 to remove"), "{out}");
+    let bad = env.root.join("bad.toml");
+    std::fs::write(&bad, "version = 1\n[[space]]\nname = \"no good!\"\n").unwrap();
+    let d = env.ctl(&["diff", bad.to_str().unwrap()]);
+    assert_eq!(d.status.code(), Some(2), "{}", show(&d));
+    assert!(
+        String::from_utf8_lossy(&d.stderr).contains("bad.toml:3:8"),
+        "{}",
+        show(&d)
+    );
+
+    // apply needs --yes without a terminal, and then converges.
+    let refused = env.ctl(&["apply", next.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2), "{}", show(&refused));
+    assert_eq!(env.status().generation, 1);
+    let applied = env.ctl(&["apply", next.to_str().unwrap(), "--yes"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", show(&applied));
+    assert!(is_mounted(&beta));
+    assert_eq!(
+        std::fs::read_to_string(&env.config).unwrap(),
+        env.text(&["alpha", "beta"]),
+        "the applied config is the agent's config file"
+    );
+    assert_eq!(env.status().generation, 2);
+
+    // A bad edit of the file: ConfigInvalid, generation 2 keeps running.
+    std::fs::write(&env.config, env.text(&["alpha", "beta"]) + "oops = 1\n").unwrap();
+    eventually("status shows ConfigInvalid", 10, || {
+        env.status().config_invalid.is_some()
+    });
+    let s = env.status();
+    assert_eq!(s.generation, 2);
+    let diag = &s.config_invalid.unwrap().diagnostics[0];
+    assert_eq!((diag.code.as_str(), diag.line), ("unknown-key", 10));
+    assert_eq!(env.ctl(&["status"]).status.code(), Some(1));
+    assert!(is_mounted(&alpha) && is_mounted(&beta));
+
+    // Rollback to generation 1: beta goes (its data stays), the file follows.
+    let r = env.ctl(&["rollback", "1"]);
+    assert_eq!(r.status.code(), Some(0), "{}", show(&r));
+    assert!(!is_mounted(&beta) && is_mounted(&alpha));
+    assert_eq!(
+        std::fs::read_to_string(&env.config).unwrap(),
+        env.text(&["alpha"])
+    );
+    let g: Generations =
+        serde_json::from_slice(&env.ctl(&["generations", "-o", "json"]).stdout).unwrap();
+    assert_eq!(g.current, 3);
+    assert_eq!(g.generations[0].source, GenerationSource::Rollback);
+    assert_eq!(g.generations[0].restores, Some(1));
+    assert_eq!(g.generations[1].source, GenerationSource::Api);
+    assert!(env.status().config_invalid.is_none());
+
+    // Events tell the story in order.
+    let ev = env.ctl(&["events", "-o", "json"]);
+    let events: Vec<Event> = String::from_utf8_lossy(&ev.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    for k in [
+        EventKind::ConfigAccepted,
+        EventKind::ActionSucceeded,
+        EventKind::Converged,
+        EventKind::ConfigInvalid,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} in {kinds:?}");
+    }
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+
+    // Prune: a declared space is refused; beta's data goes only with --yes.
+    let p = env.ctl(&["prune", "alpha", "--yes"]);
+    assert_ne!(p.status.code(), Some(0), "{}", show(&p));
+    let spaces = || {
+        std::fs::read_dir(env.root.join("data/spaces"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(spaces(), 2);
+    let p = env.ctl(&["prune"]);
+    assert_eq!(p.status.code(), Some(2), "{}", show(&p));
+    assert_eq!(spaces(), 2);
+    let p = env.ctl(&["prune", "--yes"]);
+    assert_eq!(p.status.code(), Some(0), "{}", show(&p));
+    assert!(String::from_utf8_lossy(&p.stdout).contains("deleted space beta"));
+    assert_eq!(spaces(), 1);
+
+    // Keys and invites go through the agent: the identity is the agent's.
+    let id = env.ctl(&["identity"]);
+    let id = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    assert_eq!(Some(id.clone()), env.status().agent.identity);
+    let inv = env.ctl(&["invite", "create", "--space", "alpha", "--for", &id]);
+    assert_eq!(inv.status.code(), Some(0), "{}", show(&inv));
+    let code = String::from_utf8(inv.stdout).unwrap().trim().to_string();
+    let open = env.ctl(&["invite", "open", &code, "-o", "json"]);
+    let info: serde_json::Value = serde_json::from_slice(&open.stdout).unwrap();
+    assert_eq!(info["space"], "alpha");
+    let sheet = env.ctl(&["keys", "export", "--space", "alpha"]);
+    assert_eq!(sheet.status.code(), Some(0), "{}", show(&sheet));
+    let sheet = String::from_utf8_lossy(&sheet.stdout);
+    assert!(sheet.contains("space alpha"), "{sheet}");
+    let restore = env.ctl(&["keys", "restore"]);
+    assert_ne!(restore.status.code(), Some(0), "{}", show(&restore));
+
+    drop(agent);
+    unmount_all(&[alpha, beta]);
+}
+
+#[test]
+fn without_an_agent_the_agent_commands_exit_2_and_say_where_they_looked() {
+    let env = Env::new();
+    std::fs::write(&env.config, env.text(&["alpha"])).unwrap();
+    for args in [
+        vec!["status"],
+        vec!["diff"],
+        vec!["events"],
+        vec!["generations"],
+    ] {
+        let o = env.ctl(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("no agent answers on") && err.contains("coboxd.sock"),
+            "{err}"
+        );
+    }
+}
