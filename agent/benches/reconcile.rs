@@ -1,5 +1,7 @@
 //! Time from saving cobox.toml to the new space being mounted, over 20 edits (p50/p95),
-//! with the real `coboxd` binary; and the planner alone on 1,000 declared spaces.
+//! with the real `coboxd` binary; the planner alone on 1,000 declared spaces; and a real
+//! agent holding 1,000 open spaces: a no-op reconcile (observe, plan, record status) as the
+//! agent reports it, and its resident memory when idle.
 //!
 //! Run: `cargo bench -p coboxd --bench reconcile` (needs FUSE; builds `coboxd` first).
 
@@ -87,6 +89,8 @@ fn main() {
         percentile(&times, 0.95).as_secs_f64() * 1e3
     );
 
+    thousand(&bin);
+
     // The planner alone, everything converged.
     let mut text = String::from("version = 1\n");
     let mut observed = Observed {
@@ -116,4 +120,81 @@ fn main() {
         "plan, 1,000 declared spaces, nothing to do: {:.3} ms",
         start.elapsed().as_secs_f64() * 1e3 / rounds as f64
     );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// An agent with 1,000 open (unmounted) spaces.
+fn thousand(bin: &Path) {
+    use cobox_schema::api::Status;
+    use coboxd::control::client::Client;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let file = root.join("cobox.toml");
+    let text = config(root, 0)
+        + &(0..1000)
+            .map(|i| format!("[[space]]\nname = \"s{i}\"\nmount = false\n"))
+            .collect::<String>();
+    std::fs::write(&file, text).unwrap();
+    let start = Instant::now();
+    let mut child = Command::new(bin)
+        .arg("--config")
+        .arg(&file)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = Client::new(&root.join("data/coboxd.sock"));
+    let status = || client.get::<Status>("/v1/status").ok();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Some(s) = status()
+            && s.converged
+        {
+            assert_eq!(s.resources.len(), 1002, "config, identity and 1,000 spaces");
+            break;
+        }
+        assert!(Instant::now() < deadline, "1,000 spaces never converged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "1,000 spaces: first start to converged {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let pid = rustix::process::Pid::from_child(&child);
+    let mut took = Vec::new();
+    for _ in 0..20 {
+        let before = status().unwrap().reconciles;
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = status().unwrap();
+            if s.reconciles > before {
+                took.push(Duration::from_micros(s.last_reconcile_us));
+                break;
+            }
+            assert!(Instant::now() < deadline, "no reconcile after SIGHUP");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    took.sort();
+    println!(
+        "no-op reconcile, 1,000 open spaces (observe + plan + status), 20 runs: p50 {:.2} ms, p95 {:.2} ms",
+        percentile(&took, 0.5).as_secs_f64() * 1e3,
+        percentile(&took, 0.95).as_secs_f64() * 1e3
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    println!(
+        "idle agent, 1,000 open spaces: resident memory {:.1} MiB",
+        rss_kib(child.id()) as f64 / 1024.0
+    );
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let _ = child.wait();
 }

@@ -195,6 +195,10 @@ pub struct Status {
     pub observed_generation: u64,
     /// Nothing left to do for the running generation.
     pub converged: bool,
+    /// Reconciles since the agent started.
+    pub reconciles: u64,
+    /// How long the last reconcile took (observing, planning, acting), in microseconds.
+    pub last_reconcile_us: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_invalid: Option<ConfigInvalid>,
     /// Sorted by kind, then name.

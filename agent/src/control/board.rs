@@ -46,6 +46,8 @@ impl Board {
                     generation: 0,
                     observed_generation: 0,
                     converged: false,
+                    reconciles: 0,
+                    last_reconcile_us: 0,
                     config_invalid: None,
                     resources: vec![],
                 },
@@ -83,6 +85,13 @@ impl Board {
 
     pub fn set_config_invalid(&self, invalid: Option<ConfigInvalid>) {
         self.lock().status.config_invalid = invalid;
+    }
+
+    /// Count a finished reconcile and how long it took.
+    pub fn reconciled(&self, took: std::time::Duration) {
+        let mut g = self.lock();
+        g.status.reconciles += 1;
+        g.status.last_reconcile_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     }
 
     /// Record the resources found by the reconcile of `generation`.

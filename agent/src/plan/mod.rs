@@ -160,6 +160,16 @@ pub fn plan(desired: &Config, observed: &Observed) -> Plan {
             });
             continue;
         }
+        if !exists && seen.is_some_and(|o| o.open) {
+            setup.push(Action::Blocked {
+                resource: format!("space {}", s.name),
+                reason: format!(
+                    "the data of space {} vanished from the data directory while it was open; restore it from a backup, or remove the space from the config and prune it",
+                    s.name
+                ),
+            });
+            continue;
+        }
         if !exists {
             match (&s.invite, s.address) {
                 (Some(invite), _) => setup.push(Action::JoinSpace {

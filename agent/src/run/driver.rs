@@ -157,6 +157,13 @@ impl Agent {
     /// and the actions of the same resource after it are skipped (they depend on it); it is
     /// retried with backoff. Returns whether nothing is left to do.
     pub fn reconcile(&mut self) -> bool {
+        let started = Instant::now();
+        let converged = self.reconcile_once();
+        self.board.reconciled(started.elapsed());
+        converged
+    }
+
+    fn reconcile_once(&mut self) -> bool {
         let observed = match self.device.observe(&self.config) {
             Ok(o) => o,
             Err(e) => {

@@ -80,6 +80,7 @@ pub fn run(source: ConfigSource) -> Result<()> {
     let Some(config) = first.config else {
         anyhow::bail!("config {} is invalid; nothing was started", src.name());
     };
+    raise_open_files_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -139,6 +140,19 @@ pub fn run(source: ConfigSource) -> Result<()> {
     agent.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every open space holds about eight files: lift the soft limit on open files to the hard
+/// one, as the hard limit is what the administrator granted.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!(error = %e, "cannot raise the open-files limit");
+        }
+    }
 }
 
 /// What the loop does next.
