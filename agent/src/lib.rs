@@ -5,6 +5,7 @@ pub mod feed;
 pub mod host;
 pub mod mount;
 pub mod plan;
+pub mod replicate;
 pub mod run;
 pub mod run_mount;
 pub mod space;
