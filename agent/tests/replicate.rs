@@ -162,7 +162,6 @@ async fn both_sides_write_and_each_replicates_the_other() {
     until_held(&b_copy, 500).await;
     assert_same(&a_copy, &db).await;
     assert_same(&b_copy, &da).await;
-    drop(sb.handle());
     sb.handle().close();
     timeout(LONG, sb.join()).await.unwrap().unwrap();
     timeout(LONG, sa.join()).await.unwrap().unwrap();
