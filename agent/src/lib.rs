@@ -7,6 +7,7 @@ pub mod host;
 pub mod keyops;
 pub mod mount;
 pub mod plan;
+pub mod replicate;
 pub mod run;
 pub mod run_mount;
 pub mod space;

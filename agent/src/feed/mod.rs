@@ -47,6 +47,8 @@ pub struct Feed {
     core: Hypercore,
     group: Arc<CommitGroup>,
     public: [u8; 32],
+    /// Known contiguous length; see [`Feed::contiguous_len`].
+    contiguous: std::sync::atomic::AtomicU64,
 }
 
 impl Feed {
@@ -112,6 +114,7 @@ impl Feed {
             core,
             group,
             public,
+            contiguous: Default::default(),
         };
         feed.commit()?;
         Ok(feed)
@@ -167,6 +170,25 @@ impl Feed {
 
     pub fn len(&self) -> u64 {
         self.core.info().length
+    }
+
+    /// How many blocks from the start this device has without a gap.
+    ///
+    /// hypercore's own hint can lag behind after a crash (its bitfield holds blocks its
+    /// header does not count, and the hint only moves when the block at it arrives), so
+    /// the bitfield is scanned on from the furthest point known. Blocks are never removed
+    /// from a feed here; a future `clear` must reset this.
+    pub fn contiguous_len(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let info = self.core.info();
+        let mut c = info
+            .contiguous_length
+            .max(self.contiguous.load(Ordering::Relaxed));
+        while c < info.length && self.core.has(c) {
+            c += 1;
+        }
+        self.contiguous.store(c, Ordering::Relaxed);
+        c
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,0 +1,442 @@
+//! One feed replicated over one protocol channel: answers the remote's requests with
+//! proofs, asks for what the remote has and we lack, verifies every answer before it is
+//! stored, commits, and only then announces and reports what arrived.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hypercore::Hypercore;
+use hypercore_protocol::schema::{Data, NoData, Range, Request, Synchronize};
+use hypercore_protocol::{Channel, ChannelReceiver, Message};
+use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+use super::error::{ReplicateError, hex};
+use super::peer::{Limits, Local, Peer, Pending};
+use super::shared::{Held, SharedFeed};
+use crate::feed::{Feed, FeedError};
+
+/// A feed grew through replication (after the new blocks were made durable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grew {
+    pub key: [u8; 32],
+    pub length: u64,
+    pub contiguous: u64,
+}
+
+/// Received blocks are made durable when this many wait, or this many bytes, or this long
+/// after the first, or when nothing more is in flight.
+const COMMIT_BLOCKS: u64 = 512;
+const COMMIT_BYTES: u64 = 16 * 1024 * 1024;
+const COMMIT_AFTER: Duration = Duration::from_millis(200);
+/// Messages handled under one lock of the feed.
+const BATCH: usize = 256;
+
+#[derive(Debug, Default)]
+struct Uncommitted {
+    blocks: u64,
+    bytes: u64,
+    any: bool,
+    since: Option<Instant>,
+}
+
+/// The replication of one feed on one channel.
+#[derive(Debug)]
+pub struct ChannelTask {
+    pub feed: Arc<SharedFeed>,
+    pub channel: Channel,
+    pub inbound: ChannelReceiver<Message>,
+    pub stop: watch::Receiver<bool>,
+    pub peer_name: String,
+    pub grew: Option<broadcast::Sender<Grew>>,
+    pub limits: Limits,
+}
+
+struct State {
+    peer: Peer,
+    announced: Held,
+    reported: Held,
+    uncommitted: Uncommitted,
+    outbox: Vec<Message>,
+    stop: bool,
+}
+
+impl ChannelTask {
+    fn feed_err(&self, source: FeedError) -> ReplicateError {
+        ReplicateError::Feed {
+            feed: hex(&self.feed.key()),
+            peer: self.peer_name.clone(),
+            source,
+        }
+    }
+
+    fn core_err(&self, dir: &Feed, source: hypercore::HypercoreError) -> ReplicateError {
+        self.feed_err(FeedError::Core {
+            dir: dir.dir().to_path_buf(),
+            source,
+        })
+    }
+
+    fn invalid(&self) -> ReplicateError {
+        ReplicateError::InvalidData {
+            feed: hex(&self.feed.key()),
+            peer: self.peer_name.clone(),
+        }
+    }
+
+    fn unexpected(&self, request: u64) -> ReplicateError {
+        ReplicateError::Unexpected {
+            feed: hex(&self.feed.key()),
+            peer: self.peer_name.clone(),
+            request,
+        }
+    }
+
+    async fn send(&self, st: &mut State) -> Result<(), ReplicateError> {
+        if st.outbox.is_empty() {
+            return Ok(());
+        }
+        // Sent one by one, so block data is moved rather than copied; the protocol still
+        // writes whatever is queued as one frame. A closed channel means the session is
+        // ending: nothing to report.
+        for m in std::mem::take(&mut st.outbox) {
+            tracing::trace!(feed = %short(&self.feed.key()), out = %summary(&m), "send");
+            if self.channel.send(m).await.is_err() {
+                st.stop = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_message(st: &State, held: Held) -> Message {
+        Message::Synchronize(Synchronize {
+            fork: 0,
+            length: held.length,
+            remote_length: st.peer.remote.length,
+            downloading: true,
+            uploading: true,
+            can_upgrade: held.length > 0,
+        })
+    }
+
+    /// Tell the remote what became durable here since it was last told.
+    fn announce(st: &mut State, now: Held) {
+        if now.length > st.announced.length {
+            st.outbox.push(Self::sync_message(st, now));
+        }
+        if now.contiguous > st.announced.contiguous {
+            st.outbox.push(Message::Range(Range {
+                drop: false,
+                start: st.announced.contiguous,
+                length: now.contiguous - st.announced.contiguous,
+            }));
+        }
+        st.announced = Held {
+            length: st.announced.length.max(now.length),
+            contiguous: st.announced.contiguous.max(now.contiguous),
+        };
+    }
+
+    /// Run until the channel or the session ends, or the remote misbehaves.
+    pub async fn run(self) -> Result<(), ReplicateError> {
+        let mut held_rx = self.feed.subscribe();
+        let mut stop = self.stop.clone();
+        let held = *held_rx.borrow_and_update();
+        let mut st = State {
+            peer: Peer::new(self.limits),
+            announced: Held::default(),
+            reported: held,
+            uncommitted: Uncommitted::default(),
+            outbox: Vec::new(),
+            stop: false,
+        };
+        st.outbox.push(Self::sync_message(&st, held));
+        if held.contiguous > 0 {
+            st.outbox.push(Message::Range(Range {
+                drop: false,
+                start: 0,
+                length: held.contiguous,
+            }));
+        }
+        st.announced = held;
+        self.send(&mut st).await?;
+        let far = Instant::now() + Duration::from_secs(86400 * 365);
+        while !st.stop {
+            let deadline = st.uncommitted.since.map_or(far, |t| t + COMMIT_AFTER);
+            tokio::select! {
+                _ = stop.changed() => break,
+                m = self.inbound.recv() => {
+                    let Ok(m) = m else { break };
+                    let mut batch = vec![m];
+                    while batch.len() < BATCH {
+                        match self.inbound.try_recv() {
+                            Ok(m) => batch.push(m),
+                            Err(_) => break,
+                        }
+                    }
+                    self.on_batch(&mut st, batch).await?;
+                }
+                r = held_rx.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    let now = *held_rx.borrow_and_update();
+                    Self::announce(&mut st, now);
+                    self.send(&mut st).await?;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let mut feed = self.feed.lock().await;
+                    self.commit(&mut st, &mut feed)?;
+                    self.schedule(&mut st, &mut feed).await?;
+                    drop(feed);
+                    self.send(&mut st).await?;
+                }
+            }
+        }
+        let mut feed = self.feed.lock().await;
+        self.commit(&mut st, &mut feed)
+    }
+
+    async fn on_batch(&self, st: &mut State, batch: Vec<Message>) -> Result<(), ReplicateError> {
+        let mut feed = self.feed.lock().await;
+        for m in batch {
+            self.on_message(st, &mut feed, m).await?;
+            if st.stop {
+                break;
+            }
+        }
+        let u = &st.uncommitted;
+        if u.any
+            && (st.peer.in_flight() == 0
+                || u.blocks >= COMMIT_BLOCKS
+                || u.bytes >= COMMIT_BYTES
+                || u.since.is_some_and(|t| t.elapsed() >= COMMIT_AFTER))
+        {
+            self.commit(st, &mut feed)?;
+        }
+        if !st.stop {
+            self.schedule(st, &mut feed).await?;
+        }
+        drop(feed);
+        self.send(st).await
+    }
+
+    async fn on_message(
+        &self,
+        st: &mut State,
+        feed: &mut Feed,
+        m: Message,
+    ) -> Result<(), ReplicateError> {
+        tracing::trace!(feed = %short(&self.feed.key()), msg = %summary(&m), "received");
+        match m {
+            // The first synchronize is answered so the remote knows we heard it.
+            Message::Synchronize(s) if st.peer.on_sync(&s) => {
+                let held = self.feed.held();
+                st.outbox.push(Self::sync_message(st, held));
+            }
+            Message::Synchronize(_) => {}
+            Message::Range(r) => st.peer.on_range(&r),
+            Message::Bitfield(b) => st.peer.on_bitfield(&b),
+            Message::Request(r) => {
+                let answer = self.answer(feed, r).await;
+                st.outbox.push(answer);
+            }
+            Message::NoData(n) => st.peer.refused(n.request),
+            Message::Data(d) => self.on_data(st, feed, d).await?,
+            Message::Close(_) => st.stop = true,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A proof for the remote's request, from what is durable here only.
+    async fn answer(&self, feed: &mut Feed, r: Request) -> Message {
+        let no = Message::NoData(NoData { request: r.id });
+        let held = self.feed.held();
+        let core = feed.core_mut();
+        let fork = core.info().fork;
+        if r.seek.is_some() || r.fork != fork {
+            return no;
+        }
+        if r.upgrade.is_some() && core.info().length != held.length {
+            // Proving an upgrade proves the head: not before the head is durable.
+            return no;
+        }
+        if let Some(b) = r.block.as_ref().or(r.hash.as_ref())
+            && b.index >= held.length
+        {
+            return no;
+        }
+        match core.create_proof(r.block, r.hash, None, r.upgrade).await {
+            Ok(Some(p)) => Message::Data(Data {
+                request: r.id,
+                fork: p.fork,
+                block: p.block,
+                hash: p.hash,
+                seek: None,
+                upgrade: p.upgrade,
+            }),
+            _ => no,
+        }
+    }
+
+    async fn on_data(
+        &self,
+        st: &mut State,
+        feed: &mut Feed,
+        d: Data,
+    ) -> Result<(), ReplicateError> {
+        let Some(pending) = st.peer.answered(d.request) else {
+            // Not asked for (or asked and already cancelled): ignored, never stored.
+            return Ok(());
+        };
+        let length = feed.len();
+        match pending {
+            Pending::Upgrade { start, .. } => {
+                let Some(up) = &d.upgrade else {
+                    return Err(self.unexpected(d.request));
+                };
+                if d.block.is_some() || d.hash.is_some() || up.start != start {
+                    return Err(self.unexpected(d.request));
+                }
+                if length != start || up.start + up.length <= length {
+                    // The feed moved on meanwhile (another peer upgraded it): stale.
+                    return Ok(());
+                }
+            }
+            Pending::Block { index, .. } => {
+                let Some(b) = &d.block else {
+                    return Err(self.unexpected(d.request));
+                };
+                if b.index != index || d.upgrade.is_some() || d.hash.is_some() {
+                    return Err(self.unexpected(d.request));
+                }
+                if feed.core_mut().has(index) {
+                    return Ok(());
+                }
+                st.uncommitted.blocks += 1;
+                st.uncommitted.bytes += b.value.len() as u64;
+            }
+        }
+        let proof = Proof {
+            fork: d.fork,
+            block: d.block,
+            hash: None,
+            seek: None,
+            upgrade: d.upgrade,
+        };
+        match feed.core_mut().verify_and_apply_proof(&proof).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return Err(self.invalid()),
+        }
+        st.uncommitted.any = true;
+        st.uncommitted.since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Make what arrived durable, publish it, and report growth.
+    fn commit(&self, st: &mut State, feed: &mut Feed) -> Result<(), ReplicateError> {
+        if !st.uncommitted.any {
+            return Ok(());
+        }
+        feed.commit().map_err(|e| self.feed_err(e))?;
+        st.uncommitted = Uncommitted::default();
+        self.feed.publish(feed);
+        let now = Held::of(feed);
+        if now != st.reported {
+            st.reported = now;
+            if let Some(tx) = &self.grew {
+                let _ = tx.send(Grew {
+                    key: self.feed.key(),
+                    length: now.length,
+                    contiguous: now.contiguous,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Ask for an upgrade and for blocks, as far as the limits allow.
+    async fn schedule(&self, st: &mut State, feed: &mut Feed) -> Result<(), ReplicateError> {
+        let info = feed.core_mut().info();
+        let local = Local {
+            length: info.length,
+            contiguous: feed.contiguous_len(),
+            fork: info.fork,
+            writable: info.writeable,
+            block_bytes: info
+                .byte_length
+                .checked_div(info.length)
+                .unwrap_or(64 * 1024),
+        };
+        if let Some((id, start, length)) = st.peer.upgrade(&local) {
+            st.outbox.push(request(
+                id,
+                info.fork,
+                None,
+                Some(RequestUpgrade { start, length }),
+            ));
+        }
+        let core: &Hypercore = feed.core_mut();
+        let wanted = st.peer.blocks(&local, |i| core.has(i));
+        for (id, index) in wanted {
+            let nodes = match feed.core_mut().missing_nodes(index).await {
+                Ok(n) => n,
+                Err(e) => return Err(self.core_err(feed, e)),
+            };
+            st.outbox.push(request(
+                id,
+                info.fork,
+                Some(RequestBlock { index, nodes }),
+                None,
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn request(
+    id: u64,
+    fork: u64,
+    block: Option<RequestBlock>,
+    upgrade: Option<RequestUpgrade>,
+) -> Message {
+    Message::Request(Request {
+        id,
+        fork,
+        block,
+        hash: None,
+        seek: None,
+        upgrade,
+        manifest: false,
+        priority: 0,
+    })
+}
+
+fn short(key: &[u8; 32]) -> String {
+    hex(&key[..4])
+}
+
+/// A message in one line, without block contents.
+fn summary(m: &Message) -> String {
+    match m {
+        Message::Synchronize(s) => format!("sync length {}", s.length),
+        Message::Range(r) => format!("range {}+{} drop {}", r.start, r.length, r.drop),
+        Message::Request(r) => format!(
+            "request {} block {:?} upgrade {:?}",
+            r.id,
+            r.block.as_ref().map(|b| b.index),
+            r.upgrade.as_ref().map(|u| (u.start, u.length))
+        ),
+        Message::Data(d) => format!(
+            "data {} block {:?} upgrade {:?}",
+            d.request,
+            d.block.as_ref().map(|b| b.index),
+            d.upgrade.as_ref().map(|u| (u.start, u.length))
+        ),
+        Message::NoData(n) => format!("no data {}", n.request),
+        other => format!("{other:?}").chars().take(60).collect(),
+    }
+}

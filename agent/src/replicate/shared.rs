@@ -1,0 +1,95 @@
+//! A feed shared by its local users and every replication session that offers it, with
+//! the durable length published to those sessions.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, MutexGuard, watch};
+
+use crate::feed::{Feed, FeedError};
+
+/// How much of a feed this device holds durably.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Length of the verified tree.
+    pub length: u64,
+    /// Blocks held from the start without a gap.
+    pub contiguous: u64,
+}
+
+impl Held {
+    pub fn of(feed: &Feed) -> Held {
+        Held {
+            length: feed.len(),
+            contiguous: feed.contiguous_len(),
+        }
+    }
+}
+
+/// A feed behind a lock, with what of it is durable published to the sessions.
+///
+/// Sessions serve and announce only the published state, so a block the writer has not
+/// yet made durable never leaves the device: write through [`SharedFeed::append`], or
+/// call [`SharedFeed::publish`] after a commit made through [`SharedFeed::lock`].
+#[derive(Debug)]
+pub struct SharedFeed {
+    key: [u8; 32],
+    discovery_key: [u8; 32],
+    feed: Mutex<Feed>,
+    held: watch::Sender<Held>,
+}
+
+impl SharedFeed {
+    /// Share an open feed. Call with a feed whose writes are all committed.
+    pub fn new(feed: Feed) -> Arc<SharedFeed> {
+        let key = feed.public_key();
+        let (held, _) = watch::channel(Held::of(&feed));
+        Arc::new(SharedFeed {
+            key,
+            discovery_key: hypercore_protocol::discovery_key(&key),
+            feed: Mutex::new(feed),
+            held,
+        })
+    }
+
+    /// The feed's public key: knowing it is the capability to replicate it.
+    pub fn key(&self) -> [u8; 32] {
+        self.key
+    }
+
+    /// The hash of the key that peers announce and open channels by.
+    pub fn discovery_key(&self) -> [u8; 32] {
+        self.discovery_key
+    }
+
+    pub async fn lock(&self) -> MutexGuard<'_, Feed> {
+        self.feed.lock().await
+    }
+
+    /// Append blocks, make them durable, and tell the sessions. Returns the new length.
+    pub async fn append<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<u64, FeedError> {
+        let mut feed = self.feed.lock().await;
+        let length = feed.append_batch(blocks).await?;
+        self.publish(&feed);
+        Ok(length)
+    }
+
+    /// Publish the feed's state to the sessions. Only after a commit: what is published is
+    /// served to peers.
+    pub fn publish(&self, feed: &Feed) {
+        let now = Held::of(feed);
+        self.held.send_if_modified(|held| {
+            let changed = *held != now;
+            *held = now;
+            changed
+        });
+    }
+
+    /// The last published state.
+    pub fn held(&self) -> Held {
+        *self.held.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Held> {
+        self.held.subscribe()
+    }
+}
