@@ -160,12 +160,12 @@ fn wait_converged(
 ) -> Result<u8> {
     let start = Instant::now();
     let mut last: Option<Status> = None;
-    while start.elapsed() < timeout {
+    loop {
         let s: Status = client.get("/v1/status")?;
         let done = s.observed_generation >= generation
             && (s.converged || s.resources.iter().any(|r| r.is_stalled()));
         last = Some(s);
-        if done {
+        if done || start.elapsed() >= timeout {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));

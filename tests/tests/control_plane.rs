@@ -266,3 +266,56 @@ fn without_an_agent_the_agent_commands_exit_2_and_say_where_they_looked() {
         );
     }
 }
+
+#[test]
+fn kill_9_during_an_apply_loses_nothing_and_the_restarted_agent_converges() {
+    let env = Env::new();
+    std::fs::write(&env.config, env.text(&["alpha"])).unwrap();
+    let start = || {
+        Agent(
+            Command::new(binary("coboxd"))
+                .arg("--config")
+                .arg(&env.config)
+                .env("HOME", &env.root)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut agent = start();
+    eventually("the agent converges", 30, || {
+        env.ctl(&["status"]).status.code() == Some(0)
+    });
+    std::fs::write(env.mount("alpha").join("kept.txt"), "before the apply\n").unwrap();
+    let names = ["alpha", "b1", "b2", "b3", "b4", "b5", "b6"];
+    let next = env.root.join("next.toml");
+    std::fs::write(&next, env.text(&names)).unwrap();
+    // Apply without waiting, and kill the agent while it converges.
+    let applied = env.ctl(&["apply", next.to_str().unwrap(), "--yes", "--timeout", "0s"]);
+    assert_ne!(applied.status.code(), Some(2), "{}", show(&applied));
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&env.config).unwrap(),
+        env.text(&names),
+        "the applied config was written before it ran"
+    );
+    let mounts: Vec<PathBuf> = names.iter().map(|n| env.mount(n)).collect();
+    let _agent = start();
+    eventually("the restarted agent converges", 60, || {
+        env.ctl(&["status"]).status.code() == Some(0)
+    });
+    assert!(mounts.iter().all(|m| is_mounted(m)));
+    assert_eq!(
+        std::fs::read_to_string(env.mount("alpha").join("kept.txt")).unwrap(),
+        "before the apply\n"
+    );
+    let s = env.status();
+    assert_eq!(
+        s.generation, 2,
+        "the applied text keeps its generation number"
+    );
+    drop(_agent);
+    unmount_all(&mounts);
+}
