@@ -159,18 +159,15 @@ fn wait_converged(
     colour: Colour,
 ) -> Result<u8> {
     let start = Instant::now();
-    let mut last: Option<Status> = None;
-    loop {
+    let s = loop {
         let s: Status = client.get("/v1/status")?;
         let done = s.observed_generation >= generation
             && (s.converged || s.resources.iter().any(|r| r.is_stalled()));
-        last = Some(s);
         if done || start.elapsed() >= timeout {
-            break;
+            break s;
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-    let s = last.context("no status from the agent")?;
+    };
     for r in &s.resources {
         let (code, word) = if r.is_ready() {
             (GREEN, "ready")
