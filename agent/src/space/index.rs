@@ -37,12 +37,12 @@ fn registry() -> &'static Mutex<BTreeMap<PathBuf, (sled::Db, usize)>> {
 
 impl Drop for Index {
     fn drop(&mut self) {
+        // The database stays open for the life of the process even when no space uses it:
+        // sled releases its directory lock only once its background threads let go, so
+        // closing and at once reopening (a space closed and declared again) could fail.
         let mut open = registry().lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, users)) = open.get_mut(&self.dir) {
-            *users -= 1;
-            if *users == 0 {
-                open.remove(&self.dir);
-            }
+            *users = users.saturating_sub(1);
         }
     }
 }
