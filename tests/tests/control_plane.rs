@@ -319,3 +319,69 @@ fn kill_9_during_an_apply_loses_nothing_and_the_restarted_agent_converges() {
     drop(_agent);
     unmount_all(&mounts);
 }
+
+#[test]
+fn a_space_directory_deleted_by_hand_is_a_condition_not_a_crash() {
+    let env = Env::new();
+    std::fs::write(&env.config, env.text(&["alpha", "beta"])).unwrap();
+    let mut agent = Agent(
+        Command::new(binary("coboxd"))
+            .arg("--config")
+            .arg(&env.config)
+            .env("HOME", &env.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the agent converges", 30, || {
+        env.ctl(&["status"]).status.code() == Some(0)
+    });
+    let s = env.status();
+    let address = s
+        .resources
+        .iter()
+        .find(|r| r.name == "alpha")
+        .and_then(|r| r.details.get("address").cloned())
+        .unwrap();
+    std::fs::remove_dir_all(env.root.join("data/spaces").join(&address)).unwrap();
+    // The next reconcile (SIGHUP rather than the 10 s resync) notices.
+    let pid = agent.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually("alpha is reported stalled", 10, || {
+        env.status()
+            .resources
+            .iter()
+            .any(|r| r.name == "alpha" && r.is_stalled())
+    });
+    let s = env.status();
+    let alpha = s.resources.iter().find(|r| r.name == "alpha").unwrap();
+    let stalled = alpha
+        .condition(cobox_schema::api::ConditionType::Stalled)
+        .unwrap();
+    assert_eq!(stalled.reason, "Blocked");
+    assert!(stalled.message.contains("vanished"), "{}", stalled.message);
+    assert!(
+        s.resources.iter().any(|r| r.name == "beta" && r.is_ready()),
+        "other spaces are unaffected"
+    );
+    assert!(
+        agent.0.try_wait().unwrap().is_none(),
+        "the agent still runs"
+    );
+    assert_eq!(
+        std::fs::read_dir(env.root.join("data/spaces"))
+            .unwrap()
+            .count(),
+        1,
+        "no new space was created in its place"
+    );
+    drop(agent);
+    unmount_all(&[env.mount("alpha"), env.mount("beta")]);
+}
