@@ -54,6 +54,9 @@ fn leaves(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
             }
         }
         Value::Null => {}
+        Value::Number(n) if n.is_u64() => {
+            out.insert(prefix.to_string(), unit_of(prefix, n.as_u64().unwrap_or(0)));
+        }
         other => {
             out.insert(
                 prefix.to_string(),
@@ -63,6 +66,16 @@ fn leaves(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
                 },
             );
         }
+    }
+}
+
+/// A number as people wrote it: rates and sizes of the config serialize as bytes.
+fn unit_of(path: &str, n: u64) -> String {
+    let leaf = path.rsplit('.').next().unwrap_or(path);
+    match leaf {
+        "upload" | "download" => cobox_schema::units::Rate(n).to_string(),
+        "quota" | "min_free" => cobox_schema::units::Size(n).to_string(),
+        _ => n.to_string(),
     }
 }
 
@@ -308,7 +321,7 @@ mod tests {
         assert_eq!(
             lines(&changes(Some(&running), &candidate, &o, &p)),
             vec![
-                "~ config network [network.upload: - -> 5242880]",
+                "~ config network [network.upload: - -> 5 MiB/s]",
                 "- space a [mount: /m/a -> -]",
                 "+ space b [address: - -> new; mount: - -> /m/b]",
             ]
