@@ -49,6 +49,7 @@ fn hex(b: &[u8]) -> String {
 /// One file's content on its way into a content feed: bounded memory, however large.
 /// Blocks must be appended contiguously, so only one stream may write to a feed at a time.
 pub struct ContentStream {
+    feed: [u8; 32],
     start: u64,
     next: u64,
     size: u64,
@@ -71,6 +72,7 @@ impl ContentStream {
     pub fn new(feed: &Feed) -> ContentStream {
         let start = feed.len();
         ContentStream {
+            feed: feed.public_key(),
             start,
             next: start,
             size: 0,
@@ -90,29 +92,44 @@ impl ContentStream {
         &mut self,
         feed: &mut Feed,
         key: &BlockKey,
-        mut data: &[u8],
+        data: &[u8],
     ) -> Result<(), ContentError> {
+        let sealed = self.seal(key, data);
+        self.batch.extend(sealed);
+        if self.batch.len() >= BATCH_BLOCKS {
+            self.flush(feed).await?;
+        }
+        Ok(())
+    }
+
+    /// Hash `data` and seal every block it completes, without touching the feed: the
+    /// blocks must then be appended, in order, with [`append_sealed`]. This is the part of
+    /// a write that needs no lock, so it can run beside the appending of earlier blocks.
+    pub fn seal(&mut self, key: &BlockKey, mut data: &[u8]) -> Vec<Vec<u8>> {
         self.hash.update(data);
         self.size += data.len() as u64;
+        let mut out = Vec::new();
         while !data.is_empty() {
             let take = (BLOCK_SIZE - self.partial.len()).min(data.len());
             self.partial.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.partial.len() == BLOCK_SIZE {
-                self.seal_partial(feed, key);
-                if self.batch.len() == BATCH_BLOCKS {
-                    self.flush(feed).await?;
-                }
+                out.push(self.seal_partial(key));
             }
         }
-        Ok(())
+        out
     }
 
-    fn seal_partial(&mut self, feed: &Feed, key: &BlockKey) {
-        let sealed = key.seal(&feed.public_key(), self.next, &self.partial);
-        self.batch.push(sealed);
+    /// Seal the last, short block, if any (the file ends here).
+    pub fn seal_rest(&mut self, key: &BlockKey) -> Option<Vec<u8>> {
+        (!self.partial.is_empty()).then(|| self.seal_partial(key))
+    }
+
+    fn seal_partial(&mut self, key: &BlockKey) -> Vec<u8> {
+        let sealed = key.seal(&self.feed, self.next, &self.partial);
         self.partial.clear();
         self.next += 1;
+        sealed
     }
 
     async fn flush(&mut self, feed: &mut Feed) -> Result<(), ContentError> {
@@ -129,8 +146,8 @@ impl ContentStream {
 
     /// Store the rest and return where the content lies, durable on return.
     pub async fn finish(mut self, feed: &mut Feed, key: &BlockKey) -> Result<Extent, ContentError> {
-        if !self.partial.is_empty() {
-            self.seal_partial(feed, key);
+        if let Some(last) = self.seal_rest(key) {
+            self.batch.push(last);
         }
         self.flush(feed).await?;
         feed.commit()?;
@@ -143,6 +160,12 @@ impl ContentStream {
             hash,
         })
     }
+}
+
+/// Append blocks sealed by [`ContentStream::seal`], uncommitted (the stream's `finish`
+/// commits); returns the feed's new length.
+pub async fn append_sealed(feed: &mut Feed, blocks: &[Vec<u8>]) -> Result<u64, ContentError> {
+    Ok(feed.append_uncommitted(blocks).await?)
 }
 
 /// Store everything `source` yields as one file's content.

@@ -305,6 +305,11 @@ impl Space {
         Ok(stream.write(feed, key, data).await?)
     }
 
+    /// Append blocks sealed outside the lock by [`ContentStream::seal`].
+    pub async fn content_append_sealed(&mut self, blocks: &[Vec<u8>]) -> Result<u64, SpaceError> {
+        Ok(content::append_sealed(self.feeds.content(), blocks).await?)
+    }
+
     pub async fn content_finish(&mut self, stream: ContentStream) -> Result<Extent, SpaceError> {
         let key = &self.block;
         let feed = self.feeds.content();

@@ -497,13 +497,15 @@ impl Filesystem for SpaceFs {
                     .and_then(|p| self.rt.block_on(async { self.space.lock().await.node(&p) }))
                     .is_some_and(|n| n.size == 0);
                 if empty && self.state().handles.claim_content(fh.0).is_ok() {
-                    let stream = self
-                        .rt
-                        .block_on(async { self.space.lock().await.begin_content() });
+                    let (stream, key) = self.rt.block_on(async {
+                        let mut s = self.space.lock().await;
+                        (s.begin_content(), s.block_key())
+                    });
                     *body = Body::Streaming(Box::new(BackgroundStream::start(
                         &self.rt,
                         self.space.clone(),
                         stream,
+                        key,
                     )));
                 }
             }

@@ -196,13 +196,15 @@ impl SpaceFs {
         let fh = self.state().handles.reserve();
         let body = if write && truncate {
             if self.state().handles.claim_content(fh).is_ok() {
-                let stream = self
-                    .rt
-                    .block_on(async { self.space.lock().await.begin_content() });
+                let (stream, key) = self.rt.block_on(async {
+                    let mut s = self.space.lock().await;
+                    (s.begin_content(), s.block_key())
+                });
                 Body::Streaming(Box::new(BackgroundStream::start(
                     &self.rt,
                     self.space.clone(),
                     stream,
+                    key,
                 )))
             } else {
                 Body::Staging {
