@@ -43,6 +43,17 @@ fn config(root: &Path, n: usize) -> String {
     t
 }
 
+/// `coboxd` on `config`, quiet.
+fn start_agent(bin: &Path, config: &Path) -> std::process::Child {
+    Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -53,13 +64,7 @@ fn main() {
     let root = tmp.path();
     let file = root.join("cobox.toml");
     std::fs::write(&file, config(root, 1)).unwrap();
-    let mut child = Command::new(&bin)
-        .arg("--config")
-        .arg(&file)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start_agent(&bin, &file);
     let wait = |p: &Path| {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !is_mounted(p) {
@@ -144,13 +149,7 @@ fn thousand(bin: &Path) {
             .collect::<String>();
     std::fs::write(&file, text).unwrap();
     let start = Instant::now();
-    let mut child = Command::new(bin)
-        .arg("--config")
-        .arg(&file)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start_agent(bin, &file);
     let client = Client::new(&root.join("data/coboxd.sock"));
     let status = || client.get::<Status>("/v1/status").ok();
     let deadline = Instant::now() + Duration::from_secs(600);

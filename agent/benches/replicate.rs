@@ -15,7 +15,10 @@ use cobox_schema::hexkey::Address;
 use coboxd::feed::Feed;
 use coboxd::replicate::{self, Options, SharedFeed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+#[path = "../tests/support/tcp.rs"]
+mod tcp;
+use tcp::tcp_pair;
 
 const BLOCK: usize = 64 * 1024;
 const TOTAL: usize = 256 * 1024 * 1024;
@@ -25,16 +28,6 @@ fn keys(n: u32) -> (cobox_keys::SigningKeyPair, [u8; 32]) {
     let k = cobox_keys::derive::feed(&Secret32::from_bytes([1; 32]), &Address([2; 32]), n);
     let seed = k.secret_bytes()[..32].try_into().unwrap();
     (k, seed)
-}
-
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let (a, (b, _)) = (a.unwrap(), b.unwrap());
-    a.set_nodelay(true).unwrap();
-    b.set_nodelay(true).unwrap();
-    (a, b)
 }
 
 /// Replicate `source` into a fresh replica in `dir`; the time until all of it is durable.

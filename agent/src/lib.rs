@@ -1,5 +1,6 @@
 //! The cobox agent: converges a device onto its declared `cobox.toml`.
 
+pub mod atomic_file;
 pub mod config_file;
 pub mod control;
 pub mod feed;

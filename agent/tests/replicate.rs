@@ -20,6 +20,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio::time::timeout;
 
+#[path = "support/tcp.rs"]
+mod tcp;
+use tcp::tcp_pair;
+
 const LONG: Duration = Duration::from_secs(60);
 
 fn keys(n: u32) -> cobox_keys::SigningKeyPair {
@@ -94,16 +98,6 @@ async fn assert_same(feed: &SharedFeed, data: &[Vec<u8>]) {
             "block {i}"
         );
     }
-}
-
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (a, b) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let (a, (b, _)) = (a.unwrap(), b.unwrap());
-    a.set_nodelay(true).unwrap();
-    b.set_nodelay(true).unwrap();
-    (a, b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,9 +137,7 @@ pub fn restore(
             eprintln!("coboxctl: restored the key of space `{name}` ({address})");
         }
         _ => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now = coboxd::keyops::unix_now();
             let backup = store.restore_parent(&secret, force, now).map_err(|e| match e {
                 cobox_keys::StoreError::Exists { .. } => anyhow::anyhow!(
                     "this device already has a different identity in {}; pass --force to replace it (the old key is kept)",

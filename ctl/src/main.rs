@@ -1,6 +1,7 @@
 //! `coboxctl`: the command line of cobox.
 
 mod agent;
+mod ask;
 mod cli;
 mod device;
 mod invite_cmd;
@@ -72,53 +73,50 @@ fn main() -> ExitCode {
 
 /// The commands that need a running agent; `None` for the others.
 fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<u8>> {
-    let needs = matches!(
-        cli.command,
-        Command::Diff { .. }
-            | Command::Apply { .. }
-            | Command::Status { .. }
-            | Command::Generations { .. }
-            | Command::Rollback { .. }
-            | Command::Events { .. }
-            | Command::Prune { .. }
-    );
-    if !needs {
-        return None;
-    }
-    Some((|| {
-        let socket = agent::socket(cli.config.as_deref(), cli.socket.as_deref(), host)?;
-        let client = agent::require(&socket)?;
-        match &cli.command {
-            Command::Diff { file, output } => {
-                let path = plan_cmd::config_path(file.as_deref(), cli.config.as_deref())?;
-                plan_cmd::diff(&client, &path, *output, colour)
-            }
-            Command::Apply { file, yes, timeout } => {
-                let path = plan_cmd::config_path(file.as_deref(), cli.config.as_deref())?;
-                plan_cmd::apply(&client, &path, *yes, timeout, colour)
-            }
-            Command::Status { output, watch } => {
-                status_cmd::status(&client, *output, *watch, colour)
-            }
-            Command::Generations { output } => status_cmd::generations(&client, *output),
-            Command::Rollback {
-                generation,
-                timeout,
-            } => plan_cmd::rollback(&client, *generation, timeout, colour),
-            Command::Events { follow, output } => {
-                status_cmd::events(&client, *follow, *output, colour)
-            }
-            Command::Prune { spaces, yes } => prune_cmd::prune(&client, spaces, *yes),
-            _ => unreachable!("filtered above"),
+    let client = || -> Result<coboxd::control::client::Client> {
+        agent::require(&agent::socket(
+            cli.config.as_deref(),
+            cli.socket.as_deref(),
+            host,
+        )?)
+    };
+    let path = |file: &Option<std::path::PathBuf>| {
+        plan_cmd::config_path(file.as_deref(), cli.config.as_deref())
+    };
+    Some(match &cli.command {
+        Command::Diff { file, output } => {
+            client().and_then(|c| plan_cmd::diff(&c, &path(file)?, *output, colour))
         }
-    })())
+        Command::Apply { file, yes, timeout } => {
+            client().and_then(|c| plan_cmd::apply(&c, &path(file)?, *yes, timeout, colour))
+        }
+        Command::Status { output, watch } => {
+            client().and_then(|c| status_cmd::status(&c, *output, *watch, colour))
+        }
+        Command::Generations { output } => {
+            client().and_then(|c| status_cmd::generations(&c, *output))
+        }
+        Command::Rollback {
+            generation,
+            timeout,
+        } => client().and_then(|c| plan_cmd::rollback(&c, *generation, timeout, colour)),
+        Command::Events { follow, output } => {
+            client().and_then(|c| status_cmd::events(&c, *follow, *output, colour))
+        }
+        Command::Prune { spaces, yes } => client().and_then(|c| prune_cmd::prune(&c, spaces, *yes)),
+        _ => return None,
+    })
 }
 
 fn run(cli: Cli, host: &SystemHost) -> Result<()> {
-    // Key and invite commands go through the agent when one runs.
-    let agent = agent::socket(cli.config.as_deref(), cli.socket.as_deref(), host)
-        .ok()
-        .and_then(|s| agent::running(&s));
+    // Key and invite commands go through the agent when one runs; the others never ask.
+    let agent = matches!(
+        cli.command,
+        Command::Identity | Command::Keys(_) | Command::Invite(_)
+    )
+    .then(|| agent::socket(cli.config.as_deref(), cli.socket.as_deref(), host).ok())
+    .flatten()
+    .and_then(|s| agent::running(&s));
     let agent = agent.as_ref();
     let store = || -> Result<cobox_keys::KeyStore> {
         Ok(device::store(device::data_dir(

@@ -1,7 +1,6 @@
 //! `coboxctl diff`, `apply` and `rollback`: plans shown per resource, confirmation, and
 //! waiting for the agent to converge.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use coboxd::config_file;
 use coboxd::control::client::Client;
 use coboxd::host::SystemHost;
 
+use crate::ask::ask;
 use crate::cli::Output;
 use crate::paint::{BOLD, GREEN, RED, YELLOW, padded, paint};
 
@@ -106,24 +106,19 @@ pub fn diff(client: &Client, path: &Path, output: Output, colour: Colour) -> Res
     Ok(if p.summary.is_empty() { 0 } else { 1 })
 }
 
-fn confirm(question: &str) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!("refusing to apply without confirmation on a non-interactive input: pass --yes");
-    }
-    print!("{question} [y/N] ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
 /// `apply`: exit 0 converged, 1 failed or timed out.
 pub fn apply(client: &Client, path: &Path, yes: bool, timeout: &str, colour: Colour) -> Result<u8> {
     let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
     let req = read_valid(path, colour)?;
     let p: PlanResponse = client.post("/v1/plan", &req)?;
     print_plan(&p, colour);
-    if !p.summary.is_empty() && !yes && !confirm("Apply these changes?")? {
+    if !p.summary.is_empty()
+        && !yes
+        && !matches!(
+            ask("Apply these changes? [y/N]", "apply")?.as_str(),
+            "y" | "Y" | "yes" | "YES" | "Yes"
+        )
+    {
         println!("Nothing was applied.");
         return Ok(1);
     }

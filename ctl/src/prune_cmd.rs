@@ -1,11 +1,11 @@
 //! `coboxctl prune`: delete the data of spaces no longer declared, after confirmation.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use anyhow::{Result, bail};
 use cobox_schema::api::{PruneCandidates, PruneRequest};
 use cobox_schema::units::Size;
 use coboxd::control::client::Client;
+
+use crate::ask::ask;
 
 pub fn prune(client: &Client, only: &[String], yes: bool) -> Result<u8> {
     let all: PruneCandidates = client.get("/v1/prune")?;
@@ -27,18 +27,9 @@ pub fn prune(client: &Client, only: &[String], yes: bool) -> Result<u8> {
     for c in &chosen {
         println!("  - space {} ({}), {}", c.name, c.address, Size(c.bytes));
     }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("refusing to delete without confirmation on a non-interactive input: pass --yes");
-        }
-        print!("Delete them for good? Type `yes`: ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            println!("Nothing was deleted.");
-            return Ok(1);
-        }
+    if !yes && ask("Delete them for good? Type `yes`:", "delete")? != "yes" {
+        println!("Nothing was deleted.");
+        return Ok(1);
     }
     let req = PruneRequest {
         spaces: chosen.iter().map(|c| c.name.clone()).collect(),

@@ -64,6 +64,27 @@ impl Env {
             .unwrap()
     }
 
+    /// Start `coboxd` on this environment's config.
+    fn start_agent(&self) -> Agent {
+        Agent(
+            Command::new(binary("coboxd"))
+                .arg("--config")
+                .arg(&self.config)
+                .env("HOME", &self.root)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Wait until `coboxctl status` reports convergence (exit 0).
+    fn wait_converged(&self, secs: u64) {
+        eventually("the agent converges", secs, || {
+            self.ctl(&["status"]).status.code() == Some(0)
+        });
+    }
+
     fn status(&self) -> Status {
         let out = self.ctl(&["status", "--output", "json"]);
         serde_json::from_slice(&out.stdout)
@@ -107,20 +128,9 @@ fn unmount_all(paths: &[PathBuf]) {
 fn diff_apply_status_rollback_events_and_prune_through_the_agent() {
     let env = Env::new();
     std::fs::write(&env.config, env.text(&["alpha"])).unwrap();
-    let agent = Agent(
-        Command::new(binary("coboxd"))
-            .arg("--config")
-            .arg(&env.config)
-            .env("HOME", &env.root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let agent = env.start_agent();
     let (alpha, beta) = (env.mount("alpha"), env.mount("beta"));
-    eventually("the agent converges", 30, || {
-        env.ctl(&["status"]).status.code() == Some(0)
-    });
+    env.wait_converged(30);
     let s = env.status();
     assert!(s.converged && s.generation == 1, "{s:?}");
     assert!(is_mounted(&alpha));
@@ -271,22 +281,8 @@ fn without_an_agent_the_agent_commands_exit_2_and_say_where_they_looked() {
 fn kill_9_during_an_apply_loses_nothing_and_the_restarted_agent_converges() {
     let env = Env::new();
     std::fs::write(&env.config, env.text(&["alpha"])).unwrap();
-    let start = || {
-        Agent(
-            Command::new(binary("coboxd"))
-                .arg("--config")
-                .arg(&env.config)
-                .env("HOME", &env.root)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let mut agent = start();
-    eventually("the agent converges", 30, || {
-        env.ctl(&["status"]).status.code() == Some(0)
-    });
+    let mut agent = env.start_agent();
+    env.wait_converged(30);
     std::fs::write(env.mount("alpha").join("kept.txt"), "before the apply\n").unwrap();
     let names = ["alpha", "b1", "b2", "b3", "b4", "b5", "b6"];
     let next = env.root.join("next.toml");
@@ -302,10 +298,8 @@ fn kill_9_during_an_apply_loses_nothing_and_the_restarted_agent_converges() {
         "the applied config was written before it ran"
     );
     let mounts: Vec<PathBuf> = names.iter().map(|n| env.mount(n)).collect();
-    let _agent = start();
-    eventually("the restarted agent converges", 60, || {
-        env.ctl(&["status"]).status.code() == Some(0)
-    });
+    let _agent = env.start_agent();
+    env.wait_converged(60);
     assert!(mounts.iter().all(|m| is_mounted(m)));
     assert_eq!(
         std::fs::read_to_string(env.mount("alpha").join("kept.txt")).unwrap(),
@@ -324,19 +318,8 @@ fn kill_9_during_an_apply_loses_nothing_and_the_restarted_agent_converges() {
 fn a_space_directory_deleted_by_hand_is_a_condition_not_a_crash() {
     let env = Env::new();
     std::fs::write(&env.config, env.text(&["alpha", "beta"])).unwrap();
-    let mut agent = Agent(
-        Command::new(binary("coboxd"))
-            .arg("--config")
-            .arg(&env.config)
-            .env("HOME", &env.root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    eventually("the agent converges", 30, || {
-        env.ctl(&["status"]).status.code() == Some(0)
-    });
+    let mut agent = env.start_agent();
+    env.wait_converged(30);
     let s = env.status();
     let address = s
         .resources

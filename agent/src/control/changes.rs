@@ -127,11 +127,9 @@ pub fn changes(
                 c.actions.push(text);
             }
             Action::OpenSpace { space } => {
+                // New, declared again, or not yet opened since the agent started: it comes.
                 let c = entry(&mut map, ResourceKind::Space, space);
-                if c.op != ChangeOp::Add {
-                    // Declared again (or the agent just started): it comes back.
-                    c.op = ChangeOp::Add;
-                }
+                c.op = ChangeOp::Add;
                 c.actions.push(text);
             }
             Action::CloseSpace { space } => {
@@ -176,17 +174,6 @@ pub fn changes(
                 }
                 c.actions.push(text);
             }
-        }
-    }
-    // A resource that loses a mount but stays is a change; one that gains only a mount
-    // while already open is a change too.
-    for c in map.values_mut() {
-        if c.kind == ResourceKind::Space
-            && c.op == ChangeOp::Change
-            && c.actions.iter().all(|a| a.starts_with("- unmount"))
-            && !candidate.spaces.iter().any(|s| s.name == c.name)
-        {
-            c.op = ChangeOp::Remove;
         }
     }
     if let Some(running) = running {

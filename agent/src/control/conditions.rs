@@ -29,7 +29,7 @@ pub struct Res {
 /// What happened to a resource's actions in the last reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    pub action: String,
+    pub action: Action,
     pub error: String,
     pub retry_in_s: u64,
 }
@@ -55,7 +55,7 @@ fn standard(
     if let Some(f) = failure {
         let msg = format!(
             "{}: {}; retrying in {} s",
-            f.action.trim_start_matches(['+', '-', ' ']),
+            f.action.to_string().trim_start_matches(['+', '-', ' ']),
             f.error,
             f.retry_in_s
         );
@@ -151,7 +151,9 @@ pub fn resources(
             let ready = (observed.mounts.get(path) == Some(&s.name))
                 .then(|| ("Mounted", format!("space {} is mounted", s.name)));
             // A mount depends on its space: the space's failure is the mount's reason.
-            let failure = failures.get(&key).filter(|f| f.action.contains("mount"));
+            let failure = failures
+                .get(&key)
+                .filter(|f| matches!(f.action, Action::Mount { .. } | Action::Unmount { .. }));
             let upstream_failed = failures.contains_key(&key) && failure.is_none();
             let conditions = if upstream_failed && ready.is_none() {
                 vec![
@@ -243,7 +245,7 @@ mod tests {
         failures.insert(
             "space a".to_string(),
             Failure {
-                action: "+ open space a".into(),
+                action: Action::OpenSpace { space: "a".into() },
                 error: "disk full".into(),
                 retry_in_s: 2,
             },
@@ -271,6 +273,45 @@ mod tests {
         assert_eq!(
             ready(&rs, ResourceKind::Identity, "device"),
             (true, "Created".into())
+        );
+    }
+
+    #[test]
+    fn a_failed_mount_stalls_the_mount_and_a_failed_open_blames_the_space() {
+        let c = config(
+            "version = 1\n[device]\ndata_dir = \"/d\"\nmount_root = \"/m\"\n\
+             [[space]]\nname = \"mountain\"\n",
+        );
+        let o = Observed::default();
+        let p = plan(&c, &o);
+        let fail = |action: Action| {
+            let mut f = BTreeMap::new();
+            f.insert(
+                "space mountain".to_string(),
+                Failure {
+                    action,
+                    error: "no".into(),
+                    retry_in_s: 1,
+                },
+            );
+            f
+        };
+        let open = fail(Action::OpenSpace {
+            space: "mountain".into(),
+        });
+        let rs = resources(&c, &o, &p, &open);
+        assert_eq!(
+            ready(&rs, ResourceKind::Mount, "/m/mountain"),
+            (false, "SpaceNotReady".into())
+        );
+        let mount = fail(Action::Mount {
+            space: "mountain".into(),
+            path: "/m/mountain".into(),
+        });
+        let rs = resources(&c, &o, &p, &mount);
+        assert_eq!(
+            ready(&rs, ResourceKind::Mount, "/m/mountain"),
+            (false, "ActionFailed".into())
         );
     }
 }

@@ -3,7 +3,6 @@
 //! fsync, rename) so a crash leaves either the old set or the new one.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cobox_schema::api::{Generation, GenerationSource};
@@ -22,6 +21,8 @@ pub enum GenerationsError {
     },
     #[error("generation {0} is not stored")]
     Missing(u64),
+    #[error("generation {0} is stored but unreadable")]
+    Damaged(u64),
 }
 
 /// A stored generation: its record and the config text.
@@ -102,10 +103,15 @@ impl Generations {
 
     /// One generation.
     pub fn get(&self, n: u64) -> Result<Stored, GenerationsError> {
-        self.list()?
-            .into_iter()
-            .find(|s| s.info.number == n)
-            .ok_or(GenerationsError::Missing(n))
+        let path = self.path(n);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(GenerationsError::Missing(n));
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|_| GenerationsError::Damaged(n))
     }
 
     /// Store `text` as the next generation and return its record.
@@ -139,16 +145,8 @@ impl Generations {
             text: text.to_string(),
         };
         let path = self.path(number);
-        let tmp = self.dir.join(format!(".{number:010}.json.tmp"));
         let bytes = serde_json::to_vec_pretty(&stored).expect("generations serialize");
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
-            .map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))?;
+        crate::atomic_file::replace(&path, &bytes).map_err(io(&path))?;
         if all.len() + 1 > KEEP {
             for old in &all[..all.len() + 1 - KEEP] {
                 let _ = fs::remove_file(self.path(old.info.number));

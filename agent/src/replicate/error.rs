@@ -2,9 +2,7 @@
 
 use crate::feed::FeedError;
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub(crate) use cobox_keys::secret::hex;
 
 /// How a session failed. Peers are named by their Noise static public key (hex), feeds by
 /// their public key (hex).

@@ -223,9 +223,7 @@ impl Device {
             }
             Action::JoinSpace { space, invite } => {
                 let me = cobox_keys::derive::identity(self.parent()?);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
+                let now = crate::keyops::unix_now();
                 let opened = cobox_keys::invite::open(invite, &me, now)
                     .with_context(|| format!("cannot join space {space}"))?;
                 if opened.encryption_key.is_none() {

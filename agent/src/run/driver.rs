@@ -227,7 +227,7 @@ impl Agent {
                     self.failures.insert(
                         resource.clone(),
                         ActionFailure {
-                            action: action.to_string(),
+                            action: action.clone(),
                             error,
                             retry_in_s: wait.as_secs(),
                         },

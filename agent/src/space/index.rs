@@ -73,8 +73,7 @@ impl Index {
                 }
             }
         };
-        let hex: String = space.iter().map(|b| format!("{b:02x}")).collect();
-        let logs = db.open_tree(format!("logs/{hex}"))?;
+        let logs = db.open_tree(logs_tree(space))?;
         let checkpoints = db.open_tree("checkpoints")?;
         Ok(Index {
             dir: dir.to_path_buf(),
@@ -124,12 +123,16 @@ impl Index {
     }
 }
 
+/// The tree of the log feeds known for `space`.
+fn logs_tree(space: &[u8; 32]) -> String {
+    format!("logs/{}", cobox_keys::secret::hex(space))
+}
+
 /// Drop everything the index holds about `space` (its data was deleted).
 pub fn forget(dir: &Path, space: &[u8; 32]) -> Result<(), IndexError> {
     let index = Index::open(dir, space)?;
-    let hex: String = space.iter().map(|b| format!("{b:02x}")).collect();
     index.checkpoints.remove(space)?;
-    index.db.drop_tree(format!("logs/{hex}"))?;
+    index.db.drop_tree(logs_tree(space))?;
     index.db.flush()?;
     Ok(())
 }
