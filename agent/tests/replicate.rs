@@ -233,6 +233,130 @@ async fn the_remote_noise_key_is_known_and_a_refused_peer_gets_nothing() {
     assert_eq!(copy.lock().await.len(), 0);
 }
 
+fn identity(n: u8) -> cobox_keys::SigningKeyPair {
+    cobox_keys::derive::identity(&Secret32::from_bytes([n; 32]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_are_proven_in_the_session_and_topics_carry_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = blocks(50, 9);
+    let source = writer(&tmp.path().join("a"), 0, &data).await;
+    let copy = replica(&tmp.path().join("b"), 0).await;
+    let (alice, bob) = (identity(1), identity(2));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let session = |me: &cobox_keys::SigningKeyPair| {
+        let seen = seen.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let options = Options {
+            identity: Some(me.clone()),
+            authorize: Some(Arc::new(move |k: &[u8; 32]| {
+                seen.lock().unwrap().push(*k);
+                true
+            })),
+            events: Some(tx),
+            ..Options::default()
+        };
+        (options, rx)
+    };
+    let (oa, mut ea) = session(&alice);
+    let (ob, mut eb) = session(&bob);
+    let (a, b) = tcp_pair().await;
+    let sa = replicate::spawn(a, true, [source], oa);
+    let sb = replicate::spawn(b, false, [copy.clone()], ob);
+    until_held(&copy, data.len() as u64).await;
+    assert_same(&copy, &data).await;
+    // Each side saw the other's identity, not a Noise key.
+    let mut seen_keys = seen.lock().unwrap().clone();
+    seen_keys.sort();
+    let mut want = vec![alice.public.0, bob.public.0];
+    want.sort();
+    assert_eq!(seen_keys, want);
+    assert_eq!(sa.handle().remote_key(), Some(bob.public.0));
+    assert_eq!(sb.handle().remote_key(), Some(alice.public.0));
+    // A topic both offer opens and carries messages both ways; one only A offers does not.
+    let topic = [42u8; 32];
+    sa.handle().open_topic(topic).unwrap();
+    sa.handle().open_topic([43u8; 32]).unwrap();
+    sb.handle().open_topic(topic).unwrap();
+    async fn until(
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<replicate::SessionEvent>,
+        want: replicate::SessionEvent,
+    ) {
+        timeout(LONG, async {
+            while let Some(e) = rx.recv().await {
+                if e == want {
+                    return;
+                }
+            }
+            panic!("session ended before {want:?}");
+        })
+        .await
+        .unwrap();
+    }
+    until(&mut ea, replicate::SessionEvent::TopicOpened(topic)).await;
+    until(&mut eb, replicate::SessionEvent::TopicOpened(topic)).await;
+    sa.handle().send(topic, b"hello".to_vec()).unwrap();
+    sb.handle().send(topic, b"there".to_vec()).unwrap();
+    until(
+        &mut eb,
+        replicate::SessionEvent::Topic {
+            topic,
+            message: b"hello".to_vec(),
+        },
+    )
+    .await;
+    until(
+        &mut ea,
+        replicate::SessionEvent::Topic {
+            topic,
+            message: b"there".to_vec(),
+        },
+    )
+    .await;
+    sa.handle().close();
+    timeout(LONG, sa.join()).await.unwrap().unwrap();
+    timeout(LONG, sb.join()).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_identity_refused_by_the_hook_receives_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = writer(&tmp.path().join("a"), 0, &blocks(20, 5)).await;
+    let copy = replica(&tmp.path().join("b"), 0).await;
+    let (alice, mallory) = (identity(1), identity(3));
+    let refused = mallory.public.0;
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let sa = replicate::spawn(
+        a,
+        true,
+        [source],
+        Options {
+            identity: Some(alice),
+            authorize: Some(Arc::new(move |k: &[u8; 32]| *k != refused)),
+            ..Options::default()
+        },
+    );
+    let sb = replicate::spawn(
+        b,
+        false,
+        [copy.clone()],
+        Options {
+            identity: Some(mallory.clone()),
+            ..Options::default()
+        },
+    );
+    let e = timeout(LONG, sa.join()).await.unwrap().unwrap_err();
+    assert!(matches!(e, ReplicateError::Refused { .. }), "{e}");
+    assert!(e.to_string().contains(&hex(&mallory.public.0)), "{e}");
+    let _ = timeout(LONG, sb.join()).await.unwrap();
+    assert_eq!(
+        copy.lock().await.len(),
+        0,
+        "a refused peer receives zero blocks"
+    );
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

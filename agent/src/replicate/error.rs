@@ -4,8 +4,8 @@ use crate::feed::FeedError;
 
 pub(crate) use cobox_keys::secret::hex;
 
-/// How a session failed. Peers are named by their Noise static public key (hex), feeds by
-/// their public key (hex).
+/// How a session failed. Peers are named by their proven identity or, before that or
+/// without identities, their Noise static public key (hex); feeds by their public key (hex).
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicateError {
     #[error("peer {peer} sent data for feed {feed} that does not verify; disconnected")]
@@ -16,6 +16,8 @@ pub enum ReplicateError {
         peer: String,
         request: u64,
     },
+    #[error("peer {peer} did not prove its identity")]
+    BadIdentity { peer: String },
     #[error("peer {peer} refused by the authorization hook")]
     Refused { peer: String },
     #[error("session with peer {peer}: {source}")]

@@ -16,6 +16,7 @@ pub mod channel;
 pub mod error;
 pub mod frame;
 pub mod have;
+pub mod identity;
 pub mod peer;
 pub mod session;
 pub mod shared;
@@ -23,5 +24,7 @@ pub mod shared;
 pub use channel::Grew;
 pub use error::ReplicateError;
 pub use peer::Limits;
-pub use session::{Authorize, NoiseKeypair, Options, Session, SessionHandle, protocol, spawn};
+pub use session::{
+    Authorize, NoiseKeypair, Options, Session, SessionEvent, SessionHandle, protocol, spawn,
+};
 pub use shared::{Held, SharedFeed};
