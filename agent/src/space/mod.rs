@@ -6,6 +6,7 @@ pub mod feeds;
 pub mod index;
 pub mod layout;
 pub mod message;
+pub mod roster;
 mod tree;
 
 use std::collections::BTreeMap;
