@@ -74,7 +74,7 @@ async fn main() {
     let key = cobox_keys::block::BlockKey::for_space(&Secret32::from_bytes([3; 32]));
     let chunk = vec![0x5au8; 1 << 20];
     let start = Instant::now();
-    let mut stream = ContentStream::new(&feed);
+    let mut stream = ContentStream::new(feed.public_key(), feed.len());
     for _ in 0..mib {
         stream.write(&mut feed, &key, &chunk).await.unwrap();
     }

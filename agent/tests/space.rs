@@ -38,7 +38,11 @@ async fn sync(from: &mut Space, to: &mut Space) {
     for key in [from.log_key(), from.content_key()] {
         let src = from.feeds_mut().get(&key).await.unwrap().unwrap();
         let dst = to.feeds_mut().replica(&key).await.unwrap();
-        copy_missing(src, dst).await.unwrap();
+        let mut to_feed = dst.lock().await;
+        copy_missing(&mut *src.lock().await, &mut to_feed)
+            .await
+            .unwrap();
+        dst.publish(&to_feed);
     }
     to.add_log(from.log_key()).await.unwrap();
 }

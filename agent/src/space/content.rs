@@ -68,11 +68,10 @@ impl std::fmt::Debug for ContentStream {
 }
 
 impl ContentStream {
-    /// A stream appending after the current end of `feed`.
-    pub fn new(feed: &Feed) -> ContentStream {
-        let start = feed.len();
+    /// A stream appending to content feed `feed` from block `start` (its current end).
+    pub fn new(feed: [u8; 32], start: u64) -> ContentStream {
         ContentStream {
-            feed: feed.public_key(),
+            feed,
             start,
             next: start,
             size: 0,
@@ -174,7 +173,7 @@ pub async fn store(
     key: &BlockKey,
     mut source: impl Read,
 ) -> Result<Extent, ContentError> {
-    let mut w = ContentStream::new(feed);
+    let mut w = ContentStream::new(feed.public_key(), feed.len());
     let mut buf = vec![0u8; BLOCK_SIZE];
     loop {
         let n = source.read(&mut buf).map_err(ContentError::Source)?;

@@ -1,13 +1,16 @@
 //! The feeds of a space on this device: this device's own pair and every other feed
-//! (other members' logs and contents, replicated here), opened read-only on demand.
+//! (other members' logs and contents, replicated here), opened read-only on demand, each
+//! shared with the replication sessions.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cobox_keys::{Secret32, SigningKeyPair};
 use cobox_schema::hexkey::Address;
 
 use super::layout::Layout;
 use crate::feed::{Feed, FeedError};
+use crate::replicate::SharedFeed;
 
 /// Feed numbers of a member's feeds in a space (see the key derivation table).
 pub const LOG_FEED: u32 = 0;
@@ -19,7 +22,7 @@ pub struct Feeds {
     layout: Layout,
     pub log_key: [u8; 32],
     pub content_key: [u8; 32],
-    open: BTreeMap<[u8; 32], Feed>,
+    open: BTreeMap<[u8; 32], Arc<SharedFeed>>,
 }
 
 fn seed(k: &SigningKeyPair) -> [u8; 32] {
@@ -40,7 +43,7 @@ impl Feeds {
         let mut open = BTreeMap::new();
         for kp in [&log, &content] {
             let feed = Feed::open(&layout.feed(&kp.public.0), kp.public.0, Some(&seed(kp))).await?;
-            open.insert(kp.public.0, feed);
+            open.insert(kp.public.0, SharedFeed::new(feed));
         }
         Ok(Feeds {
             layout,
@@ -50,38 +53,43 @@ impl Feeds {
         })
     }
 
-    pub fn log(&mut self) -> &mut Feed {
+    pub fn log(&self) -> &Arc<SharedFeed> {
         self.open
-            .get_mut(&self.log_key)
+            .get(&self.log_key)
             .expect("own log is always open")
     }
 
-    pub fn content(&mut self) -> &mut Feed {
+    pub fn content(&self) -> &Arc<SharedFeed> {
         self.open
-            .get_mut(&self.content_key)
+            .get(&self.content_key)
             .expect("own content is always open")
     }
 
     /// The feed `key`, opening it read-only if it exists on disk. `None`: not here.
-    pub async fn get(&mut self, key: &[u8; 32]) -> Result<Option<&mut Feed>, FeedError> {
+    pub async fn get(&mut self, key: &[u8; 32]) -> Result<Option<Arc<SharedFeed>>, FeedError> {
         if !self.open.contains_key(key) {
             let dir = self.layout.feed(key);
             if !crate::feed::storage::exists(&dir) {
                 return Ok(None);
             }
             let feed = Feed::open(&dir, *key, None).await?;
-            self.open.insert(*key, feed);
+            self.open.insert(*key, SharedFeed::new(feed));
         }
-        Ok(self.open.get_mut(key))
+        Ok(self.open.get(key).cloned())
     }
 
     /// Open (creating if needed) a read-only replica of feed `key`.
-    pub async fn replica(&mut self, key: &[u8; 32]) -> Result<&mut Feed, FeedError> {
+    pub async fn replica(&mut self, key: &[u8; 32]) -> Result<Arc<SharedFeed>, FeedError> {
         if !self.open.contains_key(key) {
             let feed = Feed::open(&self.layout.feed(key), *key, None).await?;
-            self.open.insert(*key, feed);
+            self.open.insert(*key, SharedFeed::new(feed));
         }
-        Ok(self.open.get_mut(key).expect("just inserted"))
+        Ok(self.open[key].clone())
+    }
+
+    /// Every open feed, by key.
+    pub fn open_feeds(&self) -> Vec<Arc<SharedFeed>> {
+        self.open.values().cloned().collect()
     }
 
     /// The keys of every feed present on disk, sorted.

@@ -81,6 +81,9 @@ pub struct Space {
     stats: LogStats,
     /// Entries applied since the last checkpoint.
     unsaved: u64,
+    /// Blocks in this device's content feed, committed or not (this space is its only
+    /// writer).
+    content_len: u64,
 }
 
 impl std::fmt::Debug for Space {
@@ -126,7 +129,9 @@ impl Space {
             index,
             stats: LogStats::default(),
             unsaved: 0,
+            content_len: 0,
         };
+        space.content_len = space.feeds.content().lock().await.len();
         let own_log = space.feeds.log_key;
         space.logs.insert(own_log, ());
         for key in space
@@ -136,7 +141,7 @@ impl Space {
         {
             space.logs.insert(key, ());
         }
-        if space.feeds.log().is_empty() {
+        if space.feeds.log().held().length == 0 {
             let (log, content) = (space.feeds.log_key, space.feeds.content_key);
             let signature =
                 space
@@ -201,13 +206,17 @@ impl Space {
     /// Seal and append messages to this device's log (durable on return).
     pub async fn append(&mut self, messages: &[Message]) -> Result<u64, SpaceError> {
         let key = self.feeds.log_key;
-        let start = self.feeds.log().len();
+        let log = self.feeds.log().clone();
+        let mut feed = log.lock().await;
+        let start = feed.len();
         let sealed: Vec<Vec<u8>> = messages
             .iter()
             .enumerate()
             .map(|(i, m)| self.block.seal(&key, start + i as u64, &m.encode()))
             .collect();
-        Ok(self.feeds.log().append_batch(&sealed).await?)
+        let length = feed.append_batch(&sealed).await?;
+        log.publish(&feed);
+        Ok(length)
     }
 
     /// Entry `index` of log `key`: `None` if this device does not have it.
@@ -219,7 +228,7 @@ impl Space {
         let Some(feed) = self.feeds.get(key).await? else {
             return Ok(None);
         };
-        let Some(sealed) = feed.get(index).await? else {
+        let Some(sealed) = feed.lock().await.get(index).await? else {
             return Ok(None);
         };
         let entry = self
@@ -236,7 +245,7 @@ impl Space {
         for key in logs {
             let applied = self.tree.applied(&key);
             let len = match self.feeds.get(&key).await? {
-                Some(f) => f.len(),
+                Some(f) => f.held().length,
                 None => continue,
             };
             for i in applied..len {
@@ -293,7 +302,7 @@ impl Space {
 
     /// Start storing a file's content (one at a time per space).
     pub fn begin_content(&mut self) -> ContentStream {
-        ContentStream::new(self.feeds.content())
+        ContentStream::new(self.feeds.content_key, self.content_len)
     }
 
     pub async fn content_write(
@@ -301,20 +310,32 @@ impl Space {
         stream: &mut ContentStream,
         data: &[u8],
     ) -> Result<(), SpaceError> {
-        let key = &self.block;
-        let feed = self.feeds.content();
-        Ok(stream.write(feed, key, data).await?)
+        let content = self.feeds.content().clone();
+        let mut feed = content.lock().await;
+        let written = stream.write(&mut feed, &self.block, data).await;
+        self.content_len = feed.len();
+        Ok(written?)
     }
 
     /// Append blocks sealed outside the lock by [`ContentStream::seal`].
     pub async fn content_append_sealed(&mut self, blocks: &[Vec<u8>]) -> Result<u64, SpaceError> {
-        Ok(content::append_sealed(self.feeds.content(), blocks).await?)
+        let content = self.feeds.content().clone();
+        let mut feed = content.lock().await;
+        let appended = content::append_sealed(&mut feed, blocks).await;
+        self.content_len = feed.len();
+        Ok(appended?)
     }
 
+    /// Store the rest of a file's content and make all of it durable (and servable).
     pub async fn content_finish(&mut self, stream: ContentStream) -> Result<Extent, SpaceError> {
-        let key = &self.block;
-        let feed = self.feeds.content();
-        Ok(stream.finish(feed, key).await?)
+        let content = self.feeds.content().clone();
+        let mut feed = content.lock().await;
+        let finished = stream.finish(&mut feed, &self.block).await;
+        self.content_len = feed.len();
+        if finished.is_ok() {
+            content.publish(&feed);
+        }
+        Ok(finished?)
     }
 
     /// The key that opens this space's blocks, to decrypt outside the space's lock.
@@ -331,7 +352,8 @@ impl Space {
             index,
         };
         let feed = self.feeds.get(&extent.feed).await?.ok_or_else(missing)?;
-        Ok(feed.get(index).await?.ok_or_else(missing)?)
+        let sealed = feed.lock().await.get(index).await?;
+        Ok(sealed.ok_or_else(missing)?)
     }
 
     /// Block `i` of a file's content, decrypted.
@@ -344,7 +366,8 @@ impl Space {
                 feed: cobox_keys::secret::hex(&extent.feed),
                 index: extent.start + i,
             })?;
-        Ok(content::read_block(feed, &self.block, extent, i).await?)
+        let mut feed = feed.lock().await;
+        Ok(content::read_block(&mut feed, &self.block, extent, i).await?)
     }
 
     async fn commit_op(&mut self, op: Vec<u8>) -> Result<(), SpaceError> {
@@ -459,7 +482,7 @@ impl Space {
     fn op_context(&mut self) -> tree::OpContext {
         tree::OpContext {
             feed: self.feeds.log_key,
-            seq: self.feeds.log().len(),
+            seq: self.feeds.log().held().length,
             device: self.device_name.clone(),
             time_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -481,15 +504,11 @@ mod tests {
             .await
             .unwrap();
         let key = s.feeds.log_key;
-        let at = s.feeds.log().len();
+        let at = s.feeds.log().held().length;
         // A message type from a newer version, a garbage entry, then a real operation.
         let unknown = s.block.seal(&key, at, &[message::VERSION, 200, 1, 2, 3]);
         let garbage = vec![0u8; 60];
-        s.feeds
-            .log()
-            .append_batch(&[unknown, garbage])
-            .await
-            .unwrap();
+        s.feeds.log().append(&[unknown, garbage]).await.unwrap();
         s.mkdir("after", 0o755, 1).await.unwrap();
         assert_eq!(s.stats().unknown, 1);
         assert_eq!(s.stats().invalid, 1);
