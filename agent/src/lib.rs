@@ -7,6 +7,7 @@ pub mod feed;
 pub mod host;
 pub mod keyops;
 pub mod mount;
+pub mod net;
 pub mod plan;
 pub mod replicate;
 pub mod run;

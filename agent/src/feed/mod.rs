@@ -30,6 +30,11 @@ pub enum FeedError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("feed directory {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("feed {dir} is not writable here")]
     ReadOnly { dir: PathBuf },
     #[error("public key {0} is not a valid ed25519 key")]
@@ -215,6 +220,23 @@ impl Feed {
     pub fn core_mut(&mut self) -> &mut Hypercore {
         &mut self.core
     }
+}
+
+/// The keys of the feeds stored in `dir` (one directory per feed, named by its key in
+/// hex), sorted.
+pub fn keys_in(dir: &Path) -> Vec<[u8; 32]> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut keys: Vec<[u8; 32]> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let bytes = cobox_keys::secret::unhex(e.file_name().to_str()?)?;
+            <[u8; 32]>::try_from(bytes).ok()
+        })
+        .collect();
+    keys.sort();
+    keys
 }
 
 #[cfg(test)]

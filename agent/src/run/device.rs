@@ -10,9 +10,13 @@ use cobox_keys::{KeyStore, Secret32, SpaceKeys};
 use cobox_schema::Config;
 
 use crate::mount::{Mounted, is_mounted};
-use crate::plan::{Action, Observed, ObservedSpace};
+use crate::net::Network;
+use crate::net::seed::SeedStore;
+use crate::net::tcp::Tcp;
+use crate::plan::{Action, Observed, ObservedSeed, ObservedSpace};
 use crate::space::Space;
 use crate::space::layout::Layout;
+use crate::space::roster::{Role as RosterRole, Roster, Statement};
 use cobox_schema::api::PruneCandidate;
 
 /// Bytes of the files under `dir`.
@@ -39,6 +43,13 @@ pub struct Device {
     device_name: String,
     spaces: BTreeMap<String, Arc<tokio::sync::Mutex<Space>>>,
     mounts: BTreeMap<PathBuf, (String, Mounted)>,
+    /// Seeds running, by name.
+    seeds: BTreeMap<String, cobox_schema::hexkey::Address>,
+    /// The declared seeders of each space, as last observed.
+    seeders: BTreeMap<String, Vec<[u8; 32]>>,
+    /// Replication with peers, once the device has an identity.
+    network: Option<Network>,
+    tcp: Tcp,
     /// What changed behind the agent's back since last asked.
     drift: Vec<(String, String)>,
 }
@@ -63,6 +74,9 @@ impl Device {
     pub fn new(rt: tokio::runtime::Handle, config: &Config) -> Result<Device> {
         let store = KeyStore::new(&config.device.data_dir);
         let parent = store.load_parent()?;
+        let network = parent
+            .as_ref()
+            .map(|p| Network::new(rt.clone(), cobox_keys::derive::identity(p)));
         Ok(Device {
             rt,
             store,
@@ -70,8 +84,45 @@ impl Device {
             device_name: config.device.name.clone().unwrap_or_else(host_name),
             spaces: BTreeMap::new(),
             mounts: BTreeMap::new(),
+            seeds: BTreeMap::new(),
+            seeders: BTreeMap::new(),
+            network,
+            tcp: Tcp::default(),
             drift: Vec::new(),
         })
+    }
+
+    /// The device's replication, once it has an identity.
+    pub fn network(&self) -> Option<&Network> {
+        self.network.as_ref()
+    }
+
+    fn net(&self) -> Result<&Network> {
+        self.network
+            .as_ref()
+            .ok_or_else(|| anyhow!("this device has no identity yet"))
+    }
+
+    /// Listen and dial as `config` says, and take in roster changes made by other paths
+    /// (invites). Returns one message per listen address that could not be bound.
+    pub fn sync_network(&mut self, config: &Config) -> Vec<String> {
+        let Some(net) = self.network.clone() else {
+            return vec![];
+        };
+        let _enter = self.rt.enter();
+        let failed = self
+            .tcp
+            .configure(&net, &config.network.listen, &config.network.peers);
+        self.rt.block_on(net.reload_rosters());
+        failed
+            .into_iter()
+            .map(|(addr, e)| format!("cannot listen on {addr}: {e}"))
+            .collect()
+    }
+
+    /// The TCP addresses the device listens on (ports resolved).
+    pub fn listening(&self) -> Vec<std::net::SocketAddr> {
+        self.tcp.bound()
     }
 
     /// The device's identity public key, once it has one.
@@ -124,6 +175,24 @@ impl Device {
                 },
             );
         }
+        self.seeders = desired
+            .spaces
+            .iter()
+            .map(|s| (s.name.clone(), s.seeders.iter().map(|k| k.0).collect()))
+            .collect();
+        observed.seeds = self
+            .seeds
+            .iter()
+            .map(|(name, address)| {
+                (
+                    name.clone(),
+                    ObservedSeed {
+                        address: *address,
+                        running: true,
+                    },
+                )
+            })
+            .collect();
         observed.mounts = self
             .mounts
             .iter()
@@ -203,16 +272,31 @@ impl Device {
             }
             Action::CloseSpace { space } => {
                 if let Some(s) = self.spaces.remove(space) {
-                    self.rt.block_on(async { s.lock().await.checkpoint() })?;
+                    let address = self.rt.block_on(async {
+                        let mut s = s.lock().await;
+                        s.checkpoint().map(|()| s.keys().address)
+                    })?;
+                    if let Some(net) = &self.network {
+                        net.remove(&address.0);
+                    }
                 }
             }
             Action::StopSeed { seed } => {
-                bail!("seed {seed}: seeding is not available in this version")
+                if let Some(address) = self.seeds.remove(seed) {
+                    self.net()?.remove(&address.0);
+                    tracing::info!(seed, %address, "stopped seeding (data kept)");
+                }
             }
             Action::CreateIdentity => {
                 let (parent, created) = self.store.load_or_create_parent()?;
                 if created {
                     tracing::info!(public_key = %cobox_keys::derive::identity(&parent).public, "created the device identity");
+                }
+                if self.network.is_none() {
+                    self.network = Some(Network::new(
+                        self.rt.clone(),
+                        cobox_keys::derive::identity(&parent),
+                    ));
                 }
                 self.parent = Some(parent);
             }
@@ -229,6 +313,23 @@ impl Device {
                 if opened.encryption_key.is_none() {
                     bail!("the invite to {space} is a seeder invite: declare it as a [[seed]]");
                 }
+                // This device admits its inviter: that is its root of trust in the space.
+                let roster = Layout::new(self.store.data_dir(), &opened.address).roster();
+                if let Some(dir) = roster.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                Roster::member(opened.address.0, me.public.0)
+                    .add_and_keep(
+                        &roster,
+                        [Statement::allow(
+                            &me,
+                            &opened.address.0,
+                            RosterRole::Member,
+                            opened.inviter.0,
+                        )],
+                    )
+                    .with_context(|| format!("cannot write {}", roster.display()))?;
                 self.store.save_space(&SpaceKeys {
                     name: space.clone(),
                     address: opened.address,
@@ -246,8 +347,12 @@ impl Device {
                 let opened =
                     self.rt
                         .block_on(Space::open(&data_dir, &parent, keys, &self.device_name))?;
-                self.spaces
-                    .insert(space.clone(), Arc::new(tokio::sync::Mutex::new(opened)));
+                let opened = Arc::new(tokio::sync::Mutex::new(opened));
+                let seeders = self.seeders.get(space).cloned().unwrap_or_default();
+                self.rt
+                    .block_on(self.net()?.add_space(space, opened.clone(), &seeders))
+                    .with_context(|| format!("cannot share space {space}"))?;
+                self.spaces.insert(space.clone(), opened);
             }
             Action::Mount { space, path } => {
                 let s = self
@@ -262,8 +367,18 @@ impl Device {
                 tracing::info!(space, path = %path.display(), "mounted");
                 self.mounts.insert(path.clone(), (space.clone(), m));
             }
-            Action::StartSeed { seed, .. } => {
-                bail!("seed {seed}: seeding is not available in this version")
+            Action::StartSeed { seed, address } => {
+                let net = self.net()?.clone();
+                let data_dir = self.store.data_dir().to_path_buf();
+                self.rt
+                    .block_on(async {
+                        let store = SeedStore::open(&data_dir, *address).await?;
+                        net.add_seed(seed, store).await?;
+                        anyhow::Ok(())
+                    })
+                    .with_context(|| format!("cannot start seed {seed}"))?;
+                tracing::info!(seed, %address, "seeding");
+                self.seeds.insert(seed.clone(), *address);
             }
             Action::Blocked { .. } => {}
         }

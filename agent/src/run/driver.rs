@@ -236,6 +236,18 @@ impl Agent {
                 }
             }
         }
+        for error in self.device.sync_network(&self.config) {
+            tracing::error!(generation, %error, "network");
+            if !self.failures.contains_key("network") {
+                self.board.emit(
+                    EventKind::ActionFailed,
+                    generation,
+                    Some("network".into()),
+                    error.clone(),
+                );
+            }
+            failed.push("network".into());
+        }
         self.blocked = p
             .actions
             .iter()

@@ -94,18 +94,6 @@ impl Feeds {
 
     /// The keys of every feed present on disk, sorted.
     pub fn on_disk(&self) -> Vec<[u8; 32]> {
-        let Ok(entries) = std::fs::read_dir(self.layout.feeds()) else {
-            return vec![];
-        };
-        let mut keys: Vec<[u8; 32]> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let bytes = cobox_keys::secret::unhex(&name)?;
-                <[u8; 32]>::try_from(bytes).ok()
-            })
-            .collect();
-        keys.sort();
-        keys
+        crate::feed::keys_in(&self.layout.feeds())
     }
 }

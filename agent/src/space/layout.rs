@@ -6,6 +6,7 @@
 //! DATA_DIR/spaces/ADDRESS/
 //!   space.key          the space's keys (cobox-keys)
 //!   feeds/FEEDKEY/     one hypercore per feed: every member's log and content feeds
+//!   roster             signed statements of who takes part (see `space::roster`)
 //!   staging/           files being written through a mount, until they are committed
 //! ```
 
@@ -44,6 +45,11 @@ impl Layout {
     /// The device's index database (shared by its spaces).
     pub fn index(&self) -> PathBuf {
         self.index.clone()
+    }
+
+    /// The space's roster: signed statements of who takes part.
+    pub fn roster(&self) -> PathBuf {
+        self.root.join("roster")
     }
 
     pub fn staging(&self) -> PathBuf {

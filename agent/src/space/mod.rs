@@ -189,6 +189,10 @@ impl Space {
     }
 
     /// The feeds of this space on this device.
+    pub fn feeds(&self) -> &Feeds {
+        &self.feeds
+    }
+
     pub fn feeds_mut(&mut self) -> &mut Feeds {
         &mut self.feeds
     }

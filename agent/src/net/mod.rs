@@ -1,0 +1,593 @@
+//! The device on the network: one replication session per peer device, carrying every
+//! space and seed both may share.
+//!
+//! - A session proves both identities first ([`crate::replicate::identity`]); a peer that
+//!   no roster of ours admits is refused before any channel opens.
+//! - Per shared space, a topic channel on the space's address (its capability proves the
+//!   peer knows the address; knowing the discovery key is not enough) carries roster
+//!   statements both ways; new members' feeds are opened and offered to every session
+//!   that shares the space, so they reach everyone, seeds included.
+//! - Two sessions with one peer (both dialled at once): the one dialled by the lower
+//!   identity stays, on both sides.
+//! - Transports hand connections in through [`Network::connect`]: plain TCP ([`tcp`]).
+
+pub mod seed;
+pub mod tcp;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cobox_keys::SigningKeyPair;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::runtime::Handle;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::replicate::{self, Grew, Options, SessionEvent, SessionHandle, SharedFeed};
+use crate::space::Space;
+use crate::space::roster::{self, MemberFeeds, Roster, Statement};
+use seed::SeedStore;
+
+/// What this device does with a shared address.
+#[derive(Clone)]
+pub enum Holder {
+    /// A space this device is a member of: feeds come from the space, new logs merge
+    /// into its drive.
+    Member(Arc<tokio::sync::Mutex<Space>>),
+    /// A seed: feeds without keys, stored and served.
+    Seed(Arc<tokio::sync::Mutex<SeedStore>>),
+}
+
+impl std::fmt::Debug for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Holder::Member(_) => "Member",
+            Holder::Seed(_) => "Seed",
+        })
+    }
+}
+
+/// One shared address.
+#[derive(Debug)]
+struct Share {
+    name: String,
+    holder: Holder,
+    roster: Roster,
+    roster_file: PathBuf,
+    /// Feeds offered to peers, by key.
+    feeds: BTreeMap<[u8; 32], Arc<SharedFeed>>,
+    /// Members whose feeds are open here.
+    members: BTreeSet<MemberFeeds>,
+}
+
+#[derive(Debug)]
+struct Peer {
+    handle: SessionHandle,
+    initiator: bool,
+    identity: Option<[u8; 32]>,
+    /// Addresses whose topic is open with this peer.
+    spaces: BTreeSet<[u8; 32]>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    shares: BTreeMap<[u8; 32], Share>,
+    peers: BTreeMap<u64, Peer>,
+    next: u64,
+    /// When the rosters were last read again for an unknown peer.
+    reloaded: Option<std::time::Instant>,
+}
+
+struct Inner {
+    identity: SigningKeyPair,
+    rt: Handle,
+    state: Mutex<State>,
+    grew: broadcast::Sender<Grew>,
+}
+
+/// The device's replication with its peers.
+#[derive(Clone)]
+pub struct Network {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("identity", &self.inner.identity.public)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A peer's view, for status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub identity: [u8; 32],
+    pub spaces: Vec<[u8; 32]>,
+}
+
+impl Network {
+    /// Start the network side of a device with identity `identity` on runtime `rt`.
+    pub fn new(rt: Handle, identity: SigningKeyPair) -> Network {
+        let (grew, _) = broadcast::channel(4096);
+        let net = Network {
+            inner: Arc::new(Inner {
+                identity,
+                rt,
+                state: Mutex::new(State::default()),
+                grew,
+            }),
+        };
+        let me = net.clone();
+        let mut rx = net.inner.grew.subscribe();
+        net.inner.rt.spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(g) => me.merge_grown_log(g.key).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => me.merge_all().await,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        net
+    }
+
+    pub fn identity(&self) -> [u8; 32] {
+        self.inner.identity.public.0
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Share a space this device is a member of. `seeders` are the identities the config
+    /// declares as its seeders (admitted by this device).
+    pub async fn add_space(
+        &self,
+        name: &str,
+        space: Arc<tokio::sync::Mutex<Space>>,
+        seeders: &[[u8; 32]],
+    ) -> std::io::Result<()> {
+        let (address, log, content, roster_file, own) = {
+            let s = space.lock().await;
+            let own = s.feeds().open_feeds();
+            (
+                s.keys().address.0,
+                s.log_key(),
+                s.content_key(),
+                s.layout().roster(),
+                own,
+            )
+        };
+        let me = &self.inner.identity;
+        let mut roster = Roster::member(address, me.public.0);
+        roster.load(&roster_file)?;
+        let mut mine = vec![Statement::member(me, &address, log, content)];
+        for s in seeders {
+            mine.push(Statement::allow(me, &address, roster::Role::Seeder, *s));
+        }
+        roster.add_and_keep(&roster_file, mine)?;
+        let share = Share {
+            name: name.to_string(),
+            holder: Holder::Member(space),
+            roster,
+            roster_file,
+            feeds: own.into_iter().map(|f| (f.key(), f)).collect(),
+            members: BTreeSet::new(),
+        };
+        self.insert(address, share).await;
+        Ok(())
+    }
+
+    /// Seed an address: replicate and serve every feed of it without its keys.
+    pub async fn add_seed(&self, name: &str, store: SeedStore) -> std::io::Result<()> {
+        let address = store.address();
+        let roster_file = store.roster_file();
+        let mut roster = Roster::seed(address);
+        roster.load(&roster_file)?;
+        let share = Share {
+            name: name.to_string(),
+            holder: Holder::Seed(Arc::new(tokio::sync::Mutex::new(store))),
+            roster,
+            roster_file,
+            feeds: BTreeMap::new(),
+            members: BTreeSet::new(),
+        };
+        self.insert(address, share).await;
+        Ok(())
+    }
+
+    async fn insert(&self, address: [u8; 32], share: Share) {
+        self.state().shares.insert(address, share);
+        self.open_members(address).await;
+        self.offer_to_peers(address);
+    }
+
+    /// Stop sharing an address. Sessions that carried it are ended (and dialled again by
+    /// whoever dials), so none keeps its feeds open.
+    pub fn remove(&self, address: &[u8; 32]) {
+        let mut st = self.state();
+        if st.shares.remove(address).is_none() {
+            return;
+        }
+        for p in st.peers.values() {
+            if p.spaces.contains(address) {
+                p.handle.close();
+            }
+        }
+    }
+
+    /// The names of the shared addresses, by address.
+    pub fn shared(&self) -> BTreeMap<[u8; 32], String> {
+        self.state()
+            .shares
+            .iter()
+            .map(|(a, s)| (*a, s.name.clone()))
+            .collect()
+    }
+
+    /// Authorized peers and the addresses open with each, sorted by identity.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let mut out: Vec<PeerInfo> = self
+            .state()
+            .peers
+            .values()
+            .filter_map(|p| {
+                Some(PeerInfo {
+                    identity: p.identity?,
+                    spaces: p.spaces.iter().copied().collect(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|p| p.identity);
+        out
+    }
+
+    /// Read the roster files again (an invite written by another path admits someone),
+    /// pass what is new on to peers and act on it.
+    pub async fn reload_rosters(&self) {
+        let files: Vec<([u8; 32], PathBuf)> = self
+            .state()
+            .shares
+            .iter()
+            .map(|(a, s)| (*a, s.roster_file.clone()))
+            .collect();
+        for (address, file) in files {
+            let mut on_disk = Roster::seed(address);
+            if let Err(e) = on_disk.load(&file) {
+                tracing::warn!(file = %file.display(), error = %e, "cannot read a roster");
+                continue;
+            }
+            self.learn(
+                address,
+                on_disk.statements().cloned().collect(),
+                None,
+                false,
+            )
+            .await;
+        }
+    }
+
+    /// Whether an authorized session with `identity` is running.
+    pub fn is_connected(&self, identity: &[u8; 32]) -> bool {
+        self.state()
+            .peers
+            .values()
+            .any(|p| p.identity.as_ref() == Some(identity))
+    }
+
+    /// Run a replication session over `transport` (a connection we dialled when
+    /// `initiator`; the peer must prove identity `expect` when given). Returns, when the
+    /// session ends, who the peer was (if it got that far) and how it ended.
+    pub async fn connect<T>(
+        &self,
+        transport: T,
+        initiator: bool,
+        expect: Option<[u8; 32]>,
+    ) -> (Option<[u8; 32]>, Result<(), replicate::ReplicateError>)
+    where
+        T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let me = self.clone();
+        let options = Options {
+            identity: Some(self.inner.identity.clone()),
+            authorize: Some(Arc::new(move |who: &[u8; 32]| {
+                expect.is_none_or(|k| k == *who) && me.admits_any(who)
+            })),
+            events: Some(events_tx),
+            grew: Some(self.inner.grew.clone()),
+            ..Options::default()
+        };
+        let session = replicate::spawn(transport, initiator, [], options);
+        let id = {
+            let mut st = self.state();
+            st.next += 1;
+            let id = st.next;
+            st.peers.insert(
+                id,
+                Peer {
+                    handle: session.handle(),
+                    initiator,
+                    identity: None,
+                    spaces: BTreeSet::new(),
+                },
+            );
+            id
+        };
+        let me = self.clone();
+        let handler = self.inner.rt.spawn(async move {
+            while let Some(e) = events.recv().await {
+                me.on_event(id, e).await;
+            }
+        });
+        let ended = session.join().await;
+        let who = self.state().peers.remove(&id).and_then(|p| p.identity);
+        handler.abort();
+        (who, ended)
+    }
+
+    /// Whether any shared address admits `who`. An unknown identity makes the rosters be
+    /// read again soon (at most once a second), in case an invite just admitted it: its
+    /// next attempt may succeed.
+    fn admits_any(&self, who: &[u8; 32]) -> bool {
+        if *who == self.identity() {
+            return false;
+        }
+        let mut st = self.state();
+        if st.shares.values().any(|s| s.roster.admits(who)) {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        if st
+            .reloaded
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            st.reloaded = Some(now);
+            let me = self.clone();
+            self.inner
+                .rt
+                .spawn(async move { me.reload_rosters().await });
+        }
+        false
+    }
+
+    async fn on_event(&self, id: u64, event: SessionEvent) {
+        match event {
+            SessionEvent::Authorized(who) => {
+                if self.keep_one_session(id, who) {
+                    let addresses: Vec<[u8; 32]> = self.state().shares.keys().copied().collect();
+                    for a in addresses {
+                        self.offer_to_peers(a);
+                    }
+                }
+            }
+            SessionEvent::TopicOpened(address) => {
+                let st = self.state();
+                let (Some(share), Some(peer)) = (st.shares.get(&address), st.peers.get(&id)) else {
+                    return;
+                };
+                let all = roster::encode_all(share.roster.statements());
+                let _ = peer.handle.send(address, all);
+            }
+            SessionEvent::Topic { topic, message } => {
+                let statements = match roster::decode_all(&message) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(peer = %self.peer_name(id), error = %e, "ignoring a malformed roster message");
+                        return;
+                    }
+                };
+                self.learn(topic, statements, Some(id), true).await;
+            }
+        }
+    }
+
+    fn peer_name(&self, id: u64) -> String {
+        self.state()
+            .peers
+            .get(&id)
+            .and_then(|p| p.identity)
+            .map_or_else(|| "unknown".into(), |k| cobox_keys::secret::hex(&k))
+    }
+
+    /// Record `who` on session `id`, ending the surplus session if there are two with the
+    /// same peer. Returns whether `id` stays.
+    fn keep_one_session(&self, id: u64, who: [u8; 32]) -> bool {
+        let me = self.identity();
+        let mut st = self.state();
+        let dialer = |p: &Peer| if p.initiator { me } else { who };
+        let Some(this) = st.peers.get(&id) else {
+            return false;
+        };
+        let this_dialer = dialer(this);
+        let other = st
+            .peers
+            .iter()
+            .find(|(k, p)| **k != id && p.identity == Some(who))
+            .map(|(k, p)| (*k, dialer(p)));
+        if let Some((other, other_dialer)) = other {
+            // Keep the session dialled by the lower identity (both sides agree); on a tie
+            // (the same side dialled twice) keep the older one.
+            let keep_this = this_dialer < other_dialer;
+            let loser = if keep_this { other } else { id };
+            if let Some(p) = st.peers.get(&loser) {
+                p.handle.close();
+            }
+            if !keep_this {
+                return false;
+            }
+        }
+        if let Some(p) = st.peers.get_mut(&id) {
+            p.identity = Some(who);
+        }
+        true
+    }
+
+    /// Open the topic and offer the feeds of `address` to every authorized peer its
+    /// roster admits.
+    fn offer_to_peers(&self, address: [u8; 32]) {
+        let mut st = self.state();
+        let State { shares, peers, .. } = &mut *st;
+        let Some(share) = shares.get(&address) else {
+            return;
+        };
+        for p in peers.values_mut() {
+            let Some(who) = p.identity else { continue };
+            if !share.roster.admits(&who) {
+                continue;
+            }
+            if p.spaces.insert(address) {
+                let _ = p.handle.open_topic(address);
+            }
+            for f in share.feeds.values() {
+                let _ = p.handle.open(f.clone());
+            }
+        }
+    }
+
+    /// Take in statements about `address` (from session `from`, or local), keep the new
+    /// ones (in the roster file too, unless they come from it), pass them on to the other
+    /// peers sharing it, and open new members' feeds.
+    async fn learn(
+        &self,
+        address: [u8; 32],
+        statements: Vec<Statement>,
+        from: Option<u64>,
+        persist: bool,
+    ) {
+        let new = {
+            let mut st = self.state();
+            let State { shares, peers, .. } = &mut *st;
+            let Some(share) = shares.get_mut(&address) else {
+                return;
+            };
+            let mut new = Vec::new();
+            if persist {
+                match share.roster.add_and_keep(&share.roster_file, statements) {
+                    Ok(added) => new = added,
+                    Err(e) => {
+                        tracing::error!(space = %share.name, error = %e, "cannot keep roster statements");
+                    }
+                }
+            } else {
+                new = statements
+                    .into_iter()
+                    .filter(|s| matches!(share.roster.add(s.clone()), Ok(true)))
+                    .collect();
+            }
+            if !new.is_empty() {
+                let bytes = roster::encode_all(&new);
+                for (k, p) in peers.iter() {
+                    if Some(*k) != from && p.spaces.contains(&address) {
+                        let _ = p.handle.send(address, bytes.clone());
+                    }
+                }
+            }
+            new
+        };
+        if !new.is_empty() {
+            self.open_members(address).await;
+            self.offer_to_peers(address);
+        }
+    }
+
+    /// Open the feeds of members not open yet, and merge their logs (members only).
+    async fn open_members(&self, address: [u8; 32]) {
+        let (holder, fresh) = {
+            let st = self.state();
+            let Some(share) = st.shares.get(&address) else {
+                return;
+            };
+            let fresh: Vec<MemberFeeds> = share
+                .roster
+                .members()
+                .into_iter()
+                .filter(|m| !share.members.contains(m))
+                .collect();
+            (share.holder.clone(), fresh)
+        };
+        for m in fresh {
+            let opened = match &holder {
+                Holder::Member(space) => {
+                    let mut s = space.lock().await;
+                    let mut feeds = Vec::new();
+                    for key in [m.log, m.content] {
+                        feeds.push(s.feeds_mut().replica(&key).await);
+                    }
+                    let merged = if m.log == s.log_key() {
+                        Ok(())
+                    } else {
+                        s.add_log(m.log).await.map_err(|e| e.to_string())
+                    };
+                    if let Err(e) = merged {
+                        tracing::error!(space = %s.name(), error = %e, "cannot merge a member's log");
+                    }
+                    feeds
+                }
+                Holder::Seed(store) => {
+                    let mut s = store.lock().await;
+                    let mut feeds = Vec::new();
+                    for key in [m.log, m.content] {
+                        feeds.push(s.replica(&key).await);
+                    }
+                    feeds
+                }
+            };
+            let mut st = self.state();
+            let Some(share) = st.shares.get_mut(&address) else {
+                return;
+            };
+            let mut ok = true;
+            for f in opened {
+                match f {
+                    Ok(f) => {
+                        share.feeds.insert(f.key(), f);
+                    }
+                    Err(e) => {
+                        ok = false;
+                        tracing::error!(space = %share.name, error = %e, "cannot open a member's feed");
+                    }
+                }
+            }
+            if ok {
+                share.members.insert(m);
+            }
+        }
+    }
+
+    /// A feed grew through replication: if it is a member space's log, merge it.
+    async fn merge_grown_log(&self, key: [u8; 32]) {
+        let space = {
+            let st = self.state();
+            st.shares.values().find_map(|s| match &s.holder {
+                Holder::Member(space) if s.members.iter().any(|m| m.log == key) => {
+                    Some(space.clone())
+                }
+                _ => None,
+            })
+        };
+        if let Some(space) = space {
+            let mut s = space.lock().await;
+            if let Err(e) = s.refresh().await {
+                tracing::error!(space = %s.name(), error = %e, "cannot merge replicated log entries");
+            }
+        }
+    }
+
+    async fn merge_all(&self) {
+        let spaces: Vec<_> = self
+            .state()
+            .shares
+            .values()
+            .filter_map(|s| match &s.holder {
+                Holder::Member(space) => Some(space.clone()),
+                Holder::Seed(_) => None,
+            })
+            .collect();
+        for space in spaces {
+            let _ = space.lock().await.refresh().await;
+        }
+    }
+}

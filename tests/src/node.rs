@@ -1,0 +1,209 @@
+//! A test device: its own directory, config file and `coboxd`, driven with `coboxctl`;
+//! optionally inside a network namespace (started with `nsenter --net`, so its FUSE
+//! mounts stay visible to the test).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::binary;
+
+/// A running agent, killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Agent(pub Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Agent {
+    /// Stop the agent with SIGTERM (clean unmount) and wait for it.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One device of a test.
+#[derive(Debug)]
+pub struct Node {
+    pub root: PathBuf,
+    pub name: String,
+    /// The network namespace its processes run in, if any.
+    pub netns: Option<String>,
+}
+
+impl Node {
+    /// A device named `name` under `dir`, with a config of only its `[device]` table.
+    pub fn new(dir: &Path, name: &str) -> Node {
+        let root = dir.join(name);
+        std::fs::create_dir_all(&root).unwrap();
+        let node = Node {
+            root,
+            name: name.into(),
+            netns: None,
+        };
+        node.write_config("");
+        node
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.root.join("cobox.toml")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    pub fn mount(&self, space: &str) -> PathBuf {
+        self.root.join("mnt").join(space)
+    }
+
+    /// The `[device]` table every config of this node starts with.
+    pub fn device_table(&self) -> String {
+        format!(
+            "version = 1\n[device]\nname = \"{}\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n",
+            self.name,
+            self.data().display(),
+            self.root.join("mnt").display()
+        )
+    }
+
+    /// Write the config: the device table followed by `rest`.
+    pub fn write_config(&self, rest: &str) {
+        std::fs::write(self.config(), format!("{}{rest}", self.device_table())).unwrap();
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        c.env("HOME", &self.root).env_remove("XDG_CONFIG_HOME");
+        c
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.command(&binary("coboxctl"))
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Run `coboxctl` and return its standard output, failing the test when it fails.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "coboxctl {args:?} on {}: {}",
+            self.name,
+            show(&out)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// The device's identity public key (created on first use).
+    pub fn identity(&self) -> String {
+        self.ctl_ok(&["identity"])
+    }
+
+    /// Start `coboxd` on the config; its log goes to `agent.log` in the node's directory.
+    pub fn start(&self) -> Agent {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("agent.log"))
+            .unwrap();
+        Agent(
+            self.command(&binary("coboxd"))
+                .arg("--config")
+                .arg(self.config())
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// The agent's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("agent.log")).unwrap_or_default()
+    }
+
+    /// Wait until `coboxctl status` reports convergence.
+    pub fn wait_converged(&self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.ctl(&["status"]).status.code() != Some(0) {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not converge within {secs} s; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The address of the space this device created or joined first (its directory name).
+    pub fn space_address(&self) -> String {
+        let mut names: Vec<String> = std::fs::read_dir(self.data().join("spaces"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.len() == 64)
+            .collect();
+        names.sort();
+        names.into_iter().next().expect("a space on disk")
+    }
+}
+
+/// A command's exit and output, for failure messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Wait (polling, bounded) until `check` holds; fail with `what` and `context()` if not.
+pub fn eventually(what: &str, secs: u64, check: impl Fn() -> bool, context: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {secs} s\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A free TCP port on loopback (bound and released: free unless taken in between).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

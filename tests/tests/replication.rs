@@ -1,0 +1,189 @@
+//! Agents replicating a space over direct TCP on loopback: two members converge both ways
+//! through their mounts; a blind seed keeps only ciphertext; a new member restores the
+//! whole space from the seed while every writer is offline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cobox_tests::node::{Node, eventually, free_port};
+
+/// The files of a tree (relative path → bytes), sorted.
+fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, bytes);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The bytes of the hypercore data files under `dir`.
+fn data_bytes(dir: &Path) -> u64 {
+    files_under(dir)
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "data"))
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+const MARKER: &str = "cobox-plaintext-marker";
+
+/// A corpus with distinctive plaintext: small files, a nested one, one of 3 MiB.
+fn write_corpus(at: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut want = BTreeMap::new();
+    std::fs::create_dir_all(at.join("docs/minutes")).unwrap();
+    for i in 0..20 {
+        let path = if i % 4 == 0 {
+            format!("docs/minutes/m{i}.txt")
+        } else {
+            format!("note{i}.txt")
+        };
+        let body = format!("{MARKER} {i} ").repeat(50 + i * 10).into_bytes();
+        std::fs::write(at.join(&path), &body).unwrap();
+        want.insert(path, body);
+    }
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(at.join("big.bin"), &big).unwrap();
+    want.insert("big.bin".into(), big);
+    want
+}
+
+#[test]
+fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, s, c) = (
+        Node::new(tmp.path(), "a"),
+        Node::new(tmp.path(), "b"),
+        Node::new(tmp.path(), "s"),
+        Node::new(tmp.path(), "c"),
+    );
+    let (pa, ps) = (free_port(), free_port());
+    let (kb, ks, kc) = (b.identity(), s.identity(), c.identity());
+    a.write_config(&format!(
+        "[network]\nlisten = [\"127.0.0.1:{pa}\"]\npeers = [\"127.0.0.1:{ps}\"]\nlan_discovery = false\n\
+         [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n"
+    ));
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let mut want = write_corpus(&a.mount("home"));
+
+    // B joins by invite and dials A.
+    let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kb]);
+    b.write_config(&format!(
+        "[network]\npeers = [\"127.0.0.1:{pa}\"]\nlan_discovery = false\n\
+         [[space]]\nname = \"home\"\ninvite = \"{code}\"\nseeders = [\"{ks}\"]\n"
+    ));
+    let agent_b = b.start();
+    b.wait_converged(60);
+    let logs = || format!("a:\n{}\nb:\n{}\ns:\n{}", a.log(), b.log(), s.log());
+    eventually(
+        "A's files appear in B's mount",
+        90,
+        || tree(&b.mount("home")) == want,
+        logs,
+    );
+    // An edit on B appears on A, without remounting.
+    let from_b = b"written on b".to_vec();
+    std::fs::write(b.mount("home").join("from-b.txt"), &from_b).unwrap();
+    want.insert("from-b.txt".into(), from_b);
+    eventually(
+        "B's file appears in A's mount",
+        60,
+        || tree(&a.mount("home")) == want,
+        logs,
+    );
+
+    // The seed, dialled by A, takes every feed without the key.
+    let address = a.space_address();
+    s.write_config(&format!(
+        "[network]\nlisten = [\"127.0.0.1:{ps}\"]\nlan_discovery = false\n\
+         [[seed]]\nname = \"home\"\naddress = \"{address}\"\n"
+    ));
+    let agent_s = s.start();
+    s.wait_converged(60);
+    let seed_feeds = s.data().join("seeds").join(&address);
+    let space_feeds = a.data().join("spaces").join(&address).join("feeds");
+    eventually(
+        "the seed holds every block of the space",
+        90,
+        || data_bytes(&seed_feeds) == data_bytes(&space_feeds),
+        logs,
+    );
+    assert!(
+        !s.data().join("spaces").exists(),
+        "a seed never holds space keys"
+    );
+    for f in files_under(&s.data()) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+            "plaintext in {}",
+            f.display()
+        );
+    }
+
+    // C is invited while A runs; the admission reaches the seed; then every writer stops.
+    let code_c = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kc]);
+    let kc_bytes = unhex(&kc);
+    eventually(
+        "the seed learns that C is admitted",
+        60,
+        || {
+            std::fs::read(seed_feeds.join("roster"))
+                .is_ok_and(|r| r.windows(32).any(|w| w == kc_bytes.as_slice()))
+        },
+        logs,
+    );
+    agent_a.stop();
+    agent_b.stop();
+    c.write_config(&format!(
+        "[network]\npeers = [\"127.0.0.1:{ps}\"]\nlan_discovery = false\n\
+         [[space]]\nname = \"home\"\ninvite = \"{code_c}\"\nseeders = [\"{ks}\"]\n"
+    ));
+    let agent_c = c.start();
+    c.wait_converged(60);
+    eventually(
+        "C restores the whole space from the seed alone",
+        90,
+        || tree(&c.mount("home")) == want,
+        || format!("{}\nc:\n{}", logs(), c.log()),
+    );
+    agent_c.stop();
+    agent_s.stop();
+}
