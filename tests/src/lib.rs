@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+pub mod files;
+pub mod lan;
 pub mod node;
 
 /// The workspace root.

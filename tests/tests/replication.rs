@@ -2,87 +2,8 @@
 //! through their mounts; a blind seed keeps only ciphertext; a new member restores the
 //! whole space from the seed while every writer is offline.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
+use cobox_tests::files::{MARKER, data_bytes, files_under, tree, unhex, write_corpus};
 use cobox_tests::node::{Node, eventually, free_port};
-
-/// The files of a tree (relative path → bytes), sorted.
-fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, bytes);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.is_file() {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The bytes of the hypercore data files under `dir`.
-fn data_bytes(dir: &Path) -> u64 {
-    files_under(dir)
-        .iter()
-        .filter(|p| p.file_name().is_some_and(|n| n == "data"))
-        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
-        .sum()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-const MARKER: &str = "cobox-plaintext-marker";
-
-/// A corpus with distinctive plaintext: small files, a nested one, one of 3 MiB.
-fn write_corpus(at: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut want = BTreeMap::new();
-    std::fs::create_dir_all(at.join("docs/minutes")).unwrap();
-    for i in 0..20 {
-        let path = if i % 4 == 0 {
-            format!("docs/minutes/m{i}.txt")
-        } else {
-            format!("note{i}.txt")
-        };
-        let body = format!("{MARKER} {i} ").repeat(50 + i * 10).into_bytes();
-        std::fs::write(at.join(&path), &body).unwrap();
-        want.insert(path, body);
-    }
-    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    std::fs::write(at.join("big.bin"), &big).unwrap();
-    want.insert("big.bin".into(), big);
-    want
-}
 
 #[test]
 fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {

@@ -8,7 +8,7 @@
 //!   statements both ways; new members' feeds are opened and offered to every session
 //!   that shares the space, so they reach everyone, seeds included.
 //! - Two sessions with one peer (both dialled at once): the one dialled by the lower
-//!   identity stays, on both sides.
+//!   identity stays, on both sides; when the same side dialled both, the newer stays.
 //! - Transports hand connections in through [`Network::connect`]: plain TCP ([`tcp`]).
 
 pub mod seed;
@@ -409,8 +409,8 @@ impl Network {
             .map(|(k, p)| (*k, dialer(p)));
         if let Some((other, other_dialer)) = other {
             // Keep the session dialled by the lower identity (both sides agree); on a tie
-            // (the same side dialled twice) keep the older one.
-            let keep_this = this_dialer < other_dialer;
+            // (the same side dialled again) keep the new one: the old one is likely dead.
+            let keep_this = this_dialer <= other_dialer;
             let loser = if keep_this { other } else { id };
             if let Some(p) = st.peers.get(&loser) {
                 p.handle.close();
