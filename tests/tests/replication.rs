@@ -79,6 +79,28 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
         );
     }
 
+    // A device that knows the address but that no member admitted gets nothing.
+    let x = Node::new(tmp.path(), "x");
+    let kx = x.identity();
+    x.write_config(&format!(
+        "[network]\npeers = [\"127.0.0.1:{pa}\"]\nlan_discovery = false\n\
+         [[seed]]\nname = \"home\"\naddress = \"{address}\"\n"
+    ));
+    let agent_x = x.start();
+    x.wait_converged(60);
+    eventually(
+        "A refuses the unlisted device",
+        30,
+        || a.log().contains(&format!("peer {kx} refused")),
+        || format!("{}\nx:\n{}", logs(), x.log()),
+    );
+    agent_x.stop();
+    assert_eq!(
+        data_bytes(&x.data().join("seeds")),
+        0,
+        "an unlisted device receives zero blocks"
+    );
+
     // C is invited while A runs; the admission reaches the seed; then every writer stops.
     let code_c = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kc]);
     let kc_bytes = unhex(&kc);
