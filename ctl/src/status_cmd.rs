@@ -119,6 +119,33 @@ pub fn render(s: &Status, colour: Colour) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    out.push_str(&render_network(&s.network, colour));
+    out
+}
+
+/// Where the device listens and its peers.
+fn render_network(n: &cobox_schema::api::NetworkStatus, colour: Colour) -> String {
+    let mut out = String::from("\n");
+    if !n.listening.is_empty() {
+        out.push_str(&format!("listening on {}\n", n.listening.join(", ")));
+    }
+    if n.peers.is_empty() {
+        out.push_str("no peers connected\n");
+        return out;
+    }
+    let width = n.peers.iter().map(|p| p.identity.len()).max().unwrap_or(0);
+    out.push_str(&format!(
+        "{}  {}\n",
+        padded(colour, BOLD, "PEER", width),
+        paint(colour, BOLD, "SHARED")
+    ));
+    for p in &n.peers {
+        out.push_str(&format!(
+            "{:<width$}  {}\n",
+            p.identity,
+            p.shared.join(", ")
+        ));
+    }
     out
 }
 

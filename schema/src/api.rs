@@ -203,6 +203,27 @@ pub struct Status {
     pub config_invalid: Option<ConfigInvalid>,
     /// Sorted by kind, then name.
     pub resources: Vec<ResourceStatus>,
+    /// Where the device listens and which peers it replicates with, now.
+    #[serde(default)]
+    pub network: NetworkStatus,
+}
+
+/// The device on the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NetworkStatus {
+    /// TCP addresses listened on (ports resolved), sorted.
+    pub listening: Vec<String>,
+    /// Connected peers with a proven identity, sorted by identity.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PeerStatus {
+    /// The peer's identity public key.
+    pub identity: String,
+    /// The spaces and seeds replicated with it, by name, sorted.
+    pub shared: Vec<String>,
 }
 
 /// Where a generation came from.

@@ -39,6 +39,23 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
         || tree(&b.mount("home")) == want,
         logs,
     );
+    // Status shows where A listens and that B replicates "home" with it.
+    let text = a.ctl_ok(&["status", "--color", "never"]);
+    assert!(
+        text.contains(&format!("listening on 127.0.0.1:{pa}")),
+        "{text}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&a.ctl_ok(&["status", "--output", "json"])).unwrap();
+    assert!(
+        status["network"]["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["identity"] == kb.as_str() && p["shared"][0] == "home"),
+        "{status}"
+    );
+
     // An edit on B appears on A, without remounting.
     let from_b = b"written on b".to_vec();
     std::fs::write(b.mount("home").join("from-b.txt"), &from_b).unwrap();

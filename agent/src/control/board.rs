@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use cobox_schema::api::{
-    AgentInfo, Condition, ConditionType, ConfigInvalid, Event, EventKind, ResourceKind,
-    ResourceStatus, Status,
+    AgentInfo, Condition, ConditionType, ConfigInvalid, Event, EventKind, NetworkStatus,
+    PeerStatus, ResourceKind, ResourceStatus, Status,
 };
 
 use super::conditions::Res;
@@ -27,6 +27,8 @@ struct Inner {
     since: BTreeMap<(ResourceKind, String, ConditionType), (bool, String)>,
     events: VecDeque<Event>,
     next_event: u64,
+    /// The device's network and its listening addresses, read live for the status.
+    network: Option<(crate::net::Network, Vec<String>)>,
 }
 
 /// Shared between the loop (writer) and the API (readers).
@@ -50,10 +52,12 @@ impl Board {
                     last_reconcile_us: 0,
                     config_invalid: None,
                     resources: vec![],
+                    network: NetworkStatus::default(),
                 },
                 since: BTreeMap::new(),
                 events: VecDeque::new(),
                 next_event: 1,
+                network: None,
             })),
             events,
         }
@@ -63,9 +67,21 @@ impl Board {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The current status.
+    /// The current status (the network part as it is now).
     pub fn status(&self) -> Status {
-        self.lock().status.clone()
+        let (mut status, network) = {
+            let g = self.lock();
+            (g.status.clone(), g.network.clone())
+        };
+        if let Some((net, listening)) = network {
+            status.network = network_status(&net, listening);
+        }
+        status
+    }
+
+    /// Report the network of the device (and where it listens) in the status.
+    pub fn set_network(&self, net: Option<crate::net::Network>, listening: Vec<String>) {
+        self.lock().network = net.map(|n| (n, listening));
     }
 
     pub fn set_identity(&self, identity: Option<String>) {
@@ -176,6 +192,30 @@ impl Board {
 
 /// The config resource: Ready while a generation runs; Degraded while the last edit is
 /// invalid.
+/// The peers of `net` now, each with the names of what it shares.
+fn network_status(net: &crate::net::Network, listening: Vec<String>) -> NetworkStatus {
+    let names = net.shared();
+    NetworkStatus {
+        listening,
+        peers: net
+            .peers()
+            .into_iter()
+            .map(|p| {
+                let mut shared: Vec<String> = p
+                    .spaces
+                    .iter()
+                    .filter_map(|a| names.get(a).cloned())
+                    .collect();
+                shared.sort();
+                PeerStatus {
+                    identity: cobox_keys::secret::hex(&p.identity),
+                    shared,
+                }
+            })
+            .collect(),
+    }
+}
+
 fn config_resource(status: &Status) -> Res {
     let mut conditions = vec![super::conditions::Cond {
         kind: ConditionType::Ready,

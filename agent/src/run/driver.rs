@@ -236,7 +236,16 @@ impl Agent {
                 }
             }
         }
-        for error in self.device.sync_network(&self.config) {
+        let network_errors = self.device.sync_network(&self.config);
+        self.board.set_network(
+            self.device.network().cloned(),
+            self.device
+                .listening()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        );
+        for error in network_errors {
             tracing::error!(generation, %error, "network");
             if !self.failures.contains_key("network") {
                 self.board.emit(
