@@ -294,7 +294,7 @@ impl Network {
         let options = Options {
             identity: Some(self.inner.identity.clone()),
             authorize: Some(Arc::new(move |who: &[u8; 32]| {
-                expect.is_none_or(|k| k == *who) && me.admits_any(who)
+                expect.is_none_or(|k| k == *who) && me.admits(who)
             })),
             events: Some(events_tx),
             grew: Some(self.inner.grew.clone()),
@@ -328,10 +328,29 @@ impl Network {
         (who, ended)
     }
 
+    /// The identities admitted to some shared address that have no session: whom to dial
+    /// when a transport can find peers by identity. Sorted.
+    pub fn wanted_peers(&self) -> Vec<[u8; 32]> {
+        let me = self.identity();
+        let st = self.state();
+        let mut wanted: BTreeSet<[u8; 32]> = st
+            .shares
+            .values()
+            .flat_map(|s| s.roster.allowed().into_keys())
+            .collect();
+        wanted.remove(&me);
+        for p in st.peers.values() {
+            if let Some(who) = p.identity {
+                wanted.remove(&who);
+            }
+        }
+        wanted.into_iter().collect()
+    }
+
     /// Whether any shared address admits `who`. An unknown identity makes the rosters be
     /// read again soon (at most once a second), in case an invite just admitted it: its
     /// next attempt may succeed.
-    fn admits_any(&self, who: &[u8; 32]) -> bool {
+    pub fn admits(&self, who: &[u8; 32]) -> bool {
         if *who == self.identity() {
             return false;
         }
@@ -589,5 +608,18 @@ impl Network {
         for space in spaces {
             let _ = space.lock().await.refresh().await;
         }
+    }
+}
+
+/// Log how a session with the peer at `address` (or over a transport) ended.
+pub(crate) fn log_end(
+    address: &str,
+    who: Option<[u8; 32]>,
+    ended: Result<(), replicate::ReplicateError>,
+) {
+    let peer = who.map_or_else(|| "unauthenticated".into(), |k| cobox_keys::secret::hex(&k));
+    match ended {
+        Ok(()) => tracing::info!(%address, %peer, "session ended"),
+        Err(e) => tracing::warn!(%address, %peer, error = %e, "session failed"),
     }
 }

@@ -14,7 +14,7 @@ use cobox_schema::config::Peer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::Network;
+use super::{Network, log_end};
 
 const FIRST_WAIT: Duration = Duration::from_secs(1);
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
@@ -141,18 +141,6 @@ async fn accept_loop(net: Network, listener: TcpListener) {
             let (who, ended) = net.connect(stream, false, None).await;
             log_end(&from.to_string(), who, ended);
         });
-    }
-}
-
-fn log_end(
-    address: &str,
-    who: Option<[u8; 32]>,
-    ended: Result<(), crate::replicate::ReplicateError>,
-) {
-    let peer = who.map_or_else(|| "unauthenticated".into(), |k| cobox_keys::secret::hex(&k));
-    match ended {
-        Ok(()) => tracing::info!(%address, %peer, "session ended"),
-        Err(e) => tracing::warn!(%address, %peer, error = %e, "session failed"),
     }
 }
 
