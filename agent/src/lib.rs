@@ -12,3 +12,4 @@ pub mod replicate;
 pub mod run;
 pub mod run_mount;
 pub mod space;
+pub mod transport;
