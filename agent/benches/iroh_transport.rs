@@ -1,13 +1,16 @@
 //! The iroh transport on loopback: how long a dial takes (QUIC handshake, allow hook and
-//! the hello exchange, until both sides hold the stream), and the bulk rate of 256 MiB over
-//! one stream, next to plain TCP loopback in the same run. Both endpoints run in this
+//! the hello exchange, until both sides hold the stream), next to a bare iroh QUIC connect
+//! (handshake only, no stream); and the bulk rate of 256 MiB over one stream, next to plain
+//! TCP loopback in the same run. Both endpoints run in this
 //! process, on the same cores; relays, lookup and port mapping are off.
 //!
 //! Run: `cargo bench -p coboxd --bench iroh_transport`
 
 use std::time::{Duration, Instant};
 
-use coboxd::transport::iroh::IrohTransport;
+use coboxd::transport::iroh::{ALPN, IrohTransport};
+use iroh::endpoint::presets;
+use iroh::{Endpoint, EndpointAddr, RelayMode, SecretKey, TransportAddr};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 #[path = "../tests/support/iroh.rs"]
@@ -26,6 +29,63 @@ async fn dial_once(a: &IrohTransport, b: &IrohTransport) -> Duration {
     let took = start.elapsed();
     let _ = (accepted.unwrap().unwrap(), dialled.unwrap());
     took
+}
+
+/// A bare endpoint on 127.0.0.1 with nothing but direct addresses.
+async fn bare_endpoint(seed: u8) -> Endpoint {
+    Endpoint::builder(presets::Minimal)
+        .secret_key(SecretKey::from_bytes(&[seed; 32]))
+        .alpns(vec![ALPN.to_vec()])
+        .relay_mode(RelayMode::Disabled)
+        .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap()
+}
+
+/// `DIALS` bare QUIC connects (until the dialler's handshake is done), sorted.
+async fn bare_connects() -> Vec<Duration> {
+    let (a, b) = (bare_endpoint(11).await, bare_endpoint(12).await);
+    let acceptor = a.clone();
+    let accept = tokio::spawn(async move {
+        while let Some(incoming) = acceptor.accept().await {
+            tokio::spawn(async move {
+                if let Ok(conn) = incoming.await {
+                    conn.closed().await;
+                }
+            });
+        }
+    });
+    let addr =
+        EndpointAddr::new(a.id()).with_addrs(a.bound_sockets().into_iter().map(TransportAddr::Ip));
+    let mut took = Vec::with_capacity(DIALS);
+    for _ in 0..DIALS + 1 {
+        let start = Instant::now();
+        let conn = b.connect(addr.clone(), ALPN).await.unwrap();
+        took.push(start.elapsed());
+        conn.close(0u32.into(), b"done");
+    }
+    took.remove(0);
+    took.sort();
+    b.close().await;
+    a.close().await;
+    accept.abort();
+    took
+}
+
+fn quantiles(label: &str, sorted: &[Duration]) {
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    println!(
+        "{label}: {} runs: min {:.2} ms, median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+        sorted.len(),
+        at(0.0),
+        at(0.5),
+        at(0.9),
+        at(1.0),
+    );
 }
 
 /// Sends `TOTAL` bytes from `w` to `r`; the time until the reader saw the end of stream.
@@ -77,14 +137,14 @@ async fn main() {
         dials.push(dial_once(&a, &b).await);
     }
     dials.sort();
-    let at = |q: f64| dials[((DIALS - 1) as f64 * q) as usize];
     println!(
-        "dial to stream, loopback: first {:.2} ms; next {DIALS}: min {:.2} ms, median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
-        first.as_secs_f64() * 1e3,
-        at(0.0).as_secs_f64() * 1e3,
-        at(0.5).as_secs_f64() * 1e3,
-        at(0.9).as_secs_f64() * 1e3,
-        at(1.0).as_secs_f64() * 1e3,
+        "dial to stream, loopback: first {:.2} ms",
+        first.as_secs_f64() * 1e3
+    );
+    quantiles("dial to stream, loopback", &dials);
+    quantiles(
+        "bare iroh QUIC connect (no stream), loopback",
+        &bare_connects().await,
     );
 
     // Wait for the connections of the dial run to wind down before measuring the rate.
