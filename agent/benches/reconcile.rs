@@ -33,7 +33,7 @@ fn coboxd() -> PathBuf {
 
 fn config(root: &Path, n: usize) -> String {
     let mut t = format!(
-        "version = 1\n[device]\nname = \"bench\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n",
+        "version = 1\n[device]\nname = \"bench\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n[network]\nlan_discovery = false\ninternet_discovery = false\nrelays = []\nportmapper = false\n",
         root.join("data").display(),
         root.join("mnt").display()
     );

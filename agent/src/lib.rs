@@ -13,3 +13,4 @@ pub mod replicate;
 pub mod run;
 pub mod run_mount;
 pub mod space;
+pub mod transport;

@@ -62,7 +62,7 @@ fn eventually(what: &str, secs: u64, check: impl Fn() -> bool) {
 
 fn write_config(path: &Path, root: &Path, spaces: &[&str], extra: &str) {
     let mut text = format!(
-        "version = 1\n[device]\nname = \"test\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n",
+        "version = 1\n[device]\nname = \"test\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n[network]\nlan_discovery = false\ninternet_discovery = false\nrelays = []\nportmapper = false\n",
         root.join("data").display(),
         root.join("mnt").display()
     );

@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::binary;
 
+/// Keys for a test's `[network]` table: no mDNS, DHT, relays or port mapping, so tests
+/// make no traffic beyond their own addresses.
+pub const QUIET: &str =
+    "lan_discovery = false\ninternet_discovery = false\nrelays = []\nportmapper = false\n";
+
 /// A running agent, killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct Agent(pub Child);

@@ -38,7 +38,7 @@ impl Env {
 
     fn text(&self, spaces: &[&str]) -> String {
         let mut text = format!(
-            "version = 1\n[device]\nname = \"t\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n",
+            "version = 1\n[device]\nname = \"t\"\ndata_dir = \"{}\"\nmount_root = \"{}\"\n[network]\nlan_discovery = false\ninternet_discovery = false\nrelays = []\nportmapper = false\n",
             self.root.join("data").display(),
             self.root.join("mnt").display()
         );
@@ -182,7 +182,7 @@ fn diff_apply_status_rollback_events_and_prune_through_the_agent() {
     let s = env.status();
     assert_eq!(s.generation, 2);
     let diag = &s.config_invalid.unwrap().diagnostics[0];
-    assert_eq!((diag.code.as_str(), diag.line), ("unknown-key", 10));
+    assert_eq!((diag.code.as_str(), diag.line), ("unknown-key", 15));
     assert_eq!(env.ctl(&["status"]).status.code(), Some(1));
     assert!(is_mounted(&alpha) && is_mounted(&beta));
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cobox_tests::files::{data_bytes, feed_sizes, tree, write_corpus};
 use cobox_tests::lan::Lan;
-use cobox_tests::node::{Node, eventually};
+use cobox_tests::node::{Node, QUIET, eventually};
 
 const PORT: u16 = 7411;
 
@@ -29,7 +29,7 @@ fn two_members_and_a_seed_converge_across_a_partition_and_restarts() {
     let (aa, sa) = (lan.addr(0), lan.addr(2));
     let (kb, ks) = (b.identity(), s.identity());
     let a_config = format!(
-        "[network]\nlisten = [\"{aa}:{PORT}\"]\npeers = [\"{sa}:{PORT}\"]\nlan_discovery = false\n\
+        "[network]\nlisten = [\"{aa}:{PORT}\"]\npeers = [\"{sa}:{PORT}\"]\n{QUIET}\
          [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n"
     );
     a.write_config(&a_config);
@@ -38,13 +38,13 @@ fn two_members_and_a_seed_converge_across_a_partition_and_restarts() {
     let mut want = write_corpus(&a.mount("home"));
     let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kb]);
     b.write_config(&format!(
-        "[network]\npeers = [\"{aa}:{PORT}\", \"{sa}:{PORT}\"]\nlan_discovery = false\n\
+        "[network]\npeers = [\"{aa}:{PORT}\", \"{sa}:{PORT}\"]\n{QUIET}\
          [[space]]\nname = \"home\"\ninvite = \"{code}\"\nseeders = [\"{ks}\"]\n"
     ));
     let mut agent_b = b.start();
     let address = a.space_address();
     s.write_config(&format!(
-        "[network]\nlisten = [\"{sa}:{PORT}\"]\nlan_discovery = false\n\
+        "[network]\nlisten = [\"{sa}:{PORT}\"]\n{QUIET}\
          [[seed]]\nname = \"home\"\naddress = \"{address}\"\n"
     ));
     let agent_s = s.start();

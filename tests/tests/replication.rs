@@ -3,7 +3,7 @@
 //! whole space from the seed while every writer is offline.
 
 use cobox_tests::files::{MARKER, data_bytes, files_under, tree, unhex, write_corpus};
-use cobox_tests::node::{Node, eventually, free_port};
+use cobox_tests::node::{Node, QUIET, eventually, free_port};
 
 #[test]
 fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
@@ -17,7 +17,7 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     let (pa, ps) = (free_port(), free_port());
     let (kb, ks, kc) = (b.identity(), s.identity(), c.identity());
     a.write_config(&format!(
-        "[network]\nlisten = [\"127.0.0.1:{pa}\"]\npeers = [\"127.0.0.1:{ps}\"]\nlan_discovery = false\n\
+        "[network]\nlisten = [\"127.0.0.1:{pa}\"]\npeers = [\"127.0.0.1:{ps}\"]\n{QUIET}\
          [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n"
     ));
     let agent_a = a.start();
@@ -27,7 +27,7 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     // B joins by invite and dials A.
     let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kb]);
     b.write_config(&format!(
-        "[network]\npeers = [\"127.0.0.1:{pa}\"]\nlan_discovery = false\n\
+        "[network]\npeers = [\"127.0.0.1:{pa}\"]\n{QUIET}\
          [[space]]\nname = \"home\"\ninvite = \"{code}\"\nseeders = [\"{ks}\"]\n"
     ));
     let agent_b = b.start();
@@ -70,7 +70,7 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     // The seed, dialled by A, takes every feed without the key.
     let address = a.space_address();
     s.write_config(&format!(
-        "[network]\nlisten = [\"127.0.0.1:{ps}\"]\nlan_discovery = false\n\
+        "[network]\nlisten = [\"127.0.0.1:{ps}\"]\n{QUIET}\
          [[seed]]\nname = \"home\"\naddress = \"{address}\"\n"
     ));
     let agent_s = s.start();
@@ -100,7 +100,7 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     let x = Node::new(tmp.path(), "x");
     let kx = x.identity();
     x.write_config(&format!(
-        "[network]\npeers = [\"127.0.0.1:{pa}\"]\nlan_discovery = false\n\
+        "[network]\npeers = [\"127.0.0.1:{pa}\"]\n{QUIET}\
          [[seed]]\nname = \"home\"\naddress = \"{address}\"\n"
     ));
     let agent_x = x.start();
@@ -133,7 +133,7 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     agent_a.stop();
     agent_b.stop();
     c.write_config(&format!(
-        "[network]\npeers = [\"127.0.0.1:{ps}\"]\nlan_discovery = false\n\
+        "[network]\npeers = [\"127.0.0.1:{ps}\"]\n{QUIET}\
          [[space]]\nname = \"home\"\ninvite = \"{code_c}\"\nseeders = [\"{ks}\"]\n"
     ));
     let agent_c = c.start();

@@ -11,6 +11,7 @@
 //!   identity stays, on both sides; when the same side dialled both, the newer stays.
 //! - Transports hand connections in through [`Network::connect`]: plain TCP ([`tcp`]).
 
+pub mod iroh;
 pub mod seed;
 pub mod tcp;
 

@@ -11,6 +11,7 @@ use cobox_schema::Config;
 
 use crate::mount::{Mounted, is_mounted};
 use crate::net::Network;
+use crate::net::iroh::{IrohLink, Settings as IrohSettings};
 use crate::net::seed::SeedStore;
 use crate::net::tcp::Tcp;
 use crate::plan::{Action, Observed, ObservedSeed, ObservedSpace};
@@ -50,6 +51,7 @@ pub struct Device {
     /// Replication with peers, once the device has an identity.
     network: Option<Network>,
     tcp: Tcp,
+    iroh: Option<IrohLink>,
     /// What changed behind the agent's back since last asked.
     drift: Vec<(String, String)>,
 }
@@ -88,6 +90,7 @@ impl Device {
             seeders: BTreeMap::new(),
             network,
             tcp: Tcp::default(),
+            iroh: None,
             drift: Vec::new(),
         })
     }
@@ -113,11 +116,27 @@ impl Device {
         let failed = self
             .tcp
             .configure(&net, &config.network.listen, &config.network.peers);
-        self.rt.block_on(net.reload_rosters());
-        failed
+        let mut errors: Vec<String> = failed
             .into_iter()
             .map(|(addr, e)| format!("cannot listen on {addr}: {e}"))
-            .collect()
+            .collect();
+        let wanted = IrohSettings::of(&config.network);
+        if self.iroh.as_ref().map(IrohLink::settings) != Some(&wanted).filter(|w| w.useful()) {
+            if let Some(old) = self.iroh.take() {
+                self.rt.block_on(old.stop());
+            }
+            if wanted.useful()
+                && let Some(parent) = &self.parent
+            {
+                let seed = *cobox_keys::derive::identity_seed(parent).expose();
+                match self.rt.block_on(IrohLink::start(&net, seed, wanted)) {
+                    Ok(link) => self.iroh = Some(link),
+                    Err(e) => errors.push(format!("cannot start iroh: {e}")),
+                }
+            }
+        }
+        self.rt.block_on(net.reload_rosters());
+        errors
     }
 
     /// The TCP addresses the device listens on (ports resolved).
@@ -387,6 +406,9 @@ impl Device {
 
     /// Unmount everything and checkpoint every space.
     pub fn shutdown(&mut self) {
+        if let Some(link) = self.iroh.take() {
+            self.rt.block_on(link.stop());
+        }
         for (path, (_, m)) in std::mem::take(&mut self.mounts) {
             if let Err(e) = m.unmount() {
                 tracing::error!(path = %path.display(), error = %e, "unmount failed");

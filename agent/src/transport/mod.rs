@@ -1,0 +1,3 @@
+//! Authenticated byte streams between devices, for the replication layer to run on.
+
+pub mod iroh;
