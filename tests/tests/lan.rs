@@ -129,3 +129,57 @@ fn two_members_and_a_seed_converge_across_a_partition_and_restarts() {
     agent_b.stop();
     agent_s.stop();
 }
+
+#[test]
+fn with_no_addresses_configured_members_and_a_seed_find_each_other_by_mdns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lan = Lan::new(3, 78);
+    let (a, b, s) = (
+        on(&lan, tmp.path(), "a", 0),
+        on(&lan, tmp.path(), "b", 1),
+        on(&lan, tmp.path(), "s", 2),
+    );
+    let mdns_only = "[network]\nlan_discovery = true\ninternet_discovery = false\nrelays = []\nportmapper = false\n";
+    let (kb, ks) = (b.identity(), s.identity());
+    a.write_config(&format!(
+        "{mdns_only}[[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n"
+    ));
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let mut want = write_corpus(&a.mount("home"));
+    let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kb]);
+    b.write_config(&format!(
+        "{mdns_only}[[space]]\nname = \"home\"\ninvite = \"{code}\"\nseeders = [\"{ks}\"]\n"
+    ));
+    let address = a.space_address();
+    s.write_config(&format!(
+        "{mdns_only}[[seed]]\nname = \"home\"\naddress = \"{address}\"\n"
+    ));
+    let (agent_b, agent_s) = (b.start(), s.start());
+    let logs = || format!("a:\n{}\nb:\n{}\ns:\n{}", a.log(), b.log(), s.log());
+    eventually(
+        "B's mount shows A's files",
+        120,
+        || tree(&b.mount("home")) == want,
+        logs,
+    );
+    std::fs::write(b.mount("home").join("from-b.txt"), b"from b").unwrap();
+    want.insert("from-b.txt".into(), b"from b".to_vec());
+    eventually(
+        "A's mount shows B's edit",
+        60,
+        || tree(&a.mount("home")) == want,
+        logs,
+    );
+    let a_feeds = a.data().join("spaces").join(&address).join("feeds");
+    let s_feeds = s.data().join("seeds").join(&address).join("feeds");
+    eventually(
+        "the seed holds every feed whole",
+        120,
+        || feed_sizes(&s_feeds) == feed_sizes(&a_feeds),
+        logs,
+    );
+    agent_a.stop();
+    agent_b.stop();
+    agent_s.stop();
+}
