@@ -1,9 +1,9 @@
-//! Replication of a space between two devices, disk to disk, over TCP on loopback: one
-//! member writes a large file (1 GiB by default) into its space; a second member, admitted
-//! by invite, dials it and the time is taken until its drive shows the file with every
-//! block stored durably. Compared, in the same run, with a plain TCP copy of the same
-//! bytes (the writer's content feed file). Both devices run in this process with the
-//! agent's own space, network and TCP code (no FUSE).
+//! Replication of a space between two devices, disk to disk, on loopback over TCP and over
+//! iroh (QUIC): one member writes a large file (1 GiB by default) into its space; a second
+//! member, admitted by invite, dials it and the time is taken until its drive shows the
+//! file with every block stored durably. Compared, in the same run, with a plain TCP copy
+//! of the same bytes (the writer's content feed file). Both devices run in this process
+//! with the agent's own space, network, TCP and iroh code (no FUSE).
 //!
 //! Run: `cargo bench -p coboxd --bench agents` (size: `COBOX_BENCH_MIB`, default 1024)
 
@@ -17,6 +17,7 @@ use coboxd::net::Network;
 use coboxd::net::tcp::Tcp;
 use coboxd::space::Space;
 use coboxd::space::roster::{Role, Roster, Statement};
+use coboxd::transport::iroh::{IrohOptions, IrohTransport, Relays};
 use tokio::sync::Mutex;
 
 mod support;
@@ -72,61 +73,127 @@ async fn main() {
     a.put_file("big.bin", extent, 0o644, 0).await.unwrap();
     let content_file = a.layout().feed(&a.content_key()).join("data");
     let a = Arc::new(Mutex::new(a));
+    println!("replicating it to device B on loopback, disk to disk, over TCP and over iroh:");
 
-    println!("replicating it to device B over TCP loopback, disk to disk:");
+    let content = a.lock().await.content_key();
     for round in 0..2 {
-        let b_dir = tmp.path().join(format!("b{round}"));
-        let b = Arc::new(Mutex::new(member(&b_dir, &pb, &keys, ia.public.0).await));
-        let net_a = Network::new(tokio::runtime::Handle::current(), ia.clone());
-        let net_b = Network::new(tokio::runtime::Handle::current(), ib.clone());
-        net_a.add_space("bench", a.clone(), &[]).await.unwrap();
-        net_b.add_space("bench", b.clone(), &[]).await.unwrap();
+        for transport in ["tcp", "iroh"] {
+            let b_dir = tmp.path().join(format!("b-{transport}{round}"));
+            let b = Arc::new(Mutex::new(member(&b_dir, &pb, &keys, ia.public.0).await));
+            let net_a = Network::new(tokio::runtime::Handle::current(), ia.clone());
+            let net_b = Network::new(tokio::runtime::Handle::current(), ib.clone());
+            net_a.add_space("bench", a.clone(), &[]).await.unwrap();
+            net_b.add_space("bench", b.clone(), &[]).await.unwrap();
+            let start = Instant::now();
+            let link = connect(transport, &net_a, &net_b, &pa, &pb).await;
+            until_replicated(&b, content, total).await;
+            let took = start.elapsed();
+            link.close().await;
+            let plain = plain_copy(
+                &content_file,
+                &tmp.path().join(format!("plain-{transport}{round}")),
+            )
+            .await;
+            println!(
+                "  round {round} {transport:>4}: devices {:>7.1} MiB/s ({:.2} s)   plain TCP copy {:>7.1} MiB/s ({:.2} s)   ratio {:.3}",
+                mib_s(total, took),
+                took.as_secs_f64(),
+                mib_s(total, plain),
+                plain.as_secs_f64(),
+                plain.as_secs_f64() / took.as_secs_f64()
+            );
+            let _ = std::fs::remove_dir_all(&b_dir);
+            let _ = std::fs::remove_file(tmp.path().join(format!("plain-{transport}{round}")));
+        }
+    }
+}
+
+/// What keeps a connection between the two devices up.
+enum Link {
+    Tcp(Tcp, Tcp),
+    Iroh(Arc<IrohTransport>, Arc<IrohTransport>),
+}
+
+impl Link {
+    async fn close(self) {
+        match self {
+            Link::Tcp(a, b) => drop((a, b)),
+            Link::Iroh(a, b) => {
+                a.close().await;
+                b.close().await;
+            }
+        }
+    }
+}
+
+/// Connect device B to device A over `transport`; B dials.
+async fn connect(
+    transport: &str,
+    net_a: &Network,
+    net_b: &Network,
+    pa: &Secret32,
+    pb: &Secret32,
+) -> Link {
+    if transport == "tcp" {
         let (mut ta, mut tb) = (Tcp::default(), Tcp::default());
         assert!(
-            ta.configure(&net_a, &["127.0.0.1:0".parse().unwrap()], &[])
+            ta.configure(net_a, &["127.0.0.1:0".parse().unwrap()], &[])
                 .is_empty()
         );
-        let port = ta.bound()[0].port();
-        let start = Instant::now();
         let peer = Peer {
             host: "127.0.0.1".into(),
-            port,
+            port: ta.bound()[0].port(),
             key: None,
         };
-        assert!(tb.configure(&net_b, &[], &[peer]).is_empty());
-        loop {
-            let done = {
-                let b = b.lock().await;
-                b.node("big.bin").is_some_and(|n| n.size == total)
-            };
-            if done {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(tb.configure(net_b, &[], &[peer]).is_empty());
+        return Link::Tcp(ta, tb);
+    }
+    let bind = |parent: &Secret32| IrohOptions {
+        identity_seed: *cobox_keys::derive::identity_seed(parent).expose(),
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        relays: Relays::Disabled,
+        portmapper: false,
+        mdns: false,
+        mainline: false,
+    };
+    let ta = Arc::new(
+        IrohTransport::bind(bind(pa), Arc::new(|_| true))
+            .await
+            .unwrap(),
+    );
+    let tb = Arc::new(
+        IrohTransport::bind(bind(pb), Arc::new(|_| true))
+            .await
+            .unwrap(),
+    );
+    let (accepting, serving) = (ta.clone(), net_a.clone());
+    tokio::spawn(async move {
+        while let Some(Ok((who, stream))) = accepting.accept().await {
+            let net = serving.clone();
+            tokio::spawn(async move { net.connect(stream, false, Some(who)).await });
         }
-        // The drive shows the file once its log entry arrived; wait for every block.
-        let content = a.lock().await.content_key();
-        loop {
-            let feed = b.lock().await.feeds_mut().get(&content).await.unwrap();
-            if let Some(f) = feed
-                && f.held().contiguous >= total / (64 * 1024)
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    });
+    let stream = tb.dial(ta.id(), &ta.local_addrs()).await.unwrap();
+    let (net, who) = (net_b.clone(), ta.id());
+    tokio::spawn(async move { net.connect(stream, true, Some(who)).await });
+    Link::Iroh(ta, tb)
+}
+
+/// Wait until B's drive shows the file and B holds every block of A's content feed.
+async fn until_replicated(b: &Arc<Mutex<Space>>, content: [u8; 32], total: u64) {
+    loop {
+        let shown = b
+            .lock()
+            .await
+            .node("big.bin")
+            .is_some_and(|n| n.size == total);
+        let held = match b.lock().await.feeds_mut().get(&content).await.unwrap() {
+            Some(f) => f.held().contiguous,
+            None => 0,
+        };
+        if shown && held >= total.div_ceil(64 * 1024) {
+            return;
         }
-        let repl = start.elapsed();
-        drop((ta, tb));
-        let plain = plain_copy(&content_file, &tmp.path().join(format!("plain{round}"))).await;
-        println!(
-            "  round {round}: devices {:>7.1} MiB/s ({:.2} s)   plain TCP copy {:>7.1} MiB/s ({:.2} s)   ratio {:.3}",
-            mib_s(total, repl),
-            repl.as_secs_f64(),
-            mib_s(total, plain),
-            plain.as_secs_f64(),
-            plain.as_secs_f64() / repl.as_secs_f64()
-        );
-        let _ = std::fs::remove_dir_all(&b_dir);
-        let _ = std::fs::remove_file(tmp.path().join(format!("plain{round}")));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
