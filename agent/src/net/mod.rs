@@ -56,6 +56,8 @@ struct Share {
     holder: Holder,
     roster: Roster,
     roster_file: PathBuf,
+    /// The roster file's length when last read (it is only ever appended to).
+    roster_read: u64,
     /// Feeds offered to peers, by key.
     feeds: BTreeMap<[u8; 32], Arc<SharedFeed>>,
     /// Members whose feeds are open here.
@@ -173,6 +175,7 @@ impl Network {
             name: name.to_string(),
             holder: Holder::Member(space),
             roster,
+            roster_read: file_len(&roster_file),
             roster_file,
             feeds: own.into_iter().map(|f| (f.key(), f)).collect(),
             members: BTreeSet::new(),
@@ -191,6 +194,7 @@ impl Network {
             name: name.to_string(),
             holder: Holder::Seed(Arc::new(tokio::sync::Mutex::new(store))),
             roster,
+            roster_read: file_len(&roster_file),
             roster_file,
             feeds: BTreeMap::new(),
             members: BTreeSet::new(),
@@ -248,11 +252,18 @@ impl Network {
     /// Read the roster files again (an invite written by another path admits someone),
     /// pass what is new on to peers and act on it.
     pub async fn reload_rosters(&self) {
+        // Only files that grew since they were read (a stat, not a read, per address).
         let files: Vec<([u8; 32], PathBuf)> = self
             .state()
             .shares
-            .iter()
-            .map(|(a, s)| (*a, s.roster_file.clone()))
+            .iter_mut()
+            .filter_map(|(a, s)| {
+                let len = file_len(&s.roster_file);
+                (len != s.roster_read).then(|| {
+                    s.roster_read = len;
+                    (*a, s.roster_file.clone())
+                })
+            })
             .collect();
         for (address, file) in files {
             let mut on_disk = Roster::seed(address);
@@ -610,6 +621,11 @@ impl Network {
             let _ = space.lock().await.refresh().await;
         }
     }
+}
+
+/// The length of `file`, 0 when it does not exist.
+fn file_len(file: &std::path::Path) -> u64 {
+    std::fs::metadata(file).map_or(0, |m| m.len())
 }
 
 /// Log how a session with the peer at `address` (or over a transport) ended.
