@@ -119,7 +119,41 @@ pub fn render(s: &Status, colour: Colour) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    out.push_str(&render_replicas(s, colour));
     out.push_str(&render_network(&s.network, colour));
+    out
+}
+
+/// Each space's copies on other devices: green up to date and connected, yellow behind,
+/// red out of reach.
+fn render_replicas(s: &Status, colour: Colour) -> String {
+    let mut out = String::new();
+    for r in s.resources.iter().filter(|r| !r.replicas.is_empty()) {
+        out.push_str(&format!("\nreplicas of {} {}:\n", r.kind, r.name));
+        for c in &r.replicas {
+            let (code, state) = match (c.connected, c.up_to_date) {
+                (true, true) => (GREEN, "up to date".to_string()),
+                (true, false) => (YELLOW, format!("{} blocks behind", c.behind_blocks)),
+                (false, true) => (
+                    RED,
+                    format!("not connected (up to date at {})", c.last_seen),
+                ),
+                (false, false) => (
+                    RED,
+                    format!(
+                        "not connected, {} blocks behind (last seen {})",
+                        c.behind_blocks, c.last_seen
+                    ),
+                ),
+            };
+            out.push_str(&format!(
+                "  {} {:<7} {}\n",
+                c.peer,
+                c.role,
+                paint(colour, code, &state)
+            ));
+        }
+    }
     out
 }
 

@@ -146,6 +146,27 @@ pub struct ResourceStatus {
     /// Facts such as the address or mount path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, String>,
+    /// For a space or seed: the other devices that replicated it with this one, sorted by
+    /// peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<Replica>,
+}
+
+/// Another device's copy of a space, as this device knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Replica {
+    /// The device's identity public key.
+    pub peer: String,
+    /// `member`, `seeder`, or `unknown` (not in this device's roster).
+    pub role: String,
+    /// Whether it is connected now.
+    pub connected: bool,
+    /// It holds every block this device holds of every feed of the space.
+    pub up_to_date: bool,
+    /// Blocks it lacks of what this device holds.
+    pub behind_blocks: u64,
+    /// When it last told this device what it holds (RFC 3339).
+    pub last_seen: String,
 }
 
 impl ResourceStatus {

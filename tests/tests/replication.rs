@@ -18,7 +18,7 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     let (kb, ks, kc) = (b.identity(), s.identity(), c.identity());
     a.write_config(&format!(
         "[network]\nlisten = [\"127.0.0.1:{pa}\"]\npeers = [\"127.0.0.1:{ps}\"]\n{QUIET}\
-         [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n"
+         [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\nmin_replicas = 2\n"
     ));
     let agent_a = a.start();
     a.wait_converged(60);
@@ -95,6 +95,48 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
             f.display()
         );
     }
+
+    // With B and the seed connected and up to date, A's space has its two replicas; the
+    // seed going away makes it Degraded, its return Ready again.
+    let degraded = || {
+        let status: serde_json::Value =
+            serde_json::from_str(&a.ctl_ok(&["status", "--output", "json"])).unwrap();
+        let space = status["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "space" && r["name"] == "home")
+            .cloned()
+            .unwrap();
+        space["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Degraded")
+            .map(|c| c["status"] == true)
+    };
+    eventually(
+        "A's space has its replicas",
+        60,
+        || degraded() == Some(false),
+        || format!("{}\n{}", a.ctl_ok(&["status"]), logs()),
+    );
+    let text = a.ctl_ok(&["status", "--color", "never"]);
+    assert!(text.contains(&format!("{ks} seeder  up to date")), "{text}");
+    agent_s.stop();
+    eventually(
+        "A's space turns Degraded when the seed goes away",
+        60,
+        || degraded() == Some(true),
+        || a.ctl_ok(&["status"]),
+    );
+    let agent_s = s.start();
+    eventually(
+        "A's space is whole again when the seed returns",
+        120,
+        || degraded() == Some(false),
+        || format!("{}\n{}", a.ctl_ok(&["status"]), logs()),
+    );
 
     // A device that knows the address but that no member admitted gets nothing.
     let x = Node::new(tmp.path(), "x");

@@ -143,6 +143,7 @@ impl Board {
                 observed_generation: generation,
                 conditions,
                 details: r.details,
+                replicas: r.replicas,
             });
         }
         g.since = since;
@@ -249,6 +250,7 @@ fn config_resource(status: &Status) -> Res {
         name: status.agent.config.clone(),
         conditions,
         details: BTreeMap::new(),
+        replicas: Vec::new(),
     }
 }
 
@@ -279,6 +281,7 @@ mod tests {
                 message: String::new(),
             }],
             details: BTreeMap::new(),
+            replicas: Vec::new(),
         }
     }
 

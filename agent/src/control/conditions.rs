@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cobox_schema::Config;
-use cobox_schema::api::{ConditionType, ResourceKind};
+use cobox_schema::api::{ConditionType, Replica, ResourceKind};
 
 use crate::plan::{Action, Observed, Plan};
 
@@ -24,6 +24,7 @@ pub struct Res {
     pub name: String,
     pub conditions: Vec<Cond>,
     pub details: BTreeMap<String, String>,
+    pub replicas: Vec<Replica>,
 }
 
 /// What happened to a resource's actions in the last reconcile.
@@ -90,6 +91,22 @@ fn standard(
     }
 }
 
+/// `Degraded` when fewer than `wanted` other devices are connected and hold everything this
+/// one holds; `None` when no replicas are wanted.
+fn replica_shortage(wanted: u32, copies: &[Replica]) -> Option<Cond> {
+    if wanted == 0 {
+        return None;
+    }
+    let good = copies
+        .iter()
+        .filter(|r| r.connected && r.up_to_date)
+        .count();
+    let short = good < wanted as usize;
+    let message = format!("{good} of {wanted} wanted up-to-date replicas are connected");
+    let reason = if short { "FewReplicas" } else { "Replicated" };
+    Some(cond(ConditionType::Degraded, short, reason, message))
+}
+
 /// The resources of `config` with their conditions. `remaining` is what a fresh plan
 /// still wants; `failures` are keyed like [`crate::run::resource_of`] (`space NAME`).
 pub fn resources(
@@ -97,6 +114,7 @@ pub fn resources(
     observed: &Observed,
     remaining: &Plan,
     failures: &BTreeMap<String, Failure>,
+    replicas: &BTreeMap<String, Vec<Replica>>,
 ) -> Vec<Res> {
     let mut out = Vec::new();
     let pending = |pred: &dyn Fn(&Action) -> bool| -> Vec<&Action> {
@@ -122,6 +140,7 @@ pub fn resources(
             None,
         ),
         details: BTreeMap::new(),
+        replicas: Vec::new(),
     });
 
     for s in &config.spaces {
@@ -140,11 +159,17 @@ pub fn resources(
         let ready = seen
             .filter(|o| o.open)
             .map(|_| ("Open", "the space is open".to_string()));
+        let copies = replicas.get(&s.name).cloned().unwrap_or_default();
+        let mut conditions = standard(ready, &mine, failures.get(&key), blocked_of(&key));
+        if let Some(c) = replica_shortage(s.min_replicas, &copies) {
+            conditions.push(c);
+        }
         out.push(Res {
             kind: ResourceKind::Space,
             name: s.name.clone(),
-            conditions: standard(ready, &mine, failures.get(&key), blocked_of(&key)),
+            conditions,
             details,
+            replicas: copies,
         });
         if let Some(path) = &s.mount {
             let mine = pending(&|a| matches!(a, Action::Mount { path: p, .. } if p == path));
@@ -175,6 +200,7 @@ pub fn resources(
                 name: path.display().to_string(),
                 conditions,
                 details,
+                replicas: Vec::new(),
             });
         }
     }
@@ -193,6 +219,7 @@ pub fn resources(
             name: s.name.clone(),
             conditions: standard(ready, &mine, failures.get(&key), blocked_of(&key)),
             details,
+            replicas: Vec::new(),
         });
     }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
@@ -231,7 +258,7 @@ mod tests {
         );
         let mut o = Observed::default();
         let p = plan(&c, &o);
-        let rs = resources(&c, &o, &p, &BTreeMap::new());
+        let rs = resources(&c, &o, &p, &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(
             ready(&rs, ResourceKind::Space, "a"),
             (false, "Pending".into())
@@ -250,7 +277,7 @@ mod tests {
                 retry_in_s: 2,
             },
         );
-        let rs = resources(&c, &o, &p, &failures);
+        let rs = resources(&c, &o, &p, &failures, &BTreeMap::new());
         assert_eq!(
             ready(&rs, ResourceKind::Space, "a"),
             (false, "ActionFailed".into())
@@ -264,7 +291,7 @@ mod tests {
         for a in &p.actions {
             o.apply(a, |_| fake);
         }
-        let rs = resources(&c, &o, &plan(&c, &o), &BTreeMap::new());
+        let rs = resources(&c, &o, &plan(&c, &o), &BTreeMap::new(), &BTreeMap::new());
         assert_eq!(ready(&rs, ResourceKind::Space, "a"), (true, "Open".into()));
         assert_eq!(
             ready(&rs, ResourceKind::Mount, "/m/a"),
@@ -299,7 +326,7 @@ mod tests {
         let open = fail(Action::OpenSpace {
             space: "mountain".into(),
         });
-        let rs = resources(&c, &o, &p, &open);
+        let rs = resources(&c, &o, &p, &open, &BTreeMap::new());
         assert_eq!(
             ready(&rs, ResourceKind::Mount, "/m/mountain"),
             (false, "SpaceNotReady".into())
@@ -308,10 +335,39 @@ mod tests {
             space: "mountain".into(),
             path: "/m/mountain".into(),
         });
-        let rs = resources(&c, &o, &p, &mount);
+        let rs = resources(&c, &o, &p, &mount, &BTreeMap::new());
         assert_eq!(
             ready(&rs, ResourceKind::Mount, "/m/mountain"),
             (false, "ActionFailed".into())
+        );
+    }
+
+    #[test]
+    fn min_replicas_counts_connected_up_to_date_copies_only() {
+        let copy = |connected, up_to_date| Replica {
+            peer: "p".into(),
+            role: "seeder".into(),
+            connected,
+            up_to_date,
+            behind_blocks: u64::from(!up_to_date),
+            last_seen: "2026-01-01T00:00:00Z".into(),
+        };
+        assert_eq!(replica_shortage(0, &[]), None, "none wanted: no condition");
+        let short = |copies: &[Replica]| replica_shortage(1, copies).unwrap().status;
+        assert!(short(&[]));
+        assert!(
+            short(&[copy(false, true)]),
+            "a copy out of reach does not count"
+        );
+        assert!(short(&[copy(true, false)]), "a copy behind does not count");
+        assert!(!short(&[copy(true, true)]));
+        let c = replica_shortage(2, &[copy(true, true)]).unwrap();
+        assert_eq!(
+            (c.reason.as_str(), c.message.as_str()),
+            (
+                "FewReplicas",
+                "1 of 2 wanted up-to-date replicas are connected"
+            )
         );
     }
 }

@@ -232,6 +232,17 @@ impl Network {
             .collect()
     }
 
+    /// Every other device that replicated a shared address with this one, by the share's
+    /// name: what it lacks of what this device holds, whether it is connected, when it was
+    /// last heard from.
+    pub fn replicas(&self) -> BTreeMap<String, Vec<cobox_schema::api::Replica>> {
+        let st = self.state();
+        st.shares
+            .values()
+            .map(|share| (share.name.clone(), replicas_of(share)))
+            .collect()
+    }
+
     /// Authorized peers and the addresses open with each, sorted by identity.
     pub fn peers(&self) -> Vec<PeerInfo> {
         let mut out: Vec<PeerInfo> = self
@@ -621,6 +632,60 @@ impl Network {
             let _ = space.lock().await.refresh().await;
         }
     }
+}
+
+/// The replicas of one share, from what its feeds' peers said they hold.
+fn replicas_of(share: &Share) -> Vec<cobox_schema::api::Replica> {
+    struct Seen {
+        behind: u64,
+        connected: bool,
+        last: std::time::SystemTime,
+    }
+    let mut peers: BTreeMap<String, Seen> = BTreeMap::new();
+    let feeds: Vec<_> = share
+        .feeds
+        .values()
+        .map(|f| (f.held(), f.remotes()))
+        .collect();
+    for (_, remotes) in &feeds {
+        for (peer, r) in remotes {
+            let e = peers.entry(peer.clone()).or_insert(Seen {
+                behind: 0,
+                connected: false,
+                last: std::time::UNIX_EPOCH,
+            });
+            e.connected |= r.connected;
+            e.last = e.last.max(r.seen);
+        }
+    }
+    for (held, remotes) in &feeds {
+        for (peer, seen) in peers.iter_mut() {
+            let theirs = remotes.get(peer).map_or(0, |r| r.contiguous);
+            seen.behind += held.length.saturating_sub(theirs);
+        }
+    }
+    let roles = share.roster.allowed();
+    peers
+        .into_iter()
+        .map(|(peer, seen)| {
+            let role = cobox_keys::secret::unhex(&peer)
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .and_then(|k| roles.get(&k).copied())
+                .map_or("unknown", |r| match r {
+                    roster::Role::Member => "member",
+                    roster::Role::Seeder => "seeder",
+                });
+            cobox_schema::api::Replica {
+                peer,
+                role: role.into(),
+                connected: seen.connected,
+                up_to_date: seen.behind == 0,
+                behind_blocks: seen.behind,
+                last_seen: chrono::DateTime::<chrono::Utc>::from(seen.last)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            }
+        })
+        .collect()
 }
 
 /// The length of `file`, 0 when it does not exist.

@@ -141,6 +141,13 @@ impl ChannelTask {
 
     /// Run until the channel or the session ends, or the remote misbehaves.
     pub async fn run(self) -> Result<(), ReplicateError> {
+        let (feed, peer) = (self.feed.clone(), self.peer_name.clone());
+        let ended = self.replicate().await;
+        feed.remote_gone(&peer);
+        ended
+    }
+
+    async fn replicate(self) -> Result<(), ReplicateError> {
         let mut held_rx = self.feed.subscribe();
         let mut stop = self.stop.clone();
         let held = *held_rx.borrow_and_update();
@@ -207,6 +214,11 @@ impl ChannelTask {
                 break;
             }
         }
+        self.feed.note_remote(
+            &self.peer_name,
+            st.peer.remote.length,
+            st.peer.remote.has.prefix(),
+        );
         let u = &st.uncommitted;
         if u.any
             && (st.peer.in_flight() == 0

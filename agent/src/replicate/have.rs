@@ -58,6 +58,11 @@ impl Ranges {
             .is_some_and(|(_, &e)| index < e)
     }
 
+    /// How many blocks from index 0 on are in the set without a gap.
+    pub fn prefix(&self) -> u64 {
+        self.by_start.get(&0).copied().unwrap_or(0)
+    }
+
     /// The smallest index at or after `index` in the set.
     pub fn next_from(&self, index: u64) -> Option<u64> {
         if self.contains(index) {

@@ -27,4 +27,4 @@ pub use peer::Limits;
 pub use session::{
     Authorize, NoiseKeypair, Options, Session, SessionEvent, SessionHandle, protocol, spawn,
 };
-pub use shared::{Held, SharedFeed};
+pub use shared::{Held, RemoteCopy, SharedFeed};

@@ -1,7 +1,9 @@
 //! A feed shared by its local users and every replication session that offers it, with
 //! the durable length published to those sessions.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::{Mutex, MutexGuard, watch};
 
@@ -25,6 +27,19 @@ impl Held {
     }
 }
 
+/// What a peer said it holds of a feed, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteCopy {
+    /// The length it announced.
+    pub length: u64,
+    /// Blocks it holds from the start without a gap.
+    pub contiguous: u64,
+    /// When it last told us anything (or its channel ended).
+    pub seen: SystemTime,
+    /// Whether a channel with it is open.
+    pub connected: bool,
+}
+
 /// A feed behind a lock, with what of it is durable published to the sessions.
 ///
 /// Sessions serve and announce only the published state, so a block the writer has not
@@ -36,6 +51,8 @@ pub struct SharedFeed {
     discovery_key: [u8; 32],
     feed: Mutex<Feed>,
     held: watch::Sender<Held>,
+    /// What each peer (by name) holds of this feed, as it last said.
+    remotes: std::sync::Mutex<BTreeMap<String, RemoteCopy>>,
 }
 
 impl SharedFeed {
@@ -48,6 +65,7 @@ impl SharedFeed {
             discovery_key: hypercore_protocol::discovery_key(&key),
             feed: Mutex::new(feed),
             held,
+            remotes: std::sync::Mutex::default(),
         })
     }
 
@@ -91,5 +109,35 @@ impl SharedFeed {
 
     pub fn subscribe(&self) -> watch::Receiver<Held> {
         self.held.subscribe()
+    }
+
+    fn remotes_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RemoteCopy>> {
+        self.remotes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record what peer `peer` says it holds.
+    pub fn note_remote(&self, peer: &str, length: u64, contiguous: u64) {
+        self.remotes_lock().insert(
+            peer.to_string(),
+            RemoteCopy {
+                length,
+                contiguous,
+                seen: SystemTime::now(),
+                connected: true,
+            },
+        );
+    }
+
+    /// The channel with `peer` ended: what it held stays known, as of now.
+    pub fn remote_gone(&self, peer: &str) {
+        if let Some(r) = self.remotes_lock().get_mut(peer) {
+            r.connected = false;
+            r.seen = SystemTime::now();
+        }
+    }
+
+    /// What every peer that ever replicated this feed here said it holds, by peer name.
+    pub fn remotes(&self) -> BTreeMap<String, RemoteCopy> {
+        self.remotes_lock().clone()
     }
 }

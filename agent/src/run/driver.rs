@@ -284,7 +284,18 @@ impl Agent {
                 .any(|a| !matches!(a, Action::Blocked { .. }) && resource_of(a) == *res)
         });
         let converged = failed.is_empty() && remaining.is_converged();
-        let found = conditions::resources(&self.config, &observed, &remaining, &self.failures);
+        let replicas = self
+            .device
+            .network()
+            .map(|n| n.replicas())
+            .unwrap_or_default();
+        let found = conditions::resources(
+            &self.config,
+            &observed,
+            &remaining,
+            &self.failures,
+            &replicas,
+        );
         self.board.set_identity(self.device.identity());
         self.board.set_resources(generation, converged, found);
         if converged && (acted || !self.was_converged) {
