@@ -571,7 +571,27 @@ async fn crash_child_replicates_until_killed() {
     let copy = replica(Path::new(dir), 0).await;
     let stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
-    let s = replicate::spawn(stream, true, [copy], Options::default());
+    // Report every growth the session acknowledges (it is durable by then).
+    let (grew_tx, mut grew) = broadcast::channel::<replicate::Grew>(1024);
+    tokio::spawn(async move {
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        loop {
+            match grew.recv().await {
+                Ok(g) => {
+                    writeln!(out, "grew {}", g.contiguous).unwrap();
+                    out.flush().unwrap();
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    let options = Options {
+        grew: Some(grew_tx),
+        ..Options::default()
+    };
+    let s = replicate::spawn(stream, true, [copy], options);
     let _ = s.join().await;
 }
 
@@ -602,7 +622,9 @@ async fn a_replica_killed_mid_transfer_reopens_intact_and_completes() {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        let target = rng % total;
+        // A random point past what earlier rounds already received.
+        let had = std::fs::metadata(dir.join("data")).map_or(0, |m| m.len());
+        let target = had + rng % total.saturating_sub(had).max(1);
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -610,9 +632,22 @@ async fn a_replica_killed_mid_transfer_reopens_intact_and_completes() {
                 "--nocapture",
             ])
             .env(CHILD_ENV, format!("{}|{addr}", dir.display()))
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        // The most the child reported as grown (contiguously, durably).
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut grew = 0u64;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(n) = line.strip_prefix("grew ") {
+                    grew = grew.max(n.parse().unwrap());
+                }
+            }
+            grew
+        });
         // Kill once the replica's data passes a random size (or the child ends by itself).
         let mut waited = 0;
         while waited < 3000 {
@@ -625,7 +660,13 @@ async fn a_replica_killed_mid_transfer_reopens_intact_and_completes() {
         }
         let _ = child.kill(); // SIGKILL
         child.wait().unwrap();
+        let grew = reader.join().unwrap();
         let mut f = Feed::open(&dir, keys(0).public.0, None).await.unwrap();
+        assert!(
+            f.contiguous_len() >= grew,
+            "round {round}: reopened with {} contiguous blocks, {grew} were reported grown",
+            f.contiguous_len()
+        );
         let mut present = 0;
         for i in 0..f.len() {
             if let Some(b) = f.get(i).await.unwrap() {
@@ -634,7 +675,7 @@ async fn a_replica_killed_mid_transfer_reopens_intact_and_completes() {
             }
         }
         eprintln!(
-            "round {round}: killed past {target} bytes; reopened with {present} of {} blocks",
+            "round {round}: killed past {target} bytes, {grew} reported grown; reopened with {present} of {} blocks",
             f.len()
         );
     }

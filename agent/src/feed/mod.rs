@@ -70,13 +70,12 @@ impl Feed {
         };
         let existed = storage::exists(dir);
         if existed {
-            let dropped =
-                oplog_repair::repair(&dir.join("oplog")).map_err(|source| FeedError::Sync {
-                    dir: dir.to_path_buf(),
-                    source,
-                })?;
+            let dropped = oplog_repair::repair(dir).map_err(|source| FeedError::Sync {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
             if dropped > 0 {
-                tracing::info!(dir = %dir.display(), dropped, "dropped oplog entries hypercore cannot replay");
+                tracing::info!(dir = %dir.display(), dropped, "dropped oplog entries that must not be replayed");
             }
         }
         let (st, group) = storage::open(dir).await.map_err(core_err)?;
@@ -181,14 +180,18 @@ impl Feed {
     ///
     /// hypercore's own hint can lag behind after a crash (its bitfield holds blocks its
     /// header does not count, and the hint only moves when the block at it arrives), so
-    /// the bitfield is scanned on from the furthest point known. Blocks are never removed
-    /// from a feed here; a future `clear` must reset this.
+    /// the bitfield is scanned on from the furthest point known. It can also run ahead of
+    /// the length: a crash after the bitfield was synced but before the oplog recorded the
+    /// append leaves bits past the length, and hypercore's replay scans over them; so it is
+    /// capped at the length. Blocks are never removed from a feed here; a future `clear`
+    /// must reset this.
     pub fn contiguous_len(&self) -> u64 {
         use std::sync::atomic::Ordering;
         let info = self.core.info();
         let mut c = info
             .contiguous_length
-            .max(self.contiguous.load(Ordering::Relaxed));
+            .max(self.contiguous.load(Ordering::Relaxed))
+            .min(info.length);
         while c < info.length && self.core.has(c) {
             c += 1;
         }

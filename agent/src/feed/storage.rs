@@ -2,13 +2,17 @@
 //!
 //! `random-access-disk` syncs after every write (~1.5 MB/s with small blocks). Here a
 //! feed's four files (`data`, `tree`, `bitfield`, `oplog`) share a [`CommitGroup`]:
-//! - `data`, `tree` and `bitfield` writes go to the page cache;
-//! - `oplog` writes are held in memory (hypercore reads the oplog only when it opens);
-//! - [`CommitGroup::commit`] syncs the other files, then writes the held oplog changes in
-//!   order and syncs the oplog.
+//! - `data` and `tree` writes go to the page cache;
+//! - `bitfield` and `oplog` writes are held in memory (hypercore reads them only when it
+//!   opens);
+//! - [`CommitGroup::commit`] syncs `data` and `tree`, then writes the held bitfield changes
+//!   and syncs them, then writes the held oplog changes and syncs the oplog.
 //!
 //! So the oplog on disk (what hypercore replays on open) only ever describes data that is
 //! already durable, and a crash, even a power loss, reopens the feed at its last commit.
+//! Neither does the bitfield mark a block whose data and tree nodes are not durable: a
+//! process killed while hypercore writes its tree and bitfield (which survive in the page
+//! cache) would otherwise leave blocks marked present without their tree nodes.
 //! A feed operation is acknowledged only after its commit.
 
 use std::fs::{File, OpenOptions};
@@ -19,19 +23,25 @@ use std::sync::{Arc, Mutex};
 use hypercore::{Storage, StorageTraits, Store};
 use random_access_storage::{RandomAccess, RandomAccessError};
 
-/// The files of one feed, which of them have unsynced writes, and the oplog changes not
-/// yet written.
+/// The files of one feed, which of them have unsynced writes, and the bitfield and oplog
+/// changes not yet written.
 #[derive(Debug, Default)]
 pub struct CommitGroup {
     files: Mutex<Vec<(Store, Arc<File>, bool)>>,
-    oplog: Mutex<Vec<OplogChange>>,
+    bitfield: Mutex<Vec<Change>>,
+    oplog: Mutex<Vec<Change>>,
 }
 
-/// An oplog change held until the next commit.
+/// A change held until the next commit.
 #[derive(Debug)]
-enum OplogChange {
+enum Change {
     Write(u64, Vec<u8>),
     Truncate(u64),
+}
+
+/// Whether writes to `store` are held until the next commit.
+fn held(store: &Store) -> bool {
+    matches!(store, Store::Bitfield | Store::Oplog)
 }
 
 impl CommitGroup {
@@ -50,50 +60,71 @@ impl CommitGroup {
         }
     }
 
-    fn oplog_file(&self) -> Option<Arc<File>> {
+    fn file(&self, store: &Store) -> Option<Arc<File>> {
         let files = self.files.lock().expect("commit group lock");
         files
             .iter()
-            .find(|(s, _, _)| *s == Store::Oplog)
+            .find(|(s, _, _)| s == store)
             .map(|(_, f, _)| f.clone())
     }
 
-    /// Write the held oplog changes (without syncing them).
-    fn write_oplog(&self) -> std::io::Result<bool> {
-        let changes: Vec<OplogChange> =
-            std::mem::take(&mut *self.oplog.lock().expect("oplog lock"));
+    fn held_changes(&self, store: &Store) -> &Mutex<Vec<Change>> {
+        match store {
+            Store::Bitfield => &self.bitfield,
+            _ => &self.oplog,
+        }
+    }
+
+    fn hold(&self, store: &Store, change: Change) {
+        self.held_changes(store)
+            .lock()
+            .expect("held changes lock")
+            .push(change);
+    }
+
+    /// Write the held changes of `store` (without syncing them); whether there were any.
+    fn write_held(&self, store: &Store) -> std::io::Result<bool> {
+        let changes: Vec<Change> =
+            std::mem::take(&mut *self.held_changes(store).lock().expect("held changes lock"));
         if changes.is_empty() {
             return Ok(false);
         }
         let file = self
-            .oplog_file()
-            .expect("the oplog is registered before it is written");
+            .file(store)
+            .expect("a file is registered before it is written");
         for change in changes {
             match change {
-                OplogChange::Write(offset, data) => file.write_all_at(&data, offset)?,
-                OplogChange::Truncate(len) => file.set_len(len)?,
+                Change::Write(offset, data) => file.write_all_at(&data, offset)?,
+                Change::Truncate(len) => file.set_len(len)?,
             }
         }
         Ok(true)
     }
 
-    /// Make every write so far durable: the data first, then the oplog that describes it.
+    /// Write and sync the held changes of `store`.
+    fn commit_held(&self, store: &Store) -> std::io::Result<()> {
+        if self.write_held(store)?
+            && let Some(f) = self.file(store)
+        {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Make every write so far durable: the data and tree first, then the bitfield that
+    /// marks blocks present, then the oplog that describes them.
     pub fn commit(&self) -> std::io::Result<()> {
         {
             let mut files = self.files.lock().expect("commit group lock");
-            for (store, file, dirty) in files.iter_mut() {
-                if *dirty && *store != Store::Oplog {
+            for (_, file, dirty) in files.iter_mut() {
+                if *dirty {
                     file.sync_data()?;
                     *dirty = false;
                 }
             }
         }
-        if self.write_oplog()?
-            && let Some(f) = self.oplog_file()
-        {
-            f.sync_data()?;
-        }
-        Ok(())
+        self.commit_held(&Store::Bitfield)?;
+        self.commit_held(&Store::Oplog)
     }
 }
 
@@ -117,12 +148,9 @@ fn io_err(e: std::io::Error) -> RandomAccessError {
 #[async_trait::async_trait]
 impl RandomAccess for FeedFile {
     async fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), RandomAccessError> {
-        if self.store == Store::Oplog {
+        if held(&self.store) {
             self.group
-                .oplog
-                .lock()
-                .expect("oplog lock")
-                .push(OplogChange::Write(offset, data.to_vec()));
+                .hold(&self.store, Change::Write(offset, data.to_vec()));
             self.len = self.len.max(offset + data.len() as u64);
             return Ok(());
         }
@@ -141,9 +169,9 @@ impl RandomAccess for FeedFile {
                 length: self.len,
             });
         }
-        if self.store == Store::Oplog {
-            // Reads of the oplog see the held changes.
-            self.group.write_oplog().map_err(io_err)?;
+        if held(&self.store) {
+            // Reads see the held changes.
+            self.group.write_held(&self.store).map_err(io_err)?;
         }
         let mut buf = vec![0; length as usize];
         self.file.read_exact_at(&mut buf, offset).map_err(io_err)?;
@@ -164,6 +192,10 @@ impl RandomAccess for FeedFile {
         if offset.saturating_add(length) >= self.len {
             return self.truncate(offset).await;
         }
+        if held(&self.store) {
+            // In order with the held writes before it.
+            self.group.write_held(&self.store).map_err(io_err)?;
+        }
         // Free the blocks but keep the file size (the range reads back as zeros).
         rustix::fs::fallocate(
             &*self.file,
@@ -177,12 +209,8 @@ impl RandomAccess for FeedFile {
     }
 
     async fn truncate(&mut self, length: u64) -> Result<(), RandomAccessError> {
-        if self.store == Store::Oplog {
-            self.group
-                .oplog
-                .lock()
-                .expect("oplog lock")
-                .push(OplogChange::Truncate(length));
+        if held(&self.store) {
+            self.group.hold(&self.store, Change::Truncate(length));
             self.len = length;
             return Ok(());
         }

@@ -1,0 +1,218 @@
+//! Crash test of appends: a child process appends batches to a feed and reports every
+//! length it was acknowledged; it is killed with SIGKILL at random points, and after each
+//! kill the reopened feed must hold every acknowledged block, intact, and verify block by
+//! block (Merkle proofs and signature) into a fresh replica. The next child appends to the
+//! same feed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cobox_keys::Secret32;
+use cobox_schema::hexkey::Address;
+use coboxd::feed::Feed;
+use coboxd::feed::copy::copy_missing;
+
+const CHILD_ENV: &str = "COBOX_FEED_CRASH_CHILD";
+/// Set to a seed printed by a failed run to replay its crash points.
+const SEED_ENV: &str = "COBOX_FEED_CRASH_SEED";
+const ROUNDS: u32 = 8;
+/// A child that outlives this (its parent is gone) stops by itself.
+const CHILD_LIFETIME: Duration = Duration::from_secs(60);
+/// How long the parent waits for the child to reach its kill point.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn keys() -> (cobox_keys::SigningKeyPair, [u8; 32]) {
+    let k = cobox_keys::derive::feed(&Secret32::from_bytes([1; 32]), &Address([2; 32]), 0);
+    let seed = k.secret_bytes()[..32].try_into().unwrap();
+    (k, seed)
+}
+
+/// splitmix64: a well-mixed pure function of its input.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The size of block `i`: 1 byte to 70 KiB, mixed.
+fn block_len(i: u64) -> usize {
+    const SIZES: [usize; 8] = [1, 70 * 1024, 300, 4096, 64 * 1024, 17, 20_000, 1500];
+    SIZES[(mix(i) % SIZES.len() as u64) as usize]
+}
+
+/// Block `i`: its content depends only on its index.
+fn block(i: u64) -> Vec<u8> {
+    let s = mix(i ^ 0x5eed);
+    (0..block_len(i) as u64)
+        .map(|j| (mix(s ^ (j / 8)) >> ((j % 8) * 8)) as u8)
+        .collect()
+}
+
+/// How many blocks the append at `length` adds: 1 to 8.
+fn batch_len(length: u64) -> u64 {
+    1 + mix(length ^ 0xba7c) % 8
+}
+
+/// Not a test on its own: the child process of the crash test. It appends to the feed in
+/// the directory it is given and prints `acked N` after every append that returned.
+#[tokio::test]
+async fn crash_child_appends_until_killed() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (k, seed) = keys();
+    let mut feed = Feed::open(Path::new(&dir), k.public.0, Some(&seed))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut out = std::io::stdout();
+    while started.elapsed() < CHILD_LIFETIME {
+        let from = feed.len();
+        let blocks: Vec<Vec<u8>> = (from..from + batch_len(from)).map(block).collect();
+        let length = feed.append_batch(&blocks).await.unwrap();
+        writeln!(out, "acked {length}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// A small xorshift generator for the crash points.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The reopened feed holds every block up to its length as written, and a fresh replica
+/// accepts all of it through proofs.
+async fn assert_intact_and_verifies(dir: &Path, replica_dir: &Path, acked: u64, round: u32) {
+    let (k, seed) = keys();
+    let mut feed = Feed::open(dir, k.public.0, Some(&seed)).await.unwrap();
+    let len = feed.len();
+    assert!(
+        len >= acked,
+        "round {round}: reopened at {len} blocks, {acked} were acknowledged"
+    );
+    assert_eq!(
+        feed.contiguous_len(),
+        len,
+        "round {round}: a gap in own feed"
+    );
+    let bytes: u64 = (0..len).map(|i| block_len(i) as u64).sum();
+    assert_eq!(feed.byte_len(), bytes, "round {round}: byte length");
+    for i in 0..len {
+        let got = feed.get(i).await.unwrap();
+        assert!(
+            got.as_deref() == Some(block(i).as_slice()),
+            "round {round}: block {i} of {len} differs: {:?} bytes",
+            got.map(|b| b.len())
+        );
+    }
+    let mut replica = Feed::open(replica_dir, k.public.0, None).await.unwrap();
+    let copied = copy_missing(&mut feed, &mut replica).await.unwrap();
+    assert_eq!(copied, len, "round {round}: blocks copied");
+    assert_eq!(replica.len(), len, "round {round}: replica length");
+    for i in 0..len {
+        let got = replica.get(i).await.unwrap();
+        assert!(
+            got.as_deref() == Some(block(i).as_slice()),
+            "round {round}: replica block {i} differs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn appends_killed_at_random_points_keep_every_acknowledged_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feed");
+    let seed = std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+        })
+        | 1;
+    eprintln!("crash points from seed {seed} (replay with {SEED_ENV}={seed})");
+    let mut rng = Rng(seed);
+    let mut acked = 0u64;
+    for round in 0..ROUNDS {
+        // Kill after a random number of acknowledged blocks and a random extra delay (so
+        // inside an append, a commit, or between them); one round in four kills at a
+        // random time after starting, which may fall while the child opens the feed.
+        let after_start = rng.next().is_multiple_of(4);
+        let more = 1 + rng.next() % 120;
+        let delay = Duration::from_micros(if after_start {
+            rng.next() % 400_000
+        } else {
+            rng.next() % 3_000
+        });
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash_child_appends_until_killed", "--nocapture"])
+            .env(CHILD_ENV, &dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(n) = line.strip_prefix("acked ") {
+                    let _ = tx.send(n.parse::<u64>().unwrap());
+                }
+            }
+        });
+        let started = Instant::now();
+        let mut last = acked;
+        if after_start {
+            std::thread::sleep(delay);
+        } else {
+            let target = acked + more;
+            while last < target && started.elapsed() < PATIENCE {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(n) => last = n,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            std::thread::sleep(delay);
+        }
+        let ended_by_itself = child.try_wait().unwrap();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        assert!(
+            ended_by_itself.is_none(),
+            "round {round}: the child ended by itself ({ended_by_itself:?})"
+        );
+        for n in rx.try_iter() {
+            assert!(n > last, "round {round}: acknowledged lengths go up");
+            last = n;
+        }
+        eprintln!(
+            "round {round}: killed {} after {:?} with {last} blocks acknowledged",
+            if after_start {
+                "at a random time"
+            } else {
+                "mid-append"
+            },
+            started.elapsed()
+        );
+        acked = last;
+        let replica = tmp.path().join(format!("replica{round}"));
+        assert_intact_and_verifies(&dir, &replica, acked, round).await;
+        std::fs::remove_dir_all(&replica).unwrap();
+    }
+    assert!(acked > 0, "no append was ever acknowledged");
+}
