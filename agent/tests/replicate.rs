@@ -125,7 +125,7 @@ async fn a_fresh_replica_receives_every_block_over_a_pipe_and_over_tcp() {
             };
             (sa, replicate::spawn(b, false, [copy.clone()], options))
         };
-        until_held(&copy, 2000).await;
+        until_held(&copy, data.len() as u64).await;
         assert_same(&copy, &data).await;
         assert!(!copy.lock().await.writable());
         // Growth was reported, durably, up to the full length.
@@ -134,7 +134,7 @@ async fn a_fresh_replica_receives_every_block_over_a_pipe_and_over_tcp() {
             assert_eq!(g.key, copy.key());
             last = Some(g.length);
         }
-        assert_eq!(last, Some(2000));
+        assert_eq!(last, Some(data.len() as u64));
         sa.handle().close();
         timeout(LONG, sa.join()).await.unwrap().unwrap();
         timeout(LONG, sb.join()).await.unwrap().unwrap();
