@@ -17,11 +17,13 @@ use cobox_keys::Secret32;
 use cobox_schema::hexkey::Address;
 use coboxd::feed::Feed;
 use coboxd::replicate::{self, Options, SharedFeed};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "../tests/support/tcp.rs"]
 mod tcp;
 use tcp::tcp_pair;
+
+mod support;
+use support::copy::plain_copy;
 
 const BLOCK: usize = 64 * 1024;
 /// The size replicated, in MiB (default 256).
@@ -251,38 +253,6 @@ async fn replicate_into(source: &Arc<SharedFeed>, n: u32, dir: &Path) -> Duratio
     sb.join().await.unwrap();
     sa.join().await.unwrap();
     took
-}
-
-/// The same bytes as plain TCP: the source's data file to a socket, into a file, synced.
-async fn plain_copy(from: &Path, to: &Path) -> Duration {
-    let (mut a, mut b) = tcp_pair().await;
-    let from = from.to_path_buf();
-    let to = to.to_path_buf();
-    let start = Instant::now();
-    let send = tokio::spawn(async move {
-        let mut f = tokio::fs::File::open(&from).await.unwrap();
-        let mut buf = vec![0u8; BLOCK];
-        loop {
-            let n = f.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            a.write_all(&buf[..n]).await.unwrap();
-        }
-        a.shutdown().await.unwrap();
-    });
-    let mut out = tokio::fs::File::create(&to).await.unwrap();
-    let mut buf = vec![0u8; BLOCK];
-    loop {
-        let n = b.read(&mut buf).await.unwrap();
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n]).await.unwrap();
-    }
-    out.sync_all().await.unwrap();
-    send.await.unwrap();
-    start.elapsed()
 }
 
 fn mib_s(bytes: usize, d: Duration) -> f64 {
