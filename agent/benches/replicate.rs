@@ -18,12 +18,9 @@ use cobox_schema::hexkey::Address;
 use coboxd::feed::Feed;
 use coboxd::replicate::{self, Options, SharedFeed};
 
-#[path = "../tests/support/tcp.rs"]
-mod tcp;
-use tcp::tcp_pair;
-
 mod support;
 use support::copy::plain_copy;
+use support::tcp::tcp_pair;
 
 const BLOCK: usize = 64 * 1024;
 /// The size replicated, in MiB (default 256).

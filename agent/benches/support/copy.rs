@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[path = "../../tests/support/tcp.rs"]
-mod tcp;
+use super::tcp;
 
 /// Copy `from` to `to` through a TCP connection on loopback; the time it took.
 pub async fn plain_copy(from: &Path, to: &Path) -> Duration {

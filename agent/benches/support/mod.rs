@@ -1,3 +1,5 @@
 //! Helpers shared by the benchmarks.
 
 pub mod copy;
+#[path = "../../tests/support/tcp.rs"]
+pub mod tcp;
