@@ -56,6 +56,7 @@ trap cleanup EXIT
 
 # boot DISK CONSOLE: power on in the background; sets qemu_pid and booted_at.
 boot() {
+    : >"$2"
     booted_at=$(date +%s)
     qemu-system-aarch64 -M virt -cpu cortex-a57 -smp 2 -m 1024 -nographic -no-reboot \
         -kernel "$base.vmlinuz" -initrd "$base.initrd" -append "$(cat "$base.cmdline")" \
@@ -100,7 +101,7 @@ fail() {
 # The agent's JSON log line for a converged generation (the unit's description also says
 # "converged", so match the message field).
 converged='"message":"converged"'
-agent_ran='"target":"coboxd|Started cobox\.service'
+agent_ran='"target":"coboxd|Started .{0,16}cobox\.service'
 
 for case in "${cases[@]}"; do
     disk=$work/$case.img

@@ -138,8 +138,10 @@ initrd=$(find "$root/boot" -maxdepth 1 -name 'initrd.img-*' | sort | tail -n1)
 [[ -n $kernel && -n $initrd ]] || { echo "build.sh: no kernel or initrd in the root file system" >&2; exit 1; }
 cp "$kernel" "$base.vmlinuz"
 cp "$initrd" "$base.initrd"
-# The last console= is /dev/console, where the first-boot report and the agent log go.
-cmdline="root=LABEL=cobox-root ro rootdelay=180 console=tty1 console=ttyAMA0"
+# The last console= is /dev/console, where the first-boot report and the agent log go. No
+# rootdelay=: initramfs-tools sleeps that long before looking for the root, which it waits
+# for up to 180 s by default anyway.
+cmdline="root=LABEL=cobox-root ro console=tty1 console=ttyAMA0"
 
 # 5. The boot partition: the config, a README for whoever opens it, the kernel, initrd and
 # kernel command line (for boot loaders that read them from there).
