@@ -155,6 +155,7 @@ for case in "${cases[@]}"; do
         report=$(firstboot_log "$disk") || fail "no cobox-firstboot.log on the boot partition"
         grep -q "status: invalid" <<<"$report" || fail "the boot partition's report does not say invalid"
         grep -q "cobox.toml:" <<<"$report" || fail "the boot partition's report has no diagnostics"
+        grep -Eq "device public key: [0-9a-f]{64}" <<<"$report" || fail "no public key in the report"
         echo "boot-test.sh: invalid: the report says why, the agent never started:"
         grep -A12 -- '--- coboxctl validate ---' <<<"$report" | sed 's/^/    /'
         ;;
