@@ -166,6 +166,10 @@ mcopy -i "$boot" "$initrd" ::initrd.img
 printf '%s\n' "$cmdline" >"$work/cmdline.txt"
 mcopy -i "$boot" "$work/cmdline.txt" ::cmdline.txt
 printf '%s\n' "$cmdline" >"$base.cmdline"
+# UEFI: with no boot loader on the disk, the firmware's UEFI shell runs startup.nsh, which
+# starts the kernel (an EFI application) with its initrd and command line from this volume.
+printf 'fs0:\r\n\\vmlinuz initrd=\\initrd.img %s\r\n' "$cmdline" >"$work/startup.nsh"
+mcopy -i "$boot" "$work/startup.nsh" ::startup.nsh
 
 # 6. The root partition, from the directory (no loop mount): its content plus room to grow.
 used_mib=$(du -sm --apparent-size "$root" | cut -f1)
