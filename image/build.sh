@@ -157,6 +157,7 @@ cobox.toml             this hub's config. Edit it before the first boot (or late
 cobox-firstboot.log    written at every boot: the validation result, the device's public
                        key and a QR code of it.
 vmlinuz, initrd.img, cmdline.txt   the Linux kernel, its initial ramdisk, its command line.
+startup.nsh            starts that kernel from a UEFI shell.
 README
 sed -i 's/$/\r/' "$work/README.txt"
 mcopy -i "$boot" "$config" ::cobox.toml
