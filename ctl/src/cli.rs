@@ -48,7 +48,12 @@ pub enum Command {
     /// Print the JSON Schema of cobox.toml (for editors: taplo, Even Better TOML).
     Schema,
     /// Print this device's public key (its identity), creating the identity if there is none.
-    Identity,
+    Identity {
+        /// Also print the key as a QR code drawn with text blocks (light on dark, for a
+        /// terminal or a serial console).
+        #[arg(long)]
+        qr: bool,
+    },
     /// Export or restore paper keys.
     #[command(subcommand)]
     Keys(KeysCommand),

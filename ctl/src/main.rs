@@ -9,6 +9,7 @@ mod keys_cmd;
 mod paint;
 mod plan_cmd;
 mod prune_cmd;
+mod qr_text;
 mod status_cmd;
 mod validate;
 
@@ -112,7 +113,7 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
     // Key and invite commands go through the agent when one runs; the others never ask.
     let agent = matches!(
         cli.command,
-        Command::Identity | Command::Keys(_) | Command::Invite(_)
+        Command::Identity { .. } | Command::Keys(_) | Command::Invite(_)
     )
     .then(|| agent::socket(cli.config.as_deref(), cli.socket.as_deref(), host).ok())
     .flatten()
@@ -142,13 +143,19 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
             &mut std::io::stdout(),
         ),
         Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
-        Command::Identity => match agent {
-            Some(client) => {
-                let id: cobox_schema::api::Identity = client.get("/v1/identity")?;
-                println!("{}", id.public_key)
+        Command::Identity { qr } => {
+            let public = match agent {
+                Some(client) => {
+                    let id: cobox_schema::api::Identity = client.get("/v1/identity")?;
+                    id.public_key
+                }
+                None => device::identity_creating(&store()?)?.public.to_string(),
+            };
+            println!("{public}");
+            if *qr {
+                print!("{}", qr_text::render(&public));
             }
-            None => println!("{}", device::identity_creating(&store()?)?.public),
-        },
+        }
         Command::Keys(KeysCommand::Export {
             space,
             all,

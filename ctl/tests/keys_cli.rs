@@ -440,3 +440,26 @@ fn no_secret_reaches_the_logs() {
         );
     }
 }
+
+#[test]
+fn identity_with_qr_prints_the_key_then_its_qr_code_in_text_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let out = ok(&run(&dir, &["identity", "--qr"], None));
+    let key = ok(&run(&dir, &["identity"], None)).trim().to_string();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(key.as_str()));
+    let qr: Vec<&str> = lines.collect();
+    // A 64-character key needs a QR code of at least 29 modules, plus the quiet zone, two
+    // module rows per line.
+    assert!(qr.len() >= 16, "{out}");
+    let width = qr[0].chars().count();
+    assert!(width >= 33, "{out}");
+    for line in &qr {
+        assert_eq!(line.chars().count(), width, "{out}");
+        assert!(line.chars().all(|c| "█▀▄ ".contains(c)), "{out}");
+    }
+    // The quiet zone is light all round: the first line is solid.
+    assert!(qr[0].chars().all(|c| c == '█'), "{out}");
+    assert_eq!(ok(&run(&dir, &["identity", "--qr"], None)), out);
+}

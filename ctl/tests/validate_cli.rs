@@ -125,6 +125,22 @@ fn every_diagnostic_code_has_a_corpus_file_and_every_corpus_code_is_documented()
 }
 
 #[test]
+fn the_hub_image_config_is_valid() {
+    let out = coboxctl(&[
+        "validate",
+        "--portable",
+        "--deny-warnings",
+        "image/hub.toml",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("image/hub.toml: valid (0 errors, 0 warnings)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn the_examples_are_valid() {
     let files = toml_files("examples");
     assert!(files.len() >= 3);
