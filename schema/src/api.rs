@@ -534,6 +534,9 @@ pub enum EventKind {
     Drift,
     Converged,
     Pruned,
+    /// A peer's session ended because the peer misbehaved: data that does not verify, an
+    /// answer to no question, no valid identity proof, or a crash of its session.
+    PeerMisbehaved,
 }
 
 /// One event; `GET /v1/events` streams them as server-sent events (`id:` is `id`,

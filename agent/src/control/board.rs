@@ -79,9 +79,22 @@ impl Board {
         status
     }
 
-    /// Report the network of the device (and where it listens) in the status.
+    /// Report the network of the device (and where it listens) in the status, and its
+    /// misbehaving peers as events.
     pub fn set_network(&self, net: Option<crate::net::Network>, listening: Vec<String>) {
-        self.lock().network = net.map(|n| (n, listening));
+        let mut g = self.lock();
+        if let Some(n) = &net
+            && g.network
+                .as_ref()
+                .is_none_or(|(old, _)| old.identity() != n.identity())
+        {
+            let board = self.clone();
+            n.on_incident(Arc::new(move |peer, message| {
+                let generation = board.lock().status.generation;
+                board.emit(EventKind::PeerMisbehaved, generation, Some(peer), message);
+            }));
+        }
+        g.network = net.map(|n| (n, listening));
     }
 
     pub fn set_identity(&self, identity: Option<String>) {

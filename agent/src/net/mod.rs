@@ -82,11 +82,15 @@ struct State {
     reloaded: Option<std::time::Instant>,
 }
 
+/// Told about a peer that misbehaved: (the peer, what happened).
+pub type Incident = Arc<dyn Fn(String, String) + Send + Sync>;
+
 struct Inner {
     identity: SigningKeyPair,
     rt: Handle,
     state: Mutex<State>,
     grew: broadcast::Sender<Grew>,
+    incident: Mutex<Option<Incident>>,
 }
 
 /// The device's replication with its peers.
@@ -120,6 +124,7 @@ impl Network {
                 rt,
                 state: Mutex::new(State::default()),
                 grew,
+                incident: Mutex::new(None),
             }),
         };
         let me = net.clone();
@@ -138,6 +143,15 @@ impl Network {
 
     pub fn identity(&self) -> [u8; 32] {
         self.inner.identity.public.0
+    }
+
+    /// Report peers that misbehave to `incident` (replacing any earlier one).
+    pub fn on_incident(&self, incident: Incident) {
+        *self
+            .inner
+            .incident
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(incident);
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -348,6 +362,21 @@ impl Network {
         let ended = session.join().await;
         let who = self.state().peers.remove(&id).and_then(|p| p.identity);
         handler.abort();
+        if let Err(e) = &ended
+            && misbehaved(e)
+        {
+            let report = self
+                .inner
+                .incident
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(report) = report {
+                let peer =
+                    who.map_or_else(|| "unauthenticated".into(), |k| cobox_keys::secret::hex(&k));
+                report(format!("peer {peer}"), e.to_string());
+            }
+        }
         (who, ended)
     }
 
@@ -688,6 +717,15 @@ fn replicas_of(share: &Share) -> Vec<cobox_schema::api::Replica> {
         .collect()
 }
 
+/// Whether a session ended through the peer's fault (not a network failure or a refusal).
+fn misbehaved(e: &replicate::ReplicateError) -> bool {
+    use replicate::ReplicateError as E;
+    matches!(
+        e,
+        E::InvalidData { .. } | E::Unexpected { .. } | E::BadIdentity { .. } | E::Crashed { .. }
+    )
+}
+
 /// The length of `file`, 0 when it does not exist.
 fn file_len(file: &std::path::Path) -> u64 {
     std::fs::metadata(file).map_or(0, |m| m.len())
@@ -703,5 +741,30 @@ pub(crate) fn log_end(
     match ended {
         Ok(()) => tracing::info!(%address, %peer, "session ended"),
         Err(e) => tracing::warn!(%address, %peer, error = %e, "session failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replicate::ReplicateError as E;
+
+    #[test]
+    fn only_a_peers_own_faults_count_as_misbehaviour() {
+        let peer = || "p".to_string();
+        assert!(misbehaved(&E::InvalidData {
+            feed: "f".into(),
+            peer: peer()
+        }));
+        assert!(misbehaved(&E::BadIdentity { peer: peer() }));
+        assert!(
+            !misbehaved(&E::Refused { peer: peer() }),
+            "refusing is ours"
+        );
+        assert!(!misbehaved(&E::Ended { peer: peer() }));
+        assert!(!misbehaved(&E::Protocol {
+            peer: peer(),
+            source: std::io::Error::other("reset")
+        }));
     }
 }
