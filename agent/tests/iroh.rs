@@ -2,8 +2,8 @@
 //! remote identity, end of stream on close), refusal by the allow hook, replication over
 //! it, and mDNS discovery between two network namespaces.
 
+use cobox_tests::lan::Lan;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -197,67 +197,22 @@ async fn a_replica_receives_every_block_over_an_iroh_stream() {
     tb.close().await;
 }
 
-/// Two network namespaces joined by a veth pair, deleted when dropped.
-struct Lan {
-    names: [String; 2],
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Lan {
-    fn new() -> Lan {
-        let pid = std::process::id();
-        let lan = Lan {
-            names: [format!("cbx-iroh-{pid}-a"), format!("cbx-iroh-{pid}-b")],
-        };
-        let [a, b] = &lan.names;
-        ip(&["netns", "add", a]);
-        ip(&["netns", "add", b]);
-        ip(&[
-            "-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b,
-        ]);
-        for (ns, addr) in [(a, "10.77.0.1/24"), (b, "10.77.0.2/24")] {
-            ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", "eth0", "up"]);
-            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"]);
-        }
-        lan
-    }
-
-    /// Runs `f` on a thread inside namespace `i`, in its own single-threaded runtime.
-    fn run<T: Send + 'static>(
-        &self,
-        i: usize,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> std::thread::JoinHandle<T> {
-        let path = format!("/run/netns/{}", self.names[i]);
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("open the namespace");
-            rustix::thread::move_into_link_name_space(
-                std::os::fd::AsFd::as_fd(&ns),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .expect("enter the namespace");
-            f()
-        })
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        for name in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-        }
-    }
+/// Runs `f` on a thread inside host `i` of `lan`, which enters only the network namespace.
+fn run_on<T: Send + 'static>(
+    lan: &Lan,
+    i: usize,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/run/netns/{}", lan.host(i));
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).expect("open the namespace");
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&ns),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("enter the namespace");
+        f()
+    })
 }
 
 fn on_the_lan(n: u8) -> IrohOptions {
@@ -281,10 +236,10 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 #[test]
 fn two_devices_on_a_lan_find_each_other_by_mdns_and_connect() {
-    let lan = Lan::new();
+    let lan = Lan::new(2, 79);
     let (a_id, b_id) = (identity(8).1, identity(9).1);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let a = lan.run(0, move || {
+    let a = run_on(&lan, 0, move || {
         block_on(async move {
             let t = IrohTransport::bind(on_the_lan(8), allow_all())
                 .await
@@ -304,7 +259,7 @@ fn two_devices_on_a_lan_find_each_other_by_mdns_and_connect() {
             seen
         })
     });
-    let b = lan.run(1, move || {
+    let b = run_on(&lan, 1, move || {
         block_on(async move {
             let t = IrohTransport::bind(on_the_lan(9), allow_all())
                 .await

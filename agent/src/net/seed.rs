@@ -52,10 +52,6 @@ impl SeedStore {
         self.address.0
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     pub fn roster_file(&self) -> PathBuf {
         self.root.join("roster")
     }
@@ -71,20 +67,6 @@ impl SeedStore {
             self.open.insert(*key, SharedFeed::new(feed));
         }
         Ok(self.open[key].clone())
-    }
-
-    /// Every open feed.
-    pub fn feeds(&self) -> Vec<Arc<SharedFeed>> {
-        self.open.values().cloned().collect()
-    }
-
-    /// Bytes held: the sum of the feeds' lengths in bytes.
-    pub async fn byte_len(&self) -> u64 {
-        let mut total = 0;
-        for f in self.open.values() {
-            total += f.lock().await.byte_len();
-        }
-        total
     }
 
     fn on_disk(&self) -> Vec<[u8; 32]> {

@@ -72,10 +72,21 @@ const DRIVE: u8 = 5;
 /// Longest device name kept.
 const MAX_NAME: usize = 255;
 
-fn role_byte(r: Role) -> u8 {
-    match r {
-        Role::Member => 1,
-        Role::Seeder => 2,
+impl Role {
+    /// The role's byte in log messages and roster statements.
+    pub fn byte(self) -> u8 {
+        match self {
+            Role::Member => 1,
+            Role::Seeder => 2,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Option<Role> {
+        match b {
+            1 => Some(Role::Member),
+            2 => Some(Role::Seeder),
+            _ => None,
+        }
     }
 }
 
@@ -103,7 +114,7 @@ impl Message {
             }
             Message::Allow { role, identity } => {
                 out.push(ALLOW);
-                out.push(role_byte(*role));
+                out.push(role.byte());
                 out.extend_from_slice(identity);
             }
             Message::InviteAnnounced {
@@ -113,7 +124,7 @@ impl Message {
             } => {
                 out.push(INVITE);
                 out.extend_from_slice(invitee);
-                out.push(role_byte(*role));
+                out.push(role.byte());
                 out.extend_from_slice(&expires.to_le_bytes());
             }
             Message::Drive(op) => {
@@ -196,11 +207,8 @@ impl<'a> Reader<'a> {
         Ok(self.take(N)?.try_into().expect("took N bytes"))
     }
     fn role(&mut self) -> Result<Role, MessageError> {
-        match self.u8()? {
-            1 => Ok(Role::Member),
-            2 => Ok(Role::Seeder),
-            _ => Err(self.invalid("unknown role")),
-        }
+        let b = self.u8()?;
+        Role::from_byte(b).ok_or_else(|| self.invalid("unknown role"))
     }
     fn invalid(&self, what: &'static str) -> MessageError {
         MessageError::Invalid {

@@ -61,14 +61,7 @@ pub enum RosterError {
 }
 
 fn allow_statement(address: &[u8; 32], role: Role, identity: &[u8; 32]) -> Vec<u8> {
-    [ALLOW_DOMAIN, address, &[role_byte(role)], identity].concat()
-}
-
-fn role_byte(role: Role) -> u8 {
-    match role {
-        Role::Member => 1,
-        Role::Seeder => 2,
-    }
+    [ALLOW_DOMAIN, address, &[role.byte()], identity].concat()
 }
 
 fn take<const N: usize>(bytes: &mut &[u8]) -> Result<[u8; N], RosterError> {
@@ -150,7 +143,7 @@ impl Statement {
                 signature,
             } => {
                 out.push(ALLOW);
-                out.push(role_byte(*role));
+                out.push(role.byte());
                 for part in [&identity[..], by, signature] {
                     out.extend_from_slice(part);
                 }
@@ -173,11 +166,7 @@ impl Statement {
             }),
             ALLOW => {
                 let [role] = take::<1>(bytes)?;
-                let role = match role {
-                    1 => Role::Member,
-                    2 => Role::Seeder,
-                    r => return Err(RosterError::Role(r)),
-                };
+                let role = Role::from_byte(role).ok_or(RosterError::Role(role))?;
                 Ok(Statement::Allow {
                     role,
                     identity: take(bytes)?,

@@ -236,11 +236,6 @@ impl IrohTransport {
         self.endpoint.bound_sockets()
     }
 
-    /// The endpoint, for status (paths, relay state) and tests.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
     /// Dials `id`; `addrs` are optional direct hints (empty: rely on the lookup services).
     /// We are the Noise initiator on the returned stream.
     pub async fn dial(
@@ -400,11 +395,6 @@ impl IrohStream {
     /// The remote's identity public key (proven by the TLS handshake).
     pub fn peer(&self) -> [u8; 32] {
         self.peer
-    }
-
-    /// The underlying connection, for status (paths, round-trip time, statistics).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
     }
 }
 
