@@ -15,6 +15,7 @@ use cobox_keys::{Secret32, SpaceKeys};
 use cobox_schema::config::Peer;
 use coboxd::net::Network;
 use coboxd::net::tcp::Tcp;
+use coboxd::replicate::Traffic;
 use coboxd::space::Space;
 use coboxd::space::roster::{Role, Roster, Statement};
 use coboxd::transport::iroh::{IrohOptions, IrohTransport, Relays};
@@ -82,8 +83,14 @@ async fn main() {
             let b = Arc::new(Mutex::new(member(&b_dir, &pb, &keys, ia.public.0).await));
             let net_a = Network::new(tokio::runtime::Handle::current(), ia.clone());
             let net_b = Network::new(tokio::runtime::Handle::current(), ib.clone());
-            net_a.add_space("bench", a.clone(), &[]).await.unwrap();
-            net_b.add_space("bench", b.clone(), &[]).await.unwrap();
+            net_a
+                .add_space("bench", a.clone(), &[], Traffic::unlimited())
+                .await
+                .unwrap();
+            net_b
+                .add_space("bench", b.clone(), &[], Traffic::unlimited())
+                .await
+                .unwrap();
             let start = Instant::now();
             let link = connect(transport, &net_a, &net_b, &pa, &pb).await;
             until_replicated(&b, content, total).await;

@@ -130,6 +130,20 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Replicate a space or seed now, outside its windows: until it is in step with its
+    /// connected peers, or for `--for` at most.
+    #[command(group = clap::ArgGroup::new("what").required(true).args(["space", "seed"]))]
+    Sync {
+        /// The space to sync.
+        #[arg(long, value_name = "NAME")]
+        space: Option<String>,
+        /// The seed to sync.
+        #[arg(long, value_name = "NAME")]
+        seed: Option<String>,
+        /// The longest the window stays open, like `30m` or `2h`.
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h")]
+        duration: String,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.

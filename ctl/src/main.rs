@@ -105,6 +105,11 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
             client().and_then(|c| status_cmd::events(&c, *follow, *output, colour))
         }
         Command::Prune { spaces, yes } => client().and_then(|c| prune_cmd::prune(&c, spaces, *yes)),
+        Command::Sync {
+            space,
+            seed,
+            duration,
+        } => client().and_then(|c| prune_cmd::sync(&c, space, seed, duration)),
         _ => return None,
     })
 }
@@ -134,7 +139,8 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
         | Command::Generations { .. }
         | Command::Rollback { .. }
         | Command::Events { .. }
-        | Command::Prune { .. } => unreachable!("handled before"),
+        | Command::Prune { .. }
+        | Command::Sync { .. } => unreachable!("handled before"),
         Command::Schema => print!("{}", cobox_schema::json_schema::schema_text()),
         Command::Completions { shell } => clap_complete::generate(
             *shell,

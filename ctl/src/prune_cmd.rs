@@ -1,7 +1,8 @@
-//! `coboxctl prune`: delete the data of spaces no longer declared, after confirmation.
+//! `coboxctl prune`: delete the data of spaces no longer declared, after confirmation;
+//! `coboxctl sync`: replicate a space or seed now, outside its windows.
 
 use anyhow::{Result, bail};
-use cobox_schema::api::{PruneCandidates, PruneRequest};
+use cobox_schema::api::{PruneCandidates, PruneRequest, SyncRequest, SyncResponse};
 use cobox_schema::units::Size;
 use coboxd::control::client::Client;
 
@@ -38,5 +39,26 @@ pub fn prune(client: &Client, only: &[String], yes: bool) -> Result<u8> {
     for c in &done.candidates {
         println!("deleted space {} ({})", c.name, c.address);
     }
+    Ok(0)
+}
+
+pub fn sync(
+    client: &Client,
+    space: &Option<String>,
+    seed: &Option<String>,
+    duration: &str,
+) -> Result<u8> {
+    let d = cobox_schema::units::parse_duration(duration)
+        .map_err(|e| anyhow::anyhow!("--for: {}", e.0))?;
+    let req = SyncRequest {
+        space: space.clone(),
+        seed: seed.clone(),
+        for_secs: Some(d.as_secs().max(1)),
+    };
+    let done: SyncResponse = client.post("/v1/sync", &req)?;
+    println!(
+        "{} replicates now, until it is in step with its peers or {} at the latest",
+        done.resource, done.until
+    );
     Ok(0)
 }

@@ -119,8 +119,54 @@ pub fn render(s: &Status, colour: Colour) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    out.push_str(&render_flows(s, colour));
     out.push_str(&render_replicas(s, colour));
     out.push_str(&render_network(&s.network, colour));
+    out
+}
+
+/// Each space's and seed's window, traffic and quota, one line each.
+fn render_flows(s: &Status, colour: Colour) -> String {
+    use cobox_schema::units::{Rate, Size};
+    let mut out = String::new();
+    for r in &s.resources {
+        let (Some(w), Some(t)) = (&r.window, &r.traffic) else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push('\n');
+        }
+        let window = match (w.state.as_str(), &w.next_change) {
+            ("always", _) => paint(colour, GREEN, "always open"),
+            ("closed", Some(at)) => paint(colour, YELLOW, &format!("closed until {at}")),
+            ("closed", None) => paint(colour, RED, "closed"),
+            ("sync", Some(at)) => paint(colour, GREEN, &format!("one-off sync until {at}")),
+            (_, Some(at)) => paint(colour, GREEN, &format!("open until {at}")),
+            (_, None) => paint(colour, GREEN, "open"),
+        };
+        let cap = |c: Option<u64>| c.map_or("no cap".to_string(), |c| Rate(c).to_string());
+        out.push_str(&format!(
+            "{} {}: {window} · sent {} ({}) · received {} ({})",
+            r.kind,
+            r.name,
+            Size(t.sent_bytes),
+            cap(t.upload_cap),
+            Size(t.received_bytes),
+            cap(t.download_cap),
+        ));
+        if let Some(q) = &r.quota {
+            let of = q
+                .limit
+                .map_or(String::new(), |l| format!(" of {}", Size(l)));
+            let text = format!("stores {}{of}", Size(q.used));
+            let code = if q.full { RED } else { GREEN };
+            out.push_str(&format!(" · {}", paint(colour, code, &text)));
+            if q.full {
+                out.push_str(&format!(" ({})", q.when_full));
+            }
+        }
+        out.push('\n');
+    }
     out
 }
 

@@ -150,6 +150,57 @@ pub struct ResourceStatus {
     /// peer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<Replica>,
+    /// For a space or seed: whether it may replicate now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowStatus>,
+    /// For a space or seed: what it moved and its caps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficStatus>,
+    /// For a seed: the storage its data takes against its quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaStatus>,
+}
+
+/// Whether a space or seed may replicate now, and until when.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowStatus {
+    pub open: bool,
+    /// `always` (no windows), `open` (inside its windows), `closed` (outside them), or
+    /// `sync` (a one-off sync outside them).
+    pub state: String,
+    /// When it next closes (open) or opens (closed), if ever (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_change: Option<String>,
+}
+
+/// Block data a space or seed moved since the agent started, and the caps in force (the
+/// tighter of its own and the device's; bytes per second).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TrafficStatus {
+    pub sent_bytes: u64,
+    pub received_bytes: u64,
+    pub sent_blocks: u64,
+    pub received_blocks: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_cap: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_cap: Option<u64>,
+}
+
+/// Bytes a seed stores on disk against its quota and the total for seeded data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct QuotaStatus {
+    pub used: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    pub total_used: u64,
+    /// The total quota, lowered so the disk keeps `min_free`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_limit: Option<u64>,
+    /// A download was refused for want of room.
+    pub full: bool,
+    /// `stop` or `evict-oldest`.
+    pub when_full: String,
 }
 
 /// Another device's copy of a space, as this device knows it.
@@ -520,6 +571,29 @@ pub struct PruneCandidates {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PruneRequest {
     pub spaces: Vec<String>,
+}
+
+/// `POST /v1/sync`: replicate a space or seed now, outside its windows, until it is in step
+/// with its connected peers or `for_secs` pass. Exactly one of `space` and `seed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// At most this long (seconds); default 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_secs: Option<u64>,
+}
+
+/// The one-off sync started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncResponse {
+    /// `space NAME` or `seed NAME`.
+    pub resource: String,
+    /// When it ends at the latest (RFC 3339).
+    pub until: String,
 }
 
 /// What the agent did or saw.

@@ -125,6 +125,38 @@ pub fn next_allowed(
     None
 }
 
+/// The first instant after `at` at which any of `periods` starts or ends: where the
+/// answer of [`allowed`] or [`active`] may change. `None` when none ever does.
+pub fn next_boundary<'a>(
+    periods: impl IntoIterator<Item = &'a Recurring>,
+    at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    periods
+        .into_iter()
+        .flat_map(|p| {
+            // The end of a running period, the next start, and that start's end (when a
+            // period is longer than the gap between its starts, ends come after starts).
+            let next = p.starts_after(at).next();
+            [
+                p.active_until(at),
+                next,
+                next.and_then(|n| n.checked_add_signed(p.span())),
+            ]
+        })
+        .flatten()
+        .filter(|t| *t > at)
+        .min()
+}
+
+/// Of `items` with a period each, those whose period is active at `at`, in order.
+pub fn active<'a, T>(
+    items: &'a [T],
+    period: impl Fn(&T) -> &Recurring + 'a,
+    at: DateTime<Utc>,
+) -> impl Iterator<Item = &'a T> + 'a {
+    items.iter().filter(move |i| period(i).is_active(at))
+}
+
 /// Whether every allow period starting within `horizon` of `at` is wholly covered by
 /// deny periods, so the windows, taken together, never let replication run.
 /// `false` when there are no allow windows or no deny windows.
@@ -236,6 +268,65 @@ mod tests {
             next_allowed(&windows, utc(2026, 1, 2, 12, 0), day),
             Some(utc(2026, 1, 2, 22, 0))
         );
+    }
+
+    #[test]
+    fn boundaries_are_the_starts_and_ends_in_local_time() {
+        // Work hours in New York, on the Sunday clocks go forward and the Monday after.
+        let work = period("0 9 * * 1-5", "8h", "America/New_York");
+        let sat = utc(2026, 3, 7, 12, 0);
+        // Next: Monday 9 March 09:00 EDT = 13:00 UTC (it was 14:00 UTC the week before).
+        assert_eq!(next_boundary([&work], sat), Some(utc(2026, 3, 9, 13, 0)));
+        assert_eq!(
+            next_boundary([&work], utc(2026, 3, 9, 13, 0)),
+            Some(utc(2026, 3, 9, 21, 0))
+        );
+        assert_eq!(
+            next_boundary([&work], utc(2026, 3, 6, 15, 0)),
+            Some(utc(2026, 3, 6, 22, 0)),
+            "Friday 17:00 EST"
+        );
+        // Two periods: the nearest boundary of either (here the end of Saturday's lunch).
+        let lunch = period("0 12 * * *", "1h", "UTC");
+        assert_eq!(
+            next_boundary([&work, &lunch], sat),
+            Some(utc(2026, 3, 7, 13, 0))
+        );
+        assert_eq!(next_boundary(std::iter::empty(), sat), None);
+        // Walking the boundaries visits every change of `allowed`.
+        let windows = [
+            Window {
+                action: WindowAction::Allow,
+                period: work.clone(),
+            },
+            Window {
+                action: WindowAction::Deny,
+                period: lunch.clone(),
+            },
+        ];
+        let mut t = sat;
+        let mut changes = Vec::new();
+        let mut was = allowed(&windows, t);
+        while let Some(next) = next_boundary(windows.iter().map(|w| &w.period), t) {
+            if next > utc(2026, 3, 10, 0, 0) {
+                break;
+            }
+            let now = allowed(&windows, next);
+            if now != was {
+                changes.push((next, now));
+            }
+            (t, was) = (next, now);
+        }
+        assert_eq!(
+            changes,
+            vec![
+                (utc(2026, 3, 9, 13, 0), true),
+                (utc(2026, 3, 9, 21, 0), false),
+            ]
+        );
+        let limits = [lunch.clone(), work.clone()];
+        let at_noon: Vec<_> = active(&limits, |p| p, utc(2026, 3, 9, 12, 30)).collect();
+        assert_eq!(at_noon.len(), 1, "lunch only: work starts at 13:00 UTC");
     }
 
     #[test]

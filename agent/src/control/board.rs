@@ -157,6 +157,9 @@ impl Board {
                 conditions,
                 details: r.details,
                 replicas: r.replicas,
+                window: r.flow.as_ref().map(|f| f.window.clone()),
+                traffic: r.flow.as_ref().map(|f| f.traffic.clone()),
+                quota: r.flow.and_then(|f| f.quota),
             });
         }
         g.since = since;
@@ -264,6 +267,7 @@ fn config_resource(status: &Status) -> Res {
         conditions,
         details: BTreeMap::new(),
         replicas: Vec::new(),
+        flow: None,
     }
 }
 
@@ -295,6 +299,7 @@ mod tests {
             }],
             details: BTreeMap::new(),
             replicas: Vec::new(),
+            flow: None,
         }
     }
 

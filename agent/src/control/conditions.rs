@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use cobox_schema::Config;
-use cobox_schema::api::{ConditionType, Replica, ResourceKind};
+use cobox_schema::api::{
+    ConditionType, QuotaStatus, Replica, ResourceKind, TrafficStatus, WindowStatus,
+};
 
 use crate::plan::{Action, Observed, Plan};
 
@@ -25,6 +27,23 @@ pub struct Res {
     pub conditions: Vec<Cond>,
     pub details: BTreeMap<String, String>,
     pub replicas: Vec<Replica>,
+    pub flow: Option<Flow>,
+}
+
+/// A space's or seed's window, traffic and quota, as the policy in force has them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub window: WindowStatus,
+    pub traffic: TrafficStatus,
+    pub quota: Option<QuotaStatus>,
+}
+
+/// What the running network knows of spaces and seeds, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub replicas: BTreeMap<String, Vec<Replica>>,
+    pub spaces: BTreeMap<String, Flow>,
+    pub seeds: BTreeMap<String, Flow>,
 }
 
 /// What happened to a resource's actions in the last reconcile.
@@ -107,6 +126,36 @@ fn replica_shortage(wanted: u32, copies: &[Replica]) -> Option<Cond> {
     Some(cond(ConditionType::Degraded, short, reason, message))
 }
 
+/// `Degraded` with `QuotaExceeded` while a seed's downloads are refused for its quota (or
+/// the total one).
+fn quota_condition(q: &QuotaStatus) -> Cond {
+    let gib = |b: u64| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64);
+    if !q.full {
+        let message = match q.limit {
+            Some(l) => format!("{} of {} used", gib(q.used), gib(l)),
+            None => format!("{} used", gib(q.used)),
+        };
+        return cond(ConditionType::Degraded, false, "WithinQuota", message);
+    }
+    let which = match (q.limit, q.total_limit) {
+        (Some(l), _) if q.used + (1 << 20) >= l => format!("its quota of {}", gib(l)),
+        (_, Some(t)) => format!("the total quota of {} for seeded data", gib(t)),
+        (Some(l), None) => format!("its quota of {}", gib(l)),
+        (None, None) => "its quota".into(),
+    };
+    let action = if q.when_full == "stop" {
+        "downloads stopped"
+    } else {
+        "evicting the oldest blocks"
+    };
+    cond(
+        ConditionType::Degraded,
+        true,
+        "QuotaExceeded",
+        format!("{} used: {which} is reached; {action}", gib(q.used)),
+    )
+}
+
 /// The resources of `config` with their conditions. `remaining` is what a fresh plan
 /// still wants; `failures` are keyed like [`crate::run::resource_of`] (`space NAME`).
 pub fn resources(
@@ -114,8 +163,9 @@ pub fn resources(
     observed: &Observed,
     remaining: &Plan,
     failures: &BTreeMap<String, Failure>,
-    replicas: &BTreeMap<String, Vec<Replica>>,
+    live: &Live,
 ) -> Vec<Res> {
+    let replicas = &live.replicas;
     let mut out = Vec::new();
     let pending = |pred: &dyn Fn(&Action) -> bool| -> Vec<&Action> {
         remaining.actions.iter().filter(|a| pred(a)).collect()
@@ -141,6 +191,7 @@ pub fn resources(
         ),
         details: BTreeMap::new(),
         replicas: Vec::new(),
+        flow: None,
     });
 
     for s in &config.spaces {
@@ -170,6 +221,7 @@ pub fn resources(
             conditions,
             details,
             replicas: copies,
+            flow: live.spaces.get(&s.name).cloned(),
         });
         if let Some(path) = &s.mount {
             let mine = pending(&|a| matches!(a, Action::Mount { path: p, .. } if p == path));
@@ -201,6 +253,7 @@ pub fn resources(
                 conditions,
                 details,
                 replicas: Vec::new(),
+                flow: None,
             });
         }
     }
@@ -214,12 +267,18 @@ pub fn resources(
             .map(|_| ("Seeding", "the seed replicates".to_string()));
         let mut details = BTreeMap::new();
         details.insert("address".into(), s.address.to_string());
+        let flow = live.seeds.get(&s.name).cloned();
+        let mut conditions = standard(ready, &mine, failures.get(&key), blocked_of(&key));
+        if let Some(q) = flow.as_ref().and_then(|f| f.quota.as_ref()) {
+            conditions.push(quota_condition(q));
+        }
         out.push(Res {
             kind: ResourceKind::Seed,
             name: s.name.clone(),
-            conditions: standard(ready, &mine, failures.get(&key), blocked_of(&key)),
+            conditions,
             details,
-            replicas: Vec::new(),
+            replicas: live.replicas.get(&s.name).cloned().unwrap_or_default(),
+            flow,
         });
     }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
@@ -258,7 +317,7 @@ mod tests {
         );
         let mut o = Observed::default();
         let p = plan(&c, &o);
-        let rs = resources(&c, &o, &p, &BTreeMap::new(), &BTreeMap::new());
+        let rs = resources(&c, &o, &p, &BTreeMap::new(), &Live::default());
         assert_eq!(
             ready(&rs, ResourceKind::Space, "a"),
             (false, "Pending".into())
@@ -277,7 +336,7 @@ mod tests {
                 retry_in_s: 2,
             },
         );
-        let rs = resources(&c, &o, &p, &failures, &BTreeMap::new());
+        let rs = resources(&c, &o, &p, &failures, &Live::default());
         assert_eq!(
             ready(&rs, ResourceKind::Space, "a"),
             (false, "ActionFailed".into())
@@ -291,7 +350,7 @@ mod tests {
         for a in &p.actions {
             o.apply(a, |_| fake);
         }
-        let rs = resources(&c, &o, &plan(&c, &o), &BTreeMap::new(), &BTreeMap::new());
+        let rs = resources(&c, &o, &plan(&c, &o), &BTreeMap::new(), &Live::default());
         assert_eq!(ready(&rs, ResourceKind::Space, "a"), (true, "Open".into()));
         assert_eq!(
             ready(&rs, ResourceKind::Mount, "/m/a"),
@@ -326,7 +385,7 @@ mod tests {
         let open = fail(Action::OpenSpace {
             space: "mountain".into(),
         });
-        let rs = resources(&c, &o, &p, &open, &BTreeMap::new());
+        let rs = resources(&c, &o, &p, &open, &Live::default());
         assert_eq!(
             ready(&rs, ResourceKind::Mount, "/m/mountain"),
             (false, "SpaceNotReady".into())
@@ -335,7 +394,7 @@ mod tests {
             space: "mountain".into(),
             path: "/m/mountain".into(),
         });
-        let rs = resources(&c, &o, &p, &mount, &BTreeMap::new());
+        let rs = resources(&c, &o, &p, &mount, &Live::default());
         assert_eq!(
             ready(&rs, ResourceKind::Mount, "/m/mountain"),
             (false, "ActionFailed".into())

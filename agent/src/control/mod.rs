@@ -9,7 +9,7 @@ pub mod generations;
 pub mod openapi;
 pub mod server;
 
-use cobox_schema::api::{ApiError, ConfigRequest, PruneRequest, RollbackRequest};
+use cobox_schema::api::{ApiError, ConfigRequest, PruneRequest, RollbackRequest, SyncRequest};
 
 /// A request only the agent's loop can answer (it plans against the live device or changes
 /// the desired state).
@@ -20,6 +20,7 @@ pub enum Call {
     Rollback(RollbackRequest),
     PruneCandidates,
     Prune(PruneRequest),
+    Sync(SyncRequest),
 }
 
 /// A call and where its answer goes.

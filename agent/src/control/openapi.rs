@@ -51,6 +51,8 @@ pub fn document() -> Value {
     let rollback = schema!(g, api::RollbackRequest);
     let prune_list = schema!(g, api::PruneCandidates);
     let prune_req = schema!(g, api::PruneRequest);
+    let sync_req = schema!(g, api::SyncRequest);
+    let sync = schema!(g, api::SyncResponse);
     let invite_req = schema!(g, api::InviteRequest);
     let invite = schema!(g, api::InviteResponse);
     let inspect_req = schema!(g, api::InviteInspectRequest);
@@ -82,6 +84,10 @@ pub fn document() -> Value {
     paths.insert(
         "/v1/rollback".into(),
         json!({"post": op(&mut g, "run an earlier generation's config again, as a new generation", Some(rollback), apply, "application/json")}),
+    );
+    paths.insert(
+        "/v1/sync".into(),
+        json!({"post": op(&mut g, "replicate a space or seed now, outside its windows, until it is in step or the time is up", Some(sync_req), sync, "application/json")}),
     );
     paths.insert(
         "/v1/prune".into(),

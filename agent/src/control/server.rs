@@ -17,7 +17,7 @@ use cobox_keys::KeyStore;
 use cobox_schema::api::{
     self, ApiError, ConfigRequest, Generations as GenerationsDoc, Identity, InviteInspectRequest,
     InviteRequest, InviteResponse, KeyExportRequest, KeyExportResponse, PruneRequest,
-    RollbackRequest, error_code,
+    RollbackRequest, SyncRequest, error_code,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -82,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/apply", post(apply))
         .route("/v1/rollback", post(rollback))
         .route("/v1/prune", get(prune_candidates).post(prune))
+        .route("/v1/sync", post(sync))
         .route("/v1/invites", post(invite_create))
         .route("/v1/invites/inspect", post(invite_inspect))
         .route("/v1/keys/export", post(keys_export))
@@ -102,6 +103,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/rollback"),
     ("get", "/v1/prune"),
     ("post", "/v1/prune"),
+    ("post", "/v1/sync"),
     ("post", "/v1/invites"),
     ("post", "/v1/invites/inspect"),
     ("post", "/v1/keys/export"),
@@ -229,6 +231,11 @@ async fn prune_candidates(State(s): State<ApiState>) -> Reply {
 async fn prune(State(s): State<ApiState>, bytes: Bytes) -> Reply {
     let req: PruneRequest = body(&bytes)?;
     call(&s, Call::Prune(req)).await
+}
+
+async fn sync(State(s): State<ApiState>, bytes: Bytes) -> Reply {
+    let req: SyncRequest = body(&bytes)?;
+    call(&s, Call::Sync(req)).await
 }
 
 fn bad(e: anyhow::Error, code: &str) -> Failure {

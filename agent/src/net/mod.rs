@@ -12,6 +12,7 @@
 //! - Transports hand connections in through [`Network::connect`]: plain TCP ([`tcp`]).
 
 pub mod iroh;
+pub mod policy;
 pub mod seed;
 pub mod tcp;
 
@@ -25,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::replicate::{self, Grew, Options, SessionEvent, SessionHandle, SharedFeed};
+use crate::replicate::{self, Grew, Options, SessionEvent, SessionHandle, SharedFeed, Traffic};
 use crate::space::Space;
 use crate::space::roster::{self, MemberFeeds, Roster, Statement};
 use seed::SeedStore;
@@ -62,6 +63,8 @@ struct Share {
     feeds: BTreeMap<[u8; 32], Arc<SharedFeed>>,
     /// Members whose feeds are open here.
     members: BTreeSet<MemberFeeds>,
+    /// The caps, window and quota every feed of it follows.
+    traffic: Arc<Traffic>,
 }
 
 #[derive(Debug)]
@@ -165,6 +168,7 @@ impl Network {
         name: &str,
         space: Arc<tokio::sync::Mutex<Space>>,
         seeders: &[[u8; 32]],
+        traffic: Arc<Traffic>,
     ) -> std::io::Result<()> {
         let (address, log, content, roster_file, own) = {
             let s = space.lock().await;
@@ -191,15 +195,27 @@ impl Network {
             roster,
             roster_read: file_len(&roster_file),
             roster_file,
-            feeds: own.into_iter().map(|f| (f.key(), f)).collect(),
+            feeds: own
+                .into_iter()
+                .map(|f| {
+                    f.set_traffic(traffic.clone());
+                    (f.key(), f)
+                })
+                .collect(),
             members: BTreeSet::new(),
+            traffic,
         };
         self.insert(address, share).await;
         Ok(())
     }
 
     /// Seed an address: replicate and serve every feed of it without its keys.
-    pub async fn add_seed(&self, name: &str, store: SeedStore) -> std::io::Result<()> {
+    pub async fn add_seed(
+        &self,
+        name: &str,
+        store: SeedStore,
+        traffic: Arc<Traffic>,
+    ) -> std::io::Result<()> {
         let address = store.address();
         let roster_file = store.roster_file();
         let mut roster = Roster::seed(address);
@@ -212,6 +228,7 @@ impl Network {
             roster_file,
             feeds: BTreeMap::new(),
             members: BTreeSet::new(),
+            traffic,
         };
         self.insert(address, share).await;
         Ok(())
@@ -255,6 +272,27 @@ impl Network {
             .values()
             .map(|share| (share.name.clone(), replicas_of(share)))
             .collect()
+    }
+
+    /// Whether the share named `name` is in step with every connected peer: each holds
+    /// all this device holds of every feed, and this device all each announced. False
+    /// when no peer is connected.
+    pub fn in_sync(&self, name: &str) -> bool {
+        let st = self.state();
+        let Some(share) = st.shares.values().find(|s| s.name == name) else {
+            return false;
+        };
+        let mut any = false;
+        for f in share.feeds.values() {
+            let held = f.held();
+            for r in f.remotes().values().filter(|r| r.connected) {
+                any = true;
+                if r.contiguous < held.length || held.contiguous < r.length {
+                    return false;
+                }
+            }
+        }
+        any
     }
 
     /// Authorized peers and the addresses open with each, sorted by identity.
@@ -614,6 +652,7 @@ impl Network {
             for f in opened {
                 match f {
                     Ok(f) => {
+                        f.set_traffic(share.traffic.clone());
                         share.feeds.insert(f.key(), f);
                     }
                     Err(e) => {

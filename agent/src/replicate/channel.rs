@@ -1,6 +1,7 @@
 //! One feed replicated over one protocol channel: answers the remote's requests with
 //! proofs, asks for what the remote has and we lack, verifies every answer before it is
-//! stored, commits, and only then announces and reports what arrived.
+//! stored, commits, and only then announces and reports what arrived; within the caps,
+//! window and quota of the feed's [`Traffic`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 use super::error::{ReplicateError, hex};
 use super::peer::{Limits, Local, Peer, Pending};
 use super::shared::{Held, SharedFeed};
+use super::traffic::Traffic;
 use crate::feed::{Feed, FeedError};
 
 /// A feed grew through replication (after the new blocks were made durable).
@@ -32,6 +34,8 @@ const COMMIT_BYTES: u64 = 16 * 1024 * 1024;
 const COMMIT_AFTER: Duration = Duration::from_millis(200);
 /// Messages handled under one lock of the feed.
 const BATCH: usize = 256;
+/// Requests kept for later while the window is closed; beyond, they are refused.
+const DEFERRED: usize = 256;
 
 #[derive(Debug, Default)]
 struct Uncommitted {
@@ -60,6 +64,13 @@ struct State {
     uncommitted: Uncommitted,
     outbox: Vec<Message>,
     stop: bool,
+    traffic: Arc<Traffic>,
+    /// The window is open: requests are sent and answered.
+    open: bool,
+    /// The remote's requests that arrived while the window was closed.
+    deferred: Vec<Request>,
+    /// Block bytes and blocks received and not yet paid to the download caps.
+    owed: (u64, u64),
 }
 
 impl ChannelTask {
@@ -98,10 +109,17 @@ impl ChannelTask {
             return Ok(());
         }
         // Sent one by one, so block data is moved rather than copied; the protocol still
-        // writes whatever is queued as one frame. A closed channel means the session is
-        // ending: nothing to report.
-        for m in std::mem::take(&mut st.outbox) {
+        // writes whatever is queued as one frame. Control messages go first: only block
+        // data waits for the upload caps. A closed channel means the session is ending:
+        // nothing to report.
+        let (data, control): (Vec<Message>, Vec<Message>) = std::mem::take(&mut st.outbox)
+            .into_iter()
+            .partition(|m| matches!(m, Message::Data(d) if d.block.is_some()));
+        for m in control.into_iter().chain(data) {
             tracing::trace!(feed = %short(&self.feed.key()), out = %summary(&m), "send");
+            if let Message::Data(d) = &m {
+                st.traffic.send(wire_size(d)).await;
+            }
             if self.channel.send(m).await.is_err() {
                 st.stop = true;
                 break;
@@ -151,6 +169,9 @@ impl ChannelTask {
         let mut held_rx = self.feed.subscribe();
         let mut stop = self.stop.clone();
         let held = *held_rx.borrow_and_update();
+        let traffic = self.feed.traffic();
+        let mut open_rx = traffic.watch_open();
+        let open = *open_rx.borrow_and_update();
         let mut st = State {
             peer: Peer::new(self.limits),
             announced: Held::default(),
@@ -158,8 +179,30 @@ impl ChannelTask {
             uncommitted: Uncommitted::default(),
             outbox: Vec::new(),
             stop: false,
+            traffic,
+            open,
+            deferred: Vec::new(),
+            owed: (0, 0),
         };
-        st.outbox.push(Self::sync_message(&st, held));
+        let ended = self
+            .replicate_with(&mut st, &mut held_rx, &mut stop, &mut open_rx)
+            .await;
+        // Room reserved for requests that will never be answered goes back to the quota.
+        if let Some(q) = &st.traffic.quota {
+            q.release(st.peer.in_flight_bytes());
+        }
+        ended
+    }
+
+    async fn replicate_with(
+        &self,
+        st: &mut State,
+        held_rx: &mut watch::Receiver<Held>,
+        stop: &mut watch::Receiver<bool>,
+        open_rx: &mut watch::Receiver<bool>,
+    ) -> Result<(), ReplicateError> {
+        let held = st.reported;
+        st.outbox.push(Self::sync_message(st, held));
         if held.contiguous > 0 {
             st.outbox.push(Message::Range(Range {
                 drop: false,
@@ -168,7 +211,7 @@ impl ChannelTask {
             }));
         }
         st.announced = held;
-        self.send(&mut st).await?;
+        self.send(st).await?;
         let far = Instant::now() + Duration::from_secs(86400 * 365);
         while !st.stop {
             let deadline = st.uncommitted.since.map_or(far, |t| t + COMMIT_AFTER);
@@ -183,27 +226,45 @@ impl ChannelTask {
                             Err(_) => break,
                         }
                     }
-                    self.on_batch(&mut st, batch).await?;
+                    self.on_batch(st, batch).await?;
                 }
                 r = held_rx.changed() => {
                     if r.is_err() {
                         break;
                     }
                     let now = *held_rx.borrow_and_update();
-                    Self::announce(&mut st, now);
-                    self.send(&mut st).await?;
+                    Self::announce(st, now);
+                    self.send(st).await?;
+                }
+                r = open_rx.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    st.open = *open_rx.borrow_and_update();
+                    let mut feed = self.feed.lock().await;
+                    if st.open {
+                        // The window opened: what the remote asked meanwhile is answered.
+                        for r in std::mem::take(&mut st.deferred) {
+                            let answer = self.answer(&mut feed, r).await;
+                            st.outbox.push(answer);
+                        }
+                    }
+                    self.commit(st, &mut feed)?;
+                    self.schedule(st, &mut feed).await?;
+                    drop(feed);
+                    self.send(st).await?;
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     let mut feed = self.feed.lock().await;
-                    self.commit(&mut st, &mut feed)?;
-                    self.schedule(&mut st, &mut feed).await?;
+                    self.commit(st, &mut feed)?;
+                    self.schedule(st, &mut feed).await?;
                     drop(feed);
-                    self.send(&mut st).await?;
+                    self.send(st).await?;
                 }
             }
         }
         let mut feed = self.feed.lock().await;
-        self.commit(&mut st, &mut feed)
+        self.commit(st, &mut feed)
     }
 
     async fn on_batch(&self, st: &mut State, batch: Vec<Message>) -> Result<(), ReplicateError> {
@@ -232,7 +293,14 @@ impl ChannelTask {
             self.schedule(st, &mut feed).await?;
         }
         drop(feed);
-        self.send(st).await
+        self.send(st).await?;
+        // Received data is paid to the download caps before more is read or asked for;
+        // with at most a quarter second of requests in flight, the cap holds at the socket.
+        let (bytes, blocks) = std::mem::take(&mut st.owed);
+        if blocks > 0 {
+            st.traffic.received(bytes, blocks).await;
+        }
+        Ok(())
     }
 
     async fn on_message(
@@ -251,11 +319,23 @@ impl ChannelTask {
             Message::Synchronize(_) => {}
             Message::Range(r) => st.peer.on_range(&r),
             Message::Bitfield(b) => st.peer.on_bitfield(&b),
+            Message::Request(r) if !st.open && st.deferred.len() < DEFERRED => {
+                st.deferred.push(r);
+            }
+            Message::Request(r) if !st.open => {
+                st.outbox.push(Message::NoData(NoData { request: r.id }));
+            }
             Message::Request(r) => {
                 let answer = self.answer(feed, r).await;
                 st.outbox.push(answer);
             }
-            Message::NoData(n) => st.peer.refused(n.request),
+            Message::NoData(n) => {
+                if let (Some(Pending::Block { bytes, .. }), Some(q)) =
+                    (st.peer.refused(n.request), &st.traffic.quota)
+                {
+                    q.release(bytes);
+                }
+            }
             Message::Data(d) => self.on_data(st, feed, d).await?,
             Message::Close(_) => st.stop = true,
             _ => {}
@@ -318,7 +398,8 @@ impl ChannelTask {
                     return Ok(());
                 }
             }
-            Pending::Block { index, .. } => {
+            Pending::Block { index, bytes } => {
+                let quota = st.traffic.quota.clone();
                 let Some(b) = &d.block else {
                     return Err(self.unexpected(d.request));
                 };
@@ -326,10 +407,20 @@ impl ChannelTask {
                     return Err(self.unexpected(d.request));
                 }
                 if feed.core_mut().has(index) {
+                    if let Some(q) = quota {
+                        q.release(bytes);
+                    }
                     return Ok(());
                 }
+                let size = b.value.len() as u64;
                 st.uncommitted.blocks += 1;
-                st.uncommitted.bytes += b.value.len() as u64;
+                st.uncommitted.bytes += size;
+                st.owed.0 += wire_size(&d);
+                st.owed.1 += 1;
+                if let Some(q) = quota {
+                    // On disk: the block and its two tree nodes.
+                    q.stored(bytes, size + 2 * TREE_NODE);
+                }
             }
         }
         let proof = Proof {
@@ -372,6 +463,10 @@ impl ChannelTask {
 
     /// Ask for an upgrade and for blocks, as far as the limits allow.
     async fn schedule(&self, st: &mut State, feed: &mut Feed) -> Result<(), ReplicateError> {
+        if !st.open {
+            // Outside the window nothing is asked for; what is in flight still lands.
+            return Ok(());
+        }
         let info = feed.core_mut().info();
         let local = Local {
             length: info.length,
@@ -391,8 +486,17 @@ impl ChannelTask {
                 Some(RequestUpgrade { start, length }),
             ));
         }
+        st.peer.set_byte_limit(
+            st.traffic
+                .in_flight_bytes(local.block_bytes, self.limits.bytes),
+        );
         let core: &Hypercore = feed.core_mut();
-        let wanted = st.peer.blocks(&local, |i| core.has(i));
+        let quota = st.traffic.quota.clone();
+        let wanted = st.peer.blocks(
+            &local,
+            |i| core.has(i),
+            |bytes| quota.as_ref().is_none_or(|q| q.reserve(bytes)),
+        );
         for (id, index) in wanted {
             let nodes = match feed.core_mut().missing_nodes(index).await {
                 Ok(n) => n,
@@ -425,6 +529,21 @@ fn request(
         manifest: false,
         priority: 0,
     })
+}
+
+/// Bytes of one tree node in a feed's tree file.
+const TREE_NODE: u64 = 40;
+
+/// About what a data message takes on the wire: the block, its proof nodes, the rest.
+fn wire_size(d: &Data) -> u64 {
+    let block = d
+        .block
+        .as_ref()
+        .map_or(0, |b| b.value.len() + b.nodes.len() * TREE_NODE as usize);
+    let upgrade = d.upgrade.as_ref().map_or(0, |u| {
+        (u.nodes.len() + u.additional_nodes.len()) * TREE_NODE as usize + u.signature.len()
+    });
+    (block + upgrade + 16) as u64
 }
 
 fn short(key: &[u8; 32]) -> String {

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod peer;
 pub mod session;
 pub mod shared;
+pub mod traffic;
 
 pub use channel::Grew;
 pub use error::ReplicateError;
@@ -28,3 +29,4 @@ pub use session::{
     Authorize, NoiseKeypair, Options, Session, SessionEvent, SessionHandle, protocol, spawn,
 };
 pub use shared::{Held, RemoteCopy, SharedFeed};
+pub use traffic::{Bucket, Caps, Quota, Traffic};

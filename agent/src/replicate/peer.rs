@@ -119,17 +119,29 @@ impl Peer {
     }
 
     /// The remote could not answer request `id`: do not ask it again for the same thing
-    /// until it tells us something new.
-    pub fn refused(&mut self, id: u64) {
-        match self.answered(id) {
+    /// until it tells us something new. Returns the request.
+    pub fn refused(&mut self, id: u64) -> Option<Pending> {
+        let p = self.answered(id);
+        match p {
             Some(Pending::Block { index, .. }) => self.remote.has.remove(index, index + 1),
             Some(Pending::Upgrade { .. }) => self.upgrade_refused_at = Some(self.remote.length),
             None => {}
         }
+        p
     }
 
     pub fn in_flight(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Estimated bytes of the blocks in flight.
+    pub fn in_flight_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Change the bound on estimated bytes in flight (requests already sent stay).
+    pub fn set_byte_limit(&mut self, bytes: u64) {
+        self.limits.bytes = bytes;
     }
 
     fn register(&mut self, p: Pending) -> u64 {
@@ -164,8 +176,14 @@ impl Peer {
     }
 
     /// Blocks to ask for now, with their request ids: missing here, present there, not in
-    /// flight, within the local tree, within the limits.
-    pub fn blocks(&mut self, local: &Local, has: impl Fn(u64) -> bool) -> Vec<(u64, u64)> {
+    /// flight, within the local tree, within the limits, and each admitted by `admit`
+    /// (given the block's estimated size; the first refusal ends the pass).
+    pub fn blocks(
+        &mut self,
+        local: &Local,
+        has: impl Fn(u64) -> bool,
+        mut admit: impl FnMut(u64) -> bool,
+    ) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         if self.remote.fork != local.fork {
             return out;
@@ -189,6 +207,9 @@ impl Peer {
             }
             i = next;
             if !self.blocks.contains(&i) && !has(i) {
+                if !admit(bytes) {
+                    break;
+                }
                 let id = self.register(Pending::Block { index: i, bytes });
                 out.push((id, i));
             }
@@ -236,19 +257,22 @@ mod tests {
         assert_eq!(p.upgrade(&local(0, 0)), None, "one upgrade at a time");
         assert!(matches!(p.answered(id), Some(Pending::Upgrade { .. })));
         // Knowing the length is not knowing the blocks: nothing until a range says so.
-        assert!(p.blocks(&local(10, 0), |_| false).is_empty());
+        assert!(p.blocks(&local(10, 0), |_| false, |_| true).is_empty());
         p.on_range(&Range {
             drop: false,
             start: 0,
             length: 10,
         });
         let first: Vec<u64> = p
-            .blocks(&local(10, 0), |i| i == 1)
+            .blocks(&local(10, 0), |i| i == 1, |_| true)
             .iter()
             .map(|x| x.1)
             .collect();
         assert_eq!(first, vec![0, 2, 3, 4]);
-        assert!(p.blocks(&local(10, 0), |_| false).is_empty(), "window full");
+        assert!(
+            p.blocks(&local(10, 0), |_| false, |_| true).is_empty(),
+            "window full"
+        );
         assert_eq!(p.in_flight(), 4);
     }
 
@@ -269,7 +293,7 @@ mod tests {
             start: 0,
             length: 3,
         });
-        let asked = p.blocks(&local(3, 0), |_| false);
+        let asked = p.blocks(&local(3, 0), |_| false, |_| true);
         assert_eq!(asked.len(), 3);
         p.refused(asked[1].0);
         assert_eq!(
@@ -280,7 +304,7 @@ mod tests {
             })
         );
         p.answered(asked[2].0);
-        assert!(p.blocks(&local(3, 0), |i| i != 1).is_empty());
+        assert!(p.blocks(&local(3, 0), |i| i != 1, |_| true).is_empty());
     }
 
     #[test]
@@ -293,7 +317,7 @@ mod tests {
         let mut f = local(3, 0);
         f.fork = 1;
         assert_eq!(p.upgrade(&f), None);
-        assert!(p.blocks(&f, |_| false).is_empty());
+        assert!(p.blocks(&f, |_| false, |_| true).is_empty());
     }
 
     #[test]
@@ -309,7 +333,7 @@ mod tests {
             length: 100,
         });
         let mut l = local(100, 0);
-        assert_eq!(p.blocks(&l, |_| false).len(), 2);
+        assert_eq!(p.blocks(&l, |_| false, |_| true).len(), 2);
         let mut q = Peer::new(Limits {
             blocks: 64,
             bytes: 10,
@@ -317,6 +341,31 @@ mod tests {
         q.on_sync(&sync(100));
         q.remote.has.insert(0, 100);
         l.block_bytes = 1 << 30;
-        assert_eq!(q.blocks(&l, |_| false).len(), 1);
+        assert_eq!(q.blocks(&l, |_| false, |_| true).len(), 1);
+    }
+
+    #[test]
+    fn a_refused_admission_ends_the_pass_and_registers_nothing() {
+        let mut p = Peer::new(Limits::default());
+        p.on_sync(&sync(10));
+        p.remote.has.insert(0, 10);
+        let mut room = 3;
+        let asked = p.blocks(
+            &local(10, 0),
+            |_| false,
+            |bytes| {
+                assert_eq!(bytes, 1000);
+                room -= 1;
+                room >= 0
+            },
+        );
+        assert_eq!(asked.iter().map(|a| a.1).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!((p.in_flight(), p.in_flight_bytes()), (3, 3000));
+        let later = p.blocks(&local(10, 0), |_| false, |_| true);
+        assert_eq!(
+            later.first().map(|a| a.1),
+            Some(3),
+            "the refused block is asked later"
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use tokio::sync::{Mutex, MutexGuard, watch};
 
+use super::traffic::Traffic;
 use crate::feed::{Feed, FeedError};
 
 /// How much of a feed this device holds durably.
@@ -53,6 +54,8 @@ pub struct SharedFeed {
     held: watch::Sender<Held>,
     /// What each peer (by name) holds of this feed, as it last said.
     remotes: std::sync::Mutex<BTreeMap<String, RemoteCopy>>,
+    /// The policy of the space or seed the feed belongs to.
+    traffic: std::sync::Mutex<Arc<Traffic>>,
 }
 
 impl SharedFeed {
@@ -66,6 +69,7 @@ impl SharedFeed {
             feed: Mutex::new(feed),
             held,
             remotes: std::sync::Mutex::default(),
+            traffic: std::sync::Mutex::new(Traffic::unlimited()),
         })
     }
 
@@ -109,6 +113,19 @@ impl SharedFeed {
 
     pub fn subscribe(&self) -> watch::Receiver<Held> {
         self.held.subscribe()
+    }
+
+    /// Put the feed under the policy of its space or seed (channels opened from now on
+    /// follow it).
+    pub fn set_traffic(&self, traffic: Arc<Traffic>) {
+        *self.traffic.lock().unwrap_or_else(|e| e.into_inner()) = traffic;
+    }
+
+    pub fn traffic(&self) -> Arc<Traffic> {
+        self.traffic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn remotes_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RemoteCopy>> {

@@ -9,10 +9,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use cobox_keys::{KeyStore, Secret32, SpaceKeys};
 use cobox_schema::Config;
 
+use crate::control::conditions::{Flow, Live};
 use crate::mount::{Mounted, is_mounted};
 use crate::net::Network;
 use crate::net::iroh::{IrohLink, Settings as IrohSettings};
-use crate::net::seed::SeedStore;
+use crate::net::policy::{Class, Policy};
+use crate::net::seed::{SeedStore, seed_root};
 use crate::net::tcp::Tcp;
 use crate::plan::{Action, Observed, ObservedSeed, ObservedSpace};
 use crate::space::Space;
@@ -52,6 +54,8 @@ pub struct Device {
     network: Option<Network>,
     tcp: Tcp,
     iroh: Option<IrohLink>,
+    /// Caps, windows and quotas in force.
+    policy: Arc<Policy>,
     /// What changed behind the agent's back since last asked.
     drift: Vec<(String, String)>,
 }
@@ -79,7 +83,11 @@ impl Device {
         let network = parent
             .as_ref()
             .map(|p| Network::new(rt.clone(), cobox_keys::derive::identity(p)));
+        let policy = Policy::new();
+        policy.configure(config);
+        policy.spawn_clock(&rt);
         Ok(Device {
+            policy,
             rt,
             store,
             parent,
@@ -136,7 +144,68 @@ impl Device {
             }
         }
         self.rt.block_on(net.reload_rosters());
+        self.policy.configure(config);
+        self.policy.poke();
+        let data_dir = self.store.data_dir().to_path_buf();
+        let used: BTreeMap<String, u64> = self
+            .seeds
+            .iter()
+            .map(|(name, a)| (name.clone(), disk_usage(&seed_root(&data_dir, a))))
+            .collect();
+        let free = rustix::fs::statvfs(&data_dir)
+            .ok()
+            .map(|v| v.f_bavail.saturating_mul(v.f_frsize));
+        self.policy.measured(&used, free);
+        for class in self.policy.syncing() {
+            let name = match &class {
+                Class::Space(n) | Class::Seed(n) => n,
+            };
+            if net.in_sync(name) {
+                tracing::info!(%class, "one-off sync caught up");
+                self.policy.end_sync(&class);
+            }
+        }
         errors
+    }
+
+    /// Open the window of a space or seed until `until` (or until it caught up with its
+    /// connected peers). False when no such space or seed is open.
+    pub fn sync(&self, class: &Class, until: chrono::DateTime<chrono::Utc>) -> bool {
+        let open = match class {
+            Class::Space(n) => self.spaces.contains_key(n),
+            Class::Seed(n) => self.seeds.contains_key(n),
+        };
+        open && self.policy.sync(class, until, chrono::Utc::now())
+    }
+
+    /// What the network knows of spaces and seeds now: replicas, windows, traffic, quotas.
+    pub fn live(&self) -> Live {
+        let flow = |class: Class| {
+            self.policy
+                .status(&class)
+                .map(|(window, traffic, quota)| Flow {
+                    window,
+                    traffic,
+                    quota,
+                })
+        };
+        Live {
+            replicas: self
+                .network
+                .as_ref()
+                .map(|n| n.replicas())
+                .unwrap_or_default(),
+            spaces: self
+                .spaces
+                .keys()
+                .filter_map(|n| Some((n.clone(), flow(Class::Space(n.clone()))?)))
+                .collect(),
+            seeds: self
+                .seeds
+                .keys()
+                .filter_map(|n| Some((n.clone(), flow(Class::Seed(n.clone()))?)))
+                .collect(),
+        }
     }
 
     /// The TCP addresses the device listens on (ports resolved).
@@ -368,8 +437,12 @@ impl Device {
                         .block_on(Space::open(&data_dir, &parent, keys, &self.device_name))?;
                 let opened = Arc::new(tokio::sync::Mutex::new(opened));
                 let seeders = self.seeders.get(space).cloned().unwrap_or_default();
+                let traffic = self.policy.traffic(&Class::Space(space.clone()));
                 self.rt
-                    .block_on(self.net()?.add_space(space, opened.clone(), &seeders))
+                    .block_on(
+                        self.net()?
+                            .add_space(space, opened.clone(), &seeders, traffic),
+                    )
                     .with_context(|| format!("cannot share space {space}"))?;
                 self.spaces.insert(space.clone(), opened);
             }
@@ -389,10 +462,14 @@ impl Device {
             Action::StartSeed { seed, address } => {
                 let net = self.net()?.clone();
                 let data_dir = self.store.data_dir().to_path_buf();
+                let traffic = self.policy.traffic(&Class::Seed(seed.clone()));
+                if let Some(q) = &traffic.quota {
+                    q.set_used(disk_usage(&seed_root(&data_dir, address)));
+                }
                 self.rt
                     .block_on(async {
                         let store = SeedStore::open(&data_dir, *address).await?;
-                        net.add_seed(seed, store).await?;
+                        net.add_seed(seed, store, traffic).await?;
                         anyhow::Ok(())
                     })
                     .with_context(|| format!("cannot start seed {seed}"))?;

@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::Result;
 use cobox_schema::api::{
     AgentInfo, ApplyResponse, ConfigInvalid, ConfigRequest, EventKind, GenerationSource,
-    PlanResponse, PruneCandidates, PruneRequest, RollbackRequest, Summary, WireDiagnostic,
-    error_code,
+    PlanResponse, PruneCandidates, PruneRequest, RollbackRequest, Summary, SyncRequest,
+    SyncResponse, WireDiagnostic, error_code,
 };
 use cobox_schema::{Config, Source, Validation};
 
@@ -22,6 +22,7 @@ use crate::control::generations::{Generations, digest};
 use crate::control::server::{ApiState, Server, failure};
 use crate::control::{Call, CallMsg, Failure, changes};
 use crate::host::SystemHost;
+use crate::net::policy::Class;
 use crate::plan::{Action, Observed, Plan, plan};
 
 fn wire(v: &Validation, src: &Source) -> Vec<WireDiagnostic> {
@@ -284,18 +285,9 @@ impl Agent {
                 .any(|a| !matches!(a, Action::Blocked { .. }) && resource_of(a) == *res)
         });
         let converged = failed.is_empty() && remaining.is_converged();
-        let replicas = self
-            .device
-            .network()
-            .map(|n| n.replicas())
-            .unwrap_or_default();
-        let found = conditions::resources(
-            &self.config,
-            &observed,
-            &remaining,
-            &self.failures,
-            &replicas,
-        );
+        let live = self.device.live();
+        let found =
+            conditions::resources(&self.config, &observed, &remaining, &self.failures, &live);
         self.board.set_identity(self.device.identity());
         self.board.set_resources(generation, converged, found);
         if converged && (acted || !self.was_converged) {
@@ -432,6 +424,7 @@ impl Agent {
                 false,
             ),
             Call::Prune(req) => (self.prune(&req).map(|c| to_value(&c)), false),
+            Call::Sync(req) => (self.sync(&req).map(|c| to_value(&c)), false),
         };
         // The caller may have given up waiting; that is fine.
         let _ = msg.reply.send(answer);
@@ -553,6 +546,35 @@ impl Agent {
             name: Some(format!("generation {target}")),
         };
         self.apply(&req, GenerationSource::Rollback, Some(target))
+    }
+
+    /// Start a one-off sync of a space or seed the device runs.
+    fn sync(&mut self, req: &SyncRequest) -> Result<SyncResponse, Failure> {
+        let class = match (&req.space, &req.seed) {
+            (Some(space), None) => Class::Space(space.clone()),
+            (None, Some(seed)) => Class::Seed(seed.clone()),
+            _ => {
+                return Err(failure(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    error_code::BAD_REQUEST,
+                    "name exactly one of space and seed",
+                ));
+            }
+        };
+        let secs = req.for_secs.unwrap_or(3600).clamp(1, 7 * 86_400);
+        let until = chrono::Utc::now() + chrono::Duration::seconds(secs as i64);
+        if !self.device.sync(&class, until) {
+            return Err(failure(
+                axum::http::StatusCode::NOT_FOUND,
+                error_code::NO_SUCH_SPACE,
+                format!("{class} is not running on this device"),
+            ));
+        }
+        tracing::info!(%class, until = %until, "one-off sync");
+        Ok(SyncResponse {
+            resource: class.to_string(),
+            until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
     }
 
     fn prune(&mut self, req: &PruneRequest) -> Result<PruneCandidates, Failure> {
