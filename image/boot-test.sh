@@ -126,8 +126,9 @@ fail() {
 converged='"message":"converged"'
 agent_ran='"target":"coboxd|Started .{0,16}cobox\.service'
 
-# The size of / in MiB from the console's first-boot report (df -B1M).
-root_mib() { sed -n 's|^cobox-firstboot: /dev/[a-z0-9]* *\([0-9]*\) .* /\r\?$|\1|p' "$1" | head -n1; }
+# The size of / in MiB from the first-boot report on the console (df -B1M; the lines may
+# carry a kernel time stamp and unit prefix).
+root_mib() { sed -n 's|.*cobox-firstboot: /dev/[a-z0-9]* *\([0-9]*\) .* /\r\?$|\1|p' "$1" | head -n1; }
 # The image's root partition in MiB.
 image_root_mib=$(($(partx -g -o SECTORS -n 2 "$image" | tr -d ' ') / 2048))
 how="UEFI firmware, boot loader on the disk"
