@@ -75,7 +75,7 @@ root=$work/root
 log "mmdebstrap $suite arm64 into $root"
 # shellcheck disable=SC2016 # $1 in the hooks is the root directory, for mmdebstrap's shell.
 mmdebstrap --arch=arm64 --variant=minbase --mode=root --format=directory \
-    --include=systemd,systemd-sysv,udev,dbus,kmod,iproute2,fuse3,initramfs-tools,zstd,ca-certificates,linux-image-arm64 \
+    --include=systemd,systemd-sysv,udev,dbus,kmod,iproute2,fuse3,initramfs-tools,zstd,ca-certificates,linux-image-arm64,systemd-boot-efi,fdisk,e2fsprogs \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -143,11 +143,15 @@ cp "$initrd" "$base.initrd"
 # for up to 180 s by default anyway.
 cmdline="root=LABEL=cobox-root ro console=tty1 console=ttyAMA0"
 
-# 5. The boot partition: the config, a README for whoever opens it, the kernel, initrd and
-# kernel command line (for boot loaders that read them from there).
+# 5. The boot partition, also the EFI system partition: the config, a README for whoever
+# opens it, the kernel and initrd, and systemd-boot at the removable-media path
+# (EFI/BOOT/BOOTAA64.EFI) with one loader entry, which UEFI firmware starts with no boot
+# variables set.
 boot_mib=192
 boot=$work/boot.vfat
-log "boot partition (FAT32, label COBOX, $boot_mib MiB)"
+sdboot=$root/usr/lib/systemd/boot/efi/systemd-bootaa64.efi
+[[ -f $sdboot ]] || { echo "build.sh: no $sdboot in the root file system (systemd-boot-efi)" >&2; exit 1; }
+log "boot partition (FAT32, label COBOX, $boot_mib MiB, systemd-boot)"
 mkfs.vfat -F 32 -n COBOX -C "$boot" $((boot_mib * 1024)) >/dev/null
 cat >"$work/README.txt" <<'README'
 cobox hub boot partition
@@ -155,24 +159,39 @@ cobox hub boot partition
 cobox.toml             this hub's config. Edit it before the first boot (or later: it is
                        validated and installed at every boot when it changed).
 cobox-firstboot.log    written at every boot: the validation result, the device's public
-                       key and a QR code of it.
-vmlinuz, initrd.img, cmdline.txt   the Linux kernel, its initial ramdisk, its command line.
-startup.nsh            starts that kernel from a UEFI shell.
+                       key and a QR code of it, and the size of the root file system.
+vmlinuz, initrd.img    the Linux kernel and its initial ramdisk.
+EFI/BOOT/BOOTAA64.EFI  the boot loader (systemd-boot) that UEFI firmware starts.
+loader/entries/cobox.conf   its entry: the kernel, initrd and kernel command line.
+startup.nsh            starts the kernel from a UEFI shell (fallback, not normally used).
 README
+printf '%s\n' "$cmdline" >"$base.cmdline"
+cat >"$work/loader.conf" <<'LOADER'
+default cobox.conf
+timeout 0
+editor no
+LOADER
+cat >"$work/cobox.conf" <<ENTRY
+title   cobox hub
+linux   /vmlinuz
+initrd  /initrd.img
+options $cmdline
+ENTRY
+# UEFI shell fallback: starts the kernel (an EFI application) with its initrd and command line.
+printf 'fs0:\r\n\\vmlinuz initrd=\\initrd.img %s\r\n' "$cmdline" >"$work/startup.nsh"
 sed -i 's/$/\r/' "$work/README.txt"
+mmd -i "$boot" ::EFI ::EFI/BOOT ::loader ::loader/entries
+mcopy -i "$boot" "$sdboot" ::EFI/BOOT/BOOTAA64.EFI
+mcopy -i "$boot" "$work/loader.conf" ::loader/loader.conf
+mcopy -i "$boot" "$work/cobox.conf" ::loader/entries/cobox.conf
 mcopy -i "$boot" "$config" ::cobox.toml
 mcopy -i "$boot" "$work/README.txt" ::README.txt
 mcopy -i "$boot" "$kernel" ::vmlinuz
 mcopy -i "$boot" "$initrd" ::initrd.img
-printf '%s\n' "$cmdline" >"$work/cmdline.txt"
-mcopy -i "$boot" "$work/cmdline.txt" ::cmdline.txt
-printf '%s\n' "$cmdline" >"$base.cmdline"
-# UEFI: with no boot loader on the disk, the firmware's UEFI shell runs startup.nsh, which
-# starts the kernel (an EFI application) with its initrd and command line from this volume.
-printf 'fs0:\r\n\\vmlinuz initrd=\\initrd.img %s\r\n' "$cmdline" >"$work/startup.nsh"
 mcopy -i "$boot" "$work/startup.nsh" ::startup.nsh
 
-# 6. The root partition, from the directory (no loop mount): its content plus room to grow.
+# 6. The root partition, from the directory (no loop mount): its content plus some room; the
+# first boot grows it to fill the card (firstboot).
 used_mib=$(du -sm --apparent-size "$root" | cut -f1)
 root_mib=$((used_mib * 13 / 10 + 512))
 rootimg=$work/root.ext4
