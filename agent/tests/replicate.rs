@@ -1,6 +1,7 @@
 //! Replication between two peers over real byte streams (in-memory pipes and TCP on
 //! loopback), with real feeds on disk: completeness, both directions, live appends,
-//! capabilities, hostile peers, closed transports and kill -9 of a replicating process.
+//! capabilities, hostile peers, closed transports, kill -9 of a replicating process, and
+//! the traffic policy: a window closing mid-transfer, a quota reached.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use cobox_keys::Secret32;
 use cobox_schema::hexkey::Address;
 use coboxd::feed::Feed;
-use coboxd::replicate::{self, Options, ReplicateError, SharedFeed};
+use coboxd::replicate::{self, Bucket, Caps, Options, Quota, ReplicateError, SharedFeed, Traffic};
 use futures::StreamExt;
 use hypercore_protocol::schema::{Data, Open, Range, Synchronize};
 use hypercore_protocol::{Event, Message};
@@ -702,4 +703,99 @@ async fn a_replica_killed_mid_transfer_reopens_intact_and_completes() {
     timeout(LONG, sa.join()).await.unwrap().unwrap();
     timeout(LONG, sb.join()).await.unwrap().unwrap();
     server.abort();
+}
+
+fn traffic(download: Option<u64>, quota: Option<u64>) -> Arc<Traffic> {
+    Traffic::new(
+        Caps {
+            own: Bucket::new(None),
+            device: Bucket::new(None),
+        },
+        Caps {
+            own: Bucket::new(download),
+            device: Bucket::new(None),
+        },
+        quota.map(|q| Quota::new(Some(q), None)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_window_stops_a_transfer_and_the_opening_resumes_it_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<Vec<u8>> = (0..300u32).map(|i| vec![i as u8; 64 * 1024]).collect();
+    let source = writer(&tmp.path().join("a"), 0, &data).await;
+    let copy = replica(&tmp.path().join("b"), 0).await;
+    // 4 MiB/s: the 18.75 MiB take about 5 s, so the window closes mid-transfer.
+    let gate = traffic(Some(4 << 20), None);
+    copy.set_traffic(gate.clone());
+    let (a, b) = tcp_pair().await;
+    let sa = replicate::spawn(a, true, [source.clone()], Options::default());
+    let sb = replicate::spawn(b, false, [copy.clone()], Options::default());
+    until_held(&copy, 20).await;
+    gate.set_open(false);
+    // What was in flight lands; then nothing more moves.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stopped = copy.held().contiguous;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        copy.held().contiguous,
+        stopped,
+        "nothing moves while closed"
+    );
+    assert!(stopped < data.len() as u64, "closed mid-transfer");
+    gate.set_open(true);
+    until_held(&copy, data.len() as u64).await;
+    assert_same(&copy, &data).await;
+    assert_eq!(
+        gate.counters.get()[3],
+        data.len() as u64,
+        "every block was received once: the transfer resumed where it stopped"
+    );
+    sa.handle().close();
+    timeout(LONG, sa.join()).await.unwrap().unwrap();
+    timeout(LONG, sb.join()).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_stops_downloads_within_one_request_and_a_raised_one_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<Vec<u8>> = (0..200u32).map(|i| vec![i as u8; 64 * 1024]).collect();
+    let source = writer(&tmp.path().join("a"), 0, &data).await;
+    let copy = replica(&tmp.path().join("b"), 0).await;
+    let limit = 3 << 20;
+    let gate = traffic(None, Some(limit));
+    copy.set_traffic(gate.clone());
+    let (a, b) = tcp_pair().await;
+    let sa = replicate::spawn(a, true, [source.clone()], Options::default());
+    let sb = replicate::spawn(b, false, [copy.clone()], Options::default());
+    let quota = gate.quota.clone().unwrap();
+    let full = async {
+        while !quota.is_full() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    timeout(LONG, full).await.expect("the quota fills");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = copy.held().contiguous;
+    let stored = {
+        let mut f = copy.lock().await;
+        let mut n = 0;
+        for i in 0..data.len() as u64 {
+            n += f.get(i).await.unwrap().map_or(0, |b| b.len() as u64);
+        }
+        n
+    };
+    assert!(quota.used() <= limit, "used {} of {limit}", quota.used());
+    assert!(
+        stored <= limit && stored >= limit - 2 * 64 * 1024,
+        "{stored} block bytes stored against {limit}"
+    );
+    assert!(held < data.len() as u64);
+    quota.set_limit(None);
+    gate.nudge();
+    until_held(&copy, data.len() as u64).await;
+    assert_same(&copy, &data).await;
+    sa.handle().close();
+    timeout(LONG, sa.join()).await.unwrap().unwrap();
+    timeout(LONG, sb.join()).await.unwrap().unwrap();
 }

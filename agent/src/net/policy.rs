@@ -214,6 +214,12 @@ impl Policy {
             (q, r) => q.or(r),
         };
         self.total.set_limit(limit);
+        // Channels that stopped at a quota ask again if there is room now.
+        for e in st.entries.values() {
+            if e.traffic.quota.as_ref().is_some_and(|q| !q.is_full()) {
+                e.traffic.nudge();
+            }
+        }
     }
 
     /// Set every cap, window and quota for time `now`; returns the next boundary of any
@@ -459,6 +465,8 @@ address = "{ADDR}"
         // 100 MiB used + (3 GiB free - 1 GiB kept) is below the 10 GiB quota.
         assert!(q.reserve((2 << 30) - 1));
         assert!(!q.reserve(2), "the disk's reserve is not touched");
+        q.stored((2 << 30) - 1, (2 << 30) - 1);
+        assert!(!q.reserve(2));
         assert!(q.is_full());
         let (_, _, status) = p.status(&Class::Seed("river".into())).unwrap();
         let status = status.unwrap();

@@ -57,6 +57,14 @@ pub struct ChannelTask {
     pub limits: Limits,
 }
 
+/// What a channel task waits on besides its messages.
+struct Watches {
+    held: watch::Receiver<Held>,
+    stop: watch::Receiver<bool>,
+    open: watch::Receiver<bool>,
+    nudge: watch::Receiver<u64>,
+}
+
 struct State {
     peer: Peer,
     announced: Held,
@@ -167,10 +175,11 @@ impl ChannelTask {
 
     async fn replicate(self) -> Result<(), ReplicateError> {
         let mut held_rx = self.feed.subscribe();
-        let mut stop = self.stop.clone();
+        let stop = self.stop.clone();
         let held = *held_rx.borrow_and_update();
         let traffic = self.feed.traffic();
         let mut open_rx = traffic.watch_open();
+        let nudge_rx = traffic.watch_nudge();
         let open = *open_rx.borrow_and_update();
         let mut st = State {
             peer: Peer::new(self.limits),
@@ -184,23 +193,28 @@ impl ChannelTask {
             deferred: Vec::new(),
             owed: (0, 0),
         };
-        let ended = self
-            .replicate_with(&mut st, &mut held_rx, &mut stop, &mut open_rx)
-            .await;
+        let mut watches = Watches {
+            held: held_rx,
+            stop,
+            open: open_rx,
+            nudge: nudge_rx,
+        };
+        let ended = self.replicate_with(&mut st, &mut watches).await;
         // Room reserved for requests that will never be answered goes back to the quota.
         if let Some(q) = &st.traffic.quota {
-            q.release(st.peer.in_flight_bytes());
+            let blocks = st.peer.in_flight() as u64;
+            q.release(st.peer.in_flight_bytes() + blocks * on_disk(0));
         }
         ended
     }
 
-    async fn replicate_with(
-        &self,
-        st: &mut State,
-        held_rx: &mut watch::Receiver<Held>,
-        stop: &mut watch::Receiver<bool>,
-        open_rx: &mut watch::Receiver<bool>,
-    ) -> Result<(), ReplicateError> {
+    async fn replicate_with(&self, st: &mut State, w: &mut Watches) -> Result<(), ReplicateError> {
+        let Watches {
+            held: held_rx,
+            stop,
+            open: open_rx,
+            nudge: nudge_rx,
+        } = w;
         let held = st.reported;
         st.outbox.push(Self::sync_message(st, held));
         if held.contiguous > 0 {
@@ -254,6 +268,15 @@ impl ChannelTask {
                     drop(feed);
                     self.send(st).await?;
                 }
+                r = nudge_rx.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    let mut feed = self.feed.lock().await;
+                    self.schedule(st, &mut feed).await?;
+                    drop(feed);
+                    self.send(st).await?;
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     let mut feed = self.feed.lock().await;
                     self.commit(st, &mut feed)?;
@@ -295,7 +318,7 @@ impl ChannelTask {
         drop(feed);
         self.send(st).await?;
         // Received data is paid to the download caps before more is read or asked for;
-        // with at most a quarter second of requests in flight, the cap holds at the socket.
+        // with at most an eighth of a second of requests in flight, the cap holds at the socket.
         let (bytes, blocks) = std::mem::take(&mut st.owed);
         if blocks > 0 {
             st.traffic.received(bytes, blocks).await;
@@ -333,7 +356,7 @@ impl ChannelTask {
                 if let (Some(Pending::Block { bytes, .. }), Some(q)) =
                     (st.peer.refused(n.request), &st.traffic.quota)
                 {
-                    q.release(bytes);
+                    q.release(on_disk(bytes));
                 }
             }
             Message::Data(d) => self.on_data(st, feed, d).await?,
@@ -408,7 +431,7 @@ impl ChannelTask {
                 }
                 if feed.core_mut().has(index) {
                     if let Some(q) = quota {
-                        q.release(bytes);
+                        q.release(on_disk(bytes));
                     }
                     return Ok(());
                 }
@@ -418,8 +441,7 @@ impl ChannelTask {
                 st.owed.0 += wire_size(&d);
                 st.owed.1 += 1;
                 if let Some(q) = quota {
-                    // On disk: the block and its two tree nodes.
-                    q.stored(bytes, size + 2 * TREE_NODE);
+                    q.stored(on_disk(bytes), on_disk(size));
                 }
             }
         }
@@ -495,7 +517,7 @@ impl ChannelTask {
         let wanted = st.peer.blocks(
             &local,
             |i| core.has(i),
-            |bytes| quota.as_ref().is_none_or(|q| q.reserve(bytes)),
+            |bytes| quota.as_ref().is_none_or(|q| q.reserve(on_disk(bytes))),
         );
         for (id, index) in wanted {
             let nodes = match feed.core_mut().missing_nodes(index).await {
@@ -533,6 +555,11 @@ fn request(
 
 /// Bytes of one tree node in a feed's tree file.
 const TREE_NODE: u64 = 40;
+
+/// What a block of `bytes` takes on disk: the block and its two tree nodes.
+fn on_disk(bytes: u64) -> u64 {
+    bytes + 2 * TREE_NODE
+}
 
 /// About what a data message takes on the wire: the block, its proof nodes, the rest.
 fn wire_size(d: &Data) -> u64 {

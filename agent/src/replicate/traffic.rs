@@ -122,7 +122,8 @@ pub struct Quota {
     limit: AtomicU64,
     used: AtomicU64,
     reserved: AtomicU64,
-    /// A reservation was refused since room was last freed or the limit changed.
+    /// A reservation was refused for want of room that stored data took (not requests in
+    /// flight), since room was last freed or the limit changed.
     full: AtomicBool,
     /// The total this quota is part of.
     parent: Option<Arc<Quota>>,
@@ -177,7 +178,10 @@ impl Quota {
             })
             .is_ok();
         if !ok {
-            self.full.store(true, Ordering::Release);
+            // Full when what is stored leaves no room, not when requests in flight hold it.
+            if self.used().saturating_add(bytes) > limit {
+                self.full.store(true, Ordering::Release);
+            }
             return false;
         }
         if let Some(p) = &self.parent
@@ -250,6 +254,9 @@ pub struct Traffic {
     pub upload: Caps,
     pub download: Caps,
     open: watch::Sender<bool>,
+    /// Bumped when room may have appeared (a quota raised or measured lower): channels
+    /// that stopped asking look again.
+    nudge: watch::Sender<u64>,
     /// Present for seeded data only: a member's own data is never refused for quota.
     pub quota: Option<Arc<Quota>>,
     pub counters: Counters,
@@ -261,6 +268,7 @@ impl Default for Traffic {
             upload: Caps::unlimited(),
             download: Caps::unlimited(),
             open: watch::channel(true).0,
+            nudge: watch::channel(0).0,
             quota: None,
             counters: Counters::default(),
         }
@@ -296,6 +304,15 @@ impl Traffic {
         self.open.subscribe()
     }
 
+    /// Have every channel look again at what it could ask for.
+    pub fn nudge(&self) {
+        self.nudge.send_modify(|n| *n += 1);
+    }
+
+    pub fn watch_nudge(&self) -> watch::Receiver<u64> {
+        self.nudge.subscribe()
+    }
+
     /// Wait until `bytes` of block data may be sent, and count them.
     pub async fn send(&self, bytes: u64) {
         self.upload.take(bytes).await;
@@ -316,10 +333,10 @@ impl Traffic {
     }
 
     /// Bytes of requests to keep in flight so the download cap holds at the socket too:
-    /// a quarter second's worth, at least `block` (one block), at most `max`.
+    /// an eighth of a second's worth, at least two blocks of `block`, at most `max`.
     pub fn in_flight_bytes(&self, block: u64, max: u64) -> u64 {
         match self.download.rate() {
-            Some(rate) => (rate / 4).clamp(block.max(1), max.max(block)),
+            Some(rate) => (rate / 8).clamp(2 * block.max(1), max.max(2 * block)),
             None => max,
         }
     }
@@ -337,23 +354,35 @@ mod tests {
         assert!(seed.reserve(100));
         assert!(seed.reserve(100));
         assert!(!seed.reserve(100), "250 is the seed's limit");
-        assert!(seed.is_full());
+        assert!(
+            !seed.is_full(),
+            "requests in flight hold the room, not stored data"
+        );
         assert!(other.reserve(100), "the total has 100 left");
         assert!(!other.reserve(1));
-        assert!(other.is_full() && total.is_full());
         // Reservations turn into usage; what was not stored comes back.
         seed.stored(100, 90);
-        seed.release(100);
+        seed.stored(100, 100);
         other.release(100);
-        assert_eq!((seed.used(), total.used()), (90, 90));
-        assert!(seed.reserve(160), "90 used, 160 more fits 250");
+        assert_eq!((seed.used(), total.used()), (190, 190));
+        assert!(seed.reserve(60), "190 used, 60 more fits 250");
+        seed.stored(60, 60);
         assert!(!seed.reserve(1));
+        assert!(seed.is_full(), "stored data fills it");
+        assert!(
+            !other.reserve(51) && other.is_full(),
+            "the total is 250 of 300 used"
+        );
+        assert!(other.reserve(50));
         seed.set_limit(None);
-        assert!(!seed.is_full(), "a raised limit clears the refusal");
+        assert!(
+            !seed.is_full() || total.is_full(),
+            "a raised limit clears the seed's own"
+        );
         seed.set_used(0);
         assert_eq!(
             total.used(),
-            90,
+            250,
             "measured usage replaces only the seed's own"
         );
     }

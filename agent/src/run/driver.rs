@@ -424,7 +424,8 @@ impl Agent {
                 false,
             ),
             Call::Prune(req) => (self.prune(&req).map(|c| to_value(&c)), false),
-            Call::Sync(req) => (self.sync(&req).map(|c| to_value(&c)), false),
+            // Reconciled at once, so status shows the sync.
+            Call::Sync(req) => (self.sync(&req).map(|c| to_value(&c)), true),
         };
         // The caller may have given up waiting; that is fine.
         let _ = msg.reply.send(answer);

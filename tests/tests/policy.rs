@@ -1,0 +1,360 @@
+//! Traffic and storage policy between agents on a LAN of network namespaces: a download
+//! cap holds the rate (and a raised cap applies without reconnecting), a space outside its
+//! window does not replicate until a one-off sync or the window's opening, a seed stops at
+//! its quota and says so, and `min_replicas` follows a seed leaving and coming back.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cobox_tests::files::{data_bytes, tree};
+use cobox_tests::lan::Lan;
+use cobox_tests::node::{Node, QUIET, eventually};
+
+const PORT: u16 = 7421;
+const MIB: f64 = 1_048_576.0;
+
+fn on(lan: &Lan, dir: &std::path::Path, name: &str, host: usize) -> Node {
+    let mut n = Node::new(dir, name);
+    n.netns = Some(lan.host(host));
+    n
+}
+
+fn status(n: &Node) -> serde_json::Value {
+    serde_json::from_str(&n.ctl_ok(&["status", "--output", "json"])).unwrap()
+}
+
+/// The status of resource `kind` `name`.
+fn resource(n: &Node, kind: &str, name: &str) -> serde_json::Value {
+    let s = status(n);
+    s["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == kind && r["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} {name} in {s}"))
+}
+
+fn condition(r: &serde_json::Value, kind: &str) -> Option<(bool, String)> {
+    r["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .map(|c| {
+            (
+                c["status"] == true,
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+}
+
+/// Bytes per second arriving in `feeds` over `secs`, measured on disk.
+fn rate(feeds: &std::path::Path, secs: u64) -> f64 {
+    let (t0, b0) = (Instant::now(), data_bytes(feeds));
+    std::thread::sleep(Duration::from_secs(secs));
+    (data_bytes(feeds) - b0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn pattern(bytes: usize, seed: u32) -> Vec<u8> {
+    (0..bytes as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8)
+        .collect()
+}
+
+/// A member A with space `home`, listening; B, to join it.
+fn pair(lan: &Lan, dir: &std::path::Path) -> (Node, Node) {
+    let (a, b) = (on(lan, dir, "a", 0), on(lan, dir, "b", 1));
+    let aa = lan.addr(0);
+    a.write_config(&format!(
+        "[network]\nlisten = [\"{aa}:{PORT}\"]\n{QUIET}[[space]]\nname = \"home\"\n"
+    ));
+    (a, b)
+}
+
+#[test]
+fn a_download_cap_holds_the_rate_and_a_raised_cap_applies_without_reconnecting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lan = Lan::new(2, 81);
+    let (a, b) = pair(&lan, tmp.path());
+    let aa = lan.addr(0);
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let code = a.ctl_ok(&[
+        "invite",
+        "create",
+        "--space",
+        "home",
+        "--for",
+        &b.identity(),
+    ]);
+    let b_config = |cap: &str| {
+        format!(
+            "[network]\npeers = [\"{aa}:{PORT}\"]\n{QUIET}\
+             [[space]]\nname = \"home\"\ninvite = \"{code}\"\ndownload = \"{cap}\"\n"
+        )
+    };
+    b.write_config(&b_config("1 MiB/s"));
+    let agent_b = b.start();
+    b.wait_converged(60);
+    let logs = || format!("a:\n{}\nb:\n{}", a.log(), b.log());
+    let big = pattern(48 << 20, 1);
+    std::fs::write(a.mount("home").join("big.bin"), &big).unwrap();
+    let address = a.space_address();
+    let b_feeds = b.data().join("spaces").join(&address).join("feeds");
+    eventually(
+        "B receives the big file",
+        60,
+        || data_bytes(&b_feeds) > 512 * 1024,
+        logs,
+    );
+    let slow = rate(&b_feeds, 10);
+    assert!(
+        slow <= 1.05 * MIB && slow >= 0.5 * MIB,
+        "capped at 1 MiB/s, B received {:.3} MiB/s\n{}",
+        slow / MIB,
+        logs()
+    );
+
+    // Raise the cap: the agent reloads the file; the session stays.
+    let sessions = b.log().matches("session ended").count();
+    b.write_config(&b_config("3 MiB/s"));
+    eventually(
+        "B's status shows the raised cap",
+        30,
+        || resource(&b, "space", "home")["traffic"]["download_cap"] == 3 * (1 << 20),
+        logs,
+    );
+    let fast = rate(&b_feeds, 8);
+    assert!(
+        fast <= 3.0 * 1.05 * MIB && fast / slow >= 2.0,
+        "capped at 3 MiB/s, B received {:.3} MiB/s (at 1 MiB/s: {:.3})\n{}",
+        fast / MIB,
+        slow / MIB,
+        logs()
+    );
+    assert_eq!(
+        b.log().matches("session ended").count(),
+        sessions,
+        "changing the cap dropped no connection\n{}",
+        b.log()
+    );
+    let text = b.ctl_ok(&["status", "--color", "never"]);
+    assert!(text.contains("space home: always open"), "{text}");
+    assert!(text.contains("(3 MiB/s)"), "{text}");
+    agent_a.stop();
+    agent_b.stop();
+}
+
+/// The next minute boundary at least `secs` from now, as (unix seconds, hour, minute).
+fn minute_after(secs: u64) -> (u64, u64, u64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t = (now + secs).div_ceil(60) * 60;
+    (t, (t / 3600) % 24, (t / 60) % 60)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn outside_its_window_a_space_waits_for_a_sync_or_the_opening() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lan = Lan::new(2, 82);
+    let (a, b) = pair(&lan, tmp.path());
+    let aa = lan.addr(0);
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let code = a.ctl_ok(&[
+        "invite",
+        "create",
+        "--space",
+        "home",
+        "--for",
+        &b.identity(),
+    ]);
+    // B may replicate "home" only from a minute at least 100 s away, for two minutes.
+    let (opens, hour, minute) = minute_after(100);
+    b.write_config(&format!(
+        "[network]\npeers = [\"{aa}:{PORT}\"]\n{QUIET}\
+         [[space]]\nname = \"home\"\ninvite = \"{code}\"\n\
+         windows = [{{ when = \"{minute} {hour} * * *\", for = \"2m\", zone = \"UTC\" }}]\n"
+    ));
+    let agent_b = b.start();
+    b.wait_converged(60);
+    let logs = || format!("a:\n{}\nb:\n{}", a.log(), b.log());
+    let window = resource(&b, "space", "home")["window"].clone();
+    assert_eq!(window["state"], "closed", "{window}");
+    let opening = window["next_change"].as_str().unwrap().to_string();
+    assert!(
+        opening.ends_with(&format!("{hour:02}:{minute:02}:00Z")),
+        "{opening}"
+    );
+
+    // Written while B's window is closed: nothing arrives.
+    let first = pattern(300_000, 2);
+    std::fs::write(a.mount("home").join("first.bin"), &first).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        !b.mount("home").join("first.bin").exists(),
+        "nothing replicates outside the window\n{}",
+        logs()
+    );
+
+    // A one-off sync brings it, then the window closes again by itself.
+    let said = b.ctl_ok(&["sync", "--space", "home", "--for", "10m"]);
+    assert!(said.contains("space home replicates now"), "{said}");
+    eventually(
+        "the one-off sync brings the first file",
+        60,
+        || std::fs::read(b.mount("home").join("first.bin")).ok() == Some(first.clone()),
+        logs,
+    );
+    eventually(
+        "the sync ends once B is in step",
+        40,
+        || b.log().contains("one-off sync caught up"),
+        logs,
+    );
+    eventually(
+        "status shows the window closed again",
+        20,
+        || resource(&b, "space", "home")["window"]["state"] == "closed",
+        logs,
+    );
+
+    // Written after the sync: it waits for the window.
+    let second = pattern(200_000, 3);
+    std::fs::write(a.mount("home").join("second.bin"), &second).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    if unix_now() + 1 < opens {
+        assert!(
+            !b.mount("home").join("second.bin").exists(),
+            "nothing replicates outside the window after a sync\n{}",
+            logs()
+        );
+    }
+    eventually(
+        "the second file arrives once the window opens",
+        opens.saturating_sub(unix_now()) + 60,
+        || std::fs::read(b.mount("home").join("second.bin")).ok() == Some(second.clone()),
+        logs,
+    );
+    assert!(
+        unix_now() >= opens,
+        "the second file arrived before the window opened"
+    );
+    assert_eq!(tree(&b.mount("home")), tree(&a.mount("home")));
+    agent_a.stop();
+    agent_b.stop();
+}
+
+#[test]
+fn a_seed_stops_at_its_quota_and_min_replicas_follows_the_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lan = Lan::new(2, 83);
+    let (a, s) = (on(&lan, tmp.path(), "a", 0), on(&lan, tmp.path(), "s", 1));
+    let (aa, sa) = (lan.addr(0), lan.addr(1));
+    let ks = s.identity();
+    a.write_config(&format!(
+        "[network]\nlisten = [\"{aa}:{PORT}\"]\npeers = [\"{sa}:{PORT}\"]\n{QUIET}\
+         [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\nmin_replicas = 1\n"
+    ));
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let address = a.space_address();
+    let seed_config = |quota: &str| {
+        format!(
+            "[network]\nlisten = [\"{sa}:{PORT}\"]\n{QUIET}\
+             [[seed]]\nname = \"home\"\naddress = \"{address}\"\nquota = \"{quota}\"\n"
+        )
+    };
+    s.write_config(&seed_config("6 MiB"));
+    let agent_s = s.start();
+    s.wait_converged(60);
+    let logs = || format!("a:\n{}\ns:\n{}", a.log(), s.log());
+    let big = pattern(16 << 20, 4);
+    std::fs::write(a.mount("home").join("big.bin"), &big).unwrap();
+    let seed_dir = s.data().join("seeds").join(&address);
+    eventually(
+        "the seed reports its quota reached",
+        90,
+        || {
+            condition(&resource(&s, "seed", "home"), "Degraded")
+                == Some((true, "QuotaExceeded".into()))
+        },
+        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+    );
+    // It stays there: nothing more is stored than the quota and one request.
+    std::thread::sleep(Duration::from_secs(4));
+    let on_disk = disk_usage(&seed_dir);
+    let limit = 6u64 << 20;
+    assert!(
+        on_disk <= limit + 128 * 1024,
+        "the seed stores {on_disk} bytes against a quota of {limit}"
+    );
+    assert!(on_disk >= limit / 2, "the seed stored {on_disk} bytes");
+    let quota = resource(&s, "seed", "home")["quota"].clone();
+    assert_eq!(quota["limit"], limit, "{quota}");
+    assert_eq!(quota["full"], true, "{quota}");
+    let text = s.ctl_ok(&["status", "--color", "never"]);
+    assert!(text.contains("QuotaExceeded"), "{text}");
+    // A sees its seed is not a full copy: the space is degraded.
+    eventually(
+        "A counts no up-to-date replica",
+        30,
+        || {
+            condition(&resource(&a, "space", "home"), "Degraded")
+                == Some((true, "FewReplicas".into()))
+        },
+        logs,
+    );
+
+    // A raised quota lets the seed finish: the space is replicated.
+    s.write_config(&seed_config("64 MiB"));
+    eventually(
+        "A's space is Ready with its seed up to date",
+        120,
+        || {
+            condition(&resource(&a, "space", "home"), "Degraded")
+                == Some((false, "Replicated".into()))
+        },
+        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+    );
+    // The seed goes away (cut off the LAN): degraded; it comes back: replicated.
+    lan.partition(1);
+    eventually(
+        "A notices its only replica is gone",
+        60,
+        || {
+            condition(&resource(&a, "space", "home"), "Degraded")
+                == Some((true, "FewReplicas".into()))
+        },
+        logs,
+    );
+    lan.heal(1);
+    eventually(
+        "A sees its replica again",
+        120,
+        || {
+            condition(&resource(&a, "space", "home"), "Degraded")
+                == Some((false, "Replicated".into()))
+        },
+        logs,
+    );
+    agent_a.stop();
+    agent_s.stop();
+}
+
+/// Bytes allocated on disk under `dir`.
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    cobox_tests::files::files_under(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.blocks() * 512))
+        .sum()
+}
