@@ -271,6 +271,12 @@ pub struct Status {
     pub reconciles: u64,
     /// How long the last reconcile took (observing, planning, acting), in microseconds.
     pub last_reconcile_us: u64,
+    /// Reconciles in which an action failed.
+    #[serde(default)]
+    pub reconcile_failures: u64,
+    /// Time spent reconciling since the agent started, in microseconds.
+    #[serde(default)]
+    pub reconcile_us_total: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_invalid: Option<ConfigInvalid>,
     /// Sorted by kind, then name.

@@ -14,10 +14,11 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
         Node::new(tmp.path(), "s"),
         Node::new(tmp.path(), "c"),
     );
-    let (pa, ps) = (free_port(), free_port());
+    let (pa, ps, pm) = (free_port(), free_port(), free_port());
     let (kb, ks, kc) = (b.identity(), s.identity(), c.identity());
     a.write_config(&format!(
         "[network]\nlisten = [\"127.0.0.1:{pa}\"]\npeers = [\"127.0.0.1:{ps}\"]\n{QUIET}\
+         [api]\nmetrics = \"127.0.0.1:{pm}\"\n\
          [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\nmin_replicas = 2\n"
     ));
     let agent_a = a.start();
@@ -123,6 +124,24 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     );
     let text = a.ctl_ok(&["status", "--color", "never"]);
     assert!(text.contains(&format!("{ks} seeder  up to date")), "{text}");
+    // The same, for Prometheus.
+    let metrics = http_get(pm, "/metrics");
+    for line in [
+        "cobox_replicas_up_to_date{kind=\"space\",name=\"home\"} 2",
+        "cobox_resource_degraded{kind=\"space\",name=\"home\"} 0",
+        "cobox_window_open{kind=\"space\",name=\"home\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
+    let sent: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cobox_sent_bytes_total{kind=\"space\",name=\"home\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes sent in\n{metrics}"));
+    assert!(sent > 1_000_000.0, "A sent its corpus: {sent}");
     agent_s.stop();
     eventually(
         "A's space turns Degraded when the seed goes away",
@@ -188,4 +207,24 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     );
     agent_c.stop();
     agent_s.stop();
+}
+
+/// The body of `GET path` on 127.0.0.1:`port`, over plain HTTP/1.0.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body.to_string()
 }

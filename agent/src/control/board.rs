@@ -50,6 +50,8 @@ impl Board {
                     converged: false,
                     reconciles: 0,
                     last_reconcile_us: 0,
+                    reconcile_failures: 0,
+                    reconcile_us_total: 0,
                     config_invalid: None,
                     resources: vec![],
                     network: NetworkStatus::default(),
@@ -116,11 +118,14 @@ impl Board {
         self.lock().status.config_invalid = invalid;
     }
 
-    /// Count a finished reconcile and how long it took.
-    pub fn reconciled(&self, took: std::time::Duration) {
+    /// Count a finished reconcile, how long it took and whether an action failed.
+    pub fn reconciled(&self, took: std::time::Duration, failed: bool) {
         let mut g = self.lock();
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         g.status.reconciles += 1;
-        g.status.last_reconcile_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        g.status.last_reconcile_us = us;
+        g.status.reconcile_us_total = g.status.reconcile_us_total.saturating_add(us);
+        g.status.reconcile_failures += u64::from(failed);
     }
 
     /// Record the resources found by the reconcile of `generation`.

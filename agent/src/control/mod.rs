@@ -6,6 +6,7 @@ pub mod changes;
 pub mod client;
 pub mod conditions;
 pub mod generations;
+pub mod metrics;
 pub mod openapi;
 pub mod server;
 

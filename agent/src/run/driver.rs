@@ -19,6 +19,7 @@ use crate::config_file;
 use crate::control::board::{Board, now_rfc3339};
 use crate::control::conditions::{self, Failure as ActionFailure};
 use crate::control::generations::{Generations, digest};
+use crate::control::metrics::MetricsServer;
 use crate::control::server::{ApiState, Server, failure};
 use crate::control::{Call, CallMsg, Failure, changes};
 use crate::host::SystemHost;
@@ -61,6 +62,8 @@ pub struct Agent {
     tx: mpsc::Sender<Wake>,
     watcher: Option<notify::RecommendedWatcher>,
     server: Option<Server>,
+    /// The Prometheus endpoint, when `[api] metrics` asks for one.
+    metrics: Option<MetricsServer>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -124,7 +127,9 @@ impl Agent {
             store: device.store().clone(),
         };
         let server = Server::start(rt.handle(), &config.api.socket, state)?;
+        let metrics = start_metrics(rt.handle(), config.api.metrics, &board);
         Ok(Agent {
+            metrics,
             rt,
             source,
             config,
@@ -160,7 +165,8 @@ impl Agent {
     pub fn reconcile(&mut self) -> bool {
         let started = Instant::now();
         let converged = self.reconcile_once();
-        self.board.reconciled(started.elapsed());
+        self.board
+            .reconciled(started.elapsed(), !self.failures.is_empty());
         converged
     }
 
@@ -382,6 +388,10 @@ impl Agent {
                     tracing::error!(error = %e, "cannot move the control API; it stays where it was")
                 }
             }
+        }
+        if config.api.metrics != self.config.api.metrics {
+            self.metrics = None;
+            self.metrics = start_metrics(self.rt.handle(), config.api.metrics, &self.board);
         }
         if config.device.data_dir != self.config.device.data_dir {
             tracing::warn!(
@@ -627,8 +637,25 @@ impl Agent {
     /// Unmount everything, checkpoint every space, close the API.
     pub fn shutdown(mut self) {
         self.server = None;
+        self.metrics = None;
         self.device.shutdown();
         drop(self.watcher.take());
         drop(self.rt);
+    }
+}
+
+/// Serve metrics on `addr` when asked; a failure to listen is logged and leaves none.
+fn start_metrics(
+    rt: &tokio::runtime::Handle,
+    addr: Option<std::net::SocketAddr>,
+    board: &Board,
+) -> Option<MetricsServer> {
+    let addr = addr?;
+    match MetricsServer::start(rt, addr, board.clone()) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::error!(address = %addr, error = %e, "cannot serve metrics");
+            None
+        }
     }
 }

@@ -1,0 +1,459 @@
+//! The opt-in Prometheus endpoint (`[api] metrics`): the status board in the text
+//! exposition format (version 0.0.4) at `GET /metrics`, over plain HTTP on the configured
+//! address. The rendering is pure; the server only serves it.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use cobox_schema::api::{ConditionType, ResourceStatus, Status};
+
+use super::board::Board;
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Metric families in the order they are written, each once with its help and type.
+struct Out {
+    text: String,
+    declared: Vec<&'static str>,
+}
+
+impl Out {
+    fn sample(
+        &mut self,
+        name: &'static str,
+        kind: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        if !self.declared.contains(&name) {
+            self.declared.push(name);
+            let _ = writeln!(self.text, "# HELP {name} {help}");
+            let _ = writeln!(self.text, "# TYPE {name} {kind}");
+        }
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            let inner: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            let _ = write!(self.text, "{{{}}}", inner.join(","));
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Everything the status says, as metrics. Families are grouped (a family's samples are
+/// contiguous, as the format requires) and ordered as the status orders resources.
+pub fn render(s: &Status) -> String {
+    let mut o = Out {
+        text: String::new(),
+        declared: Vec::new(),
+    };
+    o.sample(
+        "cobox_generation",
+        "gauge",
+        "the running config generation",
+        &[],
+        s.generation as f64,
+    );
+    o.sample(
+        "cobox_converged",
+        "gauge",
+        "1 when nothing is left to do for the running generation",
+        &[],
+        flag(s.converged),
+    );
+    o.sample(
+        "cobox_config_invalid",
+        "gauge",
+        "1 while the config file holds an edit that was refused",
+        &[],
+        flag(s.config_invalid.is_some()),
+    );
+    o.sample(
+        "cobox_reconciles_total",
+        "counter",
+        "reconciles since the agent started",
+        &[],
+        s.reconciles as f64,
+    );
+    o.sample(
+        "cobox_reconcile_failures_total",
+        "counter",
+        "reconciles in which an action failed",
+        &[],
+        s.reconcile_failures as f64,
+    );
+    o.sample(
+        "cobox_reconcile_seconds_total",
+        "counter",
+        "time spent reconciling since the agent started",
+        &[],
+        s.reconcile_us_total as f64 / 1e6,
+    );
+    o.sample(
+        "cobox_last_reconcile_seconds",
+        "gauge",
+        "how long the last reconcile took",
+        &[],
+        s.last_reconcile_us as f64 / 1e6,
+    );
+    o.sample(
+        "cobox_peers",
+        "gauge",
+        "peers with a replication session now",
+        &[],
+        s.network.peers.len() as f64,
+    );
+    let flows: Vec<&ResourceStatus> = s.resources.iter().collect();
+    for r in &flows {
+        let (kind, name) = (r.kind.to_string(), r.name.clone());
+        let labels = [("kind", kind.as_str()), ("name", name.as_str())];
+        o.sample(
+            "cobox_resource_ready",
+            "gauge",
+            "1 when the resource is Ready",
+            &labels,
+            flag(r.is_ready()),
+        );
+    }
+    for r in &flows {
+        let (kind, name) = (r.kind.to_string(), r.name.clone());
+        let labels = [("kind", kind.as_str()), ("name", name.as_str())];
+        let degraded = r
+            .condition(ConditionType::Degraded)
+            .is_some_and(|c| c.status);
+        o.sample(
+            "cobox_resource_degraded",
+            "gauge",
+            "1 when the resource is Degraded (too few replicas, quota reached)",
+            &labels,
+            flag(degraded),
+        );
+    }
+    type Pick = fn(&ResourceStatus) -> Option<f64>;
+    let per_flow: [(&'static str, &str, &str, Pick); 12] = [
+        (
+            "cobox_sent_bytes_total",
+            "counter",
+            "block bytes sent",
+            |r| r.traffic.as_ref().map(|t| t.sent_bytes as f64),
+        ),
+        (
+            "cobox_received_bytes_total",
+            "counter",
+            "block bytes received",
+            |r| r.traffic.as_ref().map(|t| t.received_bytes as f64),
+        ),
+        ("cobox_sent_blocks_total", "counter", "blocks sent", |r| {
+            r.traffic.as_ref().map(|t| t.sent_blocks as f64)
+        }),
+        (
+            "cobox_received_blocks_total",
+            "counter",
+            "blocks received",
+            |r| r.traffic.as_ref().map(|t| t.received_blocks as f64),
+        ),
+        (
+            "cobox_upload_cap_bytes_per_second",
+            "gauge",
+            "the upload cap in force (absent: none)",
+            |r| {
+                r.traffic
+                    .as_ref()
+                    .and_then(|t| t.upload_cap)
+                    .map(|c| c as f64)
+            },
+        ),
+        (
+            "cobox_download_cap_bytes_per_second",
+            "gauge",
+            "the download cap in force (absent: none)",
+            |r| {
+                r.traffic
+                    .as_ref()
+                    .and_then(|t| t.download_cap)
+                    .map(|c| c as f64)
+            },
+        ),
+        (
+            "cobox_window_open",
+            "gauge",
+            "1 while the space or seed may replicate",
+            |r| r.window.as_ref().map(|w| flag(w.open)),
+        ),
+        (
+            "cobox_quota_used_bytes",
+            "gauge",
+            "bytes a seed stores on disk",
+            |r| r.quota.as_ref().map(|q| q.used as f64),
+        ),
+        ("cobox_quota_limit_bytes", "gauge", "a seed's quota", |r| {
+            r.quota.as_ref().and_then(|q| q.limit).map(|l| l as f64)
+        }),
+        (
+            "cobox_quota_full",
+            "gauge",
+            "1 while a seed's downloads are refused for room",
+            |r| r.quota.as_ref().map(|q| flag(q.full)),
+        ),
+        (
+            "cobox_replicas",
+            "gauge",
+            "other devices known to hold the space or seed",
+            |r| (!r.replicas.is_empty() || r.traffic.is_some()).then_some(r.replicas.len() as f64),
+        ),
+        (
+            "cobox_replicas_up_to_date",
+            "gauge",
+            "connected replicas holding everything this device holds",
+            |r| {
+                (!r.replicas.is_empty() || r.traffic.is_some()).then_some(
+                    r.replicas
+                        .iter()
+                        .filter(|c| c.connected && c.up_to_date)
+                        .count() as f64,
+                )
+            },
+        ),
+    ];
+    for (metric, kind_word, help, pick) in per_flow {
+        for r in &flows {
+            if let Some(v) = pick(r) {
+                let (kind, name) = (r.kind.to_string(), r.name.clone());
+                o.sample(
+                    metric,
+                    kind_word,
+                    help,
+                    &[("kind", &kind), ("name", &name)],
+                    v,
+                );
+            }
+        }
+    }
+    for r in &flows {
+        for c in &r.replicas {
+            let (kind, name) = (r.kind.to_string(), r.name.clone());
+            let labels = [
+                ("kind", kind.as_str()),
+                ("name", name.as_str()),
+                ("peer", c.peer.as_str()),
+                ("role", c.role.as_str()),
+            ];
+            o.sample(
+                "cobox_replica_behind_blocks",
+                "gauge",
+                "blocks a replica lacks of what this device holds",
+                &labels,
+                c.behind_blocks as f64,
+            );
+        }
+    }
+    for r in &flows {
+        for c in &r.replicas {
+            let (kind, name) = (r.kind.to_string(), r.name.clone());
+            let labels = [
+                ("kind", kind.as_str()),
+                ("name", name.as_str()),
+                ("peer", c.peer.as_str()),
+                ("role", c.role.as_str()),
+            ];
+            o.sample(
+                "cobox_replica_connected",
+                "gauge",
+                "1 while a replica is connected",
+                &labels,
+                flag(c.connected),
+            );
+        }
+    }
+    o.text
+}
+
+/// The endpoint, serving until dropped.
+#[derive(Debug)]
+pub struct MetricsServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Listen on `addr` and serve the board's status as metrics.
+    pub fn start(
+        rt: &tokio::runtime::Handle,
+        addr: SocketAddr,
+        board: Board,
+    ) -> std::io::Result<MetricsServer> {
+        let listener = {
+            let _guard = rt.enter();
+            let std = std::net::TcpListener::bind(addr)?;
+            std.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(std)?
+        };
+        let bound = listener.local_addr()?;
+        let app = Router::new().route(
+            "/metrics",
+            get(move || {
+                let board = board.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        render(&board.status()),
+                    )
+                        .into_response()
+                }
+            }),
+        );
+        let task = rt.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        });
+        tracing::info!(address = %bound, "serving metrics");
+        Ok(MetricsServer { addr: bound, task })
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cobox_schema::api::{
+        AgentInfo, Condition, QuotaStatus, Replica, ResourceKind, TrafficStatus, WindowStatus,
+    };
+
+    #[test]
+    fn the_status_renders_as_valid_grouped_families() {
+        let cond = |kind, status| Condition {
+            kind,
+            status,
+            reason: "R".into(),
+            message: String::new(),
+            since: String::new(),
+        };
+        let seed = ResourceStatus {
+            kind: ResourceKind::Seed,
+            name: "river \"north\"".into(),
+            observed_generation: 3,
+            conditions: vec![
+                cond(ConditionType::Ready, true),
+                cond(ConditionType::Degraded, true),
+            ],
+            details: Default::default(),
+            replicas: vec![Replica {
+                peer: "ab".into(),
+                role: "member".into(),
+                connected: true,
+                up_to_date: false,
+                behind_blocks: 7,
+                last_seen: String::new(),
+            }],
+            window: Some(WindowStatus {
+                open: false,
+                state: "closed".into(),
+                next_change: None,
+            }),
+            traffic: Some(TrafficStatus {
+                sent_bytes: 10,
+                received_bytes: 2048,
+                sent_blocks: 1,
+                received_blocks: 2,
+                upload_cap: None,
+                download_cap: Some(1 << 20),
+            }),
+            quota: Some(QuotaStatus {
+                used: 900,
+                limit: Some(1000),
+                total_used: 900,
+                total_limit: None,
+                full: true,
+                when_full: "stop".into(),
+            }),
+        };
+        let space = ResourceStatus {
+            kind: ResourceKind::Space,
+            name: "home".into(),
+            conditions: vec![cond(ConditionType::Ready, false)],
+            replicas: vec![],
+            window: None,
+            traffic: None,
+            quota: None,
+            ..seed.clone()
+        };
+        let status = Status {
+            agent: AgentInfo {
+                version: "0".into(),
+                pid: 1,
+                started: String::new(),
+                identity: None,
+                config: "c".into(),
+                data_dir: "/d".into(),
+            },
+            generation: 3,
+            observed_generation: 3,
+            converged: true,
+            reconciles: 5,
+            last_reconcile_us: 1500,
+            reconcile_failures: 1,
+            reconcile_us_total: 2_500_000,
+            config_invalid: None,
+            resources: vec![space, seed],
+            network: Default::default(),
+        };
+        let text = render(&status);
+        for line in [
+            "cobox_converged 1",
+            "cobox_reconcile_seconds_total 2.5",
+            "cobox_reconcile_failures_total 1",
+            "cobox_resource_ready{kind=\"space\",name=\"home\"} 0",
+            "cobox_resource_degraded{kind=\"seed\",name=\"river \\\"north\\\"\"} 1",
+            "cobox_received_bytes_total{kind=\"seed\",name=\"river \\\"north\\\"\"} 2048",
+            "cobox_download_cap_bytes_per_second{kind=\"seed\",name=\"river \\\"north\\\"\"} 1048576",
+            "cobox_window_open{kind=\"seed\",name=\"river \\\"north\\\"\"} 0",
+            "cobox_quota_full{kind=\"seed\",name=\"river \\\"north\\\"\"} 1",
+            "cobox_replica_behind_blocks{kind=\"seed\",name=\"river \\\"north\\\"\",peer=\"ab\",role=\"member\"} 7",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("cobox_upload_cap"), "no cap, no sample");
+        // Every family is declared once, before its samples, which are contiguous.
+        let mut seen: Vec<String> = Vec::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap().to_string();
+                assert!(!seen.contains(&name), "{name} declared twice");
+                seen.push(name.clone());
+                current = name;
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(name, current, "{line} outside its family");
+            }
+        }
+    }
+}
