@@ -177,21 +177,36 @@ fn render_replicas(s: &Status, colour: Colour) -> String {
     for r in s.resources.iter().filter(|r| !r.replicas.is_empty()) {
         out.push_str(&format!("\nreplicas of {} {}:\n", r.kind, r.name));
         for c in &r.replicas {
-            let (code, state) = match (c.connected, c.up_to_date) {
+            let behind = || {
+                let mut b = format!(
+                    "{} blocks ({}) behind",
+                    c.behind_blocks,
+                    cobox_schema::units::Size(c.behind_bytes)
+                );
+                if let Some(since) = &c.behind_since {
+                    b.push_str(&format!(" since {since}"));
+                }
+                b
+            };
+            let (code, mut state) = match (c.connected, c.up_to_date) {
                 (true, true) => (GREEN, "up to date".to_string()),
-                (true, false) => (YELLOW, format!("{} blocks behind", c.behind_blocks)),
+                (true, false) => (YELLOW, behind()),
                 (false, true) => (
                     RED,
                     format!("not connected (up to date at {})", c.last_seen),
                 ),
                 (false, false) => (
                     RED,
-                    format!(
-                        "not connected, {} blocks behind (last seen {})",
-                        c.behind_blocks, c.last_seen
-                    ),
+                    format!("not connected, {} (last seen {})", behind(), c.last_seen),
                 ),
             };
+            if let Some(by) = &c.reported_by {
+                state = format!(
+                    "{state}, as reported by member {} at {}",
+                    &by[..by.len().min(16)],
+                    c.last_seen
+                );
+            }
             out.push_str(&format!(
                 "  {} {:<7} {}\n",
                 c.peer,

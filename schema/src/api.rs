@@ -216,8 +216,18 @@ pub struct Replica {
     pub up_to_date: bool,
     /// Blocks it lacks of what this device holds.
     pub behind_blocks: u64,
+    /// About the bytes of those blocks.
+    #[serde(default)]
+    pub behind_bytes: u64,
+    /// Since when it has been behind, as this device saw it (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behind_since: Option<String>,
     /// When it last told this device what it holds (RFC 3339).
     pub last_seen: String,
+    /// Not seen by this device: the member (identity) whose health report in the space log
+    /// this comes from, as of `last_seen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by: Option<String>,
 }
 
 impl ResourceStatus {

@@ -108,7 +108,7 @@ fn a_download_cap_holds_the_rate_and_a_raised_cap_applies_without_reconnecting()
     );
     let slow = rate(&b_feeds, 10);
     assert!(
-        slow <= 1.05 * MIB && slow >= 0.5 * MIB,
+        (0.5 * MIB..=1.05 * MIB).contains(&slow),
         "capped at 1 MiB/s, B received {:.3} MiB/s\n{}",
         slow / MIB,
         logs()

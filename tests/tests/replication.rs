@@ -142,6 +142,31 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no bytes sent in\n{metrics}"));
     assert!(sent > 1_000_000.0, "A sent its corpus: {sent}");
+    // B never connects to the seed, yet sees its state through A's health reports.
+    let ka = a.identity();
+    let seen_by_b = || {
+        let status: serde_json::Value =
+            serde_json::from_str(&b.ctl_ok(&["status", "--output", "json"])).unwrap();
+        status["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "space" && r["name"] == "home")
+            .flat_map(|r| r["replicas"].as_array().cloned().unwrap_or_default())
+            .find(|c| c["peer"] == ks.as_str())
+    };
+    eventually(
+        "B sees the seed up to date, as A reported",
+        90,
+        || {
+            seen_by_b().is_some_and(|c| {
+                c["reported_by"] == ka.as_str() && c["up_to_date"] == true && c["role"] == "seeder"
+            })
+        },
+        || format!("{:?}\n{}", seen_by_b(), b.ctl_ok(&["status"])),
+    );
+    let text = b.ctl_ok(&["status", "--color", "never"]);
+    assert!(text.contains("as reported by member"), "{text}");
     agent_s.stop();
     eventually(
         "A's space turns Degraded when the seed goes away",

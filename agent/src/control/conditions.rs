@@ -118,7 +118,7 @@ fn replica_shortage(wanted: u32, copies: &[Replica]) -> Option<Cond> {
     }
     let good = copies
         .iter()
-        .filter(|r| r.connected && r.up_to_date)
+        .filter(|r| r.connected && r.up_to_date && r.reported_by.is_none())
         .count();
     let short = good < wanted as usize;
     let message = format!("{good} of {wanted} wanted up-to-date replicas are connected");
@@ -409,7 +409,10 @@ mod tests {
             connected,
             up_to_date,
             behind_blocks: u64::from(!up_to_date),
+            behind_bytes: u64::from(!up_to_date) << 16,
+            behind_since: None,
             last_seen: "2026-01-01T00:00:00Z".into(),
+            reported_by: None,
         };
         assert_eq!(replica_shortage(0, &[]), None, "none wanted: no condition");
         let short = |copies: &[Replica]| replica_shortage(1, copies).unwrap().status;
@@ -420,6 +423,14 @@ mod tests {
         );
         assert!(short(&[copy(true, false)]), "a copy behind does not count");
         assert!(!short(&[copy(true, true)]));
+        let hearsay = Replica {
+            reported_by: Some("m".into()),
+            ..copy(true, true)
+        };
+        assert!(
+            short(&[hearsay]),
+            "a copy only another member reported does not count"
+        );
         let c = replica_shortage(2, &[copy(true, true)]).unwrap();
         assert_eq!(
             (c.reason.as_str(), c.message.as_str()),

@@ -368,7 +368,10 @@ mod tests {
                 connected: true,
                 up_to_date: false,
                 behind_blocks: 7,
+                behind_bytes: 7 << 16,
+                behind_since: None,
                 last_seen: String::new(),
+                reported_by: None,
             }],
             window: Some(WindowStatus {
                 open: false,

@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::replicate::{self, Grew, Options, SessionEvent, SessionHandle, SharedFeed, Traffic};
 use crate::space::Space;
+use crate::space::message::{MAX_SEEN, Message, Role as MessageRole, Seen};
 use crate::space::roster::{self, MemberFeeds, Roster, Statement};
 use seed::SeedStore;
 
@@ -65,6 +66,12 @@ struct Share {
     members: BTreeSet<MemberFeeds>,
     /// The caps, window and quota every feed of it follows.
     traffic: Arc<Traffic>,
+    /// A member space's health reports from the log.
+    health: Option<crate::space::HealthReports>,
+    /// Since when each peer has been behind.
+    behind_since: BTreeMap<String, std::time::SystemTime>,
+    /// When this device last published a health report, and what it said.
+    published: Option<(std::time::Instant, Vec<Sighting>)>,
 }
 
 #[derive(Debug)]
@@ -84,6 +91,14 @@ struct State {
     /// When the rosters were last read again for an unknown peer.
     reloaded: Option<std::time::Instant>,
 }
+
+/// A peer as a health report sums it up: (peer, connected, up to date).
+type Sighting = (String, bool, bool);
+
+/// Health reports are published when what this device sees changed, at most this often.
+const MIN_REPORT: Duration = Duration::from_secs(10);
+/// And at least this often.
+const REPORT_EVERY: Duration = Duration::from_secs(600);
 
 /// Told about a peer that misbehaved: (the peer, what happened).
 pub type Incident = Arc<dyn Fn(String, String) + Send + Sync>;
@@ -170,7 +185,7 @@ impl Network {
         seeders: &[[u8; 32]],
         traffic: Arc<Traffic>,
     ) -> std::io::Result<()> {
-        let (address, log, content, roster_file, own) = {
+        let (address, log, content, roster_file, own, health) = {
             let s = space.lock().await;
             let own = s.feeds().open_feeds();
             (
@@ -179,6 +194,7 @@ impl Network {
                 s.content_key(),
                 s.layout().roster(),
                 own,
+                s.health(),
             )
         };
         let me = &self.inner.identity;
@@ -204,6 +220,9 @@ impl Network {
                 .collect(),
             members: BTreeSet::new(),
             traffic,
+            health: Some(health),
+            behind_since: BTreeMap::new(),
+            published: None,
         };
         self.insert(address, share).await;
         Ok(())
@@ -229,6 +248,9 @@ impl Network {
             feeds: BTreeMap::new(),
             members: BTreeSet::new(),
             traffic,
+            health: None,
+            behind_since: BTreeMap::new(),
+            published: None,
         };
         self.insert(address, share).await;
         Ok(())
@@ -267,11 +289,77 @@ impl Network {
     /// name: what it lacks of what this device holds, whether it is connected, when it was
     /// last heard from.
     pub fn replicas(&self) -> BTreeMap<String, Vec<cobox_schema::api::Replica>> {
-        let st = self.state();
+        let me = self.identity();
+        let mut st = self.state();
         st.shares
-            .values()
-            .map(|share| (share.name.clone(), replicas_of(share)))
+            .values_mut()
+            .map(|share| (share.name.clone(), replicas_of(share, &me)))
             .collect()
+    }
+
+    /// Publish, in each member space's log, what this device sees of the other devices'
+    /// copies: when that changed (at most every `MIN_REPORT`) and every `REPORT_EVERY`
+    /// anyway, so members not connected to a seed still see its state.
+    pub async fn publish_health(&self) {
+        let me = self.identity();
+        let due: Vec<(Arc<tokio::sync::Mutex<Space>>, Message)> = {
+            let mut st = self.state();
+            let now = std::time::Instant::now();
+            let mut due = Vec::new();
+            for share in st.shares.values_mut() {
+                let Holder::Member(space) = share.holder.clone() else {
+                    continue;
+                };
+                let mine: Vec<_> = replicas_of(share, &me)
+                    .into_iter()
+                    .filter(|r| r.reported_by.is_none())
+                    .collect();
+                let digest: Vec<Sighting> = mine
+                    .iter()
+                    .map(|r| (r.peer.clone(), r.connected, r.up_to_date))
+                    .collect();
+                let publish = match &share.published {
+                    None => !mine.is_empty(),
+                    Some((at, said)) => {
+                        let age = now.duration_since(*at);
+                        (age >= MIN_REPORT && *said != digest) || age >= REPORT_EVERY
+                    }
+                };
+                if !publish {
+                    continue;
+                }
+                share.published = Some((now, digest));
+                let roles = share.roster.allowed();
+                let seen = mine
+                    .iter()
+                    .filter_map(|r| {
+                        let peer =
+                            <[u8; 32]>::try_from(cobox_keys::secret::unhex(&r.peer)?).ok()?;
+                        let last = chrono::DateTime::parse_from_rfc3339(&r.last_seen).ok()?;
+                        Some(Seen {
+                            peer,
+                            role: roles.get(&peer).map(|r| match r {
+                                roster::Role::Member => MessageRole::Member,
+                                roster::Role::Seeder => MessageRole::Seeder,
+                            }),
+                            connected: r.connected,
+                            behind_blocks: r.behind_blocks,
+                            last_seen: last.timestamp().max(0) as u64,
+                        })
+                    })
+                    .take(MAX_SEEN)
+                    .collect();
+                let at = unix(std::time::SystemTime::now());
+                due.push((space, Message::Health { at, seen }));
+            }
+            due
+        };
+        for (space, report) in due {
+            let mut s = space.lock().await;
+            if let Err(e) = s.append(&[report]).await {
+                tracing::error!(space = %s.name(), error = %e, "cannot publish a health report");
+            }
+        }
     }
 
     /// Whether the share named `name` is in step with every connected peer: each holds
@@ -702,10 +790,31 @@ impl Network {
     }
 }
 
-/// The replicas of one share, from what its feeds' peers said they hold.
-fn replicas_of(share: &Share) -> Vec<cobox_schema::api::Replica> {
+/// Unix seconds of `t`.
+fn unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn role_word(r: roster::Role) -> &'static str {
+    match r {
+        roster::Role::Member => "member",
+        roster::Role::Seeder => "seeder",
+    }
+}
+
+/// The replicas of one share: first, what its feeds' peers said they hold (tracking since
+/// when each has been behind); then, for devices this one has not heard from more recently,
+/// what other members reported in their health reports. `me` is this device's identity.
+fn replicas_of(share: &mut Share, me: &[u8; 32]) -> Vec<cobox_schema::api::Replica> {
+    use cobox_schema::api::Replica;
     struct Seen {
         behind: u64,
+        behind_bytes: u64,
         connected: bool,
         last: std::time::SystemTime,
     }
@@ -719,6 +828,7 @@ fn replicas_of(share: &Share) -> Vec<cobox_schema::api::Replica> {
         for (peer, r) in remotes {
             let e = peers.entry(peer.clone()).or_insert(Seen {
                 behind: 0,
+                behind_bytes: 0,
                 connected: false,
                 last: std::time::UNIX_EPOCH,
             });
@@ -729,31 +839,101 @@ fn replicas_of(share: &Share) -> Vec<cobox_schema::api::Replica> {
     for (held, remotes) in &feeds {
         for (peer, seen) in peers.iter_mut() {
             let theirs = remotes.get(peer).map_or(0, |r| r.contiguous);
-            seen.behind += held.length.saturating_sub(theirs);
+            let lacking = held.length.saturating_sub(theirs);
+            seen.behind += lacking;
+            seen.behind_bytes += (lacking as u128 * held.bytes as u128)
+                .checked_div(held.length as u128)
+                .unwrap_or(0) as u64;
+        }
+    }
+    let now = std::time::SystemTime::now();
+    share
+        .behind_since
+        .retain(|p, _| peers.get(p).is_some_and(|s| s.behind > 0));
+    for (p, s) in &peers {
+        if s.behind > 0 {
+            share.behind_since.entry(p.clone()).or_insert(now);
         }
     }
     let roles = share.roster.allowed();
-    peers
+    let role_of = |peer: &[u8; 32]| roles.get(peer).copied().map(role_word);
+    let mut out: BTreeMap<String, Replica> = peers
         .into_iter()
         .map(|(peer, seen)| {
             let role = cobox_keys::secret::unhex(&peer)
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .and_then(|k| roles.get(&k).copied())
-                .map_or("unknown", |r| match r {
-                    roster::Role::Member => "member",
-                    roster::Role::Seeder => "seeder",
-                });
-            cobox_schema::api::Replica {
-                peer,
+                .and_then(|k| role_of(&k))
+                .unwrap_or("unknown");
+            let replica = Replica {
+                peer: peer.clone(),
                 role: role.into(),
                 connected: seen.connected,
                 up_to_date: seen.behind == 0,
                 behind_blocks: seen.behind,
-                last_seen: chrono::DateTime::<chrono::Utc>::from(seen.last)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            }
+                behind_bytes: seen.behind_bytes,
+                behind_since: share.behind_since.get(&peer).map(|t| rfc3339(*t)),
+                last_seen: rfc3339(seen.last),
+                reported_by: None,
+            };
+            (peer, replica)
         })
-        .collect()
+        .collect();
+    let first_hand_seen: BTreeMap<String, u64> = out
+        .iter()
+        .map(|(p, r)| {
+            let seen = chrono::DateTime::parse_from_rfc3339(&r.last_seen)
+                .map_or(0, |t| t.timestamp().max(0) as u64);
+            (p.clone(), if r.connected { u64::MAX } else { seen })
+        })
+        .collect();
+    let Some(health) = &share.health else {
+        return out.into_values().collect();
+    };
+    let reports = health.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for (log, (_, seen)) in reports {
+        let Some(by) = share
+            .members
+            .iter()
+            .find(|m| m.log == log)
+            .map(|m| m.identity)
+        else {
+            continue;
+        };
+        if by == *me {
+            continue;
+        }
+        for s in seen.into_iter().filter(|s| s.peer != *me) {
+            let peer = cobox_keys::secret::hex(&s.peer);
+            let newer_than_mine = first_hand_seen.get(&peer).is_none_or(|t| s.last_seen > *t);
+            let newer_than_others = out
+                .get(&peer)
+                .filter(|r| r.reported_by.is_some())
+                .and_then(|r| chrono::DateTime::parse_from_rfc3339(&r.last_seen).ok())
+                .is_none_or(|t| s.last_seen as i64 > t.timestamp());
+            if !(newer_than_mine && newer_than_others) {
+                continue;
+            }
+            let at = std::time::UNIX_EPOCH + Duration::from_secs(s.last_seen);
+            let role = role_of(&s.peer)
+                .or(s.role.map(role_word))
+                .unwrap_or("unknown");
+            out.insert(
+                peer.clone(),
+                Replica {
+                    peer,
+                    role: role.into(),
+                    connected: s.connected,
+                    up_to_date: s.behind_blocks == 0,
+                    behind_blocks: s.behind_blocks,
+                    behind_bytes: 0,
+                    behind_since: None,
+                    last_seen: rfc3339(at),
+                    reported_by: Some(cobox_keys::secret::hex(&by)),
+                },
+            );
+        }
+    }
+    out.into_values().collect()
 }
 
 /// Whether a session ended through the peer's fault (not a network failure or a refusal).

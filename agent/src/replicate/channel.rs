@@ -162,6 +162,7 @@ impl ChannelTask {
         st.announced = Held {
             length: st.announced.length.max(now.length),
             contiguous: st.announced.contiguous.max(now.contiguous),
+            bytes: st.announced.bytes.max(now.bytes),
         };
     }
 

@@ -17,6 +17,8 @@ pub struct Held {
     pub length: u64,
     /// Blocks held from the start without a gap.
     pub contiguous: u64,
+    /// Bytes of the `length` blocks.
+    pub bytes: u64,
 }
 
 impl Held {
@@ -24,6 +26,7 @@ impl Held {
         Held {
             length: feed.len(),
             contiguous: feed.contiguous_len(),
+            bytes: feed.byte_len(),
         }
     }
 }

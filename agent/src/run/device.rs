@@ -144,6 +144,7 @@ impl Device {
             }
         }
         self.rt.block_on(net.reload_rosters());
+        self.rt.block_on(net.publish_health());
         self.policy.configure(config);
         self.policy.poke();
         let data_dir = self.store.data_dir().to_path_buf();

@@ -31,6 +31,22 @@ pub enum Message {
     },
     /// A drive operation (its own versioned encoding).
     Drive(Vec<u8>),
+    /// What the writer knew, at `at` (unix seconds), of the other devices' copies of the
+    /// space: so members see the seeds' state even when not connected to them.
+    Health { at: u64, seen: Vec<Seen> },
+}
+
+/// One device's copy of a space, as a member saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub peer: [u8; 32],
+    /// `None` when not in the writer's roster.
+    pub role: Option<Role>,
+    pub connected: bool,
+    /// Blocks it lacked of what the writer held.
+    pub behind_blocks: u64,
+    /// When the writer last heard from it (unix seconds).
+    pub last_seen: u64,
 }
 
 /// A role in a space's allow-list.
@@ -69,6 +85,9 @@ const MEMBER: u8 = 2;
 const ALLOW: u8 = 3;
 const INVITE: u8 = 4;
 const DRIVE: u8 = 5;
+const HEALTH: u8 = 6;
+/// Most devices in one health report.
+pub const MAX_SEEN: usize = 255;
 /// Longest device name kept.
 const MAX_NAME: usize = 255;
 
@@ -131,6 +150,19 @@ impl Message {
                 out.push(DRIVE);
                 out.extend_from_slice(op);
             }
+            Message::Health { at, seen } => {
+                out.push(HEALTH);
+                out.extend_from_slice(&at.to_le_bytes());
+                let seen = &seen[..seen.len().min(MAX_SEEN)];
+                out.push(seen.len() as u8);
+                for s in seen {
+                    out.extend_from_slice(&s.peer);
+                    out.push(s.role.map_or(0, Role::byte));
+                    out.push(u8::from(s.connected));
+                    out.extend_from_slice(&s.behind_blocks.to_le_bytes());
+                    out.extend_from_slice(&s.last_seen.to_le_bytes());
+                }
+            }
         }
         out
     }
@@ -169,6 +201,31 @@ impl Message {
                 expires: u64::from_le_bytes(r.array()?),
             },
             DRIVE => Message::Drive(r.take(r.buf.len())?.to_vec()),
+            HEALTH => {
+                let at = u64::from_le_bytes(r.array()?);
+                let n = r.u8()? as usize;
+                let mut seen = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let peer = r.array()?;
+                    let role = match r.u8()? {
+                        0 => None,
+                        b => Some(Role::from_byte(b).ok_or_else(|| r.invalid("unknown role"))?),
+                    };
+                    let connected = match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(r.invalid("connected is not 0 or 1")),
+                    };
+                    seen.push(Seen {
+                        peer,
+                        role,
+                        connected,
+                        behind_blocks: u64::from_le_bytes(r.array()?),
+                        last_seen: u64::from_le_bytes(r.array()?),
+                    });
+                }
+                Message::Health { at, seen }
+            }
             other => {
                 return Ok(Decoded::Unknown {
                     version,
@@ -243,6 +300,25 @@ mod tests {
                 expires: 1_800_000_000,
             },
             Message::Drive(vec![1, 2, 3]),
+            Message::Health {
+                at: 1_800_000_000,
+                seen: vec![
+                    Seen {
+                        peer: [7; 32],
+                        role: Some(Role::Seeder),
+                        connected: true,
+                        behind_blocks: 0,
+                        last_seen: 1_799_999_990,
+                    },
+                    Seen {
+                        peer: [8; 32],
+                        role: None,
+                        connected: false,
+                        behind_blocks: 12,
+                        last_seen: 1_700_000_000,
+                    },
+                ],
+            },
         ]
     }
 

@@ -84,7 +84,12 @@ pub struct Space {
     /// Blocks in this device's content feed, committed or not (this space is its only
     /// writer).
     content_len: u64,
+    /// The newest health report read from each log, by log key.
+    health: HealthReports,
 }
+
+/// Health reports of a space's members, by log key: (when, what the writer saw).
+pub type HealthReports = Arc<std::sync::Mutex<BTreeMap<[u8; 32], (u64, Vec<message::Seen>)>>>;
 
 impl std::fmt::Debug for Space {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +135,7 @@ impl Space {
             stats: LogStats::default(),
             unsaved: 0,
             content_len: 0,
+            health: HealthReports::default(),
         };
         space.content_len = space.feeds.content().lock().await.len();
         let own_log = space.feeds.log_key;
@@ -223,6 +229,11 @@ impl Space {
         Ok(length)
     }
 
+    /// The members' health reports read so far (shared: it fills as logs are read).
+    pub fn health(&self) -> HealthReports {
+        self.health.clone()
+    }
+
     /// Entry `index` of log `key`: `None` if this device does not have it.
     pub async fn log_entry(
         &mut self,
@@ -261,6 +272,15 @@ impl Space {
                         if !self.tree.apply_encoded(&key, i, &op) {
                             self.stats.invalid += 1;
                         }
+                    }
+                    Ok(Decoded::Known(Message::Health { at, seen })) => {
+                        let mut reports = self.health.lock().unwrap_or_else(|e| e.into_inner());
+                        let newer = reports.get(&key).is_none_or(|(t, _)| *t <= at);
+                        if newer {
+                            reports.insert(key, (at, seen));
+                        }
+                        drop(reports);
+                        self.tree.skip(&key, i);
                     }
                     Ok(Decoded::Known(_)) => self.tree.skip(&key, i),
                     Ok(Decoded::Unknown { .. }) => {
