@@ -146,7 +146,7 @@ fn quota_condition(q: &QuotaStatus) -> Cond {
     let action = if q.when_full == "stop" {
         "downloads stopped"
     } else {
-        "evicting the oldest blocks"
+        "downloads stopped (this version does not evict: `when_full = \"evict-oldest\"` acts as `stop`)"
     };
     cond(
         ConditionType::Degraded,

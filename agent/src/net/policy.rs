@@ -136,6 +136,13 @@ impl Policy {
             st.limits = n.limits.clone();
             st.total = config.storage.quota.map(|s| s.0);
             st.min_free = config.storage.min_free.0;
+            if config.storage.when_full == WhenFull::EvictOldest
+                && st.when_full != WhenFull::EvictOldest
+            {
+                tracing::warn!(
+                    "when_full = \"evict-oldest\" is not available in this version: a seed at its quota stops downloading"
+                );
+            }
             st.when_full = config.storage.when_full;
             st.rules = config
                 .spaces
