@@ -1,7 +1,7 @@
 //! Replication between two peers over real byte streams (in-memory pipes and TCP on
 //! loopback), with real feeds on disk: completeness, both directions, live appends,
 //! capabilities, hostile peers, closed transports, kill -9 of a replicating process, and
-//! the traffic policy: a window closing mid-transfer, a quota reached.
+//! the traffic policy: a window closing mid-transfer, a quota reached, eviction.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -795,6 +795,97 @@ async fn a_quota_stops_downloads_within_one_request_and_a_raised_one_resumes() {
     gate.nudge();
     until_held(&copy, data.len() as u64).await;
     assert_same(&copy, &data).await;
+    sa.handle().close();
+    timeout(LONG, sa.join()).await.unwrap().unwrap();
+    timeout(LONG, sb.join()).await.unwrap().unwrap();
+}
+
+/// Bytes allocated to `file` on disk.
+fn allocated(file: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(file).unwrap().blocks() * 512
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicted_blocks_free_their_space_survive_a_reopen_and_are_not_fetched_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<Vec<u8>> = (0..200u32).map(|i| vec![i as u8; 64 * 1024]).collect();
+    let source = writer(&tmp.path().join("a"), 0, &data).await;
+    let dir = tmp.path().join("seed");
+    let seed = replica(&dir, 0).await;
+    let (a, b) = tcp_pair().await;
+    let sa = replicate::spawn(a, true, [source.clone()], Options::default());
+    let sb = replicate::spawn(b, false, [seed.clone()], Options::default());
+    until_held(&seed, 200).await;
+    sb.handle().close();
+    timeout(LONG, sb.join()).await.unwrap().unwrap();
+    timeout(LONG, sa.join()).await.unwrap().unwrap();
+
+    let before = allocated(&dir.join("data"));
+    {
+        let mut f = seed.lock().await;
+        f.evict_below(120).await.unwrap();
+        seed.publish(&f);
+    }
+    let after = allocated(&dir.join("data"));
+    assert!(
+        before - after >= 119 * 64 * 1024,
+        "evicting 120 blocks of 64 KiB freed {} bytes",
+        before - after
+    );
+    drop(seed);
+    // Reopened: the floor and the newer blocks are there, the older ones are not.
+    let seed = replica(&dir, 0).await;
+    {
+        let mut f = seed.lock().await;
+        assert_eq!(f.floor(), 120);
+        for i in [0u64, 60, 119] {
+            assert!(f.get(i).await.unwrap().is_none(), "block {i} was evicted");
+        }
+        for i in 120..200u64 {
+            let b = f.get(i).await.unwrap();
+            assert!(b.as_ref() == Some(&data[i as usize]), "block {i} is kept");
+        }
+    }
+    // Replicating with the writer again fetches nothing below the floor.
+    let gate = Traffic::unlimited();
+    seed.set_traffic(gate.clone());
+    let (a, b) = tcp_pair().await;
+    let sa = replicate::spawn(a, true, [source.clone()], Options::default());
+    let sb = replicate::spawn(b, false, [seed.clone()], Options::default());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        gate.counters.get()[3],
+        0,
+        "evicted blocks are not fetched again"
+    );
+    sa.handle().close();
+    timeout(LONG, sa.join()).await.unwrap().unwrap();
+    timeout(LONG, sb.join()).await.unwrap().unwrap();
+    // A fresh replica served by the seed alone gets what the seed still holds.
+    let copy = replica(&tmp.path().join("c"), 0).await;
+    let (a, b) = tcp_pair().await;
+    let sa = replicate::spawn(a, true, [seed.clone()], Options::default());
+    let sb = replicate::spawn(b, false, [copy.clone()], Options::default());
+    let wait = async {
+        loop {
+            let got = {
+                let mut f = copy.lock().await;
+                let mut n = 0;
+                for i in 120..200u64 {
+                    n += u64::from(f.get(i).await.unwrap().is_some());
+                }
+                n
+            };
+            if got == 80 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    timeout(LONG, wait)
+        .await
+        .expect("the seed serves the blocks it kept");
     sa.handle().close();
     timeout(LONG, sa.join()).await.unwrap().unwrap();
     timeout(LONG, sb.join()).await.unwrap().unwrap();

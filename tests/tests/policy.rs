@@ -1,7 +1,8 @@
 //! Traffic and storage policy between agents on a LAN of network namespaces: a download
 //! cap holds the rate (and a raised cap applies without reconnecting), a space outside its
 //! window does not replicate until a one-off sync or the window's opening, a seed stops at
-//! its quota and says so, and `min_replicas` follows a seed leaving and coming back.
+//! its quota and says so (or, set to evict, keeps the newest blocks within it), and
+//! `min_replicas` follows a seed leaving and coming back.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -357,4 +358,67 @@ fn disk_usage(dir: &std::path::Path) -> u64 {
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.blocks() * 512))
         .sum()
+}
+
+#[test]
+fn a_seed_set_to_evict_keeps_the_newest_blocks_within_its_quota() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lan = Lan::new(2, 84);
+    let (a, s) = (on(&lan, tmp.path(), "a", 0), on(&lan, tmp.path(), "s", 1));
+    let (aa, sa) = (lan.addr(0), lan.addr(1));
+    let ks = s.identity();
+    a.write_config(&format!(
+        "[network]\nlisten = [\"{aa}:{PORT}\"]\npeers = [\"{sa}:{PORT}\"]\n{QUIET}\
+         [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n"
+    ));
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let address = a.space_address();
+    s.write_config(&format!(
+        "[network]\nlisten = [\"{sa}:{PORT}\"]\n{QUIET}\
+         [storage]\nwhen_full = \"evict-oldest\"\n\
+         [[seed]]\nname = \"home\"\naddress = \"{address}\"\nquota = \"6 MiB\"\n"
+    ));
+    let agent_s = s.start();
+    s.wait_converged(60);
+    let logs = || format!("a:\n{}\ns:\n{}", a.log(), s.log());
+    let big = pattern(16 << 20, 5);
+    std::fs::write(a.mount("home").join("big.bin"), &big).unwrap();
+    // A's content feed: the one holding the file.
+    let a_feeds = a.data().join("spaces").join(&address).join("feeds");
+    let content = cobox_tests::files::feed_sizes(&a_feeds)
+        .into_iter()
+        .max_by_key(|(_, size)| *size)
+        .unwrap();
+    let seed_data = s
+        .data()
+        .join("seeds")
+        .join(&address)
+        .join("feeds")
+        .join(&content.0)
+        .join("data");
+    // The seed ends up with the last block (the file reaches its full length) while
+    // storing no more than its quota.
+    eventually(
+        "the seed fetched the newest blocks",
+        180,
+        || std::fs::metadata(&seed_data).is_ok_and(|m| m.len() == content.1),
+        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+    );
+    assert!(s.log().contains("evicted the oldest blocks"), "{}", s.log());
+    std::thread::sleep(Duration::from_secs(3));
+    let limit = 6u64 << 20;
+    let on_disk = disk_usage(&s.data().join("seeds").join(&address));
+    assert!(
+        on_disk <= limit + 128 * 1024,
+        "the seed stores {on_disk} bytes against a quota of {limit}"
+    );
+    // The oldest blocks are gone (their range reads back as a hole of zeros).
+    let head = std::fs::read(&seed_data).unwrap();
+    assert!(
+        head[..64 * 1024].iter().all(|b| *b == 0),
+        "the first block was evicted"
+    );
+    agent_a.stop();
+    agent_s.stop();
 }

@@ -146,7 +146,7 @@ fn quota_condition(q: &QuotaStatus) -> Cond {
     let action = if q.when_full == "stop" {
         "downloads stopped"
     } else {
-        "downloads stopped (this version does not evict: `when_full = \"evict-oldest\"` acts as `stop`)"
+        "evicting its oldest blocks for newer ones"
     };
     cond(
         ConditionType::Degraded,

@@ -54,7 +54,14 @@ pub struct Feed {
     public: [u8; 32],
     /// Known contiguous length; see [`Feed::contiguous_len`].
     contiguous: std::sync::atomic::AtomicU64,
+    /// Blocks below it were evicted on purpose (file `floor`): not to be fetched again.
+    floor: u64,
+    /// Known end of the run of blocks held from the floor; see [`Feed::run_end`].
+    run: std::sync::atomic::AtomicU64,
 }
+
+/// The file holding a feed's eviction floor (u64 LE).
+const FLOOR_FILE: &str = "floor";
 
 impl Feed {
     /// Open or create the feed in `dir` that must have public key `public`. With `seed`
@@ -113,7 +120,13 @@ impl Feed {
                 found: hex(&found),
             });
         }
+        let floor = std::fs::read(dir.join(FLOOR_FILE))
+            .ok()
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_le_bytes);
         let feed = Feed {
+            floor,
+            run: Default::default(),
             dir: dir.to_path_buf(),
             core,
             group,
@@ -161,6 +174,62 @@ impl Feed {
         Ok(out.length)
     }
 
+    /// Blocks below it were evicted on purpose and are not fetched again.
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    /// The end of the run of blocks held without a gap from the floor (the contiguous
+    /// length when nothing was evicted).
+    pub fn run_end(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        if self.floor == 0 {
+            return self.contiguous_len();
+        }
+        let length = self.core.info().length;
+        let mut r = self.run.load(Ordering::Relaxed).max(self.floor).min(length);
+        while r < length && self.core.has(r) {
+            r += 1;
+        }
+        self.run.store(r, Ordering::Relaxed);
+        r
+    }
+
+    /// Drop every block below `end` (a seed making room, oldest first), durably: the
+    /// bitfield stops marking them before their data is freed, and the floor is kept so
+    /// they are not fetched again.
+    pub async fn evict_below(&mut self, end: u64) -> Result<(), FeedError> {
+        let end = end.min(self.len());
+        if end <= self.floor {
+            return Ok(());
+        }
+        let start = self.floor;
+        let sync = |source| FeedError::Sync {
+            dir: self.dir.clone(),
+            source,
+        };
+        // Everything held is written first, so no older bitfield page lands after ours.
+        self.commit()?;
+        self.core
+            .clear(start, end)
+            .await
+            .map_err(|source| FeedError::Core {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        // The clear hypercore logs is not replayed on open (the repair cuts it): the
+        // bitfield file itself stops marking the blocks, durably, before the commit frees
+        // their data.
+        oplog_repair::unmark(&self.dir, start, end).map_err(sync)?;
+        self.contiguous
+            .fetch_min(start, std::sync::atomic::Ordering::Relaxed);
+        self.commit()?;
+        crate::atomic_file::replace(&self.dir.join(FLOOR_FILE), &end.to_le_bytes())
+            .map_err(sync)?;
+        self.floor = end;
+        Ok(())
+    }
+
     /// Block `index`, or `None` when this device does not have it.
     pub async fn get(&mut self, index: u64) -> Result<Option<Vec<u8>>, FeedError> {
         self.core
@@ -183,13 +252,17 @@ impl Feed {
     /// the bitfield is scanned on from the furthest point known. It can also run ahead of
     /// the length: a crash after the bitfield was synced but before the oplog recorded the
     /// append leaves bits past the length, and hypercore's replay scans over them; so it is
-    /// capped at the length. Blocks are never removed from a feed here; a future `clear`
-    /// must reset this.
+    /// capped at the length. [`Feed::clear`] resets it.
     pub fn contiguous_len(&self) -> u64 {
         use std::sync::atomic::Ordering;
         let info = self.core.info();
-        let mut c = info
-            .contiguous_length
+        // After an eviction the header's hint may still count evicted blocks.
+        let hint = if self.floor > 0 {
+            0
+        } else {
+            info.contiguous_length
+        };
+        let mut c = hint
             .max(self.contiguous.load(Ordering::Relaxed))
             .min(info.length);
         while c < info.length && self.core.has(c) {

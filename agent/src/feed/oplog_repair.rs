@@ -295,6 +295,25 @@ pub fn repair(dir: &Path) -> std::io::Result<u64> {
     Ok(repair.cut)
 }
 
+/// Unmark blocks `start..end` in the `bitfield` file of the feed in `dir`, durably (for
+/// an eviction: hypercore keeps a clear in its oplog, which [`repair`] cuts on open).
+pub fn unmark(dir: &Path, start: u64, end: u64) -> std::io::Result<()> {
+    let path = dir.join("bitfield");
+    let mut bitfield = Vec::new();
+    OpenOptions::new()
+        .read(true)
+        .open(&path)?
+        .read_to_end(&mut bitfield)?;
+    for i in start..end {
+        if let Some(byte) = bitfield.get_mut((i / 8) as usize) {
+            *byte &= !(1 << (i % 8));
+        }
+    }
+    let file = OpenOptions::new().write(true).open(&path)?;
+    file.write_all_at(&bitfield, 0)?;
+    file.sync_data()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,10 @@
 //! - [`CommitGroup::commit`] syncs `data` and `tree`, then writes the held bitfield changes
 //!   and syncs them, then writes the held oplog changes and syncs the oplog.
 //!
+//! - deletions of `data` (blocks cleared) are held too, and done after the bitfield that no
+//!   longer marks those blocks is durable: a crash never leaves a block marked present with
+//!   its data gone.
+//!
 //! So the oplog on disk (what hypercore replays on open) only ever describes data that is
 //! already durable, and a crash, even a power loss, reopens the feed at its last commit.
 //! Neither does the bitfield mark a block whose data and tree nodes are not durable: a
@@ -30,6 +34,9 @@ pub struct CommitGroup {
     files: Mutex<Vec<(Store, Arc<File>, bool)>>,
     bitfield: Mutex<Vec<Change>>,
     oplog: Mutex<Vec<Change>>,
+    /// Data ranges to free (offset, length; `None`: truncate at offset) after the next
+    /// bitfield commit.
+    data_deletes: Mutex<Vec<(u64, Option<u64>)>>,
 }
 
 /// A change held until the next commit.
@@ -124,7 +131,19 @@ impl CommitGroup {
             }
         }
         self.commit_held(&Store::Bitfield)?;
-        self.commit_held(&Store::Oplog)
+        self.commit_held(&Store::Oplog)?;
+        // Only now that no durable bitfield marks them are cleared blocks freed.
+        let deletes = std::mem::take(&mut *self.data_deletes.lock().expect("deletes lock"));
+        if let (false, Some(data)) = (deletes.is_empty(), self.file(&Store::Data)) {
+            for (offset, length) in deletes {
+                match length {
+                    Some(length) => punch(&data, offset, length)?,
+                    None => data.set_len(offset)?,
+                }
+            }
+            data.sync_data()?;
+        }
+        Ok(())
     }
 }
 
@@ -135,6 +154,17 @@ struct FeedFile {
     file: Arc<File>,
     len: u64,
     group: Arc<CommitGroup>,
+}
+
+/// Free `length` bytes at `offset` but keep the file's size (the range reads back as zeros).
+fn punch(file: &File, offset: u64, length: u64) -> std::io::Result<()> {
+    rustix::fs::fallocate(
+        file,
+        rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+        offset,
+        length,
+    )
+    .map_err(std::io::Error::from)
 }
 
 fn io_err(e: std::io::Error) -> RandomAccessError {
@@ -189,6 +219,16 @@ impl RandomAccess for FeedFile {
         if length == 0 {
             return Ok(());
         }
+        if self.store == Store::Data {
+            // Held until the bitfield that stops marking these blocks is durable.
+            let end = offset.saturating_add(length) >= self.len;
+            self.group
+                .data_deletes
+                .lock()
+                .expect("deletes lock")
+                .push((offset, (!end).then_some(length)));
+            return Ok(());
+        }
         if offset.saturating_add(length) >= self.len {
             return self.truncate(offset).await;
         }
@@ -196,14 +236,7 @@ impl RandomAccess for FeedFile {
             // In order with the held writes before it.
             self.group.write_held(&self.store).map_err(io_err)?;
         }
-        // Free the blocks but keep the file size (the range reads back as zeros).
-        rustix::fs::fallocate(
-            &*self.file,
-            rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
-            offset,
-            length,
-        )
-        .map_err(|e| io_err(e.into()))?;
+        punch(&self.file, offset, length).map_err(io_err)?;
         self.group.mark_dirty(&self.store);
         Ok(())
     }

@@ -18,6 +18,8 @@ use crate::replicate::{Bucket, Caps, Quota, Traffic};
 
 /// How far ahead the next opening or closing of a window is looked for.
 const HORIZON: Duration = Duration::from_secs(366 * 86_400);
+/// Most bytes one eviction frees.
+const EVICT_STEP: u64 = 256 << 20;
 /// The clock re-applies the policy at least this often, whatever the schedules say.
 const RECHECK: Duration = Duration::from_secs(60);
 
@@ -77,17 +79,33 @@ pub struct Policy {
     total: Arc<Quota>,
     state: Mutex<State>,
     wake: Notify,
+    /// Told when a seed's quota or the total becomes full.
+    full: Arc<Notify>,
 }
 
 impl Policy {
     pub fn new() -> Arc<Policy> {
+        let full = Arc::new(Notify::new());
+        let total = Quota::new(None, None);
+        total.on_full(full.clone());
         Arc::new(Policy {
             device_up: Bucket::new(None),
             device_down: Bucket::new(None),
-            total: Quota::new(None, None),
+            total,
             state: Mutex::default(),
             wake: Notify::new(),
+            full,
         })
+    }
+
+    /// Wait until a quota becomes full (or `within` passes).
+    pub async fn until_full(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, self.full.notified()).await;
+    }
+
+    /// Whether full seeds evict their oldest blocks.
+    pub fn evicts(&self) -> bool {
+        self.state().when_full == WhenFull::EvictOldest
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -101,8 +119,11 @@ impl Policy {
             let mut st = self.state();
             let rules = st.rules.get(class).cloned().unwrap_or_default();
             let entry = st.entries.entry(class.clone()).or_insert_with(|| {
-                let quota = matches!(class, Class::Seed(_))
-                    .then(|| Quota::new(rules.quota, Some(self.total.clone())));
+                let quota = matches!(class, Class::Seed(_)).then(|| {
+                    let q = Quota::new(rules.quota, Some(self.total.clone()));
+                    q.on_full(self.full.clone());
+                    q
+                });
                 Entry {
                     traffic: Traffic::new(
                         Caps {
@@ -136,13 +157,6 @@ impl Policy {
             st.limits = n.limits.clone();
             st.total = config.storage.quota.map(|s| s.0);
             st.min_free = config.storage.min_free.0;
-            if config.storage.when_full == WhenFull::EvictOldest
-                && st.when_full != WhenFull::EvictOldest
-            {
-                tracing::warn!(
-                    "when_full = \"evict-oldest\" is not available in this version: a seed at its quota stops downloading"
-                );
-            }
             st.when_full = config.storage.when_full;
             st.rules = config
                 .spaces
@@ -227,6 +241,43 @@ impl Policy {
                 e.traffic.nudge();
             }
         }
+    }
+
+    /// With `when_full = "evict-oldest"`: the bytes each full seed should free (down to
+    /// 75% of the quota it reached, at most `EVICT_STEP` at a time; for the total, from
+    /// the seed storing the most).
+    pub fn to_evict(&self) -> Vec<(String, u64)> {
+        let st = self.state();
+        if st.when_full != WhenFull::EvictOldest {
+            return Vec::new();
+        }
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        let mut largest: Option<(u64, String)> = None;
+        for (class, e) in &st.entries {
+            let (Class::Seed(name), Some(q)) = (class, &e.traffic.quota) else {
+                continue;
+            };
+            if let Some(limit) = q.limit().filter(|_| q.is_full()) {
+                let need = q.used().saturating_sub(limit / 4 * 3);
+                if need > 0 {
+                    out.insert(name.clone(), need);
+                }
+            }
+            if largest.as_ref().is_none_or(|(u, _)| q.used() > *u) {
+                largest = Some((q.used(), name.clone()));
+            }
+        }
+        if let (Some(limit), true, Some((_, name))) =
+            (self.total.limit(), self.total.is_full(), largest)
+        {
+            let need = self.total.used().saturating_sub(limit / 4 * 3);
+            let e = out.entry(name).or_insert(0);
+            *e = (*e).max(need);
+        }
+        out.into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| (s, n.min(EVICT_STEP)))
+            .collect()
     }
 
     /// Set every cap, window and quota for time `now`; returns the next boundary of any
@@ -479,5 +530,34 @@ address = "{ADDR}"
         let status = status.unwrap();
         assert_eq!(status.total_limit, Some((100 << 20) + (2 << 30)));
         assert!(status.full);
+    }
+
+    #[test]
+    fn a_full_seed_set_to_evict_frees_down_to_three_quarters() {
+        let c = config(&format!(
+            r#"
+[storage]
+when_full = "evict-oldest"
+[[seed]]
+name = "river"
+address = "{ADDR}"
+quota = "1 GiB"
+"#
+        ));
+        let p = Policy::new();
+        p.configure(&c);
+        let q = p
+            .traffic(&Class::Seed("river".into()))
+            .quota
+            .clone()
+            .unwrap();
+        assert!(p.to_evict().is_empty(), "not full");
+        assert!(q.reserve(1 << 30));
+        q.stored(1 << 30, 1 << 30);
+        assert!(!q.reserve(1));
+        assert_eq!(p.to_evict(), vec![("river".to_string(), 256 << 20)]);
+        // Measured lower after the eviction: nothing more to do.
+        p.measured(&BTreeMap::from([("river".to_string(), 700 << 20)]), None);
+        assert!(p.to_evict().is_empty());
     }
 }

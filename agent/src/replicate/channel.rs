@@ -152,17 +152,28 @@ impl ChannelTask {
         if now.length > st.announced.length {
             st.outbox.push(Self::sync_message(st, now));
         }
-        if now.contiguous > st.announced.contiguous {
+        if now.run > st.announced.run {
+            let start = st.announced.run.max(now.floor);
             st.outbox.push(Message::Range(Range {
                 drop: false,
-                start: st.announced.contiguous,
-                length: now.contiguous - st.announced.contiguous,
+                start,
+                length: now.run - start,
+            }));
+        }
+        if now.floor > st.announced.floor {
+            // Evicted: the remote must not count on those blocks here any more.
+            st.outbox.push(Message::Range(Range {
+                drop: true,
+                start: st.announced.floor,
+                length: now.floor - st.announced.floor,
             }));
         }
         st.announced = Held {
             length: st.announced.length.max(now.length),
             contiguous: st.announced.contiguous.max(now.contiguous),
             bytes: st.announced.bytes.max(now.bytes),
+            floor: st.announced.floor.max(now.floor),
+            run: st.announced.run.max(now.run),
         };
     }
 
@@ -218,11 +229,11 @@ impl ChannelTask {
         } = w;
         let held = st.reported;
         st.outbox.push(Self::sync_message(st, held));
-        if held.contiguous > 0 {
+        if held.run > held.floor {
             st.outbox.push(Message::Range(Range {
                 drop: false,
-                start: 0,
-                length: held.contiguous,
+                start: held.floor,
+                length: held.run - held.floor,
             }));
         }
         st.announced = held;
@@ -496,6 +507,7 @@ impl ChannelTask {
             contiguous: feed.contiguous_len(),
             fork: info.fork,
             writable: info.writeable,
+            floor: feed.floor(),
             block_bytes: info
                 .byte_length
                 .checked_div(info.length)

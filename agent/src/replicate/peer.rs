@@ -35,6 +35,8 @@ pub struct Local {
     pub writable: bool,
     /// Estimated size of one block.
     pub block_bytes: u64,
+    /// Blocks below it are not wanted (evicted on purpose).
+    pub floor: u64,
 }
 
 /// A request waiting for its answer.
@@ -189,7 +191,11 @@ impl Peer {
             return out;
         }
         let bytes = local.block_bytes.max(1);
-        self.cursor = self.cursor.max(local.contiguous).min(local.length);
+        self.cursor = self
+            .cursor
+            .max(local.contiguous)
+            .max(local.floor)
+            .min(local.length);
         while self.cursor < local.length && has(self.cursor) {
             self.cursor += 1;
         }
@@ -230,6 +236,7 @@ mod tests {
             fork: 0,
             writable: false,
             block_bytes: 1000,
+            floor: 0,
         }
     }
 

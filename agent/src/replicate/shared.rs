@@ -19,6 +19,10 @@ pub struct Held {
     pub contiguous: u64,
     /// Bytes of the `length` blocks.
     pub bytes: u64,
+    /// Blocks below it were evicted (a seed making room).
+    pub floor: u64,
+    /// Blocks from `floor` up to it are held without a gap.
+    pub run: u64,
 }
 
 impl Held {
@@ -27,6 +31,8 @@ impl Held {
             length: feed.len(),
             contiguous: feed.contiguous_len(),
             bytes: feed.byte_len(),
+            floor: feed.floor(),
+            run: feed.run_end(),
         }
     }
 }

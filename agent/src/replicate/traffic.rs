@@ -127,6 +127,8 @@ pub struct Quota {
     full: AtomicBool,
     /// The total this quota is part of.
     parent: Option<Arc<Quota>>,
+    /// Told when the quota becomes full.
+    on_full: Mutex<Option<Arc<tokio::sync::Notify>>>,
 }
 
 impl Quota {
@@ -136,6 +138,11 @@ impl Quota {
             parent,
             ..Quota::default()
         })
+    }
+
+    /// Tell `notify` whenever this quota becomes full.
+    pub fn on_full(&self, notify: Arc<tokio::sync::Notify>) {
+        *self.on_full.lock().unwrap_or_else(PoisonError::into_inner) = Some(notify);
     }
 
     pub fn set_limit(&self, limit: Option<u64>) {
@@ -179,8 +186,11 @@ impl Quota {
             .is_ok();
         if !ok {
             // Full when what is stored leaves no room, not when requests in flight hold it.
-            if self.used().saturating_add(bytes) > limit {
-                self.full.store(true, Ordering::Release);
+            if self.used().saturating_add(bytes) > limit
+                && !self.full.swap(true, Ordering::AcqRel)
+                && let Some(n) = &*self.on_full.lock().unwrap_or_else(PoisonError::into_inner)
+            {
+                n.notify_one();
             }
             return false;
         }

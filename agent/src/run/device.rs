@@ -38,6 +38,23 @@ fn disk_usage(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Each running seed's data directory, by name.
+type SeedRoots = Arc<std::sync::Mutex<BTreeMap<String, PathBuf>>>;
+
+/// Measure on disk what each seed stores and what the data directory has free, for the
+/// quotas.
+fn measure(policy: &Policy, roots: &SeedRoots, data_dir: &std::path::Path) {
+    let roots = roots.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let used: BTreeMap<String, u64> = roots
+        .into_iter()
+        .map(|(name, root)| (name, disk_usage(&root)))
+        .collect();
+    let free = rustix::fs::statvfs(data_dir)
+        .ok()
+        .map(|v| v.f_bavail.saturating_mul(v.f_frsize));
+    policy.measured(&used, free);
+}
+
 /// What the agent holds open on this device.
 pub struct Device {
     rt: tokio::runtime::Handle,
@@ -56,6 +73,10 @@ pub struct Device {
     iroh: Option<IrohLink>,
     /// Caps, windows and quotas in force.
     policy: Arc<Policy>,
+    /// Where each running seed keeps its data, for measuring quota usage.
+    seed_roots: SeedRoots,
+    /// Whether the task that evicts for full seeds runs.
+    evictor: bool,
     /// What changed behind the agent's back since last asked.
     drift: Vec<(String, String)>,
 }
@@ -88,6 +109,8 @@ impl Device {
         policy.spawn_clock(&rt);
         Ok(Device {
             policy,
+            seed_roots: SeedRoots::default(),
+            evictor: false,
             rt,
             store,
             parent,
@@ -148,15 +171,38 @@ impl Device {
         self.policy.configure(config);
         self.policy.poke();
         let data_dir = self.store.data_dir().to_path_buf();
-        let used: BTreeMap<String, u64> = self
+        *self.seed_roots.lock().unwrap_or_else(|e| e.into_inner()) = self
             .seeds
             .iter()
-            .map(|(name, a)| (name.clone(), disk_usage(&seed_root(&data_dir, a))))
+            .map(|(name, a)| (name.clone(), seed_root(&data_dir, a)))
             .collect();
-        let free = rustix::fs::statvfs(&data_dir)
-            .ok()
-            .map(|v| v.f_bavail.saturating_mul(v.f_frsize));
-        self.policy.measured(&used, free);
+        measure(&self.policy, &self.seed_roots, &data_dir);
+        if !self.evictor {
+            // Full seeds set to evict make room as soon as they fill, not at the next pass.
+            self.evictor = true;
+            let (policy, roots, net) = (
+                Arc::downgrade(&self.policy),
+                self.seed_roots.clone(),
+                net.clone(),
+            );
+            self.rt.spawn(async move {
+                while let Some(policy) = policy.upgrade() {
+                    policy.until_full(std::time::Duration::from_secs(10)).await;
+                    if !policy.evicts() {
+                        continue;
+                    }
+                    measure(&policy, &roots, &data_dir);
+                    let wanted = policy.to_evict();
+                    for (seed, bytes) in &wanted {
+                        let freed = net.evict(seed, *bytes).await;
+                        tracing::info!(seed, wanted = bytes, freed, "made room for newer blocks");
+                    }
+                    if !wanted.is_empty() {
+                        measure(&policy, &roots, &data_dir);
+                    }
+                }
+            });
+        }
         for class in self.policy.syncing() {
             let name = match &class {
                 Class::Space(n) | Class::Seed(n) => n,
