@@ -2,7 +2,8 @@
 //! length it was acknowledged; it is killed with SIGKILL at random points, and after each
 //! kill the reopened feed must hold every acknowledged block, intact, and verify block by
 //! block (Merkle proofs and signature) into a fresh replica. The next child appends to the
-//! same feed.
+//! same feed. Likewise for evictions: a child evicts a replica a few blocks at a time and
+//! is killed; no block may be left marked present with its data gone.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -215,4 +216,109 @@ async fn appends_killed_at_random_points_keep_every_acknowledged_block() {
         std::fs::remove_dir_all(&replica).unwrap();
     }
     assert!(acked > 0, "no append was ever acknowledged");
+}
+
+const EVICT_CHILD_ENV: &str = "COBOX_EVICT_CRASH_CHILD";
+/// Blocks in the replica the eviction crash test evicts from.
+const EVICT_BLOCKS: u64 = 400;
+
+/// Not a test on its own: the child process of the eviction crash test. It evicts the
+/// replica in the directory it is given, a few blocks at a time, and prints `evicted N`
+/// after every eviction that returned.
+#[tokio::test]
+async fn crash_child_evicts_until_killed() {
+    let Ok(dir) = std::env::var(EVICT_CHILD_ENV) else {
+        return;
+    };
+    let (k, _) = keys();
+    let mut feed = Feed::open(Path::new(&dir), k.public.0, None).await.unwrap();
+    let mut out = std::io::stdout();
+    while feed.floor() < EVICT_BLOCKS {
+        let to = (feed.floor() + batch_len(feed.floor())).min(EVICT_BLOCKS);
+        feed.evict_below(to).await.unwrap();
+        writeln!(out, "evicted {to}").unwrap();
+        out.flush().unwrap();
+    }
+    // Done: wait to be killed, as a child that was cut short would be.
+    tokio::time::sleep(CHILD_LIFETIME).await;
+}
+
+#[tokio::test]
+async fn evictions_killed_at_random_points_never_leave_a_block_marked_without_its_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (k, seed) = keys();
+    let mut writer = Feed::open(&tmp.path().join("writer"), k.public.0, Some(&seed))
+        .await
+        .unwrap();
+    let blocks: Vec<Vec<u8>> = (0..EVICT_BLOCKS).map(block).collect();
+    writer.append_batch(&blocks).await.unwrap();
+    let dir = tmp.path().join("replica");
+    {
+        let mut replica = Feed::open(&dir, k.public.0, None).await.unwrap();
+        copy_missing(&mut writer, &mut replica).await.unwrap();
+    }
+    let mut rng = Rng(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1);
+    let mut acked = 0u64;
+    for round in 0..ROUNDS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash_child_evicts_until_killed", "--nocapture"])
+            .env(EVICT_CHILD_ENV, &dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(n) = line.strip_prefix("evicted ") {
+                    let _ = tx.send(n.parse::<u64>().unwrap());
+                }
+            }
+        });
+        // Kill after a few evictions and a random extra delay (inside one, or between).
+        let target = (acked + 1 + rng.next() % 12).min(EVICT_BLOCKS);
+        let started = Instant::now();
+        while acked < target && started.elapsed() < PATIENCE {
+            if let Ok(n) = rx.recv_timeout(Duration::from_millis(100)) {
+                acked = n;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(rng.next() % 3_000));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        acked = rx.try_iter().fold(acked, u64::max);
+        // Reopened: every acknowledged eviction holds, no block is marked present
+        // without its data, and nothing past the eviction in progress was touched.
+        let mut feed = Feed::open(&dir, k.public.0, None).await.unwrap();
+        assert!(
+            feed.floor() >= acked,
+            "round {round}: floor {} < {acked}",
+            feed.floor()
+        );
+        for i in 0..EVICT_BLOCKS {
+            let got = feed.get(i).await.unwrap();
+            if i < acked {
+                assert!(got.is_none(), "round {round}: evicted block {i} is back");
+            } else if i >= acked + 8 {
+                assert!(
+                    got.as_deref() == Some(block(i).as_slice()),
+                    "round {round}: block {i} past the eviction was lost"
+                );
+            } else {
+                assert!(
+                    got.is_none() || got.as_deref() == Some(block(i).as_slice()),
+                    "round {round}: block {i} is marked present but its data is gone"
+                );
+            }
+        }
+        if acked >= EVICT_BLOCKS {
+            break;
+        }
+    }
 }
