@@ -92,6 +92,37 @@ impl Rng {
     }
 }
 
+/// Run the child test `test` of this binary on the feed in `dir` (passed in `env`); the
+/// numbers it prints after `prefix` arrive on the receiver.
+fn spawn_child(
+    test: &str,
+    env: &str,
+    dir: &Path,
+    prefix: &'static str,
+) -> (
+    std::process::Child,
+    mpsc::Receiver<u64>,
+    std::thread::JoinHandle<()>,
+) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .env(env, dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(n) = line.strip_prefix(prefix) {
+                let _ = tx.send(n.parse::<u64>().unwrap());
+            }
+        }
+    });
+    (child, rx, reader)
+}
+
 /// The reopened feed holds every block up to its length as written, and a fresh replica
 /// accepts all of it through proofs.
 async fn assert_intact_and_verifies(dir: &Path, replica_dir: &Path, acked: u64, round: u32) {
@@ -158,22 +189,12 @@ async fn appends_killed_at_random_points_keep_every_acknowledged_block() {
         } else {
             rng.next() % 3_000
         });
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child_appends_until_killed", "--nocapture"])
-            .env(CHILD_ENV, &dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(n) = line.strip_prefix("acked ") {
-                    let _ = tx.send(n.parse::<u64>().unwrap());
-                }
-            }
-        });
+        let (mut child, rx, reader) = spawn_child(
+            "crash_child_appends_until_killed",
+            CHILD_ENV,
+            &dir,
+            "acked ",
+        );
         let started = Instant::now();
         let mut last = acked;
         if after_start {
@@ -264,22 +285,12 @@ async fn evictions_killed_at_random_points_never_leave_a_block_marked_without_it
         | 1);
     let mut acked = 0u64;
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child_evicts_until_killed", "--nocapture"])
-            .env(EVICT_CHILD_ENV, &dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(n) = line.strip_prefix("evicted ") {
-                    let _ = tx.send(n.parse::<u64>().unwrap());
-                }
-            }
-        });
+        let (mut child, rx, reader) = spawn_child(
+            "crash_child_evicts_until_killed",
+            EVICT_CHILD_ENV,
+            &dir,
+            "evicted ",
+        );
         // Kill after a few evictions and a random extra delay (inside one, or between).
         let target = (acked + 1 + rng.next() % 12).min(EVICT_BLOCKS);
         let started = Instant::now();

@@ -155,7 +155,32 @@ impl KeyStore {
             body.push_str(&format!("key {}\n", hex(k.expose())));
         }
         let body = zeroize::Zeroizing::new(body);
-        create_file(&self.space_path(&keys.address), body.as_bytes())
+        let path = self.space_path(&keys.address);
+        let dir = path
+            .parent()
+            .expect("a space key lives in its space's directory");
+        if dir.exists() {
+            // Joining made the directory first (for the roster): the key is added to it.
+            return create_file(&path, body.as_bytes());
+        }
+        // A new space's directory appears whole, key inside, or not at all: a crash
+        // leaves at most a hidden temporary directory, swept by the next listing.
+        let spaces = dir.parent().expect("space directories live under spaces/");
+        let tmp = spaces.join(format!(
+            ".{}.tmp-{}-{}",
+            keys.address,
+            std::process::id(),
+            libsodium_rs::random::u32()
+        ));
+        create_file(&tmp.join("space.key"), body.as_bytes())?;
+        let renamed = fs::rename(&tmp, dir).map_err(io(dir));
+        if renamed.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        renamed?;
+        fs::File::open(spaces)
+            .and_then(|d| d.sync_all())
+            .map_err(io(spaces))
     }
 
     pub fn load_space(&self, address: &Address) -> Result<Option<SpaceKeys>, StoreError> {
@@ -205,11 +230,16 @@ impl KeyStore {
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io(&dir))?;
-            let Some(address) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<Address>().ok())
-            else {
+            let name = entry.file_name();
+            let name = name.to_str().unwrap_or_default();
+            if let Some(pid) = temp_owner(name)
+                && !Path::new("/proc").join(pid.to_string()).exists()
+            {
+                // Left by a process that died while creating a space: nothing in it counts.
+                let _ = fs::remove_dir_all(entry.path());
+                continue;
+            }
+            let Some(address) = name.parse::<Address>().ok() else {
                 continue;
             };
             if let Some(keys) = self.load_space(&address)? {
@@ -224,6 +254,12 @@ impl KeyStore {
     pub fn find_space(&self, name: &str) -> Result<Option<SpaceKeys>, StoreError> {
         Ok(self.spaces()?.into_iter().find(|s| s.name == name))
     }
+}
+
+/// The process that made temporary space directory `name` (`.ADDRESS.tmp-PID-N`).
+fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.split_once(".tmp-")?.1;
+    rest.split('-').next()?.parse().ok()
 }
 
 /// Create directories up to `dir` with mode 0700 (existing ones are left as they are).
@@ -377,6 +413,38 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(leftovers.len(), 1, "no temporary files remain");
+    }
+
+    #[test]
+    fn a_space_half_created_by_a_dead_process_is_swept_and_never_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path());
+        let keys = SpaceKeys::generate("home");
+        let spaces = dir.path().join("spaces");
+        // What a process killed before the rename leaves (pid 4294967 is beyond pid_max).
+        let stray = spaces.join(format!(".{}.tmp-4294967-7", keys.address));
+        fs::create_dir_all(&stray).unwrap();
+        fs::write(stray.join("space.key"), "cobox-space-keys 1\n").unwrap();
+        assert!(store.spaces().unwrap().is_empty());
+        assert!(!stray.exists(), "the leftover is swept");
+        store.save_space(&keys).unwrap();
+        let names: Vec<String> = fs::read_dir(&spaces)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            vec![keys.address.to_string()],
+            "only the space, whole"
+        );
+        assert_eq!(
+            store.find_space("home").unwrap().unwrap().address,
+            keys.address
+        );
+        assert!(matches!(
+            store.save_space(&keys),
+            Err(StoreError::Exists { .. })
+        ));
     }
 
     #[test]

@@ -264,28 +264,45 @@ fn outside_its_window_a_space_waits_for_a_sync_or_the_opening() {
     agent_b.stop();
 }
 
+/// A member A sharing `home` (with `space_extra` in its space table) that dials a seed S,
+/// started and converged; S not yet configured. Returns A, S, the space's address and A's
+/// agent.
+fn member_with_seed(
+    lan: &Lan,
+    dir: &std::path::Path,
+    space_extra: &str,
+) -> (Node, Node, String, cobox_tests::node::Agent) {
+    let (a, s) = (on(lan, dir, "a", 0), on(lan, dir, "s", 1));
+    let (aa, sa) = (lan.addr(0), lan.addr(1));
+    let ks = s.identity();
+    a.write_config(&format!(
+        "[network]\nlisten = [\"{aa}:{PORT}\"]\npeers = [\"{sa}:{PORT}\"]\n{QUIET}\
+         [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n{space_extra}"
+    ));
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let address = a.space_address();
+    (a, s, address, agent_a)
+}
+
+/// A seed's config for `home` at `address`: listening, with `extra` (tables after it).
+fn seed_config(lan: &Lan, address: &str, seed_extra: &str, extra: &str) -> String {
+    let sa = lan.addr(1);
+    format!(
+        "[network]\nlisten = [\"{sa}:{PORT}\"]\n{QUIET}{extra}\
+         [[seed]]\nname = \"home\"\naddress = \"{address}\"\n{seed_extra}"
+    )
+}
+
 #[test]
 fn a_seed_stops_at_its_quota_and_min_replicas_follows_the_seed() {
     let _turn = heavy();
     let tmp = tempfile::tempdir().unwrap();
     let lan = Lan::new(2, 83);
-    let (a, s) = (on(&lan, tmp.path(), "a", 0), on(&lan, tmp.path(), "s", 1));
-    let (aa, sa) = (lan.addr(0), lan.addr(1));
-    let ks = s.identity();
-    a.write_config(&format!(
-        "[network]\nlisten = [\"{aa}:{PORT}\"]\npeers = [\"{sa}:{PORT}\"]\n{QUIET}\
-         [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\nmin_replicas = 1\n"
-    ));
-    let agent_a = a.start();
-    a.wait_converged(60);
-    let address = a.space_address();
-    let seed_config = |quota: &str| {
-        format!(
-            "[network]\nlisten = [\"{sa}:{PORT}\"]\n{QUIET}\
-             [[seed]]\nname = \"home\"\naddress = \"{address}\"\nquota = \"{quota}\"\n"
-        )
-    };
-    s.write_config(&seed_config("6 MiB"));
+    let (a, s, address, agent_a) = member_with_seed(&lan, tmp.path(), "min_replicas = 1\n");
+    let with_quota =
+        |quota: &str| seed_config(&lan, &address, &format!("quota = \"{quota}\"\n"), "");
+    s.write_config(&with_quota("6 MiB"));
     let agent_s = s.start();
     s.wait_converged(60);
     let logs = || format!("a:\n{}\ns:\n{}", a.log(), s.log());
@@ -327,7 +344,7 @@ fn a_seed_stops_at_its_quota_and_min_replicas_follows_the_seed() {
     );
 
     // A raised quota lets the seed finish: the space is replicated.
-    s.write_config(&seed_config("64 MiB"));
+    s.write_config(&with_quota("64 MiB"));
     eventually(
         "A's space is Ready with its seed up to date",
         120,
@@ -376,20 +393,12 @@ fn a_seed_set_to_evict_keeps_the_newest_blocks_within_its_quota() {
     let _turn = heavy();
     let tmp = tempfile::tempdir().unwrap();
     let lan = Lan::new(2, 84);
-    let (a, s) = (on(&lan, tmp.path(), "a", 0), on(&lan, tmp.path(), "s", 1));
-    let (aa, sa) = (lan.addr(0), lan.addr(1));
-    let ks = s.identity();
-    a.write_config(&format!(
-        "[network]\nlisten = [\"{aa}:{PORT}\"]\npeers = [\"{sa}:{PORT}\"]\n{QUIET}\
-         [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n"
-    ));
-    let agent_a = a.start();
-    a.wait_converged(60);
-    let address = a.space_address();
-    s.write_config(&format!(
-        "[network]\nlisten = [\"{sa}:{PORT}\"]\n{QUIET}\
-         [storage]\nwhen_full = \"evict-oldest\"\n\
-         [[seed]]\nname = \"home\"\naddress = \"{address}\"\nquota = \"6 MiB\"\n"
+    let (a, s, address, agent_a) = member_with_seed(&lan, tmp.path(), "");
+    s.write_config(&seed_config(
+        &lan,
+        &address,
+        "quota = \"6 MiB\"\n",
+        "[storage]\nwhen_full = \"evict-oldest\"\n",
     ));
     let agent_s = s.start();
     s.wait_converged(60);

@@ -245,40 +245,31 @@ pub fn render(s: &Status) -> String {
             }
         }
     }
-    for r in &flows {
-        for c in &r.replicas {
+    type PickReplica = fn(&cobox_schema::api::Replica) -> f64;
+    let per_replica: [(&'static str, &str, PickReplica); 2] = [
+        (
+            "cobox_replica_behind_blocks",
+            "blocks a replica lacks of what this device holds",
+            |c| c.behind_blocks as f64,
+        ),
+        (
+            "cobox_replica_connected",
+            "1 while a replica is connected",
+            |c| flag(c.connected),
+        ),
+    ];
+    for (metric, help, pick) in per_replica {
+        for r in &flows {
             let (kind, name) = (r.kind.to_string(), r.name.clone());
-            let labels = [
-                ("kind", kind.as_str()),
-                ("name", name.as_str()),
-                ("peer", c.peer.as_str()),
-                ("role", c.role.as_str()),
-            ];
-            o.sample(
-                "cobox_replica_behind_blocks",
-                "gauge",
-                "blocks a replica lacks of what this device holds",
-                &labels,
-                c.behind_blocks as f64,
-            );
-        }
-    }
-    for r in &flows {
-        for c in &r.replicas {
-            let (kind, name) = (r.kind.to_string(), r.name.clone());
-            let labels = [
-                ("kind", kind.as_str()),
-                ("name", name.as_str()),
-                ("peer", c.peer.as_str()),
-                ("role", c.role.as_str()),
-            ];
-            o.sample(
-                "cobox_replica_connected",
-                "gauge",
-                "1 while a replica is connected",
-                &labels,
-                flag(c.connected),
-            );
+            for c in &r.replicas {
+                let labels = [
+                    ("kind", kind.as_str()),
+                    ("name", name.as_str()),
+                    ("peer", c.peer.as_str()),
+                    ("role", c.role.as_str()),
+                ];
+                o.sample(metric, "gauge", help, &labels, pick(c));
+            }
         }
     }
     o.text
