@@ -333,7 +333,7 @@ impl ChannelTask {
         // with at most an eighth of a second of requests in flight, the cap holds at the socket.
         let (bytes, blocks) = std::mem::take(&mut st.owed);
         if blocks > 0 {
-            st.traffic.received(bytes, blocks).await;
+            st.traffic.pay_download(bytes).await;
         }
         Ok(())
     }
@@ -452,6 +452,7 @@ impl ChannelTask {
                 st.uncommitted.bytes += size;
                 st.owed.0 += wire_size(&d);
                 st.owed.1 += 1;
+                st.traffic.received(wire_size(&d));
                 if let Some(q) = quota {
                     q.stored(on_disk(bytes), on_disk(size));
                 }

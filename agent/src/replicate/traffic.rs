@@ -330,15 +330,18 @@ impl Traffic {
         self.counters.sent_blocks.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Count `bytes` of block data received in `blocks` blocks, and wait until the download
-    /// caps have room for them.
-    pub async fn received(&self, bytes: u64, blocks: u64) {
+    /// Count a block of `bytes` received (as it arrives, before it is stored).
+    pub fn received(&self, bytes: u64) {
         self.counters
             .received_bytes
             .fetch_add(bytes, Ordering::Relaxed);
         self.counters
             .received_blocks
-            .fetch_add(blocks, Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Wait until the download caps have room for `bytes` received.
+    pub async fn pay_download(&self, bytes: u64) {
         self.download.take(bytes).await;
     }
 
