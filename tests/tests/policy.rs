@@ -69,14 +69,19 @@ fn pattern(bytes: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-/// A member A with space `home`, listening; B, to join it.
-fn pair(lan: &Lan, dir: &std::path::Path) -> (Node, Node) {
+/// A member A with space `home`, listening, started and converged; B, with an invite to
+/// join it. Returns A, B, A's agent and the invite.
+fn pair(lan: &Lan, dir: &std::path::Path) -> (Node, Node, cobox_tests::node::Agent, String) {
     let (a, b) = (on(lan, dir, "a", 0), on(lan, dir, "b", 1));
     let aa = lan.addr(0);
     a.write_config(&format!(
         "[network]\nlisten = [\"{aa}:{PORT}\"]\n{QUIET}[[space]]\nname = \"home\"\n"
     ));
-    (a, b)
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let kb = b.identity();
+    let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kb]);
+    (a, b, agent_a, code)
 }
 
 #[test]
@@ -84,18 +89,8 @@ fn a_download_cap_holds_the_rate_and_a_raised_cap_applies_without_reconnecting()
     let _turn = heavy();
     let tmp = tempfile::tempdir().unwrap();
     let lan = Lan::new(2, 81);
-    let (a, b) = pair(&lan, tmp.path());
+    let (a, b, agent_a, code) = pair(&lan, tmp.path());
     let aa = lan.addr(0);
-    let agent_a = a.start();
-    a.wait_converged(60);
-    let code = a.ctl_ok(&[
-        "invite",
-        "create",
-        "--space",
-        "home",
-        "--for",
-        &b.identity(),
-    ]);
     let b_config = |cap: &str| {
         format!(
             "[network]\npeers = [\"{aa}:{PORT}\"]\n{QUIET}\
@@ -176,18 +171,8 @@ fn unix_now() -> u64 {
 fn outside_its_window_a_space_waits_for_a_sync_or_the_opening() {
     let tmp = tempfile::tempdir().unwrap();
     let lan = Lan::new(2, 82);
-    let (a, b) = pair(&lan, tmp.path());
+    let (a, b, agent_a, code) = pair(&lan, tmp.path());
     let aa = lan.addr(0);
-    let agent_a = a.start();
-    a.wait_converged(60);
-    let code = a.ctl_ok(&[
-        "invite",
-        "create",
-        "--space",
-        "home",
-        "--for",
-        &b.identity(),
-    ]);
     // B may replicate "home" only from a minute at least 100 s away, for two minutes.
     let (opens, hour, minute) = minute_after(100);
     b.write_config(&format!(
