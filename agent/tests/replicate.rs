@@ -1,7 +1,7 @@
 //! Replication between two peers over real byte streams (in-memory pipes and TCP on
 //! loopback), with real feeds on disk: completeness, both directions, live appends,
-//! capabilities, hostile peers, closed transports, kill -9 of a replicating process, and
-//! the traffic policy: a window closing mid-transfer, a quota reached, eviction.
+//! capabilities, hostile peers, closed transports and kill -9 of a replicating process.
+//! The traffic policy at this level is in `traffic.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,9 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cobox_keys::Secret32;
-use cobox_schema::hexkey::Address;
 use coboxd::feed::Feed;
-use coboxd::replicate::{self, Bucket, Caps, Options, Quota, ReplicateError, SharedFeed, Traffic};
+use coboxd::replicate::{self, Options, ReplicateError};
 use futures::StreamExt;
 use hypercore_protocol::schema::{Data, Open, Range, Synchronize};
 use hypercore_protocol::{Event, Message};
@@ -25,15 +24,9 @@ use tokio::time::timeout;
 mod tcp;
 use tcp::tcp_pair;
 
-const LONG: Duration = Duration::from_secs(180);
-
-fn keys(n: u32) -> cobox_keys::SigningKeyPair {
-    cobox_keys::derive::feed(&Secret32::from_bytes([1; 32]), &Address([2; 32]), n)
-}
-
-fn seed(k: &cobox_keys::SigningKeyPair) -> [u8; 32] {
-    k.secret_bytes()[..32].try_into().unwrap()
-}
+#[path = "support/feeds.rs"]
+mod feeds;
+use feeds::{LONG, assert_same, keys, replica, seed, until_held, writer};
 
 /// Blocks of mixed sizes (1 byte to 70 KiB), each distinct.
 fn blocks(n: usize, salt: u8) -> Vec<Vec<u8>> {
@@ -53,52 +46,6 @@ fn blocks(n: usize, salt: u8) -> Vec<Vec<u8>> {
                 .collect()
         })
         .collect()
-}
-
-async fn writer(dir: &Path, n: u32, data: &[Vec<u8>]) -> Arc<SharedFeed> {
-    let k = keys(n);
-    let mut f = Feed::open(dir, k.public.0, Some(&seed(&k))).await.unwrap();
-    for chunk in data.chunks(100) {
-        f.append_batch(chunk).await.unwrap();
-    }
-    SharedFeed::new(f)
-}
-
-async fn replica(dir: &Path, n: u32) -> Arc<SharedFeed> {
-    SharedFeed::new(Feed::open(dir, keys(n).public.0, None).await.unwrap())
-}
-
-/// Wait (bounded) until `feed` holds `length` blocks contiguously.
-async fn until_held(feed: &SharedFeed, length: u64) {
-    let mut rx = feed.subscribe();
-    let wait = async {
-        loop {
-            if rx.borrow_and_update().contiguous >= length {
-                return;
-            }
-            rx.changed().await.unwrap();
-        }
-    };
-    timeout(LONG, wait).await.unwrap_or_else(|_| {
-        panic!(
-            "feed did not reach {length} blocks in time (has {:?})",
-            feed.held()
-        )
-    });
-}
-
-async fn assert_same(feed: &SharedFeed, data: &[Vec<u8>]) {
-    let mut f = feed.lock().await;
-    assert_eq!(f.len(), data.len() as u64);
-    let bytes: usize = data.iter().map(Vec::len).sum();
-    assert_eq!(f.byte_len(), bytes as u64, "no block stored twice");
-    for (i, b) in data.iter().enumerate() {
-        assert_eq!(
-            f.get(i as u64).await.unwrap().as_ref(),
-            Some(b),
-            "block {i}"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -703,190 +650,4 @@ async fn a_replica_killed_mid_transfer_reopens_intact_and_completes() {
     timeout(LONG, sa.join()).await.unwrap().unwrap();
     timeout(LONG, sb.join()).await.unwrap().unwrap();
     server.abort();
-}
-
-fn traffic(download: Option<u64>, quota: Option<u64>) -> Arc<Traffic> {
-    Traffic::new(
-        Caps {
-            own: Bucket::new(None),
-            device: Bucket::new(None),
-        },
-        Caps {
-            own: Bucket::new(download),
-            device: Bucket::new(None),
-        },
-        quota.map(|q| Quota::new(Some(q), None)),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_closed_window_stops_a_transfer_and_the_opening_resumes_it_where_it_stopped() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data: Vec<Vec<u8>> = (0..300u32).map(|i| vec![i as u8; 64 * 1024]).collect();
-    let source = writer(&tmp.path().join("a"), 0, &data).await;
-    let copy = replica(&tmp.path().join("b"), 0).await;
-    // 4 MiB/s: the 18.75 MiB take about 5 s, so the window closes mid-transfer.
-    let gate = traffic(Some(4 << 20), None);
-    copy.set_traffic(gate.clone());
-    let (a, b) = tcp_pair().await;
-    let sa = replicate::spawn(a, true, [source.clone()], Options::default());
-    let sb = replicate::spawn(b, false, [copy.clone()], Options::default());
-    until_held(&copy, 20).await;
-    gate.set_open(false);
-    // What was in flight lands; then nothing more moves.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let stopped = copy.held().contiguous;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        copy.held().contiguous,
-        stopped,
-        "nothing moves while closed"
-    );
-    assert!(stopped < data.len() as u64, "closed mid-transfer");
-    gate.set_open(true);
-    until_held(&copy, data.len() as u64).await;
-    assert_same(&copy, &data).await;
-    assert_eq!(
-        gate.counters.get()[3],
-        data.len() as u64,
-        "every block was received once: the transfer resumed where it stopped"
-    );
-    sa.handle().close();
-    timeout(LONG, sa.join()).await.unwrap().unwrap();
-    timeout(LONG, sb.join()).await.unwrap().unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quota_stops_downloads_within_one_request_and_a_raised_one_resumes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data: Vec<Vec<u8>> = (0..200u32).map(|i| vec![i as u8; 64 * 1024]).collect();
-    let source = writer(&tmp.path().join("a"), 0, &data).await;
-    let copy = replica(&tmp.path().join("b"), 0).await;
-    let limit = 3 << 20;
-    let gate = traffic(None, Some(limit));
-    copy.set_traffic(gate.clone());
-    let (a, b) = tcp_pair().await;
-    let sa = replicate::spawn(a, true, [source.clone()], Options::default());
-    let sb = replicate::spawn(b, false, [copy.clone()], Options::default());
-    let quota = gate.quota.clone().unwrap();
-    let full = async {
-        while !quota.is_full() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    timeout(LONG, full).await.expect("the quota fills");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let held = copy.held().contiguous;
-    let stored = {
-        let mut f = copy.lock().await;
-        let mut n = 0;
-        for i in 0..data.len() as u64 {
-            n += f.get(i).await.unwrap().map_or(0, |b| b.len() as u64);
-        }
-        n
-    };
-    assert!(quota.used() <= limit, "used {} of {limit}", quota.used());
-    assert!(
-        stored <= limit && stored >= limit - 2 * 64 * 1024,
-        "{stored} block bytes stored against {limit}"
-    );
-    assert!(held < data.len() as u64);
-    quota.set_limit(None);
-    gate.nudge();
-    until_held(&copy, data.len() as u64).await;
-    assert_same(&copy, &data).await;
-    sa.handle().close();
-    timeout(LONG, sa.join()).await.unwrap().unwrap();
-    timeout(LONG, sb.join()).await.unwrap().unwrap();
-}
-
-/// Bytes allocated to `file` on disk.
-fn allocated(file: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(file).unwrap().blocks() * 512
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evicted_blocks_free_their_space_survive_a_reopen_and_are_not_fetched_again() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data: Vec<Vec<u8>> = (0..200u32).map(|i| vec![i as u8; 64 * 1024]).collect();
-    let source = writer(&tmp.path().join("a"), 0, &data).await;
-    let dir = tmp.path().join("seed");
-    let seed = replica(&dir, 0).await;
-    let (a, b) = tcp_pair().await;
-    let sa = replicate::spawn(a, true, [source.clone()], Options::default());
-    let sb = replicate::spawn(b, false, [seed.clone()], Options::default());
-    until_held(&seed, 200).await;
-    sb.handle().close();
-    timeout(LONG, sb.join()).await.unwrap().unwrap();
-    timeout(LONG, sa.join()).await.unwrap().unwrap();
-
-    let before = allocated(&dir.join("data"));
-    {
-        let mut f = seed.lock().await;
-        f.evict_below(120).await.unwrap();
-        seed.publish(&f);
-    }
-    let after = allocated(&dir.join("data"));
-    assert!(
-        before - after >= 119 * 64 * 1024,
-        "evicting 120 blocks of 64 KiB freed {} bytes",
-        before - after
-    );
-    drop(seed);
-    // Reopened: the floor and the newer blocks are there, the older ones are not.
-    let seed = replica(&dir, 0).await;
-    {
-        let mut f = seed.lock().await;
-        assert_eq!(f.floor(), 120);
-        for i in [0u64, 60, 119] {
-            assert!(f.get(i).await.unwrap().is_none(), "block {i} was evicted");
-        }
-        for i in 120..200u64 {
-            let b = f.get(i).await.unwrap();
-            assert!(b.as_ref() == Some(&data[i as usize]), "block {i} is kept");
-        }
-    }
-    // Replicating with the writer again fetches nothing below the floor.
-    let gate = Traffic::unlimited();
-    seed.set_traffic(gate.clone());
-    let (a, b) = tcp_pair().await;
-    let sa = replicate::spawn(a, true, [source.clone()], Options::default());
-    let sb = replicate::spawn(b, false, [seed.clone()], Options::default());
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        gate.counters.get()[3],
-        0,
-        "evicted blocks are not fetched again"
-    );
-    sa.handle().close();
-    timeout(LONG, sa.join()).await.unwrap().unwrap();
-    timeout(LONG, sb.join()).await.unwrap().unwrap();
-    // A fresh replica served by the seed alone gets what the seed still holds.
-    let copy = replica(&tmp.path().join("c"), 0).await;
-    let (a, b) = tcp_pair().await;
-    let sa = replicate::spawn(a, true, [seed.clone()], Options::default());
-    let sb = replicate::spawn(b, false, [copy.clone()], Options::default());
-    let wait = async {
-        loop {
-            let got = {
-                let mut f = copy.lock().await;
-                let mut n = 0;
-                for i in 120..200u64 {
-                    n += u64::from(f.get(i).await.unwrap().is_some());
-                }
-                n
-            };
-            if got == 80 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    timeout(LONG, wait)
-        .await
-        .expect("the seed serves the blocks it kept");
-    sa.handle().close();
-    timeout(LONG, sa.join()).await.unwrap().unwrap();
-    timeout(LONG, sb.join()).await.unwrap().unwrap();
 }

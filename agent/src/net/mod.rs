@@ -11,6 +11,7 @@
 //!   identity stays, on both sides; when the same side dialled both, the newer stays.
 //! - Transports hand connections in through [`Network::connect`]: plain TCP ([`tcp`]).
 
+mod health;
 pub mod iroh;
 pub mod policy;
 pub mod seed;
@@ -28,7 +29,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::replicate::{self, Grew, Options, SessionEvent, SessionHandle, SharedFeed, Traffic};
 use crate::space::Space;
-use crate::space::message::{MAX_SEEN, Message, Role as MessageRole, Seen};
+use crate::space::message::Message;
 use crate::space::roster::{self, MemberFeeds, Roster, Statement};
 use seed::SeedStore;
 
@@ -69,9 +70,9 @@ struct Share {
     /// A member space's health reports from the log.
     health: Option<crate::space::HealthReports>,
     /// Since when each peer has been behind.
-    behind_since: BTreeMap<String, std::time::SystemTime>,
+    behind_since: BTreeMap<[u8; 32], std::time::SystemTime>,
     /// When this device last published a health report, and what it said.
-    published: Option<(std::time::Instant, Vec<Sighting>)>,
+    published: Option<(std::time::Instant, Vec<health::Sighting>)>,
 }
 
 #[derive(Debug)]
@@ -91,14 +92,6 @@ struct State {
     /// When the rosters were last read again for an unknown peer.
     reloaded: Option<std::time::Instant>,
 }
-
-/// A peer as a health report sums it up: (peer, connected, up to date).
-type Sighting = (String, bool, bool);
-
-/// Health reports are published when what this device sees changed, at most this often.
-const MIN_REPORT: Duration = Duration::from_secs(10);
-/// And at least this often.
-const REPORT_EVERY: Duration = Duration::from_secs(600);
 
 /// Told about a peer that misbehaved: (the peer, what happened).
 pub type Incident = Arc<dyn Fn(String, String) + Send + Sync>;
@@ -293,66 +286,23 @@ impl Network {
         let mut st = self.state();
         st.shares
             .values_mut()
-            .map(|share| (share.name.clone(), replicas_of(share, &me)))
+            .map(|share| (share.name.clone(), health::replicas_of(share, &me)))
             .collect()
     }
 
     /// Publish, in each member space's log, what this device sees of the other devices'
-    /// copies: when that changed (at most every `MIN_REPORT`) and every `REPORT_EVERY`
-    /// anyway, so members not connected to a seed still see its state.
+    /// copies when a report is due ([`health::report_due`]), so members not connected to a
+    /// seed still see its state.
     pub async fn publish_health(&self) {
-        let me = self.identity();
         let due: Vec<(Arc<tokio::sync::Mutex<Space>>, Message)> = {
             let mut st = self.state();
-            let now = std::time::Instant::now();
-            let mut due = Vec::new();
-            for share in st.shares.values_mut() {
-                let Holder::Member(space) = share.holder.clone() else {
-                    continue;
-                };
-                let mine: Vec<_> = replicas_of(share, &me)
-                    .into_iter()
-                    .filter(|r| r.reported_by.is_none())
-                    .collect();
-                let digest: Vec<Sighting> = mine
-                    .iter()
-                    .map(|r| (r.peer.clone(), r.connected, r.up_to_date))
-                    .collect();
-                let publish = match &share.published {
-                    None => !mine.is_empty(),
-                    Some((at, said)) => {
-                        let age = now.duration_since(*at);
-                        (age >= MIN_REPORT && *said != digest) || age >= REPORT_EVERY
-                    }
-                };
-                if !publish {
-                    continue;
-                }
-                share.published = Some((now, digest));
-                let roles = share.roster.allowed();
-                let seen = mine
-                    .iter()
-                    .filter_map(|r| {
-                        let peer =
-                            <[u8; 32]>::try_from(cobox_keys::secret::unhex(&r.peer)?).ok()?;
-                        let last = chrono::DateTime::parse_from_rfc3339(&r.last_seen).ok()?;
-                        Some(Seen {
-                            peer,
-                            role: roles.get(&peer).map(|r| match r {
-                                roster::Role::Member => MessageRole::Member,
-                                roster::Role::Seeder => MessageRole::Seeder,
-                            }),
-                            connected: r.connected,
-                            behind_blocks: r.behind_blocks,
-                            last_seen: last.timestamp().max(0) as u64,
-                        })
-                    })
-                    .take(MAX_SEEN)
-                    .collect();
-                let at = unix(std::time::SystemTime::now());
-                due.push((space, Message::Health { at, seen }));
-            }
-            due
+            st.shares
+                .values_mut()
+                .filter_map(|share| match share.holder.clone() {
+                    Holder::Member(space) => Some((space, health::report_due(share)?)),
+                    Holder::Seed(_) => None,
+                })
+                .collect()
         };
         for (space, report) in due {
             let mut s = space.lock().await;
@@ -849,152 +799,6 @@ impl Network {
             let _ = space.lock().await.refresh().await;
         }
     }
-}
-
-/// Unix seconds of `t`.
-fn unix(t: std::time::SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn rfc3339(t: std::time::SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn role_word(r: roster::Role) -> &'static str {
-    match r {
-        roster::Role::Member => "member",
-        roster::Role::Seeder => "seeder",
-    }
-}
-
-/// The replicas of one share: first, what its feeds' peers said they hold (tracking since
-/// when each has been behind); then, for devices this one has not heard from more recently,
-/// what other members reported in their health reports. `me` is this device's identity.
-fn replicas_of(share: &mut Share, me: &[u8; 32]) -> Vec<cobox_schema::api::Replica> {
-    use cobox_schema::api::Replica;
-    struct Seen {
-        behind: u64,
-        behind_bytes: u64,
-        connected: bool,
-        last: std::time::SystemTime,
-    }
-    let mut peers: BTreeMap<String, Seen> = BTreeMap::new();
-    let feeds: Vec<_> = share
-        .feeds
-        .values()
-        .map(|f| (f.held(), f.remotes()))
-        .collect();
-    for (_, remotes) in &feeds {
-        for (peer, r) in remotes {
-            let e = peers.entry(peer.clone()).or_insert(Seen {
-                behind: 0,
-                behind_bytes: 0,
-                connected: false,
-                last: std::time::UNIX_EPOCH,
-            });
-            e.connected |= r.connected;
-            e.last = e.last.max(r.seen);
-        }
-    }
-    for (held, remotes) in &feeds {
-        for (peer, seen) in peers.iter_mut() {
-            let theirs = remotes.get(peer).map_or(0, |r| r.contiguous);
-            let lacking = held.length.saturating_sub(theirs);
-            seen.behind += lacking;
-            seen.behind_bytes += (lacking as u128 * held.bytes as u128)
-                .checked_div(held.length as u128)
-                .unwrap_or(0) as u64;
-        }
-    }
-    let now = std::time::SystemTime::now();
-    share
-        .behind_since
-        .retain(|p, _| peers.get(p).is_some_and(|s| s.behind > 0));
-    for (p, s) in &peers {
-        if s.behind > 0 {
-            share.behind_since.entry(p.clone()).or_insert(now);
-        }
-    }
-    let roles = share.roster.allowed();
-    let role_of = |peer: &[u8; 32]| roles.get(peer).copied().map(role_word);
-    let mut out: BTreeMap<String, Replica> = peers
-        .into_iter()
-        .map(|(peer, seen)| {
-            let role = cobox_keys::secret::unhex(&peer)
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .and_then(|k| role_of(&k))
-                .unwrap_or("unknown");
-            let replica = Replica {
-                peer: peer.clone(),
-                role: role.into(),
-                connected: seen.connected,
-                up_to_date: seen.behind == 0,
-                behind_blocks: seen.behind,
-                behind_bytes: seen.behind_bytes,
-                behind_since: share.behind_since.get(&peer).map(|t| rfc3339(*t)),
-                last_seen: rfc3339(seen.last),
-                reported_by: None,
-            };
-            (peer, replica)
-        })
-        .collect();
-    let first_hand_seen: BTreeMap<String, u64> = out
-        .iter()
-        .map(|(p, r)| {
-            let seen = chrono::DateTime::parse_from_rfc3339(&r.last_seen)
-                .map_or(0, |t| t.timestamp().max(0) as u64);
-            (p.clone(), if r.connected { u64::MAX } else { seen })
-        })
-        .collect();
-    let Some(health) = &share.health else {
-        return out.into_values().collect();
-    };
-    let reports = health.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for (log, (_, seen)) in reports {
-        let Some(by) = share
-            .members
-            .iter()
-            .find(|m| m.log == log)
-            .map(|m| m.identity)
-        else {
-            continue;
-        };
-        if by == *me {
-            continue;
-        }
-        for s in seen.into_iter().filter(|s| s.peer != *me) {
-            let peer = cobox_keys::secret::hex(&s.peer);
-            let newer_than_mine = first_hand_seen.get(&peer).is_none_or(|t| s.last_seen > *t);
-            let newer_than_others = out
-                .get(&peer)
-                .filter(|r| r.reported_by.is_some())
-                .and_then(|r| chrono::DateTime::parse_from_rfc3339(&r.last_seen).ok())
-                .is_none_or(|t| s.last_seen as i64 > t.timestamp());
-            if !(newer_than_mine && newer_than_others) {
-                continue;
-            }
-            let at = std::time::UNIX_EPOCH + Duration::from_secs(s.last_seen);
-            let role = role_of(&s.peer)
-                .or(s.role.map(role_word))
-                .unwrap_or("unknown");
-            out.insert(
-                peer.clone(),
-                Replica {
-                    peer,
-                    role: role.into(),
-                    connected: s.connected,
-                    up_to_date: s.behind_blocks == 0,
-                    behind_blocks: s.behind_blocks,
-                    behind_bytes: 0,
-                    behind_since: None,
-                    last_seen: rfc3339(at),
-                    reported_by: Some(cobox_keys::secret::hex(&by)),
-                },
-            );
-        }
-    }
-    out.into_values().collect()
 }
 
 /// Whether a session ended through the peer's fault (not a network failure or a refusal).

@@ -27,12 +27,19 @@ pub struct Held {
 
 impl Held {
     pub fn of(feed: &Feed) -> Held {
+        let contiguous = feed.contiguous_len();
+        let floor = feed.floor();
         Held {
             length: feed.len(),
-            contiguous: feed.contiguous_len(),
+            contiguous,
             bytes: feed.byte_len(),
-            floor: feed.floor(),
-            run: feed.run_end(),
+            floor,
+            // Without an eviction the run from the floor is the contiguous prefix.
+            run: if floor == 0 {
+                contiguous
+            } else {
+                feed.run_end()
+            },
         }
     }
 }
