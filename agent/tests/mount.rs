@@ -179,6 +179,13 @@ fn an_rsynced_tree_survives_unmount_and_remount_byte_for_byte() {
     );
     make_tree(&src, 1000, 100);
     let m = Mount::start(&data, &at);
+    if rustix::process::geteuid().is_root() {
+        assert_eq!(
+            readahead_kib(&at),
+            4096,
+            "sequential reads reach the space in large requests"
+        );
+    }
     let out = Command::new("rsync")
         .arg("-a")
         .arg(format!("{}/", src.display()))
@@ -231,6 +238,17 @@ fn an_rsynced_tree_survives_unmount_and_remount_byte_for_byte() {
             entry.display()
         );
     }
+}
+
+/// The readahead the kernel uses for the file system mounted at `at`, in KiB.
+fn readahead_kib(at: &Path) -> u32 {
+    let st = rustix::fs::stat(at).unwrap();
+    let (major, minor) = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+    std::fs::read_to_string(format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn walk(root: &Path) -> Vec<PathBuf> {

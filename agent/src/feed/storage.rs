@@ -154,6 +154,35 @@ struct FeedFile {
     file: Arc<File>,
     len: u64,
     group: Arc<CommitGroup>,
+    /// The run of data written since writeback was last started: (first offset, end).
+    unstarted: Option<(u64, u64)>,
+}
+
+/// Data written to a feed before the kernel is asked to start writing it back.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+impl FeedFile {
+    /// Note a data write. Once [`WRITEBACK_STEP`] bytes have been written in one run, start
+    /// their writeback (without waiting for it), so a long stream reaches the disk while it
+    /// is written and its commit has only the tail left to sync. (The advice also lets
+    /// clean pages of the run leave the page cache; dirty pages are never dropped.)
+    fn note_data_write(&mut self, offset: u64, end: u64) {
+        let (from, to) = match self.unstarted {
+            Some((from, to)) if to == offset => (from, end),
+            _ => (offset, end),
+        };
+        if to - from < WRITEBACK_STEP {
+            self.unstarted = Some((from, to));
+            return;
+        }
+        self.unstarted = None;
+        let _ = rustix::fs::fadvise(
+            &*self.file,
+            from,
+            std::num::NonZeroU64::new(to - from),
+            rustix::fs::Advice::DontNeed,
+        );
+    }
 }
 
 /// Free `length` bytes at `offset` but keep the file's size (the range reads back as zeros).
@@ -185,8 +214,12 @@ impl RandomAccess for FeedFile {
             return Ok(());
         }
         self.file.write_all_at(data, offset).map_err(io_err)?;
-        self.len = self.len.max(offset + data.len() as u64);
+        let end = offset + data.len() as u64;
+        self.len = self.len.max(end);
         self.group.mark_dirty(&self.store);
+        if self.store == Store::Data {
+            self.note_data_write(offset, end);
+        }
         Ok(())
     }
 
@@ -314,6 +347,7 @@ pub async fn open(dir: &Path) -> Result<(Storage, Arc<CommitGroup>), hypercore::
                 file,
                 len,
                 group,
+                unstarted: None,
             }) as Box<dyn StorageTraits + Send>)
         }
         .boxed()
