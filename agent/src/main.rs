@@ -66,10 +66,15 @@ enum Output {
     Json,
 }
 
+/// What is logged when `RUST_LOG` is not set: the agent's own events from `info` up, and
+/// only warnings and errors of the libraries it uses (whose `info` spans would flood a
+/// journal with every replication message).
+const DEFAULT_LOG_FILTER: &str = "warn,coboxd=info";
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
     // Colours only on a terminal: never in journals, files or pipes.
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

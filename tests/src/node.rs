@@ -142,7 +142,7 @@ impl Node {
             self.command(&binary("coboxd"))
                 .arg("--config")
                 .arg(self.config())
-                .env("RUST_LOG", "info")
+                .env_remove("RUST_LOG")
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
