@@ -52,7 +52,7 @@ pub fn run(
         Ok::<(), std::io::Error>(())
     })?;
     mounted.unmount()?;
-    rt.block_on(async { space.lock().await.checkpoint() })?;
+    rt.block_on(async { space.lock().await.checkpoint().await })?;
     eprintln!("coboxd: unmounted {}", mountpoint.display());
     Ok(())
 }

@@ -121,7 +121,7 @@ fn the_index_is_derived_state_and_rebuilds_from_the_feeds() {
         write(&mut s, "docs/a.txt", b"a", 1).await;
         write(&mut s, "b.txt", b"b", 2).await;
         s.rename("b.txt", "docs/b.txt").await.unwrap();
-        s.checkpoint().unwrap();
+        s.checkpoint().await.unwrap();
         s.children("docs").unwrap()
     });
     assert_eq!(
@@ -150,7 +150,7 @@ fn reopening_reads_only_the_entries_after_the_last_checkpoint() {
         for i in 0..50 {
             write(&mut s, &format!("f{i}"), b"x", i).await;
         }
-        s.checkpoint().unwrap();
+        s.checkpoint().await.unwrap();
         drop(s);
         let mut s = open(&a, &keys, "ada").await;
         assert_eq!(s.stats().read, 0, "a clean reopen replays nothing");
@@ -166,5 +166,61 @@ fn reopening_reads_only_the_entries_after_the_last_checkpoint() {
             "only the entries after the checkpoint are replayed"
         );
         assert_eq!(s.children("").unwrap().len(), 57);
+    });
+}
+
+#[test]
+fn a_created_file_is_durable_and_shown_to_peers_with_its_content_not_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = device(tmp.path(), "a");
+    let keys = SpaceKeys::generate("s");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut s = open(&a, &keys, "ada").await;
+        let shown = s.feeds().log().held().length;
+        s.create_file("new.txt", 0o600, 1).await.unwrap();
+        assert_eq!(
+            s.node("new.txt").unwrap().kind,
+            NodeKind::File,
+            "the file is there on this device at once"
+        );
+        assert_eq!(
+            s.feeds().log().held().length,
+            shown,
+            "peers are not offered the creation before it is durable"
+        );
+        // A crash before the file was closed: only the empty file is gone.
+        drop(s);
+        let mut s = open(&a, &keys, "ada").await;
+        assert!(s.node("new.txt").is_none());
+        s.create_file("new.txt", 0o600, 2).await.unwrap();
+        write(&mut s, "new.txt", b"content", 3).await;
+        assert_eq!(
+            s.feeds().log().held().length,
+            shown + 2,
+            "the close makes the creation durable with the content"
+        );
+        s.create_file("kept.txt", 0o600, 4).await.unwrap();
+        s.checkpoint().await.unwrap();
+        assert_eq!(
+            s.feeds().log().held().length,
+            shown + 3,
+            "a checkpoint makes what it counts durable"
+        );
+        drop(s);
+        let s = open(&a, &keys, "ada").await;
+        assert_eq!(s.stats().read, 0, "the index counted only durable entries");
+        let names: Vec<String> = s
+            .children("")
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            ["kept.txt", "new.txt"],
+            "no conflict copy, nothing lost"
+        );
+        assert_eq!(s.node("new.txt").unwrap().extent.unwrap().size, 7);
     });
 }

@@ -409,7 +409,7 @@ impl Device {
                 if let Some(s) = self.spaces.remove(space) {
                     let address = self.rt.block_on(async {
                         let mut s = s.lock().await;
-                        s.checkpoint().map(|()| s.keys().address)
+                        s.checkpoint().await.map(|()| s.keys().address)
                     })?;
                     if let Some(net) = &self.network {
                         net.remove(&address.0);
@@ -539,7 +539,10 @@ impl Device {
             }
         }
         for (name, s) in std::mem::take(&mut self.spaces) {
-            if let Err(e) = self.rt.block_on(async { s.lock().await.checkpoint() }) {
+            if let Err(e) = self
+                .rt
+                .block_on(async { s.lock().await.checkpoint().await })
+            {
                 tracing::error!(space = %name, error = %e, "checkpoint failed");
             }
         }

@@ -55,6 +55,16 @@ pub enum SpaceError {
 /// Log entries applied between checkpoints of the drive index.
 const CHECKPOINT_EVERY: u64 = 2_000;
 
+/// When entries appended to this device's log become durable and are shown to peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Before the append returns.
+    Now,
+    /// With the next durable append or checkpoint (a crash before it drops them, and
+    /// nothing that depends on them was made durable).
+    Later,
+}
+
 /// Counters of what reading the logs found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LogStats {
@@ -215,6 +225,16 @@ impl Space {
 
     /// Seal and append messages to this device's log (durable on return).
     pub async fn append(&mut self, messages: &[Message]) -> Result<u64, SpaceError> {
+        self.append_to_log(messages, Durability::Now).await
+    }
+
+    /// Seal and append messages to this device's log; with [`Durability::Later`] they are
+    /// neither synced nor shown to peers until the next durable append or checkpoint.
+    async fn append_to_log(
+        &mut self,
+        messages: &[Message],
+        durability: Durability,
+    ) -> Result<u64, SpaceError> {
         let key = self.feeds.log_key;
         let log = self.feeds.log().clone();
         let mut feed = log.lock().await;
@@ -224,9 +244,14 @@ impl Space {
             .enumerate()
             .map(|(i, m)| self.block.seal(&key, start + i as u64, &m.encode()))
             .collect();
-        let length = feed.append_batch(&sealed).await?;
-        log.publish(&feed);
-        Ok(length)
+        match durability {
+            Durability::Now => {
+                let length = feed.append_batch(&sealed).await?;
+                log.publish(&feed);
+                Ok(length)
+            }
+            Durability::Later => Ok(feed.append_uncommitted(&sealed).await?),
+        }
     }
 
     /// The members' health reports read so far (shared: it fills as logs are read).
@@ -259,7 +284,9 @@ impl Space {
         let logs: Vec<[u8; 32]> = self.logs.keys().copied().collect();
         for key in logs {
             let applied = self.tree.applied(&key);
+            // This device's own entries not yet durable apply too (see `Durability::Later`).
             let len = match self.feeds.get(&key).await? {
+                Some(f) if key == self.feeds.log_key => f.lock().await.len(),
                 Some(f) => f.held().length,
                 None => continue,
             };
@@ -298,13 +325,23 @@ impl Space {
             }
         }
         if self.unsaved >= CHECKPOINT_EVERY {
-            self.checkpoint()?;
+            self.checkpoint().await?;
         }
         Ok(())
     }
 
-    /// Save the drive to the index, so the next open replays only later entries.
-    pub fn checkpoint(&mut self) -> Result<(), SpaceError> {
+    /// Save the drive to the index, so the next open replays only later entries. This
+    /// device's log is made durable first: the index never counts an entry a crash could
+    /// take back.
+    pub async fn checkpoint(&mut self) -> Result<(), SpaceError> {
+        let log = self.feeds.log().clone();
+        {
+            let feed = log.lock().await;
+            if log.held().length != feed.len() {
+                feed.commit()?;
+                log.publish(&feed);
+            }
+        }
         if self.unsaved > 0 {
             self.index
                 .save_tree(&self.tree)
@@ -399,6 +436,24 @@ impl Space {
         self.refresh().await
     }
 
+    /// Record `path` as a new empty file, durable (and shown to peers) with this device's
+    /// next durable change: the file's content when it is closed. A crash before then
+    /// loses only the empty file, as it would lose the content being written into it.
+    pub async fn create_file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        mtime_ms: i64,
+    ) -> Result<(), SpaceError> {
+        let stream = self.begin_content();
+        let extent = self.content_finish(stream).await?;
+        let ctx = self.op_context().await;
+        let op = self.tree.write_op(ctx, path, extent, mode, mtime_ms)?;
+        self.append_to_log(&[Message::Drive(op)], Durability::Later)
+            .await?;
+        self.refresh().await
+    }
+
     /// Record `path` as a file with this content.
     pub async fn put_file(
         &mut self,
@@ -407,7 +462,7 @@ impl Space {
         mode: u32,
         mtime_ms: i64,
     ) -> Result<(), SpaceError> {
-        let ctx = self.op_context();
+        let ctx = self.op_context().await;
         let op = self.tree.write_op(ctx, path, extent, mode, mtime_ms)?;
         self.commit_op(op).await
     }
@@ -419,7 +474,7 @@ impl Space {
         mode: u32,
         mtime_ms: i64,
     ) -> Result<(), SpaceError> {
-        let ctx = self.op_context();
+        let ctx = self.op_context().await;
         let node = self
             .node(path)
             .ok_or_else(|| SpaceError::NotFound(path.into()))?;
@@ -434,7 +489,7 @@ impl Space {
     }
 
     pub async fn mkdir(&mut self, path: &str, mode: u32, mtime_ms: i64) -> Result<(), SpaceError> {
-        let ctx = self.op_context();
+        let ctx = self.op_context().await;
         if self.node(path).is_some() {
             return Err(SpaceError::Exists(path.into()));
         }
@@ -445,7 +500,7 @@ impl Space {
 
     /// Remove a file (`kind` File) or an empty directory (`kind` Dir).
     pub async fn remove(&mut self, path: &str, kind: NodeKind) -> Result<(), SpaceError> {
-        let ctx = self.op_context();
+        let ctx = self.op_context().await;
         let node = self
             .node(path)
             .ok_or_else(|| SpaceError::NotFound(path.into()))?;
@@ -465,7 +520,7 @@ impl Space {
 
     /// Move a file or directory, replacing a file (or empty directory) at `to`.
     pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), SpaceError> {
-        let ctx = self.op_context();
+        let ctx = self.op_context().await;
         let src = self
             .node(from)
             .ok_or_else(|| SpaceError::NotFound(from.into()))?;
@@ -503,10 +558,11 @@ impl Space {
         }
     }
 
-    fn op_context(&mut self) -> tree::OpContext {
+    /// The context of an operation about to be appended to this device's log.
+    async fn op_context(&mut self) -> tree::OpContext {
         tree::OpContext {
             feed: self.feeds.log_key,
-            seq: self.feeds.log().held().length,
+            seq: self.feeds.log().lock().await.len(),
             device: self.device_name.clone(),
             time_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -408,9 +408,8 @@ impl Filesystem for SpaceFs {
                 .block_on(async {
                     let mut space = self.space.lock().await;
                     if space.node(&path).is_none() {
-                        let stream = space.begin_content();
-                        let extent = space.content_finish(stream).await?;
-                        space.put_file(&path, extent, mode, now_ms()).await?;
+                        // Durable with the content the close commits.
+                        space.create_file(&path, mode, now_ms()).await?;
                     }
                     space.node(&path).ok_or(SpaceError::NotFound(path.clone()))
                 })
