@@ -47,6 +47,19 @@ async fn sync(from: &mut Space, to: &mut Space) {
     to.add_log(from.log_key()).await.unwrap();
 }
 
+/// One device with a space's keys (not opened yet), and a runtime to open it on.
+fn one_device() -> (
+    tempfile::TempDir,
+    Device,
+    SpaceKeys,
+    tokio::runtime::Runtime,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = device(tmp.path(), "a");
+    let keys = SpaceKeys::generate("s");
+    (tmp, a, keys, tokio::runtime::Runtime::new().unwrap())
+}
+
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check() {
@@ -111,10 +124,7 @@ fn another_writers_files_and_conflicts_appear_in_a_mount_without_remounting() {
 
 #[test]
 fn the_index_is_derived_state_and_rebuilds_from_the_feeds() {
-    let tmp = tempfile::tempdir().unwrap();
-    let a = device(tmp.path(), "a");
-    let keys = SpaceKeys::generate("s");
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tmp, a, keys, rt) = one_device();
     let listing = rt.block_on(async {
         let mut s = open(&a, &keys, "ada").await;
         s.mkdir("docs", 0o755, 5).await.unwrap();
@@ -141,10 +151,7 @@ fn the_index_is_derived_state_and_rebuilds_from_the_feeds() {
 
 #[test]
 fn reopening_reads_only_the_entries_after_the_last_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
-    let a = device(tmp.path(), "a");
-    let keys = SpaceKeys::generate("s");
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, a, keys, rt) = one_device();
     rt.block_on(async {
         let mut s = open(&a, &keys, "ada").await;
         for i in 0..50 {
@@ -171,10 +178,7 @@ fn reopening_reads_only_the_entries_after_the_last_checkpoint() {
 
 #[test]
 fn a_created_file_is_durable_and_shown_to_peers_with_its_content_not_before() {
-    let tmp = tempfile::tempdir().unwrap();
-    let a = device(tmp.path(), "a");
-    let keys = SpaceKeys::generate("s");
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tmp, a, keys, rt) = one_device();
     rt.block_on(async {
         let mut s = open(&a, &keys, "ada").await;
         let shown = s.feeds().log().held().length;
