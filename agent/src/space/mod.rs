@@ -431,8 +431,14 @@ impl Space {
         Ok(content::read_block(&mut feed, &self.block, extent, i).await?)
     }
 
+    /// Append a drive operation, durable on return, and apply it.
     async fn commit_op(&mut self, op: Vec<u8>) -> Result<(), SpaceError> {
-        self.append(&[Message::Drive(op)]).await?;
+        self.record_op(op, Durability::Now).await
+    }
+
+    async fn record_op(&mut self, op: Vec<u8>, durability: Durability) -> Result<(), SpaceError> {
+        self.append_to_log(&[Message::Drive(op)], durability)
+            .await?;
         self.refresh().await
     }
 
@@ -449,9 +455,7 @@ impl Space {
         let extent = self.content_finish(stream).await?;
         let ctx = self.op_context().await;
         let op = self.tree.write_op(ctx, path, extent, mode, mtime_ms)?;
-        self.append_to_log(&[Message::Drive(op)], Durability::Later)
-            .await?;
-        self.refresh().await
+        self.record_op(op, Durability::Later).await
     }
 
     /// Record `path` as a file with this content.
