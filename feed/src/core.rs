@@ -1,0 +1,830 @@
+//! A feed on disk: open (with the checks and repairs a crash or an older writer can call
+//! for), append, read, prove, verify and store what peers prove, clear, and commit.
+//!
+//! Durability is at commit points. Between them, data and tree nodes go to the page cache
+//! (nodes batched in memory first) and bitfield pages and the header are held in memory.
+//! [`Core::commit`] syncs the data and tree, then writes and syncs the changed bitfield
+//! pages, then writes and syncs the header into the older of its two slots: the bitfield
+//! never marks a block whose data and nodes are not on disk, and the header never names a
+//! tree whose nodes are not. Data of cleared blocks is freed only after the bitfield that
+//! no longer marks them is on disk. So a crash, even a power loss, reopens the feed at its
+//! last commit.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use flat_tree::Iterator as Cursor;
+use hypercore_schema::{Proof, RequestBlock, RequestSeek, RequestUpgrade};
+
+use crate::bitfield::{Bitfield, PAGE_BITS};
+use crate::crypto::{self, Signer};
+use crate::entries;
+use crate::files::{self, Files};
+use crate::header::{self, ENTRIES_START, Header, Slots};
+use crate::node::{NODE_BYTES, Node};
+use crate::proof::{self, Growing, Head, Nodes, ProofError};
+
+/// The file marking a feed this crate has opened and checked before.
+const FORMAT_FILE: &str = "format";
+const FORMAT: &[u8] = b"cobox-feed 1\n";
+/// Tree nodes held in memory before they are written out (uncommitted) to the tree file.
+const PENDING_NODES: usize = 64 * 1024;
+
+/// Why a feed could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("feed {dir}: {what}: {source}")]
+    Io {
+        dir: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("feed {dir} is damaged: {reason}")]
+    Corrupt { dir: PathBuf, reason: String },
+    #[error("feed {dir} holds key {found}, not the expected {expected}")]
+    WrongKey {
+        dir: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("feed {dir} is not writable here")]
+    ReadOnly { dir: PathBuf },
+    #[error("feed {dir}: {source}")]
+    Proof { dir: PathBuf, source: ProofError },
+}
+
+/// What opening a feed found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The feed was last written by hypercore itself: its log entries were replayed.
+    pub migrated: bool,
+    /// Bytes of log entries not replayed (torn, or stale).
+    pub cut: u64,
+    /// Blocks the bitfield marked that the feed does not hold (past its length, or
+    /// without a tree node), unmarked.
+    pub unmarked: u64,
+    /// Bytes of uncommitted data and tree nodes past the committed feed, cut off.
+    pub truncated: u64,
+}
+
+/// The tree nodes of a feed: those not written yet, then the tree file.
+struct TreeNodes<'a> {
+    pending: &'a BTreeMap<u64, Node>,
+    file: &'a File,
+}
+
+impl Nodes for TreeNodes<'_> {
+    fn node(&mut self, index: u64) -> std::io::Result<Option<Node>> {
+        if let Some(n) = self.pending.get(&index) {
+            return Ok(Some(*n));
+        }
+        let Some(at) = index.checked_mul(NODE_BYTES) else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; NODE_BYTES as usize];
+        match self.file.read_exact_at(&mut buf, at) {
+            Ok(()) => Ok(Node::from_bytes(index, &buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// An open feed.
+#[derive(Debug)]
+pub struct Core {
+    dir: PathBuf,
+    files: Files,
+    public: [u8; 32],
+    signer: Option<Signer>,
+    header: Header,
+    slots: Slots,
+    header_dirty: bool,
+    /// The `oplog` is not yet exactly its two header slots: entries after them are still to
+    /// be cut off once the header includes them, or the file is short (hypercore reads a
+    /// slot only when the whole slot is in the file).
+    oplog_unsized: bool,
+    length: u64,
+    byte_length: u64,
+    fork: u64,
+    roots: Vec<Node>,
+    signature: Option<[u8; 64]>,
+    pending: BTreeMap<u64, Node>,
+    bitfield: Bitfield,
+    contiguous: u64,
+    data_dirty: bool,
+    tree_dirty: bool,
+    /// Data ranges to free once the bitfield no longer marking them is durable.
+    punch: Vec<(u64, u64)>,
+    /// The last block read: (index, offset, size), for sequential reads.
+    last_read: Option<(u64, u64, u64)>,
+}
+
+fn hex(b: &[u8]) -> String {
+    crate::hex(b)
+}
+
+impl Core {
+    fn io(&self, what: &'static str) -> impl FnOnce(std::io::Error) -> CoreError + '_ {
+        move |source| CoreError::Io {
+            dir: self.dir.clone(),
+            what,
+            source,
+        }
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> CoreError {
+        CoreError::Corrupt {
+            dir: self.dir.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn nodes(&self) -> TreeNodes<'_> {
+        TreeNodes {
+            pending: &self.pending,
+            file: &self.files.tree,
+        }
+    }
+
+    fn head(&self) -> Head<'_> {
+        Head {
+            length: self.length,
+            fork: self.fork,
+            roots: &self.roots,
+            signature: self.signature.as_ref(),
+        }
+    }
+
+    /// Open the feed in `dir` with public key `public`, creating it when there is none.
+    /// With `seed` (the ed25519 seed of that key) the feed is writable.
+    pub fn open(dir: &Path, public: [u8; 32], seed: Option<&[u8; 32]>) -> Result<Core, CoreError> {
+        Self::open_reporting(dir, public, seed).map(|(core, _)| core)
+    }
+
+    /// [`Core::open`], also saying what the opening found and repaired.
+    pub fn open_reporting(
+        dir: &Path,
+        public: [u8; 32],
+        seed: Option<&[u8; 32]>,
+    ) -> Result<(Core, Opened), CoreError> {
+        crypto::init();
+        let dir_err = |what| {
+            let dir = dir.to_path_buf();
+            move |source| CoreError::Io { dir, what, source }
+        };
+        let supplied = seed.map(Signer::from_seed);
+        if let Some(s) = &supplied
+            && s.public() != public
+        {
+            return Err(CoreError::WrongKey {
+                dir: dir.to_path_buf(),
+                expected: hex(&public),
+                found: hex(&s.public()),
+            });
+        }
+        let files = Files::open(dir).map_err(dir_err("cannot open its files"))?;
+        let oplog = files::read_all(&files.oplog).map_err(dir_err("cannot read oplog"))?;
+        let existing = header::read(&oplog).map_err(|e| CoreError::Corrupt {
+            dir: dir.to_path_buf(),
+            reason: format!("oplog: {e}"),
+        })?;
+        let fresh = existing.is_none();
+        let (header, slots) =
+            existing.unwrap_or_else(|| (Header::new(public, seed.copied()), Slots::INITIAL));
+        if header.key != public || header.public != public {
+            return Err(CoreError::WrongKey {
+                dir: dir.to_path_buf(),
+                expected: hex(&public),
+                found: hex(&header.key),
+            });
+        }
+        let checked = std::fs::read(dir.join(FORMAT_FILE)).is_ok_and(|f| f == FORMAT);
+        let mut core = Core {
+            dir: dir.to_path_buf(),
+            files,
+            public,
+            signer: None,
+            length: header.tree.length,
+            fork: header.tree.fork,
+            signature: header.tree.signature.as_slice().try_into().ok(),
+            header,
+            slots,
+            header_dirty: fresh,
+            oplog_unsized: oplog.len() != ENTRIES_START,
+            byte_length: 0,
+            roots: vec![],
+            pending: BTreeMap::new(),
+            bitfield: Bitfield::default(),
+            contiguous: 0,
+            data_dirty: false,
+            tree_dirty: false,
+            punch: vec![],
+            last_read: None,
+        };
+        core.signer = match (supplied, core.header.seed) {
+            (Some(s), Some(h)) if s.seed() != &h => {
+                return Err(core.corrupt("its header holds another secret key"));
+            }
+            (Some(s), None) => {
+                // Our own feed, opened as a replica before (restored from paper keys).
+                core.header.seed = Some(*s.seed());
+                core.header_dirty = true;
+                Some(s)
+            }
+            (Some(s), Some(_)) => Some(s),
+            (None, Some(h)) => {
+                let s = Signer::from_seed(&h);
+                if s.public() != public {
+                    return Err(core.corrupt("its header holds a secret key of another feed"));
+                }
+                Some(s)
+            }
+            (None, None) => None,
+        };
+        let bits =
+            files::read_all(&core.files.bitfield).map_err(core.io("cannot read bitfield"))?;
+        core.bitfield = Bitfield::from_bytes(&bits);
+        let mut report = Opened::default();
+        if !fresh {
+            let replay = entries::replay(&oplog, core.slots.entries_bit());
+            report.cut = replay.cut;
+            report.migrated = !replay.entries.is_empty();
+            for e in replay.entries {
+                core.apply_entry(e);
+            }
+        }
+        core.load_roots()?;
+        report.unmarked = core.check_bitfield(!checked && !fresh)?;
+        report.truncated = core.cut_uncommitted()?;
+        core.contiguous = core.bitfield.first_unset(0).min(core.length);
+        core.last_read = None;
+        if report != Opened::default() || !checked {
+            core.header_dirty = true;
+        }
+        core.commit()?;
+        if !checked {
+            let path = dir.join(FORMAT_FILE);
+            std::fs::write(&path, FORMAT)
+                .and_then(|()| File::open(&path)?.sync_all())
+                .map_err(core.io("cannot mark its format"))?;
+        }
+        Ok((core, report))
+    }
+
+    /// Apply a log entry written by hypercore (see [`entries`]).
+    fn apply_entry(&mut self, e: entries::Entry) {
+        for n in e.nodes {
+            self.pending.insert(n.index, n);
+        }
+        if let Some(u) = e.upgrade {
+            self.length = u.length;
+            self.fork = u.fork;
+            self.signature = u.signature.as_slice().try_into().ok();
+            self.header_dirty = true;
+        }
+        if let Some(b) = e.bitfield {
+            let end = b.start.saturating_add(b.length);
+            self.bitfield.set_range(b.start, end, !b.drop);
+        }
+    }
+
+    /// Read the roots of the tree's length and check them against the writer's signature.
+    fn load_roots(&mut self) -> Result<(), CoreError> {
+        if self.length >= proof::MAX_LENGTH {
+            return Err(self.corrupt(format!("length {} is impossible", self.length)));
+        }
+        let mut indices = vec![];
+        flat_tree::full_roots(2 * self.length, &mut indices);
+        let mut roots = Vec::with_capacity(indices.len());
+        for i in indices {
+            let n = self
+                .nodes()
+                .node(i)
+                .map_err(self.io("cannot read tree"))?
+                .ok_or_else(|| {
+                    self.corrupt(format!(
+                        "root node {i} of length {} is missing",
+                        self.length
+                    ))
+                })?;
+            roots.push(n);
+        }
+        self.byte_length = roots.iter().map(|r| r.size).sum();
+        self.roots = roots;
+        if self.length == 0 {
+            self.header.tree = header::TreeHead {
+                fork: self.fork,
+                ..Default::default()
+            };
+            return Ok(());
+        }
+        let hash = crypto::tree_hash(&self.roots);
+        let signed = self.signature.is_some_and(|s| {
+            crypto::verify(
+                &self.public,
+                &crypto::signable(&hash, self.length, self.fork),
+                &s,
+            )
+        });
+        if !signed {
+            return Err(self.corrupt(format!(
+                "its tree of {} blocks does not match the writer's signature",
+                self.length
+            )));
+        }
+        self.header.tree = header::TreeHead {
+            fork: self.fork,
+            length: self.length,
+            root_hash: hash.to_vec(),
+            signature: self.signature.expect("checked").to_vec(),
+        };
+        Ok(())
+    }
+
+    /// Unmark blocks the feed cannot hold: past its length, and (`deep`, for a feed last
+    /// written by hypercore, whose reading of bitfields past 32,768 blocks could write
+    /// garbage pages back) any block past the first page whose leaf node is not stored.
+    fn check_bitfield(&mut self, deep: bool) -> Result<u64, CoreError> {
+        let mut unmarked = 0;
+        let end = self.bitfield.end();
+        if end > self.length {
+            let mut i = self.length;
+            while let Some(s) = self.bitfield.first_set(i) {
+                let e = self.bitfield.first_unset(s);
+                unmarked += e - s;
+                i = e;
+            }
+            self.bitfield.set_range(self.length, end, false);
+        }
+        if deep {
+            let mut i = PAGE_BITS;
+            while let Some(b) = self.bitfield.first_set(i) {
+                if b >= self.length {
+                    break;
+                }
+                if self
+                    .nodes()
+                    .node(2 * b)
+                    .map_err(self.io("cannot read tree"))?
+                    .is_none()
+                {
+                    self.bitfield.set_range(b, b + 1, false);
+                    unmarked += 1;
+                }
+                i = b + 1;
+            }
+        }
+        Ok(unmarked)
+    }
+
+    /// Cut data and tree nodes written past the committed feed (by a process that died
+    /// before its commit); returns the bytes cut.
+    fn cut_uncommitted(&mut self) -> Result<u64, CoreError> {
+        let tree_end = (2 * self.length).saturating_sub(1) * NODE_BYTES;
+        let mut cut = 0;
+        for (file, end, what) in [
+            (&self.files.data, self.byte_length, "cannot cut data"),
+            (&self.files.tree, tree_end, "cannot cut tree"),
+        ] {
+            let len = file.metadata().map_err(self.io(what))?.len();
+            if files::cut(file, end).map_err(self.io(what))? {
+                cut += len - end;
+                file.sync_data().map_err(self.io(what))?;
+            }
+        }
+        self.pending
+            .retain(|&i, _| i < (2 * self.length).saturating_sub(1));
+        Ok(cut)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    pub fn byte_len(&self) -> u64 {
+        self.byte_length
+    }
+
+    pub fn fork(&self) -> u64 {
+        self.fork
+    }
+
+    /// How many blocks from the start this device holds without a gap.
+    pub fn contiguous_len(&self) -> u64 {
+        self.contiguous
+    }
+
+    pub fn writable(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether this device holds block `index`.
+    pub fn has(&self, index: u64) -> bool {
+        index < self.length && self.bitfield.get(index)
+    }
+
+    /// The first block at or after `from` this device does not hold.
+    pub fn first_missing(&self, from: u64) -> u64 {
+        self.bitfield.first_unset(from).min(self.length.max(from))
+    }
+
+    /// Append blocks (not yet durable: see [`Core::commit`]); returns the new length.
+    pub fn append<B: AsRef<[u8]> + Sync>(&mut self, blocks: &[B]) -> Result<u64, CoreError> {
+        let hashes = crypto_leaves(blocks);
+        self.append_hashed(blocks, &hashes)
+    }
+
+    /// [`Core::append`] with each block's leaf hash ([`crate::crypto::leaf_hash`]) already
+    /// computed, e.g. by the thread that produced the block.
+    pub fn append_hashed<B: AsRef<[u8]>>(
+        &mut self,
+        blocks: &[B],
+        hashes: &[[u8; 32]],
+    ) -> Result<u64, CoreError> {
+        let Some(signer) = &self.signer else {
+            return Err(CoreError::ReadOnly {
+                dir: self.dir.clone(),
+            });
+        };
+        assert_eq!(blocks.len(), hashes.len(), "one hash per block");
+        if blocks.is_empty() {
+            return Ok(self.length);
+        }
+        let start = self.length;
+        let mut g = Growing {
+            roots: std::mem::take(&mut self.roots),
+            length: self.length,
+            nodes: vec![],
+        };
+        let mut bytes = 0u64;
+        for (block, hash) in blocks.iter().zip(hashes) {
+            let leaf = Node {
+                index: 2 * g.length,
+                size: block.as_ref().len() as u64,
+                hash: *hash,
+            };
+            bytes += leaf.size;
+            let mut c = Cursor::new(leaf.index);
+            g.append_root(leaf, &mut c)
+                .expect("sizes of our own blocks do not overflow");
+        }
+        let hash = crypto::tree_hash(&g.roots);
+        let signature = signer.sign(&crypto::signable(&hash, g.length, self.fork));
+        // Data first: small blocks gathered into one write.
+        let mut offset = self.byte_length;
+        if bytes / blocks.len() as u64 >= 16 * 1024 {
+            for b in blocks {
+                self.files
+                    .write_data(offset, b.as_ref())
+                    .map_err(self.io("cannot write data"))?;
+                offset += b.as_ref().len() as u64;
+            }
+        } else {
+            let all: Vec<u8> = blocks.iter().flat_map(|b| b.as_ref()).copied().collect();
+            self.files
+                .write_data(offset, &all)
+                .map_err(self.io("cannot write data"))?;
+        }
+        self.data_dirty = true;
+        for n in g.nodes {
+            self.pending.insert(n.index, n);
+        }
+        self.roots = g.roots;
+        self.length = g.length;
+        self.byte_length += bytes;
+        self.signature = Some(signature);
+        self.header.tree = header::TreeHead {
+            fork: self.fork,
+            length: self.length,
+            root_hash: hash.to_vec(),
+            signature: signature.to_vec(),
+        };
+        self.header_dirty = true;
+        self.bitfield.set_range(start, self.length, true);
+        if self.contiguous == start {
+            self.contiguous = self.bitfield.first_unset(start).min(self.length);
+        }
+        self.spill_nodes()?;
+        Ok(self.length)
+    }
+
+    /// Write held tree nodes out (uncommitted) once there are many.
+    fn spill_nodes(&mut self) -> Result<(), CoreError> {
+        if self.pending.len() >= PENDING_NODES {
+            self.write_nodes()?;
+        }
+        Ok(())
+    }
+
+    /// Write every held tree node to the tree file, runs of neighbours in one write.
+    fn write_nodes(&mut self) -> Result<(), CoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut run: Vec<u8> = vec![];
+        let mut run_start = 0;
+        let mut next = None;
+        for (i, n) in pending {
+            if next != Some(i) && !run.is_empty() {
+                self.files
+                    .tree
+                    .write_all_at(&run, run_start * NODE_BYTES)
+                    .map_err(self.io("cannot write tree"))?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = i;
+            }
+            run.extend_from_slice(&n.to_bytes());
+            next = Some(i + 1);
+        }
+        self.files
+            .tree
+            .write_all_at(&run, run_start * NODE_BYTES)
+            .map_err(self.io("cannot write tree"))?;
+        self.tree_dirty = true;
+        Ok(())
+    }
+
+    /// The byte offset and size of block `index` (held or not; its nodes must be stored).
+    fn block_range(&mut self, index: u64) -> Result<(u64, u64), CoreError> {
+        let leaf = self
+            .nodes()
+            .node(2 * index)
+            .map_err(self.io("cannot read tree"))?
+            .ok_or_else(|| self.corrupt(format!("the tree node of block {index} is missing")))?;
+        if let Some((i, o, s)) = self.last_read
+            && i + 1 == index
+        {
+            return Ok((o + s, leaf.size));
+        }
+        let target = 2 * index;
+        let mut offset = 0;
+        for root in &self.roots {
+            if flat_tree::right_span(root.index) < target {
+                offset += root.size;
+                continue;
+            }
+            let mut c = Cursor::new(root.index);
+            let mut nodes = TreeNodes {
+                pending: &self.pending,
+                file: &self.files.tree,
+            };
+            while c.index() != target {
+                if target < c.index() {
+                    c.left_child();
+                } else {
+                    let left = c.left_child();
+                    let n = nodes
+                        .node(left)
+                        .map_err(|source| CoreError::Io {
+                            dir: self.dir.clone(),
+                            what: "cannot read tree",
+                            source,
+                        })?
+                        .ok_or_else(|| CoreError::Corrupt {
+                            dir: self.dir.clone(),
+                            reason: format!("tree node {left} is missing"),
+                        })?;
+                    offset += n.size;
+                    c.sibling();
+                }
+            }
+            return Ok((offset, leaf.size));
+        }
+        Err(self.corrupt(format!("block {index} is past the tree")))
+    }
+
+    /// Block `index`, or `None` when this device does not hold it.
+    pub fn get(&mut self, index: u64) -> Result<Option<Vec<u8>>, CoreError> {
+        if !self.has(index) {
+            return Ok(None);
+        }
+        let (offset, size) = self.block_range(index)?;
+        let data = files::read_at(&self.files.data, offset, size)
+            .map_err(self.io("cannot read data"))?
+            .ok_or_else(|| self.corrupt(format!("the data of block {index} is missing")))?;
+        self.last_read = Some((index, offset, size));
+        Ok(Some(data))
+    }
+
+    /// Stop holding blocks `start..end` (a seed making room); their data is freed at the
+    /// next commit, after the bitfield that no longer marks them is durable.
+    pub fn clear(&mut self, start: u64, end: u64) -> Result<(), CoreError> {
+        let end = end.min(self.length);
+        let mut i = start;
+        while i < end {
+            let Some(s) = self.bitfield.first_set(i).filter(|&s| s < end) else {
+                break;
+            };
+            let e = self.bitfield.first_unset(s).min(end);
+            self.last_read = None;
+            if let (Ok((from, _)), Ok((last, size))) =
+                (self.block_range(s), self.block_range(e - 1))
+            {
+                self.punch.push((from, last + size - from));
+            }
+            i = e;
+        }
+        self.bitfield.set_range(start, end, false);
+        if start < self.contiguous {
+            self.contiguous = start;
+        }
+        self.last_read = None;
+        Ok(())
+    }
+
+    /// Make every change so far durable (see the module's documentation for the order).
+    pub fn commit(&mut self) -> Result<(), CoreError> {
+        self.write_nodes()?;
+        if std::mem::take(&mut self.data_dirty) {
+            self.files
+                .data
+                .sync_data()
+                .map_err(self.io("cannot sync data"))?;
+        }
+        if std::mem::take(&mut self.tree_dirty) {
+            self.files
+                .tree
+                .sync_data()
+                .map_err(self.io("cannot sync tree"))?;
+        }
+        if self.bitfield.is_dirty() {
+            for (offset, page) in self.bitfield.take_dirty() {
+                self.files
+                    .bitfield
+                    .write_all_at(&page, offset)
+                    .map_err(self.io("cannot write bitfield"))?;
+            }
+            self.files
+                .bitfield
+                .sync_data()
+                .map_err(self.io("cannot sync bitfield"))?;
+        }
+        if std::mem::take(&mut self.header_dirty) {
+            self.header.contiguous = self.contiguous;
+            let (at, bit, next) = self.slots.next();
+            let record = header::with_leader(&self.header.encode(), bit, false);
+            self.files
+                .oplog
+                .write_all_at(&record, at as u64)
+                .map_err(self.io("cannot write header"))?;
+            self.files
+                .oplog
+                .sync_data()
+                .map_err(self.io("cannot sync header"))?;
+            self.slots = next;
+            if std::mem::take(&mut self.oplog_unsized) {
+                // The entries replayed are in the header now.
+                self.files
+                    .oplog
+                    .set_len(ENTRIES_START as u64)
+                    .and_then(|_| self.files.oplog.sync_data())
+                    .map_err(self.io("cannot size oplog"))?;
+            }
+        }
+        let punch = std::mem::take(&mut self.punch);
+        if !punch.is_empty() {
+            for (offset, length) in punch {
+                files::punch(&self.files.data, offset, length)
+                    .map_err(self.io("cannot free data"))?;
+            }
+            self.files
+                .data
+                .sync_data()
+                .map_err(self.io("cannot sync data"))?;
+        }
+        Ok(())
+    }
+
+    /// How many nodes above block `index`'s leaf this device lacks (for a request).
+    pub fn missing_nodes(&mut self, index: u64) -> Result<u64, CoreError> {
+        let length = self.length;
+        proof::missing_nodes(length, &mut self.nodes(), index).map_err(self.io("cannot read tree"))
+    }
+
+    /// The proof answering a request; `None` when the block asked for is not held here.
+    /// Seeks are not answered.
+    pub fn create_proof(
+        &mut self,
+        block: Option<RequestBlock>,
+        hash: Option<RequestBlock>,
+        seek: Option<RequestSeek>,
+        upgrade: Option<RequestUpgrade>,
+    ) -> Result<Option<Proof>, CoreError> {
+        let proof_err = |dir: &Path, source| CoreError::Proof {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        if seek.is_some() {
+            return Err(proof_err(
+                &self.dir,
+                ProofError::Request("seek requests are not answered"),
+            ));
+        }
+        let v = proof::create(
+            self.head(),
+            &mut self.nodes(),
+            block.as_ref(),
+            hash.as_ref(),
+            upgrade.as_ref(),
+        )
+        .map_err(|e| proof_err(&self.dir, e))?;
+        let value = match &v.block {
+            Some(b) => match self.get(b.index)? {
+                Some(value) => Some(value),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        Ok(Some(v.with_value(value)))
+    }
+
+    /// Verify a proof from a peer and store what it proves (not yet durable). Nothing is
+    /// stored unless everything verifies.
+    pub fn verify_and_apply_proof(&mut self, proof: &Proof) -> Result<(), CoreError> {
+        let verified = proof::verify(self.head(), &self.public, proof, &mut self.nodes()).map_err(
+            |source| CoreError::Proof {
+                dir: self.dir.clone(),
+                source,
+            },
+        )?;
+        for n in verified.nodes {
+            self.pending.insert(n.index, n);
+        }
+        if let Some(h) = verified.upgrade {
+            self.length = h.length;
+            self.byte_length = h.byte_length;
+            self.fork = h.fork;
+            self.roots = h.roots;
+            self.signature = Some(h.signature);
+            self.header.tree = header::TreeHead {
+                fork: h.fork,
+                length: h.length,
+                root_hash: h.hash.to_vec(),
+                signature: h.signature.to_vec(),
+            };
+            self.header_dirty = true;
+            self.last_read = None;
+        }
+        if let Some(b) = &proof.block
+            && !self.has(b.index)
+        {
+            let (offset, _) = self.block_range(b.index)?;
+            self.files
+                .write_data(offset, &b.value)
+                .map_err(self.io("cannot write data"))?;
+            self.data_dirty = true;
+            self.bitfield.set_range(b.index, b.index + 1, true);
+            if self.contiguous == b.index {
+                self.contiguous = self.bitfield.first_unset(b.index).min(self.length);
+            }
+        }
+        self.spill_nodes()
+    }
+}
+
+/// The leaf hashes of `blocks`, on several threads when there is much to hash.
+fn crypto_leaves<B: AsRef<[u8]> + Sync>(blocks: &[B]) -> Vec<[u8; 32]> {
+    let total: usize = blocks.iter().map(|b| b.as_ref().len()).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if total < 1 << 20 || blocks.len() < 2 || threads < 2 {
+        return blocks
+            .iter()
+            .map(|b| crypto::leaf_hash(b.as_ref()))
+            .collect();
+    }
+    let chunk = blocks.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = blocks
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|b| crypto::leaf_hash(b.as_ref()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("hashing does not panic"))
+            .collect()
+    })
+}
