@@ -786,10 +786,11 @@ impl Core {
         if let Some(b) = &proof.block
             && !self.has(b.index)
         {
-            let (offset, _) = self.block_range(b.index)?;
+            let (offset, size) = self.block_range(b.index)?;
             self.files
                 .write_data(offset, &b.value)
                 .map_err(self.io("cannot write data"))?;
+            self.last_read = Some((b.index, offset, size));
             self.data_dirty = true;
             self.bitfield.set_range(b.index, b.index + 1, true);
             if self.contiguous == b.index {
