@@ -406,7 +406,7 @@ async fn a_peer_sending_corrupted_data_is_disconnected_and_nothing_invalid_is_st
                 },
                 m = async { match &rx { Some(rx) => rx.recv().await.ok(), None => std::future::pending().await } } => {
                     let Some(Message::Request(r)) = m else { continue };
-                    let proof = evil.core_mut().create_proof(r.block, r.hash, None, r.upgrade).await.unwrap().unwrap();
+                    let proof = evil.core_mut().create_proof(r.block, r.hash, None, r.upgrade).unwrap().unwrap();
                     let mut block = proof.block;
                     if let Some(b) = block.as_mut() {
                         // Honest upgrade, forged block contents.

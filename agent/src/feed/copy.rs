@@ -22,67 +22,38 @@ fn hex(b: &[u8]) -> String {
 /// Copy into `to` everything of `from` that it lacks; returns the number of blocks copied.
 /// Both must be the same feed; `to` need not be writable.
 pub async fn copy_missing(from: &mut Feed, to: &mut Feed) -> Result<u64, CopyError> {
-    let core_err = |dir: &std::path::Path| {
-        let dir = dir.to_path_buf();
-        move |source| FeedError::Core { dir, source }
-    };
+    let rejected = |to: &Feed| CopyError::Rejected(hex(&to.public_key()));
     let length = from.len();
     if to.len() < length {
-        let index = length - 1;
-        let nodes = to
-            .core_mut()
-            .missing_nodes(index)
-            .await
-            .map_err(core_err(to.dir()))?;
         let upgrade = RequestUpgrade {
             start: to.len(),
             length: length - to.len(),
         };
         let proof = from
             .core_mut()
-            .create_proof(
-                None,
-                Some(RequestBlock { index, nodes }),
-                None,
-                Some(upgrade),
-            )
-            .await
-            .map_err(core_err(from.dir()))?;
-        let applied = match proof {
-            Some(p) => to
-                .core_mut()
-                .verify_and_apply_proof(&p)
-                .await
-                .map_err(core_err(to.dir()))?,
-            None => false,
-        };
-        if !applied {
-            return Err(CopyError::Rejected(hex(&to.public_key())));
+            .create_proof(None, None, None, Some(upgrade))
+            .map_err(FeedError::from)?;
+        match proof {
+            Some(p) if to.core_mut().verify_and_apply_proof(&p).is_ok() => {}
+            _ => return Err(rejected(to)),
         }
     }
     let mut copied = 0;
     for index in 0..length {
-        if to.core_mut().has(index) || !from.core_mut().has(index) {
+        if to.core().has(index) || !from.core().has(index) {
             continue;
         }
         let nodes = to
             .core_mut()
             .missing_nodes(index)
-            .await
-            .map_err(core_err(to.dir()))?;
+            .map_err(FeedError::from)?;
         let proof = from
             .core_mut()
             .create_proof(Some(RequestBlock { index, nodes }), None, None, None)
-            .await
-            .map_err(core_err(from.dir()))?;
+            .map_err(FeedError::from)?;
         let Some(proof) = proof else { continue };
-        if !to
-            .core_mut()
-            .verify_and_apply_proof(&proof)
-            .await
-            .map_err(core_err(to.dir()))?
-        {
-            return Err(CopyError::Rejected(hex(&to.public_key())));
+        if to.core_mut().verify_and_apply_proof(&proof).is_err() {
+            return Err(rejected(to));
         }
         copied += 1;
     }
@@ -114,7 +85,7 @@ mod tests {
         assert_eq!(copy_missing(&mut writer, &mut replica).await.unwrap(), 15);
         assert_eq!(copy_missing(&mut writer, &mut replica).await.unwrap(), 0);
         drop(replica);
-        // A reopened replica holds every block it committed (see oplog_repair).
+        // A reopened replica holds every block it committed.
         let mut replica = Feed::open(b.path(), k.public.0, None).await.unwrap();
         assert_eq!(replica.len(), 20);
         assert_eq!(replica.contiguous_len(), 20);

@@ -1,59 +1,28 @@
-//! A feed: one hypercore on disk, written only by its owner, durable at each append.
+//! A feed: one signed append-only log on disk ([`cobox_feed::Core`]), written only by its
+//! owner, durable at each append; plus what a seed evicted on purpose (its floor).
 
 pub mod copy;
-pub mod oplog_repair;
-pub mod storage;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use hypercore::{Hypercore, HypercoreBuilder, PartialKeypair, SigningKey, VerifyingKey};
-
-use storage::CommitGroup;
+use cobox_feed::{Core, CoreError};
 
 /// Why a feed could not be opened or used.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
-    #[error("feed {dir}: {source}")]
-    Core {
-        dir: PathBuf,
-        source: hypercore::HypercoreError,
-    },
-    #[error("feed {dir} holds key {found}, not the expected {expected}")]
-    WrongKey {
-        dir: PathBuf,
-        expected: String,
-        found: String,
-    },
-    #[error("feed {dir}: cannot make writes durable: {source}")]
-    Sync {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Core(#[from] CoreError),
     #[error("feed directory {dir}: {source}")]
     Io {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("feed {dir} is not writable here")]
-    ReadOnly { dir: PathBuf },
-    #[error("public key {0} is not a valid ed25519 key")]
-    BadKey(String),
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// An open feed.
 #[derive(Debug)]
 pub struct Feed {
-    dir: PathBuf,
-    core: Hypercore,
-    group: Arc<CommitGroup>,
-    public: [u8; 32],
-    /// Known contiguous length; see [`Feed::contiguous_len`].
-    contiguous: std::sync::atomic::AtomicU64,
+    core: Core,
     /// Blocks below it were evicted on purpose (file `floor`): not to be fetched again.
     floor: u64,
     /// Known end of the run of blocks held from the floor; see [`Feed::run_end`].
@@ -63,6 +32,11 @@ pub struct Feed {
 /// The file holding a feed's eviction floor (u64 LE).
 const FLOOR_FILE: &str = "floor";
 
+/// Whether `dir` holds a feed.
+pub fn exists(dir: &Path) -> bool {
+    cobox_feed::exists(dir)
+}
+
 impl Feed {
     /// Open or create the feed in `dir` that must have public key `public`. With `seed`
     /// (the ed25519 seed of that key) the feed is writable.
@@ -71,107 +45,50 @@ impl Feed {
         public: [u8; 32],
         seed: Option<&[u8; 32]>,
     ) -> Result<Feed, FeedError> {
-        let core_err = |source| FeedError::Core {
-            dir: dir.to_path_buf(),
-            source,
-        };
-        let existed = storage::exists(dir);
-        if existed {
-            let dropped = oplog_repair::repair(dir).map_err(|source| FeedError::Sync {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
-            if dropped > 0 {
-                tracing::info!(dir = %dir.display(), dropped, "dropped oplog entries that must not be replayed");
-            }
-        }
-        let (st, group) = storage::open(dir).await.map_err(core_err)?;
-        let builder = HypercoreBuilder::new(st);
-        let core = if existed {
-            // Hypercore ignores a supplied key pair on reopen: open, then check.
-            builder.open(true).build().await.map_err(core_err)?
-        } else {
-            let verifying =
-                VerifyingKey::from_bytes(&public).map_err(|_| FeedError::BadKey(hex(&public)))?;
-            let secret = seed.map(SigningKey::from_bytes);
-            if let Some(s) = &secret
-                && s.verifying_key() != verifying
-            {
-                return Err(FeedError::WrongKey {
-                    dir: dir.to_path_buf(),
-                    expected: hex(&public),
-                    found: hex(s.verifying_key().as_bytes()),
-                });
-            }
-            builder
-                .key_pair(PartialKeypair {
-                    public: verifying,
-                    secret,
-                })
-                .build()
-                .await
-                .map_err(core_err)?
-        };
-        let found = *core.key_pair().public.as_bytes();
-        if found != public {
-            return Err(FeedError::WrongKey {
-                dir: dir.to_path_buf(),
-                expected: hex(&public),
-                found: hex(&found),
-            });
+        let (core, opened) = Core::open_reporting(dir, public, seed)?;
+        if opened != cobox_feed::Opened::default() {
+            tracing::info!(
+                dir = %dir.display(),
+                replayed = opened.migrated,
+                cut = opened.cut,
+                unmarked = opened.unmarked,
+                truncated = opened.truncated,
+                "feed repaired on open"
+            );
         }
         let floor = std::fs::read(dir.join(FLOOR_FILE))
             .ok()
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
             .map_or(0, u64::from_le_bytes);
-        let feed = Feed {
+        Ok(Feed {
             floor,
             run: Default::default(),
-            dir: dir.to_path_buf(),
             core,
-            group,
-            public,
-            contiguous: Default::default(),
-        };
-        feed.commit()?;
-        Ok(feed)
-    }
-
-    /// Make every write so far durable.
-    pub fn commit(&self) -> Result<(), FeedError> {
-        self.group.commit().map_err(|source| FeedError::Sync {
-            dir: self.dir.clone(),
-            source,
         })
     }
 
+    /// Make every write so far durable.
+    pub fn commit(&mut self) -> Result<(), FeedError> {
+        Ok(self.core.commit()?)
+    }
+
     /// Append blocks; returns the new length once they are durable.
-    pub async fn append_batch<B: AsRef<[u8]>>(&mut self, blocks: &[B]) -> Result<u64, FeedError> {
-        let length = self.append_uncommitted(blocks).await?;
+    pub async fn append_batch<B: AsRef<[u8]> + Sync>(
+        &mut self,
+        blocks: &[B],
+    ) -> Result<u64, FeedError> {
+        let length = self.core.append(blocks)?;
         self.commit()?;
         Ok(length)
     }
 
     /// Append blocks without waiting for them to be durable: a later [`Feed::commit`]
     /// (or committed append) makes them so. For the middle of a large write.
-    pub async fn append_uncommitted<B: AsRef<[u8]>>(
+    pub async fn append_uncommitted<B: AsRef<[u8]> + Sync>(
         &mut self,
         blocks: &[B],
     ) -> Result<u64, FeedError> {
-        if !self.writable() {
-            return Err(FeedError::ReadOnly {
-                dir: self.dir.clone(),
-            });
-        }
-        let out = self
-            .core
-            .append_batch(blocks)
-            .await
-            .map_err(|source| FeedError::Core {
-                dir: self.dir.clone(),
-                source,
-            })?;
-        Ok(out.length)
+        Ok(self.core.append(blocks)?)
     }
 
     /// Blocks below it were evicted on purpose and are not fetched again.
@@ -186,11 +103,8 @@ impl Feed {
         if self.floor == 0 {
             return self.contiguous_len();
         }
-        let length = self.core.info().length;
-        let mut r = self.run.load(Ordering::Relaxed).max(self.floor).min(length);
-        while r < length && self.core.has(r) {
-            r += 1;
-        }
+        let from = self.run.load(Ordering::Relaxed).max(self.floor);
+        let r = self.core.first_missing(from).min(self.len());
         self.run.store(r, Ordering::Relaxed);
         r
     }
@@ -203,73 +117,29 @@ impl Feed {
         if end <= self.floor {
             return Ok(());
         }
-        let start = self.floor;
-        let sync = |source| FeedError::Sync {
-            dir: self.dir.clone(),
-            source,
-        };
-        // Everything held is written first, so no older bitfield page lands after ours.
+        // Everything held is made durable first, then the clear with its own commit.
         self.commit()?;
-        self.core
-            .clear(start, end)
-            .await
-            .map_err(|source| FeedError::Core {
-                dir: self.dir.clone(),
-                source,
-            })?;
-        // The clear hypercore logs is not replayed on open (the repair cuts it): the
-        // bitfield file itself stops marking the blocks, durably, before the commit frees
-        // their data.
-        oplog_repair::unmark(&self.dir, start, end).map_err(sync)?;
-        self.contiguous
-            .fetch_min(start, std::sync::atomic::Ordering::Relaxed);
+        self.core.clear(self.floor, end)?;
         self.commit()?;
-        crate::atomic_file::replace(&self.dir.join(FLOOR_FILE), &end.to_le_bytes())
-            .map_err(sync)?;
+        let dir = self.dir().to_path_buf();
+        crate::atomic_file::replace(&dir.join(FLOOR_FILE), &end.to_le_bytes())
+            .map_err(|source| FeedError::Io { dir, source })?;
         self.floor = end;
         Ok(())
     }
 
     /// Block `index`, or `None` when this device does not have it.
     pub async fn get(&mut self, index: u64) -> Result<Option<Vec<u8>>, FeedError> {
-        self.core
-            .get(index)
-            .await
-            .map_err(|source| FeedError::Core {
-                dir: self.dir.clone(),
-                source,
-            })
+        Ok(self.core.get(index)?)
     }
 
     pub fn len(&self) -> u64 {
-        self.core.info().length
+        self.core.len()
     }
 
     /// How many blocks from the start this device has without a gap.
-    ///
-    /// hypercore's own hint can lag behind after a crash (its bitfield holds blocks its
-    /// header does not count, and the hint only moves when the block at it arrives), so
-    /// the bitfield is scanned on from the furthest point known. It can also run ahead of
-    /// the length: a crash after the bitfield was synced but before the oplog recorded the
-    /// append leaves bits past the length, and hypercore's replay scans over them; so it is
-    /// capped at the length. [`Feed::clear`] resets it.
     pub fn contiguous_len(&self) -> u64 {
-        use std::sync::atomic::Ordering;
-        let info = self.core.info();
-        // After an eviction the header's hint may still count evicted blocks.
-        let hint = if self.floor > 0 {
-            0
-        } else {
-            info.contiguous_length
-        };
-        let mut c = hint
-            .max(self.contiguous.load(Ordering::Relaxed))
-            .min(info.length);
-        while c < info.length && self.core.has(c) {
-            c += 1;
-        }
-        self.contiguous.store(c, Ordering::Relaxed);
-        c
+        self.core.contiguous_len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -277,24 +147,28 @@ impl Feed {
     }
 
     pub fn byte_len(&self) -> u64 {
-        self.core.info().byte_length
+        self.core.byte_len()
     }
 
     pub fn writable(&self) -> bool {
-        self.core.info().writeable
+        self.core.writable()
     }
 
     pub fn public_key(&self) -> [u8; 32] {
-        self.public
+        self.core.public_key()
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.core.dir()
     }
 
-    /// The hypercore itself, for replication.
-    pub fn core_mut(&mut self) -> &mut Hypercore {
+    /// The feed core itself, for replication.
+    pub fn core_mut(&mut self) -> &mut Core {
         &mut self.core
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.core
     }
 }
 
@@ -356,7 +230,10 @@ mod tests {
         let e = Feed::open(dir.path(), other.public.0, Some(&seed(&other)))
             .await
             .unwrap_err();
-        assert!(matches!(e, FeedError::WrongKey { .. }), "{e}");
+        assert!(
+            matches!(e, FeedError::Core(CoreError::WrongKey { .. })),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -366,14 +243,14 @@ mod tests {
         let mut r = Feed::open(dir.path(), k.public.0, None).await.unwrap();
         assert!(matches!(
             r.append_batch(&[b"x"]).await,
-            Err(FeedError::ReadOnly { .. })
+            Err(FeedError::Core(CoreError::ReadOnly { .. }))
         ));
         let dir2 = tempfile::tempdir().unwrap();
         let id = identity(&Secret32::from_bytes([5; 32]));
         let e = Feed::open(dir2.path(), k.public.0, Some(&seed(&id)))
             .await
             .unwrap_err();
-        assert!(matches!(e, FeedError::WrongKey { .. }));
+        assert!(matches!(e, FeedError::Core(CoreError::WrongKey { .. })));
     }
 
     #[tokio::test]

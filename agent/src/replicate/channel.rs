@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hypercore::Hypercore;
 use hypercore_protocol::schema::{Data, NoData, Range, Request, Synchronize};
 use hypercore_protocol::{Channel, ChannelReceiver, Message};
 use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
@@ -90,11 +89,8 @@ impl ChannelTask {
         }
     }
 
-    fn core_err(&self, dir: &Feed, source: hypercore::HypercoreError) -> ReplicateError {
-        self.feed_err(FeedError::Core {
-            dir: dir.dir().to_path_buf(),
-            source,
-        })
+    fn core_err(&self, source: cobox_feed::CoreError) -> ReplicateError {
+        self.feed_err(FeedError::Core(source))
     }
 
     fn invalid(&self) -> ReplicateError {
@@ -383,11 +379,10 @@ impl ChannelTask {
         let no = Message::NoData(NoData { request: r.id });
         let held = self.feed.held();
         let core = feed.core_mut();
-        let fork = core.info().fork;
-        if r.seek.is_some() || r.fork != fork {
+        if r.seek.is_some() || r.fork != core.fork() {
             return no;
         }
-        if r.upgrade.is_some() && core.info().length != held.length {
+        if r.upgrade.is_some() && core.len() != held.length {
             // Proving an upgrade proves the head: not before the head is durable.
             return no;
         }
@@ -396,7 +391,7 @@ impl ChannelTask {
         {
             return no;
         }
-        match core.create_proof(r.block, r.hash, None, r.upgrade).await {
+        match core.create_proof(r.block, r.hash, None, r.upgrade) {
             Ok(Some(p)) => Message::Data(Data {
                 request: r.id,
                 fork: p.fork,
@@ -465,9 +460,10 @@ impl ChannelTask {
             seek: None,
             upgrade: d.upgrade,
         };
-        match feed.core_mut().verify_and_apply_proof(&proof).await {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return Err(self.invalid()),
+        match feed.core_mut().verify_and_apply_proof(&proof) {
+            Ok(()) => {}
+            Err(cobox_feed::CoreError::Proof { .. }) => return Err(self.invalid()),
+            Err(e) => return Err(self.core_err(e)),
         }
         st.uncommitted.any = true;
         st.uncommitted.since.get_or_insert_with(Instant::now);
@@ -502,22 +498,18 @@ impl ChannelTask {
             // Outside the window nothing is asked for; what is in flight still lands.
             return Ok(());
         }
-        let info = feed.core_mut().info();
         let local = Local {
-            length: info.length,
+            length: feed.len(),
             contiguous: feed.contiguous_len(),
-            fork: info.fork,
-            writable: info.writeable,
+            fork: feed.core().fork(),
+            writable: feed.writable(),
             floor: feed.floor(),
-            block_bytes: info
-                .byte_length
-                .checked_div(info.length)
-                .unwrap_or(64 * 1024),
+            block_bytes: feed.byte_len().checked_div(feed.len()).unwrap_or(64 * 1024),
         };
         if let Some((id, start, length)) = st.peer.upgrade(&local) {
             st.outbox.push(request(
                 id,
-                info.fork,
+                local.fork,
                 None,
                 Some(RequestUpgrade { start, length }),
             ));
@@ -526,7 +518,7 @@ impl ChannelTask {
             st.traffic
                 .in_flight_bytes(local.block_bytes, self.limits.bytes),
         );
-        let core: &Hypercore = feed.core_mut();
+        let core = feed.core();
         let quota = st.traffic.quota.clone();
         let wanted = st.peer.blocks(
             &local,
@@ -534,13 +526,13 @@ impl ChannelTask {
             |bytes| quota.as_ref().is_none_or(|q| q.reserve(on_disk(bytes))),
         );
         for (id, index) in wanted {
-            let nodes = match feed.core_mut().missing_nodes(index).await {
+            let nodes = match feed.core_mut().missing_nodes(index) {
                 Ok(n) => n,
-                Err(e) => return Err(self.core_err(feed, e)),
+                Err(e) => return Err(self.core_err(e)),
             };
             st.outbox.push(request(
                 id,
-                info.fork,
+                local.fork,
                 Some(RequestBlock { index, nodes }),
                 None,
             ));

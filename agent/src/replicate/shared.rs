@@ -104,7 +104,7 @@ impl SharedFeed {
     }
 
     /// Append blocks, make them durable, and tell the sessions. Returns the new length.
-    pub async fn append<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<u64, FeedError> {
+    pub async fn append<B: AsRef<[u8]> + Sync>(&self, blocks: &[B]) -> Result<u64, FeedError> {
         let mut feed = self.feed.lock().await;
         let length = feed.append_batch(blocks).await?;
         self.publish(&feed);

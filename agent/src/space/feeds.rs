@@ -69,7 +69,7 @@ impl Feeds {
     pub async fn get(&mut self, key: &[u8; 32]) -> Result<Option<Arc<SharedFeed>>, FeedError> {
         if !self.open.contains_key(key) {
             let dir = self.layout.feed(key);
-            if !crate::feed::storage::exists(&dir) {
+            if !crate::feed::exists(&dir) {
                 return Ok(None);
             }
             let feed = Feed::open(&dir, *key, None).await?;

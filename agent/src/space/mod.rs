@@ -336,7 +336,7 @@ impl Space {
     pub async fn checkpoint(&mut self) -> Result<(), SpaceError> {
         let log = self.feeds.log().clone();
         {
-            let feed = log.lock().await;
+            let mut feed = log.lock().await;
             if log.held().length != feed.len() {
                 feed.commit()?;
                 log.publish(&feed);
