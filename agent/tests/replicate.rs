@@ -90,6 +90,47 @@ async fn a_fresh_replica_receives_every_block_over_a_pipe_and_over_tcp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_that_cannot_be_read_here_stops_alone_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d0, d1) = (blocks(200, 5), blocks(200, 6));
+    let good = writer(&tmp.path().join("a0"), 0, &d0).await;
+    let bad = writer(&tmp.path().join("a1"), 1, &d1).await;
+    // The disk under one feed loses that feed's data.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(tmp.path().join("a1/data"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let (c0, c1) = (
+        replica(&tmp.path().join("b0"), 0).await,
+        replica(&tmp.path().join("b1"), 1).await,
+    );
+    let (a, b) = tcp_pair().await;
+    let sa = replicate::spawn(a, true, [good.clone(), bad.clone()], Options::default());
+    let sb = replicate::spawn(b, false, [c0.clone(), c1.clone()], Options::default());
+    until_held(&c0, 200).await;
+    assert_same(&c0, &d0).await;
+    timeout(LONG, async {
+        while bad.fault().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the unreadable feed is marked");
+    let fault = bad.fault().unwrap();
+    assert!(fault.contains("data of block"), "{fault}");
+    assert_eq!(good.fault(), None);
+    assert_eq!(c1.held().contiguous, 0, "nothing unverifiable was stored");
+    // The session goes on for the other feed.
+    good.append(&[b"after the fault".to_vec()]).await.unwrap();
+    until_held(&c0, 201).await;
+    sb.handle().close();
+    timeout(LONG, sb.join()).await.unwrap().unwrap();
+    timeout(LONG, sa.join()).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_sides_write_and_each_replicates_the_other() {
     let tmp = tempfile::tempdir().unwrap();
     let (da, db) = (blocks(500, 2), blocks(300, 3));

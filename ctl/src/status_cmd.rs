@@ -291,7 +291,7 @@ pub fn generations(client: &Client, output: Output) -> Result<u8> {
 fn event_line(e: &Event, colour: Colour) -> String {
     use cobox_schema::api::EventKind::*;
     let code = match e.kind {
-        ActionFailed | ConfigInvalid | Blocked => RED,
+        ActionFailed | ConfigInvalid | Blocked | FeedFault => RED,
         Drift | Pruned => YELLOW,
         _ => GREEN,
     };

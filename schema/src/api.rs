@@ -627,6 +627,9 @@ pub enum EventKind {
     /// A peer's session ended because the peer misbehaved: data that does not verify, an
     /// answer to no question, no valid identity proof, or a crash of its session.
     PeerMisbehaved,
+    /// A feed of a space or seed could not be read or written here (damaged or unreadable
+    /// on disk): its replication stopped, every other feed goes on.
+    FeedFault,
 }
 
 /// One event; `GET /v1/events` streams them as server-sent events (`id:` is `id`,

@@ -44,6 +44,26 @@ pub struct Live {
     pub replicas: BTreeMap<String, Vec<Replica>>,
     pub spaces: BTreeMap<String, Flow>,
     pub seeds: BTreeMap<String, Flow>,
+    /// Feeds of a space or seed (by name) that cannot be read or written here.
+    pub faults: BTreeMap<String, Vec<String>>,
+}
+
+/// A space or seed with feeds that cannot be read or written here is stalled (an operator
+/// must look: the disk or the files are damaged) and degraded (those feeds no longer
+/// replicate); what still works keeps working.
+fn feed_faults(conditions: &mut Vec<Cond>, faults: Option<&Vec<String>>) {
+    let Some(faults) = faults.filter(|f| !f.is_empty()) else {
+        return;
+    };
+    let message = faults.join("; ");
+    conditions.retain(|c| !matches!(c.kind, ConditionType::Stalled | ConditionType::Degraded));
+    conditions.push(cond(
+        ConditionType::Stalled,
+        true,
+        "FeedFault",
+        message.clone(),
+    ));
+    conditions.push(cond(ConditionType::Degraded, true, "FeedFault", message));
 }
 
 /// What happened to a resource's actions in the last reconcile.
@@ -215,6 +235,7 @@ pub fn resources(
         if let Some(c) = replica_shortage(s.min_replicas, &copies) {
             conditions.push(c);
         }
+        feed_faults(&mut conditions, live.faults.get(&s.name));
         out.push(Res {
             kind: ResourceKind::Space,
             name: s.name.clone(),
@@ -272,6 +293,7 @@ pub fn resources(
         if let Some(q) = flow.as_ref().and_then(|f| f.quota.as_ref()) {
             conditions.push(quota_condition(q));
         }
+        feed_faults(&mut conditions, live.faults.get(&s.name));
         out.push(Res {
             kind: ResourceKind::Seed,
             name: s.name.clone(),

@@ -290,6 +290,29 @@ impl Network {
             .collect()
     }
 
+    /// The feeds of each share (by space or seed name) that could not be read or written
+    /// here: `feed KEY: reason`, by key.
+    pub fn faults(&self) -> BTreeMap<String, Vec<String>> {
+        let st = self.state();
+        st.shares
+            .values()
+            .filter_map(|share| {
+                let faults: Vec<String> = share
+                    .feeds
+                    .iter()
+                    .filter_map(|(k, f)| {
+                        Some(format!(
+                            "feed {}: {}",
+                            cobox_keys::secret::hex(k),
+                            f.fault()?
+                        ))
+                    })
+                    .collect();
+                (!faults.is_empty()).then(|| (share.name.clone(), faults))
+            })
+            .collect()
+    }
+
     /// Publish, in each member space's log, what this device sees of the other devices'
     /// copies when a report is due ([`health::report_due`]), so members not connected to a
     /// seed still see its state.

@@ -173,12 +173,20 @@ impl ChannelTask {
         };
     }
 
-    /// Run until the channel or the session ends, or the remote misbehaves.
+    /// Run until the channel or the session ends, or the remote misbehaves. A fault of the
+    /// feed here (it cannot be read or written) ends this channel only: it is recorded on
+    /// the feed and every other feed of the session goes on.
     pub async fn run(self) -> Result<(), ReplicateError> {
         let (feed, peer) = (self.feed.clone(), self.peer_name.clone());
         let ended = self.replicate().await;
         feed.remote_gone(&peer);
-        ended
+        match ended {
+            Err(ReplicateError::Feed { source, .. }) => {
+                feed.set_fault(source.to_string());
+                Ok(())
+            }
+            ended => ended,
+        }
     }
 
     async fn replicate(self) -> Result<(), ReplicateError> {
@@ -400,7 +408,12 @@ impl ChannelTask {
                 seek: None,
                 upgrade: p.upgrade,
             }),
-            _ => no,
+            Ok(None) | Err(cobox_feed::CoreError::Proof { .. }) => no,
+            Err(e) => {
+                // What this device holds cannot be read: not the peer's doing.
+                self.feed.set_fault(e.to_string());
+                no
+            }
         }
     }
 

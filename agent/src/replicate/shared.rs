@@ -72,6 +72,8 @@ pub struct SharedFeed {
     remotes: std::sync::Mutex<BTreeMap<String, RemoteCopy>>,
     /// The policy of the space or seed the feed belongs to.
     traffic: std::sync::Mutex<Arc<Traffic>>,
+    /// Why the feed could not be read or written here, the first time it happened.
+    fault: std::sync::Mutex<Option<String>>,
 }
 
 impl SharedFeed {
@@ -86,6 +88,7 @@ impl SharedFeed {
             held,
             remotes: std::sync::Mutex::default(),
             traffic: std::sync::Mutex::new(Traffic::unlimited()),
+            fault: std::sync::Mutex::default(),
         })
     }
 
@@ -142,6 +145,23 @@ impl SharedFeed {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Record that the feed could not be read or written here (the first reason is kept);
+    /// whether this is new.
+    pub fn set_fault(&self, reason: String) -> bool {
+        let mut fault = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        if fault.is_some() {
+            return false;
+        }
+        tracing::error!(feed = %crate::replicate::error::hex(&self.key), %reason, "feed fault: its replication stops");
+        *fault = Some(reason);
+        true
+    }
+
+    /// Why the feed could not be read or written here, if it could not.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn remotes_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RemoteCopy>> {

@@ -252,6 +252,11 @@ impl Device {
                 .keys()
                 .filter_map(|n| Some((n.clone(), flow(Class::Seed(n.clone()))?)))
                 .collect(),
+            faults: self
+                .network
+                .as_ref()
+                .map(|n| n.faults())
+                .unwrap_or_default(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The running agent: the accepted config and its generation, the device, the status board
 //! and the control API; one reconcile, one reload or one API call at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -59,6 +59,8 @@ pub struct Agent {
     failures: BTreeMap<String, ActionFailure>,
     blocked: BTreeMap<String, String>,
     was_converged: bool,
+    /// Feed faults already reported as events: (resource, fault).
+    faults_seen: BTreeSet<(String, String)>,
     tx: mpsc::Sender<Wake>,
     watcher: Option<notify::RecommendedWatcher>,
     server: Option<Server>,
@@ -142,6 +144,7 @@ impl Agent {
             failures: BTreeMap::new(),
             blocked: BTreeMap::new(),
             was_converged: false,
+            faults_seen: BTreeSet::new(),
             tx,
             watcher,
             server: Some(server),
@@ -210,7 +213,13 @@ impl Agent {
             }
             acted = true;
             tracing::info!(generation, "{action}");
-            match self.device.execute(action) {
+            // A panic while acting on one resource fails that resource only: the device
+            // goes on with every other one.
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.device.execute(action)
+            }))
+            .unwrap_or_else(|panic| Err(anyhow::anyhow!("panicked: {}", panic_message(&panic))));
+            match done {
                 Ok(()) => {
                     self.retries.succeeded(&resource);
                     self.failures.remove(&resource);
@@ -292,6 +301,20 @@ impl Agent {
         });
         let converged = failed.is_empty() && remaining.is_converged();
         let live = self.device.live();
+        for (name, faults) in &live.faults {
+            let kind = if self.config.spaces.iter().any(|s| s.name == *name) {
+                "space"
+            } else {
+                "seed"
+            };
+            for fault in faults {
+                let key = (format!("{kind} {name}"), fault.clone());
+                if self.faults_seen.insert(key.clone()) {
+                    self.board
+                        .emit(EventKind::FeedFault, generation, Some(key.0), key.1);
+                }
+            }
+        }
         let found =
             conditions::resources(&self.config, &observed, &remaining, &self.failures, &live);
         self.board.set_identity(self.device.identity());
@@ -658,4 +681,13 @@ fn start_metrics(
             None
         }
     }
+}
+
+/// The message a panic carried.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
