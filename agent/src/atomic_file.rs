@@ -43,9 +43,91 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// The process that wrote temporary file `name` (`.NAME.tmp-PID`), if it is one.
+fn temp_writer(name: &str) -> Option<u32> {
+    let (_, pid) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    pid.parse().ok()
+}
+
+/// Remove what interrupted replacements left in `dir`: temporary files of processes that
+/// are gone (a live writer's file, this process's included, is left alone). Returns the
+/// files removed.
+pub fn sweep(dir: &Path) -> Vec<std::path::PathBuf> {
+    sweep_matching(dir, |_| true)
+}
+
+/// [`sweep`] for the temporary files of replacing `path` only (in a directory that is not
+/// ours alone, like the config file's).
+pub fn sweep_for(path: &Path) -> Vec<std::path::PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return vec![];
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    sweep_matching(dir, |n| n.starts_with(&prefix))
+}
+
+fn sweep_matching(dir: &Path, wanted: impl Fn(&str) -> bool) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let mut removed = vec![];
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_writer(&name).filter(|_| wanted(&name)) else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive
+            && e.file_type().is_ok_and(|t| t.is_file())
+            && std::fs::remove_file(e.path()).is_ok()
+        {
+            removed.push(e.path());
+        }
+    }
+    removed.sort();
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftovers_of_dead_writers_are_swept_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        // A process id no process has (beyond the kernel's maximum).
+        let dead = 4_194_305;
+        let me = std::process::id();
+        for name in [
+            format!(".cobox.toml.tmp-{dead}"),
+            format!(".0000000007.json.tmp-{dead}"),
+            format!(".cobox.toml.tmp-{me}"),
+            "cobox.toml".into(),
+            ".hidden".into(),
+            format!("x.tmp-{dead}"),
+        ] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let removed = sweep(dir.path());
+        let names: Vec<String> = removed
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                format!(".0000000007.json.tmp-{dead}"),
+                format!(".cobox.toml.tmp-{dead}")
+            ]
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+        // Only the named file's, where the directory is shared.
+        std::fs::write(dir.path().join(format!(".other.tmp-{dead}")), "x").unwrap();
+        std::fs::write(dir.path().join(format!(".cobox.toml.tmp-{dead}")), "x").unwrap();
+        let removed = sweep_for(&dir.path().join("cobox.toml"));
+        assert_eq!(removed.len(), 1);
+        assert!(dir.path().join(format!(".other.tmp-{dead}")).exists());
+    }
 
     #[test]
     fn replaces_the_content_keeps_the_mode_and_leaves_no_temporary_file() {

@@ -68,8 +68,10 @@ enum Output {
 
 /// What is logged when `RUST_LOG` is not set: the agent's own events from `info` up, and
 /// only warnings and errors of the libraries it uses (whose `info` spans would flood a
-/// journal with every replication message).
-const DEFAULT_LOG_FILTER: &str = "warn,coboxd=info";
+/// journal with every replication message). The replication protocol's own error lines
+/// are off: every error it logs also ends the session, which the agent logs (a peer that
+/// disconnects is an ordinary `session ended`), so they only repeated it as an ERROR.
+const DEFAULT_LOG_FILTER: &str = "warn,coboxd=info,hypercore_protocol=off";
 
 fn main() -> ExitCode {
     let args = Args::parse();

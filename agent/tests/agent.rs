@@ -247,6 +247,16 @@ fn kill_9_while_converging_loses_nothing_and_the_next_start_converges() {
     agent.child.kill().unwrap();
     agent.child.wait().unwrap();
 
+    // What a crash in the middle of replacing files leaves (here planted, from a process
+    // that no longer exists) is swept at the next start.
+    let dead = 4_194_305;
+    let leftovers = [
+        root.join(format!(".cobox.toml.tmp-{dead}")),
+        root.join(format!("data/generations/.0000000009.json.tmp-{dead}")),
+    ];
+    for f in &leftovers {
+        std::fs::write(f, "half written").unwrap();
+    }
     // Stale mounts left by the killed agent still show in the mount table: wait for live ones.
     let live = |m: &PathBuf| is_mounted(m) && !coboxd::mount::is_stale(m);
     let agent = Agent::start(&config);
@@ -259,6 +269,9 @@ fn kill_9_while_converging_loses_nothing_and_the_next_start_converges() {
     );
     let keys = std::fs::read_dir(root.join("data/spaces")).unwrap().count();
     assert_eq!(keys, names.len(), "one space each, none created twice");
+    for f in &leftovers {
+        assert!(!f.exists(), "{} was swept", f.display());
+    }
     agent.stop();
     cleanup(&mounts);
 }

@@ -93,7 +93,6 @@ impl Nodes for TreeNodes<'_> {
 }
 
 /// An open feed.
-#[derive(Debug)]
 pub struct Core {
     dir: PathBuf,
     files: Files,
@@ -124,6 +123,17 @@ pub struct Core {
 
 fn hex(b: &[u8]) -> String {
     crate::hex(b)
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("dir", &self.dir)
+            .field("length", &self.length)
+            .field("contiguous", &self.contiguous)
+            .field("writable", &self.signer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Core {

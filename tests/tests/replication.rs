@@ -40,6 +40,12 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
         || tree(&b.mount("home")) == want,
         logs,
     );
+    // The invitee's first session with its inviter was not refused.
+    assert!(
+        !a.log().contains(&format!("peer {kb} refused")),
+        "A refused B once\n{}",
+        logs()
+    );
     // Status shows where A listens and that B replicates "home" with it.
     let text = a.ctl_ok(&["status", "--color", "never"]);
     assert!(
@@ -232,6 +238,10 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     );
     agent_c.stop();
     agent_s.stop();
+    // Peers came and went: each end is an ordinary line, never a library's ERROR.
+    for (name, log) in [("a", a.log()), ("s", s.log()), ("c", c.log())] {
+        assert!(!log.contains("TODO Error"), "{name}:\n{log}");
+    }
 }
 
 /// The body of `GET path` on 127.0.0.1:`port`, over plain HTTP/1.0.

@@ -45,6 +45,7 @@ impl Feed {
         public: [u8; 32],
         seed: Option<&[u8; 32]>,
     ) -> Result<Feed, FeedError> {
+        crate::atomic_file::sweep(dir);
         let (core, opened) = Core::open_reporting(dir, public, seed)?;
         if opened != cobox_feed::Opened::default() {
             tracing::info!(

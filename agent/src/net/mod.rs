@@ -560,8 +560,7 @@ impl Network {
     }
 
     /// Whether any shared address admits `who`. An unknown identity makes the rosters be
-    /// read again soon (at most once a second), in case an invite just admitted it: its
-    /// next attempt may succeed.
+    /// read again first (at most once a second), in case an invite just admitted it.
     pub fn admits(&self, who: &[u8; 32]) -> bool {
         if *who == self.identity() {
             return false;
@@ -573,15 +572,26 @@ impl Network {
         let now = std::time::Instant::now();
         if st
             .reloaded
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
         {
-            st.reloaded = Some(now);
-            let me = self.clone();
-            self.inner
-                .rt
-                .spawn(async move { me.reload_rosters().await });
+            return false;
         }
-        false
+        st.reloaded = Some(now);
+        // The roster files that grew since they were read (an invite just created here
+        // admits its invitee) decide now, so the invitee's first session is not refused;
+        // the full reload (passing statements on, opening new members' feeds) follows.
+        let admitted = st.shares.values().any(|s| {
+            file_len(&s.roster_file) != s.roster_read && {
+                let mut on_disk = s.roster.clone();
+                on_disk.load(&s.roster_file).is_ok() && on_disk.admits(who)
+            }
+        });
+        drop(st);
+        let me = self.clone();
+        self.inner
+            .rt
+            .spawn(async move { me.reload_rosters().await });
+        admitted
     }
 
     async fn on_event(&self, id: u64, event: SessionEvent) {

@@ -15,7 +15,6 @@ use cobox_schema::{Config, Source, Validation};
 
 use super::device::Device;
 use super::{ConfigSource, RESYNC, Wake, backoff, load, resource_of, watch, write_atomic};
-use crate::config_file;
 use crate::control::board::{Board, now_rfc3339};
 use crate::control::conditions::{self, Failure as ActionFailure};
 use crate::control::generations::{Generations, digest};
@@ -25,6 +24,7 @@ use crate::control::{Call, CallMsg, Failure, changes};
 use crate::host::SystemHost;
 use crate::net::policy::Class;
 use crate::plan::{Action, Observed, Plan, plan};
+use crate::{atomic_file, config_file};
 
 fn wire(v: &Validation, src: &Source) -> Vec<WireDiagnostic> {
     v.diagnostics
@@ -86,6 +86,15 @@ impl Agent {
         config: Config,
         tx: mpsc::Sender<Wake>,
     ) -> Result<Agent> {
+        // What replacements interrupted by a crash left (the config file written by an
+        // apply, generations) goes first.
+        let mut swept = atomic_file::sweep(&config.device.data_dir.join("generations"));
+        if let ConfigSource::File(path) = &source {
+            swept.extend(atomic_file::sweep_for(path));
+        }
+        for path in swept {
+            tracing::info!(path = %path.display(), "removed the temporary file of an interrupted write");
+        }
         let generations = Generations::new(&config.device.data_dir);
         let text = src.text().to_string();
         let latest = generations.latest()?;
