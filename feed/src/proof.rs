@@ -618,63 +618,36 @@ mod tests {
             w.append(&[i]);
         }
         let sig = [0u8; 64];
-        let idx = |ns: &[hypercore_schema::Node]| ns.iter().map(|n| n.index).collect::<Vec<_>>();
+        // Block `b` (its requester lacking `nodes`) with an upgrade of `up`: the indices of
+        // the block's path, the upgrade's nodes and its additional nodes.
+        let prove = |b: u64, nodes: u64, up: Option<(u64, u64)>| {
+            let up = up.map(|(start, length)| RequestUpgrade { start, length });
+            let block = RequestBlock { index: b, nodes };
+            let p = create(
+                w.head(&sig),
+                &mut Ro(&w.nodes),
+                Some(&block),
+                None,
+                up.as_ref(),
+            )
+            .unwrap();
+            let idx = |ns: &[hypercore_schema::Node]| ns.iter().map(|n| n.index).collect();
+            let (u, a): (Vec<u64>, Vec<u64>) = p.upgrade.map_or((vec![], vec![]), |u| {
+                (idx(&u.nodes), idx(&u.additional_nodes))
+            });
+            (idx(&p.block.unwrap().nodes), u, a)
+        };
         // The cases of hypercore's own tests of create_proof.
-        let p = create(
-            w.head(&sig),
-            &mut Ro(&w.nodes),
-            Some(&RequestBlock { index: 4, nodes: 2 }),
-            None,
-            None,
-        )
-        .unwrap();
-        assert_eq!(idx(&p.block.unwrap().nodes), vec![10, 13]);
-        let p = create(
-            w.head(&sig),
-            &mut Ro(&w.nodes),
-            Some(&RequestBlock { index: 4, nodes: 0 }),
-            None,
-            Some(&RequestUpgrade {
-                start: 0,
-                length: 10,
-            }),
-        )
-        .unwrap();
-        assert_eq!(idx(&p.block.unwrap().nodes), vec![10, 13, 3]);
-        let up = p.upgrade.unwrap();
+        assert_eq!(prove(4, 2, None), (vec![10, 13], vec![], vec![]));
         assert_eq!(
-            (idx(&up.nodes), idx(&up.additional_nodes)),
-            (vec![17], vec![])
+            prove(4, 0, Some((0, 10))),
+            (vec![10, 13, 3], vec![17], vec![])
         );
-        let p = create(
-            w.head(&sig),
-            &mut Ro(&w.nodes),
-            Some(&RequestBlock { index: 4, nodes: 0 }),
-            None,
-            Some(&RequestUpgrade {
-                start: 0,
-                length: 8,
-            }),
-        )
-        .unwrap();
-        let up = p.upgrade.unwrap();
         assert_eq!(
-            (idx(&up.nodes), idx(&up.additional_nodes)),
-            (vec![], vec![17])
+            prove(4, 0, Some((0, 8))),
+            (vec![10, 13, 3], vec![], vec![17])
         );
-        let p = create(
-            w.head(&sig),
-            &mut Ro(&w.nodes),
-            Some(&RequestBlock { index: 1, nodes: 0 }),
-            None,
-            Some(&RequestUpgrade {
-                start: 1,
-                length: 9,
-            }),
-        )
-        .unwrap();
-        assert_eq!(idx(&p.block.unwrap().nodes), vec![]);
-        assert_eq!(idx(&p.upgrade.unwrap().nodes), vec![5, 11, 17]);
+        assert_eq!(prove(1, 0, Some((1, 9))), (vec![], vec![5, 11, 17], vec![]));
     }
 
     #[test]

@@ -164,3 +164,63 @@ fn a_feed_the_reference_cannot_reopen_opens_here() {
     sync(&mut core, &mut replica);
     check_all(&mut replica, n + 10);
 }
+
+#[test]
+fn blocks_past_four_gib_are_read_proved_and_stored_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    // The writer's 4 GiB go to memory where there is a tmpfs; the replica fetches only the
+    // blocks past 4 GiB, so its data file is sparse.
+    let shm = std::path::Path::new("/dev/shm");
+    let wtmp = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let rtmp = tempfile::tempdir().unwrap();
+    let big = 64usize << 20;
+    let stamped = |i: u64| {
+        let mut b = vec![(i % 251) as u8; big];
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        b
+    };
+    let mut own = Core::open(wtmp.path(), public(), Some(&SEED)).unwrap();
+    for first in (0..65u64).step_by(5) {
+        let blocks: Vec<Vec<u8>> = (first..first + 5).map(stamped).collect();
+        own.append(&blocks).unwrap();
+        own.commit().unwrap();
+    }
+    own.append(&[b"past four GiB".to_vec()]).unwrap();
+    own.commit().unwrap();
+    assert!(own.byte_len() > 4 << 30);
+    assert_eq!(own.get(65).unwrap().unwrap(), b"past four GiB");
+    assert!(own.get(64).unwrap().unwrap() == stamped(64));
+    drop(own);
+    let mut own = Core::open(wtmp.path(), public(), Some(&SEED)).unwrap();
+    let mut replica = Core::open(rtmp.path(), public(), None).unwrap();
+    let up = RequestUpgrade {
+        start: 0,
+        length: own.len(),
+    };
+    let p = own
+        .create_proof(None, None, None, Some(up))
+        .unwrap()
+        .unwrap();
+    replica.verify_and_apply_proof(&p).unwrap();
+    for i in [65, 64] {
+        let nodes = replica.missing_nodes(i).unwrap();
+        let p = own
+            .create_proof(Some(RequestBlock { index: i, nodes }), None, None, None)
+            .unwrap()
+            .unwrap();
+        replica.verify_and_apply_proof(&p).unwrap();
+    }
+    replica.commit().unwrap();
+    drop(replica);
+    let mut replica = Core::open(rtmp.path(), public(), None).unwrap();
+    assert_eq!(replica.get(65).unwrap().unwrap(), b"past four GiB");
+    assert!(replica.get(64).unwrap().unwrap() == stamped(64));
+    assert_eq!(replica.get(63).unwrap(), None);
+    let meta = std::fs::metadata(rtmp.path().join("data")).unwrap();
+    assert!(meta.len() > 4 << 30, "stored at its offset");
+    assert!(meta.blocks() * 512 < 256 << 20, "and nothing else");
+}

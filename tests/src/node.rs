@@ -169,6 +169,19 @@ impl Node {
         }
     }
 
+    /// Wait until this seed's roster for `address` names `identity` (hex): an admission
+    /// made on a member has reached it.
+    pub fn wait_admitted(&self, address: &str, identity: &str, context: impl Fn() -> String) {
+        let key = crate::files::unhex(identity);
+        let roster = self.data().join("seeds").join(address).join("roster");
+        eventually(
+            &format!("{} learns that {identity} is admitted", self.name),
+            60,
+            || std::fs::read(&roster).is_ok_and(|r| r.windows(32).any(|w| w == key.as_slice())),
+            context,
+        );
+    }
+
     /// The address of the space this device created or joined first (its directory name).
     pub fn space_address(&self) -> String {
         let mut names: Vec<String> = std::fs::read_dir(self.data().join("spaces"))

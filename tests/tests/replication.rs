@@ -2,7 +2,7 @@
 //! through their mounts; a blind seed keeps only ciphertext; a new member restores the
 //! whole space from the seed while every writer is offline.
 
-use cobox_tests::files::{MARKER, data_bytes, files_under, tree, unhex, write_corpus};
+use cobox_tests::files::{MARKER, data_bytes, files_under, tree, write_corpus};
 use cobox_tests::node::{Node, QUIET, eventually, free_port};
 
 #[test]
@@ -212,16 +212,7 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
 
     // C is invited while A runs; the admission reaches the seed; then every writer stops.
     let code_c = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kc]);
-    let kc_bytes = unhex(&kc);
-    eventually(
-        "the seed learns that C is admitted",
-        60,
-        || {
-            std::fs::read(seed_feeds.join("roster"))
-                .is_ok_and(|r| r.windows(32).any(|w| w == kc_bytes.as_slice()))
-        },
-        logs,
-    );
+    s.wait_admitted(&address, &kc, logs);
     agent_a.stop();
     agent_b.stop();
     c.write_config(&format!(

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use cobox_tests::files::{data_bytes, tree, unhex};
+use cobox_tests::files::{data_bytes, tree};
 use cobox_tests::node::{Node, QUIET, eventually, free_port, show};
 
 fn unpack(into: &Path) {
@@ -91,16 +91,7 @@ fn a_data_directory_of_the_first_release_opens_and_replicates() {
 
     // A new member, admitted while A runs, restores the space from the seed alone.
     let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kc]);
-    let kc_bytes = unhex(&kc);
-    eventually(
-        "the seed learns that C is admitted",
-        60,
-        || {
-            std::fs::read(s.data().join("seeds").join(&address).join("roster"))
-                .is_ok_and(|r| r.windows(32).any(|w| w == kc_bytes.as_slice()))
-        },
-        logs,
-    );
+    s.wait_admitted(&address, &kc, logs);
     let want = tree(&a.mount("home"));
     agent_a.stop();
     c.write_config(&format!(
