@@ -8,7 +8,8 @@
 //! never marks a block whose data and nodes are not on disk, and the header never names a
 //! tree whose nodes are not. Data of cleared blocks is freed only after the bitfield that
 //! no longer marks them is on disk. So a crash, even a power loss, reopens the feed at its
-//! last commit.
+//! last commit. (A writer holding all of its feed writes its bitfield pages without waiting
+//! for them: its header's contiguous hint restores them on open, one sync fewer a commit.)
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -267,6 +268,10 @@ impl Core {
             }
         }
         core.load_roots()?;
+        if core.signer.is_some() && core.header.contiguous >= core.length {
+            // A writer that held every block at its last commit: its bitfield may lag.
+            core.bitfield.set_range(0, core.length, true);
+        }
         report.unmarked = core.check_bitfield(!checked && !fresh)?;
         report.truncated = core.cut_uncommitted()?;
         core.contiguous = core.bitfield.first_unset(0).min(core.length);
@@ -675,6 +680,12 @@ impl Core {
                 .sync_data()
                 .map_err(self.io("cannot sync tree"))?;
         }
+        // A writer holding every block of its feed needs no durable bitfield: the header
+        // (which says so, in its contiguous hint) restores it on open. Its pages are written
+        // but not waited for; they never mark a block past a durable header's length for
+        // long, as opening unmarks those.
+        let whole_writer =
+            self.signer.is_some() && self.contiguous == self.length && self.punch.is_empty();
         if self.bitfield.is_dirty() {
             for (offset, page) in self.bitfield.take_dirty() {
                 self.files
@@ -682,10 +693,12 @@ impl Core {
                     .write_all_at(&page, offset)
                     .map_err(self.io("cannot write bitfield"))?;
             }
-            self.files
-                .bitfield
-                .sync_data()
-                .map_err(self.io("cannot sync bitfield"))?;
+            if !whole_writer {
+                self.files
+                    .bitfield
+                    .sync_data()
+                    .map_err(self.io("cannot sync bitfield"))?;
+            }
         }
         if std::mem::take(&mut self.header_dirty) {
             self.header.contiguous = self.contiguous;
