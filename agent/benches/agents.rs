@@ -21,6 +21,7 @@ use coboxd::space::roster::{Role, Roster, Statement};
 use coboxd::transport::iroh::{IrohOptions, IrohTransport, Relays};
 use tokio::sync::Mutex;
 
+#[path = "../../protocol/benches/support/mod.rs"]
 mod support;
 use support::copy::plain_copy;
 

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use cobox_client::api::{Client, ClientError};
+use cobox_client::config_file;
+use cobox_client::host::SystemHost;
 use cobox_schema::Source;
-use coboxd::config_file;
-use coboxd::control::client::{Client, ClientError};
-use coboxd::host::SystemHost;
 
 /// The socket to talk to.
 pub fn socket(config: Option<&Path>, socket: Option<&Path>, host: &SystemHost) -> Result<PathBuf> {

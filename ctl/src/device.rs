@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use cobox_client::config_file;
 use cobox_keys::KeyStore;
 use cobox_schema::Host;
-use coboxd::config_file;
 
 /// `--data-dir`, else the `[device] data_dir` of `--config` (or of the default config file
 /// when it exists), else the host's default.

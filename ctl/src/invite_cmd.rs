@@ -2,12 +2,12 @@
 //! directory.
 
 use anyhow::Result;
+use cobox_client::api::Client;
+use cobox_client::keyops;
 use cobox_keys::KeyStore;
 use cobox_schema::api::{
     InviteInfo, InviteInspectRequest, InviteRequest, InviteResponse, InviteRole,
 };
-use coboxd::control::client::Client;
-use coboxd::keyops;
 
 use crate::cli::{Output, RoleArg};
 use crate::device::identity_creating;

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
+use cobox_client::api::Client;
+use cobox_client::keyops;
 use cobox_keys::{KeyStore, SpaceKeys, paper};
 use cobox_schema::api;
 use cobox_schema::hexkey::Address;
-use coboxd::control::client::Client;
-use coboxd::keyops;
 
 use crate::cli::SheetFormat;
 
@@ -137,7 +137,7 @@ pub fn restore(
             eprintln!("coboxctl: restored the key of space `{name}` ({address})");
         }
         _ => {
-            let now = coboxd::keyops::unix_now();
+            let now = cobox_client::keyops::unix_now();
             let backup = store.restore_parent(&secret, force, now).map_err(|e| match e {
                 cobox_keys::StoreError::Exists { .. } => anyhow::anyhow!(
                     "this device already has a different identity in {}; pass --force to replace it (the old key is kept)",

@@ -18,9 +18,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
+use cobox_client::host::{Portable, SystemHost};
 use cobox_schema::Host;
 use cobox_schema::render::Colour;
-use coboxd::host::{Portable, SystemHost};
 
 use cli::{Cli, ColourChoice, Command, InviteCommand, KeysCommand};
 
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
 
 /// The commands that need a running agent; `None` for the others.
 fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<u8>> {
-    let client = || -> Result<coboxd::control::client::Client> {
+    let client = || -> Result<cobox_client::api::Client> {
         agent::require(&agent::socket(
             cli.config.as_deref(),
             cli.socket.as_deref(),

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use cobox_client::api::Client;
+use cobox_client::config_file;
+use cobox_client::host::SystemHost;
 use cobox_schema::api::{
     ApplyResponse, Change, ChangeOp, ConditionType, ConfigRequest, PlanResponse, RollbackRequest,
     Status,
 };
 use cobox_schema::render::{self, Colour};
 use cobox_schema::units::parse_duration;
-use coboxd::config_file;
-use coboxd::control::client::Client;
-use coboxd::host::SystemHost;
 
 use crate::ask::ask;
 use crate::cli::Output;

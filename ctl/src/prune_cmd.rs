@@ -2,9 +2,9 @@
 //! `coboxctl sync`: replicate a space or seed now, outside its windows.
 
 use anyhow::{Result, bail};
+use cobox_client::api::Client;
 use cobox_schema::api::{PruneCandidates, PruneRequest, SyncRequest, SyncResponse};
 use cobox_schema::units::Size;
-use coboxd::control::client::Client;
 
 use crate::ask::ask;
 

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use cobox_client::api::Client;
 use cobox_schema::api::{ConditionType, Event, Generations, ResourceStatus, Status};
 use cobox_schema::render::Colour;
-use coboxd::control::client::Client;
 
 use crate::cli::Output;
 use crate::paint::{BOLD, GREEN, RED, YELLOW, padded, paint};

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use cobox_client::config_file;
 use cobox_schema::render::{self, Colour};
 use cobox_schema::{Host, LocatedDiagnostic};
-use coboxd::config_file;
 use serde::Serialize;
 
 use crate::cli::Output;

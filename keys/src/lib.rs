@@ -1,11 +1,13 @@
 //! Key material of a cobox device and its spaces, on libsodium: derivation from the parent
 //! key, key files, block encryption, invites and paper keys.
 
+pub mod atomic_file;
 pub mod block;
 pub mod derive;
 pub mod invite;
 pub mod paper;
 mod pdf;
+pub mod roster;
 pub mod secret;
 pub mod sheet;
 pub mod space;

@@ -79,6 +79,15 @@ impl KeyStore {
             .join("space.key")
     }
 
+    /// The signed statements of who takes part in the space at `address` (see
+    /// [`crate::roster`]), beside its key.
+    pub fn roster_path(&self, address: &Address) -> PathBuf {
+        self.data_dir
+            .join("spaces")
+            .join(address.to_string())
+            .join("roster")
+    }
+
     /// The parent key, if the device has one.
     pub fn load_parent(&self) -> Result<Option<Secret32>, StoreError> {
         let path = self.parent_path();

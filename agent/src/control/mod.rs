@@ -3,7 +3,7 @@
 
 pub mod board;
 pub mod changes;
-pub mod client;
+pub use cobox_client::api as client;
 pub mod conditions;
 pub mod generations;
 pub mod metrics;

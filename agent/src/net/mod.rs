@@ -27,7 +27,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::replicate::{self, Grew, Options, SessionEvent, SessionHandle, SharedFeed, Traffic};
+use crate::feed::SharedFeed;
+use crate::replicate::{self, Grew, Options, SessionEvent, SessionHandle, Traffic};
 use crate::space::Space;
 use crate::space::message::Message;
 use crate::space::roster::{self, MemberFeeds, Roster, Statement};

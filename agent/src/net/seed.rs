@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use cobox_schema::hexkey::Address;
 
+use crate::feed::SharedFeed;
 use crate::feed::{Feed, FeedError};
-use crate::replicate::SharedFeed;
 
 /// The feeds of one seeded address.
 #[derive(Debug)]

@@ -9,8 +9,8 @@ use cobox_keys::{Secret32, SigningKeyPair};
 use cobox_schema::hexkey::Address;
 
 use super::layout::Layout;
+use crate::feed::SharedFeed;
 use crate::feed::{Feed, FeedError};
-use crate::replicate::SharedFeed;
 
 /// Feed numbers of a member's feeds in a space (see the key derivation table).
 pub const LOG_FEED: u32 = 0;

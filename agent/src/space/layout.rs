@@ -6,7 +6,7 @@
 //! DATA_DIR/spaces/ADDRESS/
 //!   space.key          the space's keys (cobox-keys)
 //!   feeds/FEEDKEY/     one hypercore per feed: every member's log and content feeds
-//!   roster             signed statements of who takes part (see `space::roster`)
+//!   roster             signed statements of who takes part (see `cobox_keys::roster`)
 //!   staging/           files being written through a mount, until they are committed
 //! ```
 

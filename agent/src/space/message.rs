@@ -49,12 +49,7 @@ pub struct Seen {
     pub last_seen: u64,
 }
 
-/// A role in a space's allow-list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    Member,
-    Seeder,
-}
+pub use cobox_keys::roster::Role;
 
 /// What a log entry decoded to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,24 +85,6 @@ const HEALTH: u8 = 6;
 pub const MAX_SEEN: usize = 255;
 /// Longest device name kept.
 const MAX_NAME: usize = 255;
-
-impl Role {
-    /// The role's byte in log messages and roster statements.
-    pub fn byte(self) -> u8 {
-        match self {
-            Role::Member => 1,
-            Role::Seeder => 2,
-        }
-    }
-
-    pub fn from_byte(b: u8) -> Option<Role> {
-        match b {
-            1 => Some(Role::Member),
-            2 => Some(Role::Seeder),
-            _ => None,
-        }
-    }
-}
 
 impl Message {
     pub fn encode(&self) -> Vec<u8> {

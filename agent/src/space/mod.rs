@@ -6,7 +6,7 @@ pub mod feeds;
 pub mod index;
 pub mod layout;
 pub mod message;
-pub mod roster;
+pub use cobox_keys::roster;
 mod tree;
 
 use std::collections::BTreeMap;
@@ -110,10 +110,7 @@ impl std::fmt::Debug for Space {
     }
 }
 
-/// The identity signature binding a member's feeds to it.
-pub fn member_statement(address: &[u8; 32], log: &[u8; 32], content: &[u8; 32]) -> Vec<u8> {
-    [b"cobox-member-v1".as_slice(), address, log, content].concat()
-}
+pub use cobox_keys::roster::member_statement;
 
 impl Space {
     /// Open the space `keys` of this device (parent key `parent`) under `data_dir`,

@@ -6,7 +6,7 @@
 //! fresh replica of a feed made of 10,000 appends of 100 bytes. Both peers run in this
 //! process, on the same cores.
 //!
-//! Run: `cargo bench -p coboxd --bench replicate` (`COBOX_BENCH_MIB=1024` for 1 GiB).
+//! Run: `cargo bench -p cobox-protocol --bench replicate` (`COBOX_BENCH_MIB=1024` for 1 GiB).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cobox_keys::Secret32;
+use cobox_protocol::feed::Feed;
+use cobox_protocol::feed::SharedFeed;
+use cobox_protocol::replicate::{self, Options};
 use cobox_schema::hexkey::Address;
-use coboxd::feed::Feed;
-use coboxd::replicate::{self, Options, SharedFeed};
 
 mod support;
 use support::copy::plain_copy;

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cobox_keys::Secret32;
-use coboxd::feed::Feed;
-use coboxd::replicate::{self, Options, ReplicateError};
+use cobox_protocol::feed::Feed;
+use cobox_protocol::replicate::{self, Options, ReplicateError};
 use futures::StreamExt;
 use hypercore_protocol::schema::{Data, Open, Range, Synchronize};
 use hypercore_protocol::{Event, Message};

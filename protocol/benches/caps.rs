@@ -5,7 +5,7 @@
 //! run, with the process's CPU time for each. Both peers run in this process over TCP
 //! loopback, feeds on disk.
 //!
-//! Run: `cargo bench -p coboxd --bench caps`.
+//! Run: `cargo bench -p cobox-protocol --bench caps`.
 
 use std::io;
 use std::path::Path;
@@ -16,9 +16,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use cobox_keys::Secret32;
+use cobox_protocol::feed::Feed;
+use cobox_protocol::feed::SharedFeed;
+use cobox_protocol::replicate::{self, Bucket, Caps, Options, Traffic};
 use cobox_schema::hexkey::Address;
-use coboxd::feed::Feed;
-use coboxd::replicate::{self, Bucket, Caps, Options, SharedFeed, Traffic};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 #[path = "../tests/support/tcp.rs"]

@@ -14,9 +14,9 @@ use tokio::time::Instant;
 
 use super::error::{ReplicateError, hex};
 use super::peer::{Limits, Local, Peer, Pending};
-use super::shared::{Held, SharedFeed};
 use super::traffic::Traffic;
 use crate::feed::{Feed, FeedError};
+use crate::feed::{Held, SharedFeed};
 
 /// A feed grew through replication (after the new blocks were made durable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

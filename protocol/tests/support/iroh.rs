@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use cobox_keys::Secret32;
-use coboxd::transport::iroh::{Allow, IrohOptions, IrohStream, IrohTransport, Relays};
+use cobox_protocol::transport::iroh::{Allow, IrohOptions, IrohStream, IrohTransport, Relays};
 
 /// The identity seed and public key of device number `n`, derived as the agent does.
 pub fn identity(n: u8) -> ([u8; 32], [u8; 32]) {

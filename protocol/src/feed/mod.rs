@@ -2,6 +2,9 @@
 //! owner, durable at each append; plus what a seed evicted on purpose (its floor).
 
 pub mod copy;
+pub mod shared;
+
+pub use shared::{Held, RemoteCopy, SharedFeed};
 
 use std::path::{Path, PathBuf};
 
@@ -45,7 +48,7 @@ impl Feed {
         public: [u8; 32],
         seed: Option<&[u8; 32]>,
     ) -> Result<Feed, FeedError> {
-        crate::atomic_file::sweep(dir);
+        cobox_keys::atomic_file::sweep(dir);
         let (core, opened) = Core::open_reporting(dir, public, seed)?;
         if opened != cobox_feed::Opened::default() {
             tracing::info!(
@@ -123,7 +126,7 @@ impl Feed {
         self.core.clear(self.floor, end)?;
         self.commit()?;
         let dir = self.dir().to_path_buf();
-        crate::atomic_file::replace(&dir.join(FLOOR_FILE), &end.to_le_bytes())
+        cobox_keys::atomic_file::replace(&dir.join(FLOOR_FILE), &end.to_le_bytes())
             .map_err(|source| FeedError::Io { dir, source })?;
         self.floor = end;
         Ok(())

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cobox_keys::Secret32;
+use cobox_protocol::feed::Feed;
+use cobox_protocol::feed::SharedFeed;
+use cobox_protocol::replicate::{self, Options};
+use cobox_protocol::transport::iroh::{IrohOptions, IrohTransport, Relays, TransportError};
 use cobox_schema::hexkey::Address;
-use coboxd::feed::Feed;
-use coboxd::replicate::{self, Options, SharedFeed};
-use coboxd::transport::iroh::{IrohOptions, IrohTransport, Relays, TransportError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
@@ -41,7 +42,7 @@ async fn a_mebibyte_each_way_arrives_intact_and_closing_is_an_end_of_stream() {
         assert_eq!(sb.peer(), identity(1).1);
 
         let (to_b, to_a) = (pattern(1 << 20, 1), pattern(1 << 20, 2));
-        let exchange = |stream: coboxd::transport::iroh::IrohStream, out: Vec<u8>| async move {
+        let exchange = |stream: cobox_protocol::transport::iroh::IrohStream, out: Vec<u8>| async move {
             let (mut r, mut w) = tokio::io::split(stream);
             let write = async move {
                 w.write_all(&out).await.unwrap();

@@ -1,4 +1,4 @@
-//! Replication: keeps hypercore feeds in sync with one peer over one byte stream, both
+//! Replication: keeps feeds in sync with one peer over one byte stream, both
 //! directions, live, with hypercore-protocol (Noise XX, one channel per feed).
 //!
 //! - [`spawn`] runs a session in its own task ([`session`]); a panic there is a
@@ -9,7 +9,7 @@
 //!   proofs and asks for what it lacks, as decided by [`peer`] (no I/O).
 //! - Every received proof is verified before it is stored; received blocks are committed
 //!   before they are announced, served on, or reported through [`Grew`].
-//! - Feeds are shared with their local writers through [`SharedFeed`]; sessions serve and
+//! - Feeds are shared with their local writers through [`crate::feed::SharedFeed`]; sessions serve and
 //!   announce only what was published after a commit.
 
 pub mod channel;
@@ -19,7 +19,6 @@ pub mod have;
 pub mod identity;
 pub mod peer;
 pub mod session;
-pub mod shared;
 pub mod traffic;
 
 pub use channel::Grew;
@@ -28,5 +27,4 @@ pub use peer::Limits;
 pub use session::{
     Authorize, NoiseKeypair, Options, Session, SessionEvent, SessionHandle, protocol, spawn,
 };
-pub use shared::{Held, RemoteCopy, SharedFeed};
 pub use traffic::{Bucket, Caps, Quota, Traffic};

@@ -12,9 +12,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cobox_keys::Secret32;
+use cobox_protocol::feed::Feed;
+use cobox_protocol::feed::copy::copy_missing;
 use cobox_schema::hexkey::Address;
-use coboxd::feed::Feed;
-use coboxd::feed::copy::copy_missing;
 
 const CHILD_ENV: &str = "COBOX_FEED_CRASH_CHILD";
 /// Set to a seed printed by a failed run to replay its crash points.

@@ -25,7 +25,7 @@ use super::error::{ReplicateError, hex};
 use super::frame::{Closed, Framed};
 use super::identity::{self, HandshakeHash, Hashed, PEER_CHANNEL, PROOF_MESSAGE};
 use super::peer::Limits;
-use super::shared::SharedFeed;
+use crate::feed::shared::SharedFeed;
 
 /// A Noise static key pair (ed25519, as hypercore's secret stream uses).
 pub type NoiseKeypair = Keypair;

@@ -65,18 +65,18 @@ pub fn create_invite(
     }
     .create(&me)?;
     // The inviter admits the invitee in the space's roster, so peers let it in.
-    let roster = crate::space::layout::Layout::new(store.data_dir(), &keys.address).roster();
+    let roster = store.roster_path(&keys.address);
     let roster_role = match role {
-        Role::Member => crate::space::roster::Role::Member,
-        Role::Seeder => crate::space::roster::Role::Seeder,
+        Role::Member => cobox_keys::roster::Role::Member,
+        Role::Seeder => cobox_keys::roster::Role::Seeder,
     };
     if let Some(dir) = roster.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    crate::space::roster::Roster::member(keys.address.0, me.public.0)
+    cobox_keys::roster::Roster::member(keys.address.0, me.public.0)
         .add_and_keep(
             &roster,
-            [crate::space::roster::Statement::allow(
+            [cobox_keys::roster::Statement::allow(
                 &me,
                 &keys.address.0,
                 roster_role,

@@ -12,10 +12,38 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 
-use cobox_keys::SigningKeyPair;
+use crate::SigningKeyPair;
 use cobox_schema::hexkey::PublicKey;
 
-pub use super::message::Role;
+/// A role in a space's allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member,
+    Seeder,
+}
+
+impl Role {
+    /// The role's byte in log messages and roster statements.
+    pub fn byte(self) -> u8 {
+        match self {
+            Role::Member => 1,
+            Role::Seeder => 2,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Option<Role> {
+        match b {
+            1 => Some(Role::Member),
+            2 => Some(Role::Seeder),
+            _ => None,
+        }
+    }
+}
+
+/// What a member's identity signs to bind its log and content feeds to it in a space.
+pub fn member_statement(address: &[u8; 32], log: &[u8; 32], content: &[u8; 32]) -> Vec<u8> {
+    [b"cobox-member-v1".as_slice(), address, log, content].concat()
+}
 
 const VERSION: u8 = 1;
 const MEMBER: u8 = 1;
@@ -85,7 +113,7 @@ impl Statement {
             identity: me.public.0,
             log,
             content,
-            signature: me.sign(&super::member_statement(address, &log, &content)),
+            signature: me.sign(&member_statement(address, &log, &content)),
         }
     }
 
@@ -107,11 +135,7 @@ impl Statement {
                 log,
                 content,
                 signature,
-            } => (
-                identity,
-                super::member_statement(address, log, content),
-                signature,
-            ),
+            } => (identity, member_statement(address, log, content), signature),
             Statement::Allow {
                 role,
                 identity,
@@ -119,7 +143,7 @@ impl Statement {
                 signature,
             } => (by, allow_statement(address, *role, identity), signature),
         };
-        cobox_keys::derive::verify(&PublicKey(*signer), &message, signature)
+        crate::derive::verify(&PublicKey(*signer), &message, signature)
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -388,10 +412,10 @@ impl Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cobox_keys::Secret32;
+    use crate::Secret32;
 
     fn id(n: u8) -> SigningKeyPair {
-        cobox_keys::derive::identity(&Secret32::from_bytes([n; 32]))
+        crate::derive::identity(&Secret32::from_bytes([n; 32]))
     }
 
     const ADDR: [u8; 32] = [9; 32];

@@ -4,11 +4,11 @@
 //! TCP loopback in the same run. Both endpoints run in this
 //! process, on the same cores; relays, lookup and port mapping are off.
 //!
-//! Run: `cargo bench -p coboxd --bench iroh_transport`
+//! Run: `cargo bench -p cobox-protocol --bench iroh_transport`
 
 use std::time::{Duration, Instant};
 
-use coboxd::transport::iroh::{ALPN, IrohTransport};
+use cobox_protocol::transport::iroh::{ALPN, IrohTransport};
 use iroh::endpoint::presets;
 use iroh::{Endpoint, EndpointAddr, RelayMode, SecretKey, TransportAddr};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

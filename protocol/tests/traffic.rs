@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coboxd::replicate::{self, Bucket, Caps, Options, Quota, Traffic};
+use cobox_protocol::replicate::{self, Bucket, Caps, Options, Quota, Traffic};
 use tokio::time::timeout;
 
 #[path = "support/feeds.rs"]

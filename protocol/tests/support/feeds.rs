@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cobox_keys::Secret32;
+use cobox_protocol::feed::Feed;
+use cobox_protocol::feed::SharedFeed;
 use cobox_schema::hexkey::Address;
-use coboxd::feed::Feed;
-use coboxd::replicate::SharedFeed;
 use tokio::time::timeout;
 
 pub const LONG: Duration = Duration::from_secs(180);

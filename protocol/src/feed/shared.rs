@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use tokio::sync::{Mutex, MutexGuard, watch};
 
-use super::traffic::Traffic;
-use crate::feed::{Feed, FeedError};
+use super::{Feed, FeedError};
+use crate::replicate::traffic::Traffic;
 
 /// How much of a feed this device holds durably.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
