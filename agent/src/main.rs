@@ -86,6 +86,9 @@ fn main() -> ExitCode {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
+    // The agent itself logs its end like everything else (its log may be JSON); the
+    // one-shot commands speak to a person on standard error.
+    let agent = args.command.is_none() && !args.check;
     let result = match args.command {
         Some(Command::Mount {
             data_dir,
@@ -100,6 +103,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if agent => {
+            tracing::error!(error = %format!("{e:#}"), "coboxd cannot run");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("coboxd: {e:#}");
             ExitCode::from(2)

@@ -159,13 +159,40 @@ fn an_invalid_first_config_starts_nothing() {
     let out = Command::new(env!("CARGO_BIN_EXE_coboxd"))
         .arg("--config")
         .arg(&config)
+        .env_remove("RUST_LOG")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("error[relative-path]") && err.contains("nothing was started"),
+        err.contains("relative-path")
+            && err.contains(&format!("{}:4:9", config.display()))
+            && err.contains("nothing was started"),
         "{err}"
+    );
+    // With a JSON log, the diagnostics and the end are JSON objects like every line.
+    let out = Command::new(env!("CARGO_BIN_EXE_coboxd"))
+        .args(["--log-format", "json", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["code"] == "relative-path" && v["path"] == "space[0].mount"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|v| v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nothing was started"))),
+        "{lines:?}"
     );
 }
 

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cobox_schema::render::{self, Colour};
+use cobox_schema::api::WireDiagnostic;
 use cobox_schema::{Source, Validation};
 
 use crate::config_file;
@@ -57,7 +57,8 @@ impl ConfigSource {
     }
 }
 
-/// Read and validate the config; diagnostics go to the log's stream.
+/// Read and validate the config; each diagnostic is a log event (so a JSON log stays one
+/// object per line), with its code, place, config path and help.
 fn load(source: &ConfigSource) -> Result<(Source, Validation)> {
     let src = match source {
         ConfigSource::File(p) => config_file::read(p)?,
@@ -67,8 +68,15 @@ fn load(source: &ConfigSource) -> Result<(Source, Validation)> {
         ),
     };
     let v = config_file::check(&src, &SystemHost::from_env());
-    if !v.diagnostics.is_empty() {
-        eprint!("{}", render::report(&v.diagnostics, &src, Colour::Never));
+    for d in &v.diagnostics {
+        let d = WireDiagnostic::from(&d.located(&src));
+        let at = format!("{}:{}:{}", d.file, d.line, d.column);
+        let help = d.help.as_deref().unwrap_or("");
+        if d.severity == "error" {
+            tracing::error!(code = %d.code, %at, path = %d.path, help, "{}", d.message);
+        } else {
+            tracing::warn!(code = %d.code, %at, path = %d.path, help, "{}", d.message);
+        }
     }
     Ok((src, v))
 }
