@@ -144,16 +144,13 @@ async fn connect(
 ) -> Link {
     if transport == "tcp" {
         let (mut ta, mut tb) = (Tcp::default(), Tcp::default());
-        assert!(
-            ta.configure(net_a, &["127.0.0.1:0".parse().unwrap()], &[])
-                .is_empty()
-        );
+        let bound = ta.listen(net_a, "127.0.0.1:0".parse().unwrap()).unwrap();
         let peer = Peer {
             host: "127.0.0.1".into(),
-            port: ta.bound()[0].port(),
+            port: bound.port(),
             key: None,
         };
-        assert!(tb.configure(net_b, &[], &[peer]).is_empty());
+        tb.dial(net_b, &peer);
         return Link::Tcp(ta, tb);
     }
     let bind = |parent: &Secret32| IrohOptions {

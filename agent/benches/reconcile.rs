@@ -110,12 +110,15 @@ fn main() {
                 exists: true,
                 open: true,
                 address: None,
+                seeders: vec![],
             },
         );
     }
     let desired = validate(&Source::new("bench", text), &FixedHost::example())
         .config
         .unwrap();
+    observed.policy = Some(coboxd::plan::PolicySpec::of(&desired));
+    observed.endpoint = coboxd::plan::EndpointSpec::of(&desired.network);
     let rounds = 200;
     let start = Instant::now();
     for _ in 0..rounds {

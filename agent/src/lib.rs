@@ -4,6 +4,7 @@ pub use cobox_client::{config_file, host, keyops};
 pub use cobox_keys::atomic_file;
 pub use cobox_protocol::{feed, replicate, transport};
 
+pub mod backoff;
 pub mod control;
 pub mod mount;
 pub mod net;

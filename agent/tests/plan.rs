@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use cobox_schema::hexkey::Address;
 use cobox_schema::{Config, FixedHost, Source, validate};
-use coboxd::plan::{Observed, ObservedSeed, ObservedSpace, plan};
+use coboxd::plan::{EndpointSpec, Observed, ObservedSeed, ObservedSpace, PolicySpec, plan};
 use proptest::prelude::*;
 
 fn config(text: &str) -> Config {
@@ -15,10 +15,33 @@ fn config(text: &str) -> Config {
         .unwrap_or_else(|| panic!("invalid config in a plan file: {:?}", v.diagnostics))
 }
 
-fn observed(text: &str) -> Observed {
+/// The observed world of a plan file. `policy = true` and `endpoint = true` mean the
+/// config's own policy and endpoint are in force; `listening` and `dialing` list the
+/// listeners and dialers running.
+fn observed(text: &str, desired: &Config) -> Observed {
     let t: toml::Table = toml::from_str(text).unwrap();
+    let flag = |k: &str| t.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+    let list = |k: &str| -> Vec<String> {
+        t.get(k)
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
     let mut o = Observed {
-        identity: t.get("identity").and_then(|v| v.as_bool()).unwrap_or(false),
+        identity: flag("identity"),
+        policy: flag("policy").then(|| PolicySpec::of(desired)),
+        endpoint: if flag("endpoint") {
+            EndpointSpec::of(&desired.network)
+        } else {
+            None
+        },
+        listeners: list("listening")
+            .into_iter()
+            .map(|a| (a.parse().unwrap(), a.parse().unwrap()))
+            .collect(),
+        dialers: list("dialing").into_iter().collect(),
         ..Default::default()
     };
     for (name, s) in t
@@ -32,6 +55,7 @@ fn observed(text: &str) -> Observed {
             ObservedSpace {
                 exists: s.get("exists").and_then(|v| v.as_bool()).unwrap_or(false),
                 open: s.get("open").and_then(|v| v.as_bool()).unwrap_or(false),
+                seeders: vec![],
                 address: s
                     .get("address")
                     .and_then(|v| v.as_str())
@@ -95,7 +119,7 @@ fn every_plan_file_gives_its_plan_and_applying_it_converges() {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let desired = config(section(&text, "config"));
-        let mut world = observed(section(&text, "observed"));
+        let mut world = observed(section(&text, "observed"), &desired);
         let got = plan(&desired, &world);
         assert_eq!(
             got.to_string(),
@@ -151,6 +175,7 @@ fn scenario() -> impl Strategy<Value = (String, Observed)> {
                     names[n].into(),
                     ObservedSpace {
                         exists,
+                        seeders: vec![],
                         open: exists && open,
                         address: exists.then(|| address_of(names[n])),
                     },

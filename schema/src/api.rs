@@ -92,9 +92,17 @@ impl std::fmt::Display for WireDiagnostic {
 pub enum ResourceKind {
     Config,
     Identity,
+    /// The traffic and storage policy in force: caps, schedules, windows, quotas.
+    Policy,
     Space,
     Mount,
     Seed,
+    /// A TCP address the device listens on for peers.
+    Listener,
+    /// A `peers` entry the device keeps dialling.
+    Dialer,
+    /// The iroh endpoint (LAN and internet discovery, relays).
+    Endpoint,
     Peer,
 }
 
@@ -103,9 +111,13 @@ impl std::fmt::Display for ResourceKind {
         f.write_str(match self {
             ResourceKind::Config => "config",
             ResourceKind::Identity => "identity",
+            ResourceKind::Policy => "policy",
             ResourceKind::Space => "space",
             ResourceKind::Mount => "mount",
             ResourceKind::Seed => "seed",
+            ResourceKind::Listener => "listener",
+            ResourceKind::Dialer => "dialer",
+            ResourceKind::Endpoint => "endpoint",
             ResourceKind::Peer => "peer",
         })
     }

@@ -215,7 +215,7 @@ impl Board {
 /// The config resource: Ready while a generation runs; Degraded while the last edit is
 /// invalid.
 /// The peers of `net` now, each with the names of what it shares.
-fn network_status(net: &crate::net::Network, listening: Vec<String>) -> NetworkStatus {
+pub fn network_status(net: &crate::net::Network, listening: Vec<String>) -> NetworkStatus {
     let names = net.shared();
     NetworkStatus {
         listening,

@@ -109,7 +109,6 @@ pub fn changes(
     for action in &plan.actions {
         let text = action.to_string();
         match action {
-            Action::Blocked { .. } => continue,
             Action::CreateIdentity => {
                 let c = entry(&mut map, ResourceKind::Identity, "device");
                 c.op = ChangeOp::Add;
@@ -126,7 +125,7 @@ pub fn changes(
                 c.fields.push(field("address", None, Some(how.into())));
                 c.actions.push(text);
             }
-            Action::OpenSpace { space } => {
+            Action::OpenSpace { space, .. } => {
                 // New, declared again, or not yet opened since the agent started: it comes.
                 let c = entry(&mut map, ResourceKind::Space, space);
                 c.op = ChangeOp::Add;
@@ -174,6 +173,77 @@ pub fn changes(
                 }
                 c.actions.push(text);
             }
+            Action::AdmitSeeders { space, seeders } => {
+                let c = entry(&mut map, ResourceKind::Space, space);
+                let keys = |ks: &[cobox_schema::hexkey::PublicKey]| {
+                    ks.iter()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let from = observed.spaces.get(space).map(|o| keys(&o.seeders));
+                c.fields.push(field("seeders", from, Some(keys(seeders))));
+                c.actions.push(text);
+            }
+            Action::StopDialing { peer } => {
+                let c = entry(&mut map, ResourceKind::Dialer, peer);
+                c.op = ChangeOp::Remove;
+                c.actions.push(text);
+            }
+            Action::Dial { peer } => {
+                let c = entry(&mut map, ResourceKind::Dialer, &peer.to_string());
+                c.op = ChangeOp::Add;
+                c.actions.push(text);
+            }
+            Action::StopListening { address } => {
+                let c = entry(&mut map, ResourceKind::Listener, &address.to_string());
+                c.op = ChangeOp::Remove;
+                c.actions.push(text);
+            }
+            Action::Listen { address } => {
+                let c = entry(&mut map, ResourceKind::Listener, &address.to_string());
+                c.op = ChangeOp::Add;
+                c.actions.push(text);
+            }
+            Action::StopEndpoint => {
+                let c = entry(&mut map, ResourceKind::Endpoint, "iroh");
+                c.op = ChangeOp::Remove;
+                c.actions.push(text);
+            }
+            Action::StartEndpoint { endpoint } => {
+                let c = entry(&mut map, ResourceKind::Endpoint, "iroh");
+                let from = observed.endpoint.as_ref().map(|e| e.describe());
+                c.op = if from.is_some() {
+                    ChangeOp::Change
+                } else {
+                    ChangeOp::Add
+                };
+                c.fields
+                    .push(field("settings", from, Some(endpoint.describe())));
+                c.actions.push(text);
+            }
+            Action::ApplyPolicy { policy } => {
+                // The device-wide rules; each space's and seed's own show on its line.
+                let device = |v: Value| -> Value {
+                    let mut v = v;
+                    if let Value::Object(m) = &mut v {
+                        m.remove("spaces");
+                        m.remove("seeds");
+                    }
+                    v
+                };
+                let old = observed.policy.as_ref().map(|p| device(p.to_json()));
+                let new = device(policy.to_json());
+                let fields = differing("", old.as_ref().unwrap_or(&Value::Null), &new);
+                if old.is_none() || !fields.is_empty() {
+                    let c = entry(&mut map, ResourceKind::Policy, "traffic");
+                    if old.is_none() {
+                        c.op = ChangeOp::Add;
+                    }
+                    c.fields.extend(fields);
+                    c.actions.push(text);
+                }
+            }
         }
     }
     if let Some(running) = running {
@@ -187,7 +257,9 @@ pub fn changes(
 /// Differences in settings that no action carries.
 fn settings(running: &Config, candidate: &Config, map: &mut BTreeMap<Key, Change>) {
     let (old, new) = (to_json(running), to_json(candidate));
-    for section in ["device", "network", "storage", "admins", "api"] {
+    // `[network]` and `[storage]` are carried by actions (listeners, dialers, the endpoint,
+    // the policy), each shown as its own resource.
+    for section in ["device", "admins", "api"] {
         let (a, b) = (&old[section], &new[section]);
         if a == b {
             continue;
@@ -198,7 +270,7 @@ fn settings(running: &Config, candidate: &Config, map: &mut BTreeMap<Key, Change
             c.fields.extend(fields);
         }
     }
-    let structural = ["name", "mount", "address", "invite"];
+    let structural = ["name", "mount", "address", "invite", "seeders"];
     let strip = |v: &Value| -> Value {
         let mut v = v.clone();
         if let Value::Object(m) = &mut v {
@@ -308,7 +380,7 @@ mod tests {
         assert_eq!(
             lines(&changes(Some(&running), &candidate, &o, &p)),
             vec![
-                "~ config network [network.upload: - -> 5 MiB/s]",
+                "~ policy traffic [upload: - -> 5 MiB/s]",
                 "- space a [mount: /m/a -> -]",
                 "+ space b [address: - -> new; mount: - -> /m/b]",
             ]

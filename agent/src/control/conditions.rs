@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use cobox_schema::Config;
 use cobox_schema::api::{
-    ConditionType, QuotaStatus, Replica, ResourceKind, TrafficStatus, WindowStatus,
+    ConditionType, PeerStatus, QuotaStatus, Replica, ResourceKind, TrafficStatus, WindowStatus,
 };
 
-use crate::plan::{Action, Observed, Plan};
+use crate::plan::{Action, EndpointSpec, Observed, Plan, PolicySpec, ResourceId};
 
 /// One condition before it is stamped with a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub struct Live {
     pub seeds: BTreeMap<String, Flow>,
     /// Feeds of a space or seed (by name) that cannot be read or written here.
     pub faults: BTreeMap<String, Vec<String>>,
+    /// Peers with a session, and what each shares.
+    pub peers: Vec<PeerStatus>,
 }
 
 /// A space or seed with feeds that cannot be read or written here is stalled (an operator
@@ -71,7 +73,8 @@ fn feed_faults(conditions: &mut Vec<Cond>, faults: Option<&Vec<String>>) {
 pub struct Failure {
     pub action: Action,
     pub error: String,
-    pub retry_in_s: u64,
+    /// When it is tried again; `None`: not until the config or the action changes.
+    pub retry_in_s: Option<u64>,
 }
 
 fn cond(kind: ConditionType, status: bool, reason: &str, message: impl Into<String>) -> Cond {
@@ -93,11 +96,16 @@ fn standard(
 ) -> Vec<Cond> {
     use ConditionType::*;
     if let Some(f) = failure {
+        let when = match f.retry_in_s {
+            Some(s) => format!("retrying in {s} s"),
+            None => "not retried until the config changes".to_string(),
+        };
         let msg = format!(
-            "{}: {}; retrying in {} s",
-            f.action.to_string().trim_start_matches(['+', '-', ' ']),
+            "{}: {}; {when}",
+            f.action
+                .to_string()
+                .trim_start_matches(['+', '-', '~', ' ']),
             f.error,
-            f.retry_in_s
         );
         return vec![
             cond(Ready, false, "ActionFailed", msg.clone()),
@@ -177,52 +185,59 @@ fn quota_condition(q: &QuotaStatus) -> Cond {
 }
 
 /// The resources of `config` with their conditions. `remaining` is what a fresh plan
-/// still wants; `failures` are keyed like [`crate::run::resource_of`] (`space NAME`).
+/// still wants (and what is blocked); `failures` are keyed by resource.
 pub fn resources(
     config: &Config,
     observed: &Observed,
     remaining: &Plan,
-    failures: &BTreeMap<String, Failure>,
+    failures: &BTreeMap<ResourceId, Failure>,
     live: &Live,
 ) -> Vec<Res> {
     let replicas = &live.replicas;
     let mut out = Vec::new();
-    let pending = |pred: &dyn Fn(&Action) -> bool| -> Vec<&Action> {
-        remaining.actions.iter().filter(|a| pred(a)).collect()
+    let pending = |id: &ResourceId| -> Vec<&Action> {
+        remaining
+            .actions
+            .iter()
+            .filter(|a| a.resource() == *id)
+            .collect()
     };
-    let blocked_of = |res: &str| -> Option<&str> {
-        remaining.actions.iter().find_map(|a| match a {
-            Action::Blocked { resource, reason } if resource == res => Some(reason.as_str()),
-            _ => None,
-        })
-    };
-
-    let id_pending = pending(&|a| matches!(a, Action::CreateIdentity));
-    out.push(Res {
-        kind: ResourceKind::Identity,
-        name: "device".into(),
-        conditions: standard(
-            observed
-                .identity
-                .then(|| ("Created", "the device has its identity".to_string())),
-            &id_pending,
-            failures.get("identity"),
-            None,
-        ),
-        details: BTreeMap::new(),
+    let res = |id: &ResourceId, conditions, details| Res {
+        kind: id.kind,
+        name: id.name.clone(),
+        conditions,
+        details,
         replicas: Vec::new(),
         flow: None,
+    };
+    let plain = |id: &ResourceId, ready: Option<(&str, String)>| {
+        standard(
+            ready,
+            &pending(id),
+            failures.get(id),
+            remaining.blocked_reason(id),
+        )
+    };
+
+    let id = ResourceId::identity();
+    let ready = observed
+        .identity
+        .then(|| ("Created", "the device has its identity".to_string()));
+    out.push(res(&id, plain(&id, ready), BTreeMap::new()));
+
+    let id = ResourceId::policy();
+    let want = PolicySpec::of(config);
+    let ready = (observed.policy.as_ref() == Some(&want)).then(|| {
+        (
+            "Applied",
+            "the caps, windows and quotas of the config are in force".to_string(),
+        )
     });
+    out.push(res(&id, plain(&id, ready), BTreeMap::new()));
 
     for s in &config.spaces {
-        let key = format!("space {}", s.name);
+        let id = ResourceId::space(&s.name);
         let seen = observed.spaces.get(&s.name);
-        let mine = pending(&|a| match a {
-            Action::CreateSpace { space }
-            | Action::JoinSpace { space, .. }
-            | Action::OpenSpace { space } => *space == s.name,
-            _ => false,
-        });
         let mut details = BTreeMap::new();
         if let Some(a) = seen.and_then(|o| o.address) {
             details.insert("address".into(), a.to_string());
@@ -231,29 +246,23 @@ pub fn resources(
             .filter(|o| o.open)
             .map(|_| ("Open", "the space is open".to_string()));
         let copies = replicas.get(&s.name).cloned().unwrap_or_default();
-        let mut conditions = standard(ready, &mine, failures.get(&key), blocked_of(&key));
+        let mut conditions = plain(&id, ready);
         if let Some(c) = replica_shortage(s.min_replicas, &copies) {
             conditions.push(c);
         }
         feed_faults(&mut conditions, live.faults.get(&s.name));
         out.push(Res {
-            kind: ResourceKind::Space,
-            name: s.name.clone(),
-            conditions,
-            details,
             replicas: copies,
             flow: live.spaces.get(&s.name).cloned(),
+            ..res(&id, conditions, details)
         });
         if let Some(path) = &s.mount {
-            let mine = pending(&|a| matches!(a, Action::Mount { path: p, .. } if p == path));
+            let mid = ResourceId::mount(path);
             let ready = (observed.mounts.get(path) == Some(&s.name))
                 .then(|| ("Mounted", format!("space {} is mounted", s.name)));
             // A mount depends on its space: the space's failure is the mount's reason.
-            let failure = failures
-                .get(&key)
-                .filter(|f| matches!(f.action, Action::Mount { .. } | Action::Unmount { .. }));
-            let upstream_failed = failures.contains_key(&key) && failure.is_none();
-            let conditions = if upstream_failed && ready.is_none() {
+            let space_down = failures.contains_key(&id) || remaining.blocked_reason(&id).is_some();
+            let conditions = if space_down && ready.is_none() && !failures.contains_key(&mid) {
                 vec![
                     cond(
                         ConditionType::Ready,
@@ -264,23 +273,15 @@ pub fn resources(
                     cond(ConditionType::Stalled, true, "SpaceNotReady", ""),
                 ]
             } else {
-                standard(ready, &mine, failure, blocked_of(&key))
+                plain(&mid, ready)
             };
             let mut details = BTreeMap::new();
             details.insert("space".into(), s.name.clone());
-            out.push(Res {
-                kind: ResourceKind::Mount,
-                name: path.display().to_string(),
-                conditions,
-                details,
-                replicas: Vec::new(),
-                flow: None,
-            });
+            out.push(res(&mid, conditions, details));
         }
     }
     for s in &config.seeds {
-        let key = format!("seed {}", s.name);
-        let mine = pending(&|a| matches!(a, Action::StartSeed { seed, .. } if *seed == s.name));
+        let id = ResourceId::seed(&s.name);
         let ready = observed
             .seeds
             .get(&s.name)
@@ -289,18 +290,60 @@ pub fn resources(
         let mut details = BTreeMap::new();
         details.insert("address".into(), s.address.to_string());
         let flow = live.seeds.get(&s.name).cloned();
-        let mut conditions = standard(ready, &mine, failures.get(&key), blocked_of(&key));
+        let mut conditions = plain(&id, ready);
         if let Some(q) = flow.as_ref().and_then(|f| f.quota.as_ref()) {
             conditions.push(quota_condition(q));
         }
         feed_faults(&mut conditions, live.faults.get(&s.name));
         out.push(Res {
-            kind: ResourceKind::Seed,
-            name: s.name.clone(),
-            conditions,
-            details,
             replicas: live.replicas.get(&s.name).cloned().unwrap_or_default(),
             flow,
+            ..res(&id, conditions, details)
+        });
+    }
+    for address in &config.network.listen {
+        let id = ResourceId::listener(address);
+        let bound = observed.listeners.get(address);
+        let ready = bound.map(|b| ("Listening", format!("listening on {b}")));
+        let mut details = BTreeMap::new();
+        if let Some(b) = bound {
+            details.insert("bound".into(), b.to_string());
+        }
+        out.push(res(&id, plain(&id, ready), details));
+    }
+    for peer in &config.network.peers {
+        let id = ResourceId::dialer(&peer.to_string());
+        let ready = observed
+            .dialers
+            .contains(&id.name)
+            .then(|| ("Dialling", format!("keeps {peer} connected")));
+        out.push(res(&id, plain(&id, ready), BTreeMap::new()));
+    }
+    if let Some(want) = EndpointSpec::of(&config.network) {
+        let id = ResourceId::endpoint();
+        let ready = (observed.endpoint.as_ref() == Some(&want)).then(|| {
+            (
+                "Running",
+                format!("the iroh endpoint runs: {}", want.describe()),
+            )
+        });
+        out.push(res(&id, plain(&id, ready), BTreeMap::new()));
+    }
+    for p in &live.peers {
+        let mut details = BTreeMap::new();
+        details.insert("shared".into(), p.shared.join(", "));
+        let message = if p.shared.is_empty() {
+            "connected".to_string()
+        } else {
+            format!("connected, sharing {}", p.shared.join(", "))
+        };
+        out.push(Res {
+            kind: ResourceKind::Peer,
+            name: p.identity.clone(),
+            conditions: vec![cond(ConditionType::Ready, true, "Connected", message)],
+            details,
+            replicas: Vec::new(),
+            flow: None,
         });
     }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
@@ -351,11 +394,14 @@ mod tests {
 
         let mut failures = BTreeMap::new();
         failures.insert(
-            "space a".to_string(),
+            ResourceId::space("a"),
             Failure {
-                action: Action::OpenSpace { space: "a".into() },
+                action: Action::OpenSpace {
+                    space: "a".into(),
+                    seeders: vec![],
+                },
                 error: "disk full".into(),
-                retry_in_s: 2,
+                retry_in_s: Some(2),
             },
         );
         let rs = resources(&c, &o, &p, &failures, &Live::default());
@@ -395,17 +441,18 @@ mod tests {
         let fail = |action: Action| {
             let mut f = BTreeMap::new();
             f.insert(
-                "space mountain".to_string(),
+                action.resource(),
                 Failure {
                     action,
                     error: "no".into(),
-                    retry_in_s: 1,
+                    retry_in_s: Some(1),
                 },
             );
             f
         };
         let open = fail(Action::OpenSpace {
             space: "mountain".into(),
+            seeders: vec![],
         });
         let rs = resources(&c, &o, &p, &open, &Live::default());
         assert_eq!(

@@ -14,42 +14,17 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Network;
+use crate::backoff::Backoff;
+use crate::plan::EndpointSpec;
 use crate::transport::iroh::{IrohOptions, IrohTransport, Relays, TransportError};
 
 const LOOK_EVERY: Duration = Duration::from_secs(2);
-const FIRST_WAIT: Duration = Duration::from_secs(1);
-const LONGEST_WAIT: Duration = Duration::from_secs(60);
 const DIAL_WITHIN: Duration = Duration::from_secs(20);
-
-/// The `[network]` settings iroh runs with; a change restarts the endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    pub relays: config::Relays,
-    pub portmapper: bool,
-    pub mdns: bool,
-    pub mainline: bool,
-}
-
-impl Settings {
-    pub fn of(n: &config::Network) -> Settings {
-        Settings {
-            relays: n.relays.clone(),
-            portmapper: n.portmapper,
-            mdns: n.lan_discovery,
-            mainline: n.internet_discovery,
-        }
-    }
-
-    /// Whether iroh could reach anyone: some way to find peers or meet them.
-    pub fn useful(&self) -> bool {
-        self.mdns || self.mainline || self.relays != config::Relays::Disabled
-    }
-}
 
 /// A running iroh endpoint with its accept and dial tasks.
 #[derive(Debug)]
 pub struct IrohLink {
-    settings: Settings,
+    settings: EndpointSpec,
     transport: Arc<IrohTransport>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -57,7 +32,7 @@ pub struct IrohLink {
 #[derive(Debug, Default)]
 struct Attempt {
     busy: bool,
-    wait: Duration,
+    wait: Option<Duration>,
     next: Option<Instant>,
 }
 
@@ -66,7 +41,7 @@ impl IrohLink {
     pub async fn start(
         net: &Network,
         identity_seed: [u8; 32],
-        settings: Settings,
+        settings: EndpointSpec,
     ) -> Result<IrohLink, TransportError> {
         let relays = match &settings.relays {
             config::Relays::Default => Relays::Default,
@@ -94,7 +69,7 @@ impl IrohLink {
         })
     }
 
-    pub fn settings(&self) -> &Settings {
+    pub fn settings(&self) -> &EndpointSpec {
         &self.settings
     }
 
@@ -154,12 +129,13 @@ async fn dial_loop(net: Network, transport: Arc<IrohTransport>) {
                 let mut all = attempts.lock().unwrap_or_else(|e| e.into_inner());
                 let a = all.entry(who).or_default();
                 a.busy = false;
-                a.wait = if lasted >= LONGEST_WAIT {
-                    FIRST_WAIT
+                let wait = if lasted >= Backoff::DIAL.longest {
+                    Backoff::DIAL.first
                 } else {
-                    (a.wait * 2).clamp(FIRST_WAIT, LONGEST_WAIT)
+                    Backoff::DIAL.after(a.wait)
                 };
-                a.next = Some(Instant::now() + a.wait);
+                a.wait = Some(wait);
+                a.next = Some(Instant::now() + wait);
             });
         }
         tokio::time::sleep(LOOK_EVERY).await;

@@ -12,6 +12,7 @@
 //! - Transports hand connections in through [`Network::connect`]: plain TCP ([`tcp`]).
 
 mod health;
+pub mod housekeeping;
 pub mod iroh;
 pub mod policy;
 pub mod seed;
@@ -168,6 +169,18 @@ impl Network {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admit `seeders` as seeders of the space shared at `address` (its declared list
+    /// changed while it was open): the statements are kept, passed on to the peers sharing
+    /// it, and in force for the next session at once.
+    pub async fn admit_seeders(&self, address: [u8; 32], seeders: &[[u8; 32]]) {
+        let me = &self.inner.identity;
+        let statements = seeders
+            .iter()
+            .map(|s| Statement::allow(me, &address, roster::Role::Seeder, *s))
+            .collect();
+        self.learn(address, statements, None, true).await;
     }
 
     /// Share a space this device is a member of. `seeders` are the identities the config

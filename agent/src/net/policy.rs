@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::plan::spec::{PolicySpec, ShareRules};
 use chrono::{DateTime, Utc};
-use cobox_schema::Config;
 use cobox_schema::api::{QuotaStatus, TrafficStatus, WindowStatus};
 use cobox_schema::config::WhenFull;
 use cobox_schema::window::{self, Recurring, Window};
@@ -148,37 +148,30 @@ impl Policy {
     }
 
     /// Take the policy of `config`, and apply it at once.
-    pub fn configure(&self, config: &Config) {
+    pub fn configure(&self, spec: &PolicySpec) {
         {
             let mut st = self.state();
-            let n = &config.network;
-            st.upload = n.upload.map(|r| r.0);
-            st.download = n.download.map(|r| r.0);
-            st.limits = n.limits.clone();
-            st.total = config.storage.quota.map(|s| s.0);
-            st.min_free = config.storage.min_free.0;
-            st.when_full = config.storage.when_full;
-            st.rules = config
+            st.upload = spec.upload.map(|r| r.0);
+            st.download = spec.download.map(|r| r.0);
+            st.limits = spec.limits.clone();
+            st.total = spec.quota.map(|s| s.0);
+            st.min_free = spec.min_free.0;
+            st.when_full = spec.when_full;
+            let rules = |r: &ShareRules| Rules {
+                windows: r.windows.clone(),
+                upload: r.upload.map(|r| r.0),
+                download: r.download.map(|r| r.0),
+                quota: r.quota.map(|q| q.0),
+            };
+            st.rules = spec
                 .spaces
                 .iter()
-                .map(|s| {
-                    let rules = Rules {
-                        windows: s.windows.clone(),
-                        upload: s.upload.map(|r| r.0),
-                        download: s.download.map(|r| r.0),
-                        quota: None,
-                    };
-                    (Class::Space(s.name.clone()), rules)
-                })
-                .chain(config.seeds.iter().map(|s| {
-                    let rules = Rules {
-                        windows: s.windows.clone(),
-                        upload: s.upload.map(|r| r.0),
-                        download: s.download.map(|r| r.0),
-                        quota: s.quota.map(|q| q.0),
-                    };
-                    (Class::Seed(s.name.clone()), rules)
-                }))
+                .map(|s| (Class::Space(s.name.clone()), rules(s)))
+                .chain(
+                    spec.seeds
+                        .iter()
+                        .map(|s| (Class::Seed(s.name.clone()), rules(s))),
+                )
                 .collect();
         }
         self.apply(Utc::now());
@@ -423,7 +416,7 @@ fn next_closing(windows: &[Window], now: DateTime<Utc>) -> Option<DateTime<Utc>>
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use cobox_schema::{FixedHost, Source, validate};
+    use cobox_schema::{Config, FixedHost, Source, validate};
 
     fn config(text: &str) -> Config {
         let text = format!("version = 1\n{text}");
@@ -458,7 +451,7 @@ windows = [{{ when = "0 22 * * *", for = "6h", zone = "UTC" }}]
 "#
         ));
         let p = Policy::new();
-        p.configure(&c);
+        p.configure(&PolicySpec::of(&c));
         let river = Class::Seed("river".into());
         let t = p.traffic(&river);
         // Monday 9 March 10:00 UTC = 11:00 in Berlin: work hours.
@@ -514,7 +507,7 @@ address = "{ADDR}"
 "#
         ));
         let p = Policy::new();
-        p.configure(&c);
+        p.configure(&PolicySpec::of(&c));
         let t = p.traffic(&Class::Seed("river".into()));
         let q = t.quota.clone().unwrap();
         let used = BTreeMap::from([("river".to_string(), 100 << 20)]);
@@ -545,7 +538,7 @@ quota = "1 GiB"
 "#
         ));
         let p = Policy::new();
-        p.configure(&c);
+        p.configure(&PolicySpec::of(&c));
         let q = p
             .traffic(&Class::Seed("river".into()))
             .quota

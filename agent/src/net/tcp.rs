@@ -15,9 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::{Network, log_end};
+use crate::backoff::Backoff;
 
-const FIRST_WAIT: Duration = Duration::from_secs(1);
-const LONGEST_WAIT: Duration = Duration::from_secs(60);
 /// A session that lasted this long resets the dialler's wait.
 const STABLE: Duration = Duration::from_secs(60);
 /// A silent connection is probed after this long, every `PROBE_EVERY`, and given up after
@@ -45,7 +44,7 @@ fn tune(stream: &TcpStream) {
     }
 }
 
-/// The TCP side of the network: what listens and what dials.
+/// The TCP side of the network: what listens and what dials, one planned resource each.
 #[derive(Debug, Default)]
 pub struct Tcp {
     listeners: BTreeMap<SocketAddr, (SocketAddr, JoinHandle<()>)>,
@@ -64,51 +63,54 @@ impl Drop for Tcp {
 }
 
 impl Tcp {
-    /// Listen on exactly `listen` and dial exactly `peers`: starts what is new, stops what
-    /// is gone, keeps the rest (and their sessions) as they are. Must run inside the
-    /// runtime. Returns the addresses that could not be bound, with why.
-    pub fn configure(
-        &mut self,
-        net: &Network,
-        listen: &[SocketAddr],
-        peers: &[Peer],
-    ) -> Vec<(SocketAddr, std::io::Error)> {
-        let mut failed = Vec::new();
-        self.listeners.retain(|addr, (_, task)| {
-            let keep = listen.contains(addr) && !task.is_finished();
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        for addr in listen {
-            if self.listeners.contains_key(addr) {
-                continue;
-            }
-            match bind(*addr) {
-                Ok(l) => {
-                    let bound = l.local_addr().unwrap_or(*addr);
-                    tracing::info!(address = %bound, "listening for peers over tcp");
-                    let task = tokio::spawn(accept_loop(net.clone(), l));
-                    self.listeners.insert(*addr, (bound, task));
-                }
-                Err(e) => failed.push((*addr, e)),
-            }
+    /// Listen on `addr` (kept as it is when already listening); the address bound. Must
+    /// run inside the runtime.
+    pub fn listen(&mut self, net: &Network, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        if let Some((bound, task)) = self.listeners.get(&addr)
+            && !task.is_finished()
+        {
+            return Ok(*bound);
         }
-        let wanted: BTreeMap<String, &Peer> = peers.iter().map(|p| (p.to_string(), p)).collect();
-        self.dialers.retain(|name, task| {
-            let keep = wanted.contains_key(name);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        for (name, peer) in wanted {
-            self.dialers
-                .entry(name)
-                .or_insert_with(|| tokio::spawn(dial_loop(net.clone(), peer.clone())));
+        let l = bind(addr)?;
+        let bound = l.local_addr().unwrap_or(addr);
+        tracing::info!(address = %bound, "listening for peers over tcp");
+        let task = tokio::spawn(accept_loop(net.clone(), l));
+        self.listeners.insert(addr, (bound, task));
+        Ok(bound)
+    }
+
+    pub fn stop_listening(&mut self, addr: &SocketAddr) {
+        if let Some((_, task)) = self.listeners.remove(addr) {
+            task.abort();
         }
-        failed
+    }
+
+    /// Keep dialling `peer` (started once; its sessions kept). Must run inside the runtime.
+    pub fn dial(&mut self, net: &Network, peer: &Peer) {
+        self.dialers
+            .entry(peer.to_string())
+            .or_insert_with(|| tokio::spawn(dial_loop(net.clone(), peer.clone())));
+    }
+
+    pub fn stop_dialing(&mut self, peer: &str) {
+        if let Some(task) = self.dialers.remove(peer) {
+            task.abort();
+        }
+    }
+
+    /// The listeners running: configured address → address bound. One whose task ended
+    /// is dropped (and so planned again).
+    pub fn listeners(&mut self) -> BTreeMap<SocketAddr, SocketAddr> {
+        self.listeners.retain(|_, (_, task)| !task.is_finished());
+        self.listeners
+            .iter()
+            .map(|(a, (bound, _))| (*a, *bound))
+            .collect()
+    }
+
+    /// The `peers` entries being dialled, as written.
+    pub fn dialers(&self) -> std::collections::BTreeSet<String> {
+        self.dialers.keys().cloned().collect()
     }
 
     /// The addresses actually bound (port 0 resolved), sorted.
@@ -151,10 +153,10 @@ async fn dial_loop(net: Network, peer: Peer) {
         format!("{}:{}", peer.host, peer.port)
     };
     let mut known = peer.key.map(|k| k.0);
-    let mut wait = FIRST_WAIT;
+    let mut wait = None;
     loop {
         if known.is_some_and(|k| net.is_connected(&k)) {
-            tokio::time::sleep(FIRST_WAIT).await;
+            tokio::time::sleep(Backoff::DIAL.first).await;
             continue;
         }
         match TcpStream::connect(&target).await {
@@ -165,12 +167,13 @@ async fn dial_loop(net: Network, peer: Peer) {
                 known = known.or(who);
                 log_end(&target, who, ended);
                 if started.elapsed() >= STABLE {
-                    wait = FIRST_WAIT;
+                    wait = None;
                 }
             }
             Err(e) => tracing::debug!(peer = %target, error = %e, "dial failed"),
         }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(LONGEST_WAIT);
+        let next = Backoff::DIAL.after(wait);
+        wait = Some(next);
+        tokio::time::sleep(next).await;
     }
 }

@@ -1,20 +1,29 @@
 //! Planning: what to do to bring a device from what is observed to what is declared.
 //!
-//! `plan(desired, observed)` is pure and deterministic: no I/O, no clock. It tears down in
-//! reverse dependency order (unmounts, then closes, then stops seeds), then sets up
-//! (identity, spaces, mounts, seeds), each in declaration order. It only ever removes
+//! `plan(desired, observed)` is pure and deterministic: no I/O, no clock. Every resource the
+//! device runs goes through it: the identity, the traffic and storage policy, spaces,
+//! mounts, seeds, TCP listeners and dialers, and the iroh endpoint. It tears down in
+//! reverse dependency order (unmounts, closes, seeds, dialers, listeners, the endpoint),
+//! then sets up (identity, policy, spaces, mounts, seeds, listeners, dialers, endpoint),
+//! each in declaration order. What an action needs travels in it. It only ever removes
 //! what the agent created, and never deletes data: a space that leaves the config is
-//! unmounted and closed, its feeds kept.
+//! unmounted and closed, its feeds kept. What cannot be done is `blocked`, with why.
 
+pub mod resource;
+pub mod spec;
 pub mod world;
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use cobox_schema::Config;
-use cobox_schema::hexkey::Address;
+use cobox_schema::config::Peer;
+use cobox_schema::hexkey::{Address, PublicKey};
 
+pub use resource::{ResourceId, ResourceKind};
+pub use spec::{EndpointSpec, PolicySpec};
 pub use world::{Observed, ObservedSeed, ObservedSpace};
 
 /// One step of a plan.
@@ -30,7 +39,18 @@ pub enum Action {
     StopSeed {
         seed: String,
     },
+    StopDialing {
+        peer: String,
+    },
+    StopListening {
+        address: SocketAddr,
+    },
+    StopEndpoint,
     CreateIdentity,
+    /// Put the traffic and storage policy in force.
+    ApplyPolicy {
+        policy: PolicySpec,
+    },
     /// A new space: fresh address and key.
     CreateSpace {
         space: String,
@@ -40,8 +60,15 @@ pub enum Action {
         space: String,
         invite: String,
     },
+    /// Open a space and share it with peers, admitting its declared seeders.
     OpenSpace {
         space: String,
+        seeders: Vec<PublicKey>,
+    },
+    /// Admit these seeders of an open space (its declared list changed).
+    AdmitSeeders {
+        space: String,
+        seeders: Vec<PublicKey>,
     },
     Mount {
         space: String,
@@ -51,11 +78,52 @@ pub enum Action {
         seed: String,
         address: Address,
     },
-    /// What cannot be done, and why (shown as a condition; nothing is attempted).
-    Blocked {
-        resource: String,
-        reason: String,
+    Listen {
+        address: SocketAddr,
     },
+    Dial {
+        peer: Peer,
+    },
+    StartEndpoint {
+        endpoint: EndpointSpec,
+    },
+}
+
+impl Action {
+    /// The resource the action changes.
+    pub fn resource(&self) -> ResourceId {
+        match self {
+            Action::Unmount { path, .. } | Action::Mount { path, .. } => ResourceId::mount(path),
+            Action::CloseSpace { space }
+            | Action::CreateSpace { space }
+            | Action::JoinSpace { space, .. }
+            | Action::OpenSpace { space, .. }
+            | Action::AdmitSeeders { space, .. } => ResourceId::space(space),
+            Action::StopSeed { seed } | Action::StartSeed { seed, .. } => ResourceId::seed(seed),
+            Action::StopDialing { peer } => ResourceId::dialer(peer),
+            Action::Dial { peer } => ResourceId::dialer(&peer.to_string()),
+            Action::StopListening { address } | Action::Listen { address } => {
+                ResourceId::listener(address)
+            }
+            Action::StopEndpoint | Action::StartEndpoint { .. } => ResourceId::endpoint(),
+            Action::CreateIdentity => ResourceId::identity(),
+            Action::ApplyPolicy { .. } => ResourceId::policy(),
+        }
+    }
+
+    /// The resource that must be ready first: an action is not tried in a reconcile in
+    /// which that resource failed.
+    pub fn depends_on(&self) -> Option<ResourceId> {
+        match self {
+            Action::Mount { space, .. } => Some(ResourceId::space(space)),
+            Action::OpenSpace { .. }
+            | Action::StartSeed { .. }
+            | Action::Listen { .. }
+            | Action::Dial { .. }
+            | Action::StartEndpoint { .. } => Some(ResourceId::identity()),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Action {
@@ -66,31 +134,56 @@ impl fmt::Display for Action {
             }
             Action::CloseSpace { space } => write!(f, "- close space {space} (data kept)"),
             Action::StopSeed { seed } => write!(f, "- stop seed {seed} (data kept)"),
+            Action::StopDialing { peer } => write!(f, "- stop dialling {peer}"),
+            Action::StopListening { address } => write!(f, "- stop listening on {address}"),
+            Action::StopEndpoint => write!(f, "- stop the iroh endpoint"),
             Action::CreateIdentity => write!(f, "+ create identity"),
+            Action::ApplyPolicy { .. } => write!(f, "~ apply the traffic and storage policy"),
             Action::CreateSpace { space } => write!(f, "+ create space {space}"),
             Action::JoinSpace { space, .. } => write!(f, "+ join space {space} by invite"),
-            Action::OpenSpace { space } => write!(f, "+ open space {space}"),
+            Action::OpenSpace { space, .. } => write!(f, "+ open space {space}"),
+            Action::AdmitSeeders { space, seeders } => {
+                write!(f, "~ admit {} seeders of space {space}", seeders.len())
+            }
             Action::Mount { space, path } => {
                 write!(f, "+ mount space {space} at {}", path.display())
             }
             Action::StartSeed { seed, address } => write!(f, "+ start seed {seed} ({address})"),
-            Action::Blocked { resource, reason } => write!(f, "! {resource}: {reason}"),
+            Action::Listen { address } => write!(f, "+ listen on {address}"),
+            Action::Dial { peer } => write!(f, "+ dial {peer}"),
+            Action::StartEndpoint { endpoint } => {
+                write!(f, "+ start the iroh endpoint ({})", endpoint.describe())
+            }
         }
     }
 }
 
-/// The steps to converge, in order.
+/// What cannot be done for a resource, and why (shown as a condition; nothing is tried).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    pub resource: ResourceId,
+    pub reason: String,
+}
+
+/// The steps to converge, in order, and what is blocked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub actions: Vec<Action>,
+    pub blocked: Vec<Blocked>,
 }
 
 impl Plan {
-    /// No step changes anything (blocked resources aside).
+    /// Nothing is left to do (blocked resources aside).
     pub fn is_converged(&self) -> bool {
-        self.actions
+        self.actions.is_empty()
+    }
+
+    /// Why `resource` is blocked, if it is.
+    pub fn blocked_reason(&self, resource: &ResourceId) -> Option<&str> {
+        self.blocked
             .iter()
-            .all(|a| matches!(a, Action::Blocked { .. }))
+            .find(|b| b.resource == *resource)
+            .map(|b| b.reason.as_str())
     }
 }
 
@@ -98,6 +191,9 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for a in &self.actions {
             writeln!(f, "{a}")?;
+        }
+        for b in &self.blocked {
+            writeln!(f, "! {}: {}", b.resource, b.reason)?;
         }
         Ok(())
     }
@@ -107,6 +203,7 @@ impl fmt::Display for Plan {
 pub fn plan(desired: &Config, observed: &Observed) -> Plan {
     let mut teardown = Vec::new();
     let mut setup = Vec::new();
+    let mut blocked = Vec::new();
     let declared: BTreeSet<&str> = desired.spaces.iter().map(|s| s.name.as_str()).collect();
     let wanted_mounts: BTreeSet<(&str, &std::path::Path)> = desired
         .spaces
@@ -114,7 +211,7 @@ pub fn plan(desired: &Config, observed: &Observed) -> Plan {
         .filter_map(|s| Some((s.name.as_str(), s.mount.as_deref()?)))
         .collect();
 
-    // Teardown, reverse dependency order: mounts, then spaces, then seeds.
+    // Teardown, reverse dependency order: mounts, spaces, seeds, then the network.
     for (path, space) in &observed.mounts {
         if !wanted_mounts.contains(&(space.as_str(), path.as_path())) {
             teardown.push(Action::Unmount {
@@ -140,34 +237,57 @@ pub fn plan(desired: &Config, observed: &Observed) -> Plan {
             teardown.push(Action::StopSeed { seed: name.clone() });
         }
     }
+    let peers: BTreeSet<String> = desired
+        .network
+        .peers
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    for peer in &observed.dialers {
+        if !peers.contains(peer) {
+            teardown.push(Action::StopDialing { peer: peer.clone() });
+        }
+    }
+    for address in observed.listeners.keys() {
+        if !desired.network.listen.contains(address) {
+            teardown.push(Action::StopListening { address: *address });
+        }
+    }
+    let endpoint = EndpointSpec::of(&desired.network);
+    if observed.endpoint.is_some() && observed.endpoint != endpoint {
+        teardown.push(Action::StopEndpoint);
+    }
 
     // Setup, in declaration order.
     if !observed.identity {
         setup.push(Action::CreateIdentity);
     }
+    let policy = PolicySpec::of(desired);
+    if observed.policy.as_ref() != Some(&policy) {
+        setup.push(Action::ApplyPolicy { policy });
+    }
     for s in &desired.spaces {
         let seen = observed.spaces.get(&s.name);
         let exists = seen.is_some_and(|o| o.exists);
+        let open = seen.is_some_and(|o| o.open);
+        let block = |reason: String| Blocked {
+            resource: ResourceId::space(&s.name),
+            reason,
+        };
         if let (Some(want), Some(have)) = (s.address, seen.and_then(|o| o.address))
             && want != have
         {
-            setup.push(Action::Blocked {
-                resource: format!("space {}", s.name),
-                reason: format!(
-                    "this device holds space {} under that name, not {want}",
-                    have
-                ),
-            });
+            blocked.push(block(format!(
+                "this device holds space {} under that name, not {want}",
+                have
+            )));
             continue;
         }
-        if !exists && seen.is_some_and(|o| o.open) {
-            setup.push(Action::Blocked {
-                resource: format!("space {}", s.name),
-                reason: format!(
-                    "the data of space {} vanished from the data directory while it was open; restore it from a backup, or remove the space from the config and prune it",
-                    s.name
-                ),
-            });
+        if !exists && open {
+            blocked.push(block(format!(
+                "the data of space {} vanished from the data directory while it was open; restore it from a backup, or remove the space from the config and prune it",
+                s.name
+            )));
             continue;
         }
         if !exists {
@@ -180,17 +300,22 @@ pub fn plan(desired: &Config, observed: &Observed) -> Plan {
                     space: s.name.clone(),
                 }),
                 (None, Some(address)) => {
-                    setup.push(Action::Blocked {
-                        resource: format!("space {}", s.name),
-                        reason: format!("no keys for address {address} on this device: add an `invite` or restore its key"),
-                    });
+                    blocked.push(block(format!(
+                        "no keys for address {address} on this device: add an `invite` or restore its key"
+                    )));
                     continue;
                 }
             }
         }
-        if !seen.is_some_and(|o| o.open) {
+        if !open {
             setup.push(Action::OpenSpace {
                 space: s.name.clone(),
+                seeders: s.seeders.clone(),
+            });
+        } else if seen.is_some_and(|o| o.seeders != s.seeders) {
+            setup.push(Action::AdmitSeeders {
+                space: s.name.clone(),
+                seeders: s.seeders.clone(),
             });
         }
         if let Some(path) = &s.mount
@@ -214,6 +339,24 @@ pub fn plan(desired: &Config, observed: &Observed) -> Plan {
             });
         }
     }
+    for address in &desired.network.listen {
+        if !observed.listeners.contains_key(address) {
+            setup.push(Action::Listen { address: *address });
+        }
+    }
+    for peer in &desired.network.peers {
+        if !observed.dialers.contains(&peer.to_string()) {
+            setup.push(Action::Dial { peer: peer.clone() });
+        }
+    }
+    if let Some(endpoint) = endpoint
+        && observed.endpoint.as_ref() != Some(&endpoint)
+    {
+        setup.push(Action::StartEndpoint { endpoint });
+    }
     teardown.extend(setup);
-    Plan { actions: teardown }
+    Plan {
+        actions: teardown,
+        blocked,
+    }
 }

@@ -1,12 +1,13 @@
 //! What the agent observes of a device, and how each planned action changes it — the
 //! model the planner plans against (and that tests apply plans to).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use cobox_schema::hexkey::Address;
+use cobox_schema::hexkey::{Address, PublicKey};
 
-use super::Action;
+use super::{Action, EndpointSpec, PolicySpec};
 
 /// A space as observed on the device.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct ObservedSpace {
     pub address: Option<Address>,
     /// The agent has it open.
     pub open: bool,
+    /// The seeders it admits (as declared when it was opened or last changed).
+    pub seeders: Vec<PublicKey>,
 }
 
 /// A seed as observed.
@@ -29,12 +32,20 @@ pub struct ObservedSeed {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     pub identity: bool,
+    /// The traffic and storage policy in force, once one was applied.
+    pub policy: Option<PolicySpec>,
     /// By name.
     pub spaces: BTreeMap<String, ObservedSpace>,
     /// By name.
     pub seeds: BTreeMap<String, ObservedSeed>,
     /// Mounts this agent made: path → space name. Nothing else is ever unmounted.
     pub mounts: BTreeMap<PathBuf, String>,
+    /// TCP listeners: the configured address → the address bound (port 0 resolved).
+    pub listeners: BTreeMap<SocketAddr, SocketAddr>,
+    /// `peers` entries being dialled, as written.
+    pub dialers: BTreeSet<String>,
+    /// The iroh endpoint running, with its settings.
+    pub endpoint: Option<EndpointSpec>,
 }
 
 impl Observed {
@@ -55,14 +66,24 @@ impl Observed {
                     s.running = false;
                 }
             }
+            Action::StopDialing { peer } => {
+                self.dialers.remove(peer);
+            }
+            Action::StopListening { address } => {
+                self.listeners.remove(address);
+            }
+            Action::StopEndpoint => self.endpoint = None,
             Action::CreateIdentity => self.identity = true,
+            Action::ApplyPolicy { policy } => self.policy = Some(policy.clone()),
             Action::CreateSpace { space } | Action::JoinSpace { space, .. } => {
                 let s = self.spaces.entry(space.clone()).or_default();
                 s.exists = true;
                 s.address = Some(address_of(space));
             }
-            Action::OpenSpace { space } => {
-                self.spaces.entry(space.clone()).or_default().open = true
+            Action::OpenSpace { space, seeders } | Action::AdmitSeeders { space, seeders } => {
+                let s = self.spaces.entry(space.clone()).or_default();
+                s.open = true;
+                s.seeders = seeders.clone();
             }
             Action::Mount { space, path } => {
                 self.mounts.insert(path.clone(), space.clone());
@@ -76,7 +97,13 @@ impl Observed {
                     },
                 );
             }
-            Action::Blocked { .. } => {}
+            Action::Listen { address } => {
+                self.listeners.insert(*address, *address);
+            }
+            Action::Dial { peer } => {
+                self.dialers.insert(peer.to_string());
+            }
+            Action::StartEndpoint { endpoint } => self.endpoint = Some(endpoint.clone()),
         }
     }
 }

@@ -1,59 +1,30 @@
-//! The live device the agent manages: its identity, open spaces and the mounts it made,
-//! observed for planning and changed by executing plan actions.
+//! The live device the agent manages: its identity, the policy in force, open spaces, the
+//! mounts it made, seeds, TCP listeners and dialers and the iroh endpoint; observed for
+//! planning and changed by executing plan actions.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use cobox_keys::{KeyStore, Secret32, SpaceKeys};
 use cobox_schema::Config;
+use cobox_schema::hexkey::PublicKey;
 
+use super::action_error::{ActionError, io_is_permanent};
 use crate::control::conditions::{Flow, Live};
 use crate::mount::{Mounted, is_mounted};
 use crate::net::Network;
-use crate::net::iroh::{IrohLink, Settings as IrohSettings};
+use crate::net::housekeeping::{Housekeeping, disk_usage};
+use crate::net::iroh::IrohLink;
 use crate::net::policy::{Class, Policy};
 use crate::net::seed::{SeedStore, seed_root};
 use crate::net::tcp::Tcp;
-use crate::plan::{Action, Observed, ObservedSeed, ObservedSpace};
+use crate::plan::{Action, Observed, ObservedSeed, ObservedSpace, PolicySpec};
 use crate::space::Space;
 use crate::space::layout::Layout;
 use crate::space::roster::{Role as RosterRole, Roster, Statement};
 use cobox_schema::api::PruneCandidate;
-
-/// Bytes of the files under `dir`.
-fn disk_usage(dir: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => disk_usage(&e.path()),
-            Ok(m) => m.blocks() * 512,
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// Each running seed's data directory, by name.
-type SeedRoots = Arc<std::sync::Mutex<BTreeMap<String, PathBuf>>>;
-
-/// Measure on disk what each seed stores and what the data directory has free, for the
-/// quotas.
-fn measure(policy: &Policy, roots: &SeedRoots, data_dir: &std::path::Path) {
-    let roots = roots.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let used: BTreeMap<String, u64> = roots
-        .into_iter()
-        .map(|(name, root)| (name, disk_usage(&root)))
-        .collect();
-    let free = rustix::fs::statvfs(data_dir)
-        .ok()
-        .map(|v| v.f_bavail.saturating_mul(v.f_frsize));
-    policy.measured(&used, free);
-}
 
 /// What the agent holds open on this device.
 pub struct Device {
@@ -62,21 +33,20 @@ pub struct Device {
     parent: Option<Secret32>,
     device_name: String,
     spaces: BTreeMap<String, Arc<tokio::sync::Mutex<Space>>>,
+    /// The seeders each open space admits, as its last open or admission declared them.
+    seeders: BTreeMap<String, Vec<PublicKey>>,
     mounts: BTreeMap<PathBuf, (String, Mounted)>,
     /// Seeds running, by name.
     seeds: BTreeMap<String, cobox_schema::hexkey::Address>,
-    /// The declared seeders of each space, as last observed.
-    seeders: BTreeMap<String, Vec<[u8; 32]>>,
     /// Replication with peers, once the device has an identity.
     network: Option<Network>,
+    /// The network's upkeep, once it runs.
+    housekeeping: Option<Housekeeping>,
     tcp: Tcp,
     iroh: Option<IrohLink>,
-    /// Caps, windows and quotas in force.
+    /// Caps, windows and quotas, and the policy last put in force.
     policy: Arc<Policy>,
-    /// Where each running seed keeps its data, for measuring quota usage.
-    seed_roots: SeedRoots,
-    /// Whether the task that evicts for full seeds runs.
-    evictor: bool,
+    applied: Option<PolicySpec>,
     /// What changed behind the agent's back since last asked.
     drift: Vec<(String, String)>,
 }
@@ -101,29 +71,44 @@ impl Device {
     pub fn new(rt: tokio::runtime::Handle, config: &Config) -> Result<Device> {
         let store = KeyStore::new(&config.device.data_dir);
         let parent = store.load_parent()?;
-        let network = parent
-            .as_ref()
-            .map(|p| Network::new(rt.clone(), cobox_keys::derive::identity(p)));
         let policy = Policy::new();
-        policy.configure(config);
         policy.spawn_clock(&rt);
-        Ok(Device {
+        let mut device = Device {
             policy,
-            seed_roots: SeedRoots::default(),
-            evictor: false,
+            applied: None,
             rt,
             store,
-            parent,
+            parent: None,
             device_name: config.device.name.clone().unwrap_or_else(host_name),
             spaces: BTreeMap::new(),
+            seeders: BTreeMap::new(),
             mounts: BTreeMap::new(),
             seeds: BTreeMap::new(),
-            seeders: BTreeMap::new(),
-            network,
+            network: None,
+            housekeeping: None,
             tcp: Tcp::default(),
             iroh: None,
             drift: Vec::new(),
-        })
+        };
+        if let Some(parent) = parent {
+            device.take_identity(parent);
+        }
+        Ok(device)
+    }
+
+    /// Hold the device's parent key and start its network and the network's upkeep.
+    fn take_identity(&mut self, parent: Secret32) {
+        if self.network.is_none() {
+            let net = Network::new(self.rt.clone(), cobox_keys::derive::identity(&parent));
+            self.housekeeping = Some(Housekeeping::start(
+                &self.rt,
+                net.clone(),
+                self.policy.clone(),
+                self.store.data_dir().to_path_buf(),
+            ));
+            self.network = Some(net);
+        }
+        self.parent = Some(parent);
     }
 
     /// The device's replication, once it has an identity.
@@ -137,82 +122,23 @@ impl Device {
             .ok_or_else(|| anyhow!("this device has no identity yet"))
     }
 
-    /// Listen and dial as `config` says, and take in roster changes made by other paths
-    /// (invites). Returns one message per listen address that could not be bound.
-    pub fn sync_network(&mut self, config: &Config) -> Vec<String> {
-        let Some(net) = self.network.clone() else {
-            return vec![];
-        };
-        let _enter = self.rt.enter();
-        let failed = self
-            .tcp
-            .configure(&net, &config.network.listen, &config.network.peers);
-        let mut errors: Vec<String> = failed
-            .into_iter()
-            .map(|(addr, e)| format!("cannot listen on {addr}: {e}"))
-            .collect();
-        let wanted = IrohSettings::of(&config.network);
-        if self.iroh.as_ref().map(IrohLink::settings) != Some(&wanted).filter(|w| w.useful()) {
-            if let Some(old) = self.iroh.take() {
-                self.rt.block_on(old.stop());
-            }
-            if wanted.useful()
-                && let Some(parent) = &self.parent
-            {
-                let seed = *cobox_keys::derive::identity_seed(parent).expose();
-                match self.rt.block_on(IrohLink::start(&net, seed, wanted)) {
-                    Ok(link) => self.iroh = Some(link),
-                    Err(e) => errors.push(format!("cannot start iroh: {e}")),
-                }
-            }
+    /// Run the network's upkeep now (rosters, health reports, quotas, syncs).
+    pub fn housekeep(&self) {
+        if let Some(h) = &self.housekeeping {
+            h.poke();
         }
-        self.rt.block_on(net.reload_rosters());
-        self.rt.block_on(net.publish_health());
-        self.policy.configure(config);
-        self.policy.poke();
-        let data_dir = self.store.data_dir().to_path_buf();
-        *self.seed_roots.lock().unwrap_or_else(|e| e.into_inner()) = self
-            .seeds
-            .iter()
-            .map(|(name, a)| (name.clone(), seed_root(&data_dir, a)))
-            .collect();
-        measure(&self.policy, &self.seed_roots, &data_dir);
-        if !self.evictor {
-            // Full seeds set to evict make room as soon as they fill, not at the next pass.
-            self.evictor = true;
-            let (policy, roots, net) = (
-                Arc::downgrade(&self.policy),
-                self.seed_roots.clone(),
-                net.clone(),
+    }
+
+    fn set_seed_roots(&self) {
+        if let Some(h) = &self.housekeeping {
+            let data_dir = self.store.data_dir();
+            h.set_seed_roots(
+                self.seeds
+                    .iter()
+                    .map(|(name, a)| (name.clone(), seed_root(data_dir, a)))
+                    .collect(),
             );
-            self.rt.spawn(async move {
-                while let Some(policy) = policy.upgrade() {
-                    policy.until_full(std::time::Duration::from_secs(10)).await;
-                    if !policy.evicts() {
-                        continue;
-                    }
-                    measure(&policy, &roots, &data_dir);
-                    let wanted = policy.to_evict();
-                    for (seed, bytes) in &wanted {
-                        let freed = net.evict(seed, *bytes).await;
-                        tracing::info!(seed, wanted = bytes, freed, "made room for newer blocks");
-                    }
-                    if !wanted.is_empty() {
-                        measure(&policy, &roots, &data_dir);
-                    }
-                }
-            });
         }
-        for class in self.policy.syncing() {
-            let name = match &class {
-                Class::Space(n) | Class::Seed(n) => n,
-            };
-            if net.in_sync(name) {
-                tracing::info!(%class, "one-off sync caught up");
-                self.policy.end_sync(&class);
-            }
-        }
-        errors
     }
 
     /// Open the window of a space or seed until `until` (or until it caught up with its
@@ -257,6 +183,11 @@ impl Device {
                 .as_ref()
                 .map(|n| n.faults())
                 .unwrap_or_default(),
+            peers: self
+                .network
+                .as_ref()
+                .map(|n| crate::control::board::network_status(n, vec![]).peers)
+                .unwrap_or_default(),
         }
     }
 
@@ -273,7 +204,8 @@ impl Device {
     }
 
     /// The state to plan from. Mounts that vanished (unmounted by hand, or whose process
-    /// died) are forgotten here, so the plan makes them again.
+    /// died) and listeners whose task ended are forgotten here, so the plan makes them
+    /// again.
     pub fn observe(&mut self, desired: &Config) -> Result<Observed> {
         let gone: Vec<PathBuf> = self
             .mounts
@@ -293,6 +225,10 @@ impl Device {
         }
         let mut observed = Observed {
             identity: self.parent.is_some(),
+            policy: self.applied.clone(),
+            listeners: self.tcp.listeners(),
+            dialers: self.tcp.dialers(),
+            endpoint: self.iroh.as_ref().map(|l| l.settings().clone()),
             ..Default::default()
         };
         let mut names: Vec<String> = desired.spaces.iter().map(|s| s.name.clone()).collect();
@@ -312,14 +248,10 @@ impl Device {
                     exists: keys.is_some(),
                     address: keys.map(|k| k.address),
                     open: self.spaces.contains_key(&name),
+                    seeders: self.seeders.get(&name).cloned().unwrap_or_default(),
                 },
             );
         }
-        self.seeders = desired
-            .spaces
-            .iter()
-            .map(|s| (s.name.clone(), s.seeders.iter().map(|k| k.0).collect()))
-            .collect();
         observed.seeds = self
             .seeds
             .iter()
@@ -402,8 +334,8 @@ impl Device {
             .ok_or_else(|| anyhow!("this device has no identity yet"))
     }
 
-    /// Carry out one action.
-    pub fn execute(&mut self, action: &Action) -> Result<()> {
+    /// Carry out one action. The error says whether trying again can help.
+    pub fn execute(&mut self, action: &Action) -> Result<(), ActionError> {
         match action {
             Action::Unmount { path, .. } => {
                 if let Some((_, m)) = self.mounts.remove(path) {
@@ -412,6 +344,7 @@ impl Device {
             }
             Action::CloseSpace { space } => {
                 if let Some(s) = self.spaces.remove(space) {
+                    self.seeders.remove(space);
                     let address = self.rt.block_on(async {
                         let mut s = s.lock().await;
                         s.checkpoint().await.map(|()| s.keys().address)
@@ -425,6 +358,17 @@ impl Device {
                 if let Some(address) = self.seeds.remove(seed) {
                     self.net()?.remove(&address.0);
                     tracing::info!(seed, %address, "stopped seeding (data kept)");
+                    self.set_seed_roots();
+                }
+            }
+            Action::StopDialing { peer } => self.tcp.stop_dialing(peer),
+            Action::StopListening { address } => {
+                self.tcp.stop_listening(address);
+                tracing::info!(%address, "stopped listening");
+            }
+            Action::StopEndpoint => {
+                if let Some(old) = self.iroh.take() {
+                    self.rt.block_on(old.stop());
                 }
             }
             Action::CreateIdentity => {
@@ -432,52 +376,21 @@ impl Device {
                 if created {
                     tracing::info!(public_key = %cobox_keys::derive::identity(&parent).public, "created the device identity");
                 }
-                if self.network.is_none() {
-                    self.network = Some(Network::new(
-                        self.rt.clone(),
-                        cobox_keys::derive::identity(&parent),
-                    ));
-                }
-                self.parent = Some(parent);
+                self.take_identity(parent);
+            }
+            Action::ApplyPolicy { policy } => {
+                self.policy.configure(policy);
+                self.policy.poke();
+                self.applied = Some(policy.clone());
+                self.housekeep();
             }
             Action::CreateSpace { space } => {
                 let keys = SpaceKeys::generate(space);
                 self.store.save_space(&keys)?;
                 tracing::info!(space, address = %keys.address, "created a space");
             }
-            Action::JoinSpace { space, invite } => {
-                let me = cobox_keys::derive::identity(self.parent()?);
-                let now = crate::keyops::unix_now();
-                let opened = cobox_keys::invite::open(invite, &me, now)
-                    .with_context(|| format!("cannot join space {space}"))?;
-                if opened.encryption_key.is_none() {
-                    bail!("the invite to {space} is a seeder invite: declare it as a [[seed]]");
-                }
-                // This device admits its inviter: that is its root of trust in the space.
-                let roster = Layout::new(self.store.data_dir(), &opened.address).roster();
-                if let Some(dir) = roster.parent() {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                }
-                Roster::member(opened.address.0, me.public.0)
-                    .add_and_keep(
-                        &roster,
-                        [Statement::allow(
-                            &me,
-                            &opened.address.0,
-                            RosterRole::Member,
-                            opened.inviter.0,
-                        )],
-                    )
-                    .with_context(|| format!("cannot write {}", roster.display()))?;
-                self.store.save_space(&SpaceKeys {
-                    name: space.clone(),
-                    address: opened.address,
-                    encryption_key: opened.encryption_key,
-                })?;
-                tracing::info!(space, address = %opened.address, "joined a space");
-            }
-            Action::OpenSpace { space } => {
+            Action::JoinSpace { space, invite } => self.join(space, invite)?,
+            Action::OpenSpace { space, seeders } => {
                 let keys = self
                     .store
                     .find_space(space)?
@@ -488,17 +401,34 @@ impl Device {
                     self.rt
                         .block_on(Space::open(&data_dir, &parent, keys, &self.device_name))?;
                 let opened = Arc::new(tokio::sync::Mutex::new(opened));
-                let seeders = self.seeders.get(space).cloned().unwrap_or_default();
+                let keys: Vec<[u8; 32]> = seeders.iter().map(|k| k.0).collect();
                 let traffic = self.policy.traffic(&Class::Space(space.clone()));
                 self.rt
-                    .block_on(
-                        self.net()?
-                            .add_space(space, opened.clone(), &seeders, traffic),
-                    )
+                    .block_on(self.net()?.add_space(space, opened.clone(), &keys, traffic))
                     .with_context(|| format!("cannot share space {space}"))?;
                 self.spaces.insert(space.clone(), opened);
+                self.seeders.insert(space.clone(), seeders.clone());
+            }
+            Action::AdmitSeeders { space, seeders } => {
+                let s = self
+                    .spaces
+                    .get(space)
+                    .ok_or_else(|| anyhow!("space {space} is not open"))?
+                    .clone();
+                let address = self.rt.block_on(async { s.lock().await.keys().address });
+                let keys: Vec<[u8; 32]> = seeders.iter().map(|k| k.0).collect();
+                self.rt
+                    .block_on(self.net()?.admit_seeders(address.0, &keys));
+                tracing::info!(space, seeders = seeders.len(), "seeders admitted");
+                self.seeders.insert(space.clone(), seeders.clone());
             }
             Action::Mount { space, path } => {
+                if std::fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
+                    return Err(ActionError::permanent(anyhow!(
+                        "mount point {} is not a directory",
+                        path.display()
+                    )));
+                }
                 let s = self
                     .spaces
                     .get(space)
@@ -527,9 +457,78 @@ impl Device {
                     .with_context(|| format!("cannot start seed {seed}"))?;
                 tracing::info!(seed, %address, "seeding");
                 self.seeds.insert(seed.clone(), *address);
+                self.set_seed_roots();
             }
-            Action::Blocked { .. } => {}
+            Action::Listen { address } => {
+                let net = self.net()?.clone();
+                let _enter = self.rt.enter();
+                if let Err(e) = self.tcp.listen(&net, *address) {
+                    let permanent = io_is_permanent(&e);
+                    let error = anyhow::Error::new(e);
+                    return Err(if permanent {
+                        ActionError::permanent(error)
+                    } else {
+                        error.into()
+                    });
+                }
+            }
+            Action::Dial { peer } => {
+                let net = self.net()?.clone();
+                let _enter = self.rt.enter();
+                self.tcp.dial(&net, peer);
+            }
+            Action::StartEndpoint { endpoint } => {
+                if let Some(old) = self.iroh.take() {
+                    self.rt.block_on(old.stop());
+                }
+                let net = self.net()?.clone();
+                let seed = *cobox_keys::derive::identity_seed(self.parent()?).expose();
+                let link = self
+                    .rt
+                    .block_on(IrohLink::start(&net, seed, endpoint.clone()))
+                    .context("cannot start the iroh endpoint")?;
+                self.iroh = Some(link);
+            }
         }
+        Ok(())
+    }
+
+    /// Join `space` with `invite`: keep the inviter as this device's root of trust in it,
+    /// then the keys. An invite that cannot be opened here never will be (expired, sealed
+    /// for another device, a seeder invite): that is not retried.
+    fn join(&mut self, space: &str, invite: &str) -> Result<(), ActionError> {
+        let me = cobox_keys::derive::identity(self.parent()?);
+        let now = crate::keyops::unix_now();
+        let opened = cobox_keys::invite::open(invite, &me, now)
+            .with_context(|| format!("cannot join space {space}"))
+            .map_err(ActionError::permanent)?;
+        if opened.encryption_key.is_none() {
+            return Err(ActionError::permanent(anyhow!(
+                "the invite to {space} is a seeder invite: declare it as a [[seed]]"
+            )));
+        }
+        let roster = Layout::new(self.store.data_dir(), &opened.address).roster();
+        if let Some(dir) = roster.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        Roster::member(opened.address.0, me.public.0)
+            .add_and_keep(
+                &roster,
+                [Statement::allow(
+                    &me,
+                    &opened.address.0,
+                    RosterRole::Member,
+                    opened.inviter.0,
+                )],
+            )
+            .with_context(|| format!("cannot write {}", roster.display()))?;
+        self.store.save_space(&SpaceKeys {
+            name: space.to_string(),
+            address: opened.address,
+            encryption_key: opened.encryption_key,
+        })?;
+        tracing::info!(space, address = %opened.address, "joined a space");
         Ok(())
     }
 

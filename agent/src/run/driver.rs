@@ -13,8 +13,10 @@ use cobox_schema::api::{
 };
 use cobox_schema::{Config, Source, Validation};
 
+use super::action_error::Retry;
 use super::device::Device;
-use super::{ConfigSource, RESYNC, Wake, backoff, load, resource_of, watch, write_atomic};
+use super::{ConfigSource, RESYNC, Wake, load, watch, write_atomic};
+use crate::backoff::Retries;
 use crate::control::board::{Board, now_rfc3339};
 use crate::control::conditions::{self, Failure as ActionFailure};
 use crate::control::generations::{Generations, digest};
@@ -23,7 +25,8 @@ use crate::control::server::{ApiState, Server, failure};
 use crate::control::{Call, CallMsg, Failure, changes};
 use crate::host::SystemHost;
 use crate::net::policy::Class;
-use crate::plan::{Action, Observed, Plan, plan};
+use crate::plan::ResourceId;
+use crate::plan::{Observed, Plan, plan};
 use crate::{atomic_file, config_file};
 
 fn wire(v: &Validation, src: &Source) -> Vec<WireDiagnostic> {
@@ -55,9 +58,9 @@ pub struct Agent {
     generations: Generations,
     board: Board,
     device: Device,
-    retries: backoff::Retries,
-    failures: BTreeMap<String, ActionFailure>,
-    blocked: BTreeMap<String, String>,
+    retries: Retries<ResourceId>,
+    failures: BTreeMap<ResourceId, ActionFailure>,
+    blocked: BTreeMap<ResourceId, String>,
     was_converged: bool,
     /// Feed faults already reported as events: (resource, fault).
     faults_seen: BTreeSet<(String, String)>,
@@ -149,7 +152,7 @@ impl Agent {
             generations,
             board,
             device,
-            retries: backoff::Retries::default(),
+            retries: Retries::default(),
             failures: BTreeMap::new(),
             blocked: BTreeMap::new(),
             was_converged: false,
@@ -172,8 +175,10 @@ impl Agent {
     }
 
     /// Plan and execute once, then record status. A failed action is logged and recorded,
-    /// and the actions of the same resource after it are skipped (they depend on it); it is
-    /// retried with backoff. Returns whether nothing is left to do.
+    /// and actions that depend on its resource are skipped this time. A transient failure
+    /// is retried with backoff; a permanent one (the error policy) stalls its resource
+    /// until the config or the planned action changes. Returns whether nothing is left to
+    /// do.
     pub fn reconcile(&mut self) -> bool {
         let started = Instant::now();
         let converged = self.reconcile_once();
@@ -195,29 +200,34 @@ impl Agent {
                 .emit(EventKind::Drift, self.generation, Some(resource), message);
         }
         let p = plan(&self.config, &observed);
-        let mut failed: Vec<String> = Vec::new();
+        let mut failed: BTreeSet<ResourceId> = BTreeSet::new();
         let mut acted = false;
         let now = Instant::now();
         let generation = self.generation;
+        for b in &p.blocked {
+            if self.blocked.get(&b.resource) != Some(&b.reason) {
+                tracing::warn!(resource = %b.resource, reason = %b.reason, "blocked");
+                self.board.emit(
+                    EventKind::Blocked,
+                    generation,
+                    Some(b.resource.to_string()),
+                    b.reason.clone(),
+                );
+            }
+        }
         for action in &p.actions {
-            let resource = resource_of(action);
-            if failed.contains(&resource) {
+            let resource = action.resource();
+            if failed.contains(&resource)
+                || action.depends_on().is_some_and(|d| failed.contains(&d))
+            {
                 continue;
             }
-            if !self.retries.due(&resource, now) {
-                failed.push(resource);
-                continue;
-            }
-            if let Action::Blocked { resource, reason } = action {
-                if self.blocked.get(resource) != Some(reason) {
-                    tracing::warn!(%resource, %reason, "blocked");
-                    self.board.emit(
-                        EventKind::Blocked,
-                        generation,
-                        Some(resource.clone()),
-                        reason.clone(),
-                    );
-                }
+            let held = self
+                .failures
+                .get(&resource)
+                .is_some_and(|f| f.retry_in_s.is_none() && f.action == *action);
+            if held || !self.retries.due(&resource, now) {
+                failed.insert(resource);
                 continue;
             }
             acted = true;
@@ -227,7 +237,9 @@ impl Agent {
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.device.execute(action)
             }))
-            .unwrap_or_else(|panic| Err(anyhow::anyhow!("panicked: {}", panic_message(&panic))));
+            .unwrap_or_else(|panic| {
+                Err(anyhow::anyhow!("panicked: {}", panic_message(&panic)).into())
+            });
             match done {
                 Ok(()) => {
                     self.retries.succeeded(&resource);
@@ -235,18 +247,28 @@ impl Agent {
                     self.board.emit(
                         EventKind::ActionSucceeded,
                         generation,
-                        Some(resource.clone()),
+                        Some(resource.to_string()),
                         action.to_string(),
                     );
                 }
                 Err(e) => {
-                    let wait = self.retries.failed(&resource, now);
-                    let error = format!("{e:#}");
-                    tracing::error!(generation, action = %action, error = %error, retry_in_s = wait.as_secs(), "action failed");
+                    let retry_in_s = match e.retry {
+                        Retry::Backoff => Some(self.retries.failed(&resource, now).as_secs()),
+                        Retry::WhenChanged => None,
+                    };
+                    let error = e.to_string();
+                    match retry_in_s {
+                        Some(wait) => {
+                            tracing::error!(generation, action = %action, error = %error, retry_in_s = wait, "action failed")
+                        }
+                        None => {
+                            tracing::error!(generation, action = %action, error = %error, "action failed; not retried until the config changes")
+                        }
+                    }
                     self.board.emit(
                         EventKind::ActionFailed,
                         generation,
-                        Some(resource.clone()),
+                        Some(resource.to_string()),
                         format!("{action}: {error}"),
                     );
                     self.failures.insert(
@@ -254,14 +276,14 @@ impl Agent {
                         ActionFailure {
                             action: action.clone(),
                             error,
-                            retry_in_s: wait.as_secs(),
+                            retry_in_s,
                         },
                     );
-                    failed.push(resource);
+                    failed.insert(resource);
                 }
             }
         }
-        let network_errors = self.device.sync_network(&self.config);
+        self.device.housekeep();
         self.board.set_network(
             self.device.network().cloned(),
             self.device
@@ -270,25 +292,10 @@ impl Agent {
                 .map(ToString::to_string)
                 .collect(),
         );
-        for error in network_errors {
-            tracing::error!(generation, %error, "network");
-            if !self.failures.contains_key("network") {
-                self.board.emit(
-                    EventKind::ActionFailed,
-                    generation,
-                    Some("network".into()),
-                    error.clone(),
-                );
-            }
-            failed.push("network".into());
-        }
         self.blocked = p
-            .actions
+            .blocked
             .iter()
-            .filter_map(|a| match a {
-                Action::Blocked { resource, reason } => Some((resource.clone(), reason.clone())),
-                _ => None,
-            })
+            .map(|b| (b.resource.clone(), b.reason.clone()))
             .collect();
         // What is left: plan again only when something was done.
         let (observed, remaining) = if acted {
@@ -302,12 +309,8 @@ impl Agent {
         } else {
             (observed, p)
         };
-        self.failures.retain(|res, _| {
-            remaining
-                .actions
-                .iter()
-                .any(|a| !matches!(a, Action::Blocked { .. }) && resource_of(a) == *res)
-        });
+        self.failures
+            .retain(|res, _| remaining.actions.iter().any(|a| a.resource() == *res));
         let converged = failed.is_empty() && remaining.is_converged();
         let live = self.device.live();
         for (name, faults) in &live.faults {
@@ -494,12 +497,9 @@ impl Agent {
         let p: Plan = plan(&candidate, &observed);
         let changes = changes::changes(Some(&self.config), &candidate, &observed, &p);
         let blocked = p
-            .actions
+            .blocked
             .iter()
-            .filter_map(|a| match a {
-                Action::Blocked { resource, reason } => Some(format!("{resource}: {reason}")),
-                _ => None,
-            })
+            .map(|b| format!("{}: {}", b.resource, b.reason))
             .collect();
         Ok((
             PlanResponse {

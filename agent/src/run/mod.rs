@@ -3,7 +3,7 @@
 //! SIGTERM or SIGINT. API calls that plan or change the desired state are answered here,
 //! between reconciles, so only one thing changes the device at a time.
 
-pub mod backoff;
+pub mod action_error;
 pub mod device;
 mod driver;
 pub mod service;
@@ -19,7 +19,6 @@ use cobox_schema::{Source, Validation};
 use crate::config_file;
 use crate::control::CallMsg;
 use crate::host::SystemHost;
-use crate::plan::Action;
 
 /// How often the agent reconciles with no other trigger (drift: a mount removed by hand).
 pub const RESYNC: Duration = Duration::from_secs(10);
@@ -195,22 +194,6 @@ fn wait(agent: &mut driver::Agent, rx: &mpsc::Receiver<Wake>) -> Next {
             Err(mpsc::RecvTimeoutError::Timeout) => return next.unwrap_or(Next::Reconcile),
             Err(mpsc::RecvTimeoutError::Disconnected) => return Next::Stop,
         }
-    }
-}
-
-/// The resource an action belongs to: a failed action holds back the later actions of the
-/// same resource, and backoff counts per resource.
-pub fn resource_of(action: &Action) -> String {
-    match action {
-        Action::Unmount { space, .. }
-        | Action::CloseSpace { space }
-        | Action::CreateSpace { space }
-        | Action::JoinSpace { space, .. }
-        | Action::OpenSpace { space }
-        | Action::Mount { space, .. } => format!("space {space}"),
-        Action::StopSeed { seed } | Action::StartSeed { seed, .. } => format!("seed {seed}"),
-        Action::CreateIdentity => "identity".into(),
-        Action::Blocked { resource, .. } => resource.clone(),
     }
 }
 
