@@ -48,6 +48,8 @@ pub struct Live {
     pub faults: BTreeMap<String, Vec<String>>,
     /// Peers with a session, and what each shares.
     pub peers: Vec<PeerStatus>,
+    /// Blocks readers of a space (by name) needed that no connected peer supplied.
+    pub unavailable: BTreeMap<String, usize>,
 }
 
 /// A space or seed with feeds that cannot be read or written here is stalled (an operator
@@ -249,6 +251,17 @@ pub fn resources(
         let mut conditions = plain(&id, ready);
         if let Some(c) = replica_shortage(s.min_replicas, &copies) {
             conditions.push(c);
+        }
+        if let Some(&n) = live.unavailable.get(&s.name) {
+            conditions.retain(|c| c.kind != ConditionType::Degraded);
+            conditions.push(cond(
+                ConditionType::Degraded,
+                true,
+                "ContentMissing",
+                format!(
+                    "{n} block(s) read here have not arrived and no connected peer has them: reads of them fail (ENODATA) until a peer that holds them connects"
+                ),
+            ));
         }
         feed_faults(&mut conditions, live.faults.get(&s.name));
         out.push(Res {

@@ -327,6 +327,19 @@ impl Network {
             .collect()
     }
 
+    /// How many blocks local readers of each share (by name) needed that no connected peer
+    /// supplied.
+    pub fn unavailable(&self) -> BTreeMap<String, usize> {
+        let st = self.state();
+        st.shares
+            .values()
+            .filter_map(|share| {
+                let n: usize = share.feeds.values().map(|f| f.unavailable().len()).sum();
+                (n > 0).then(|| (share.name.clone(), n))
+            })
+            .collect()
+    }
+
     /// Publish, in each member space's log, what this device sees of the other devices'
     /// copies when a report is due ([`health::report_due`]), so members not connected to a
     /// seed still see its state.

@@ -188,6 +188,11 @@ impl Device {
                 .as_ref()
                 .map(|n| crate::control::board::network_status(n, vec![]).peers)
                 .unwrap_or_default(),
+            unavailable: self
+                .network
+                .as_ref()
+                .map(|n| n.unavailable())
+                .unwrap_or_default(),
         }
     }
 

@@ -414,6 +414,14 @@ impl Space {
         Ok(sealed.ok_or_else(missing)?)
     }
 
+    /// The content feed `key` as shared with peers, when this device has a copy of it.
+    pub async fn content_feed(
+        &mut self,
+        key: &[u8; 32],
+    ) -> Result<Option<Arc<crate::feed::SharedFeed>>, SpaceError> {
+        Ok(self.feeds.get(key).await?)
+    }
+
     /// Block `i` of a file's content, decrypted.
     pub async fn read_block(&mut self, extent: &Extent, i: u64) -> Result<Vec<u8>, SpaceError> {
         let feed = self

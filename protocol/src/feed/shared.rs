@@ -1,11 +1,15 @@
 //! A feed shared by its local users and every replication session that offers it, with
 //! the durable length published to those sessions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Mutex, MutexGuard, watch};
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 use super::{Feed, FeedError};
 use crate::replicate::traffic::Traffic;
@@ -74,6 +78,11 @@ pub struct SharedFeed {
     traffic: std::sync::Mutex<Arc<Traffic>>,
     /// Why the feed could not be read or written here, the first time it happened.
     fault: std::sync::Mutex<Option<String>>,
+    /// Blocks local readers wait for (asked for first); bumped on each change.
+    wanted: std::sync::Mutex<BTreeSet<u64>>,
+    wanted_changed: watch::Sender<u64>,
+    /// Blocks a local reader needed that no connected peer could supply.
+    unavailable: std::sync::Mutex<BTreeSet<u64>>,
 }
 
 impl SharedFeed {
@@ -89,7 +98,81 @@ impl SharedFeed {
             remotes: std::sync::Mutex::default(),
             traffic: std::sync::Mutex::new(Traffic::unlimited()),
             fault: std::sync::Mutex::default(),
+            wanted: std::sync::Mutex::default(),
+            wanted_changed: watch::channel(0).0,
+            unavailable: std::sync::Mutex::default(),
         })
+    }
+
+    /// The blocks local readers wait for, lowest first.
+    pub fn wanted(&self) -> Vec<u64> {
+        lock(&self.wanted).iter().copied().collect()
+    }
+
+    /// Told whenever the blocks readers wait for change.
+    pub fn watch_wanted(&self) -> watch::Receiver<u64> {
+        self.wanted_changed.subscribe()
+    }
+
+    fn set_wanted(&self, index: u64, wanted: bool) {
+        let changed = {
+            let mut w = lock(&self.wanted);
+            if wanted {
+                w.insert(index)
+            } else {
+                w.remove(&index)
+            }
+        };
+        if changed {
+            self.wanted_changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Whether a connected peer's copy of the feed reaches past block `index`.
+    pub fn offered(&self, index: u64) -> bool {
+        self.remotes_lock()
+            .values()
+            .any(|r| r.connected && r.length > index)
+    }
+
+    /// Block `index` is not here: have it fetched first from a connected peer that has it,
+    /// and wait up to `within`. Whether it is here now. When no connected peer could
+    /// supply it, it is remembered as unavailable (see [`SharedFeed::unavailable`]).
+    pub async fn fetch(&self, index: u64, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut held = self.subscribe();
+        self.set_wanted(index, true);
+        let got = loop {
+            if self.lock().await.core().has(index) {
+                break true;
+            }
+            if !self.offered(index) {
+                break false;
+            }
+            tokio::select! {
+                r = held.changed() => if r.is_err() { break false },
+                // Peers come and go: look again now and then.
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep_until(deadline) => break false,
+            }
+        };
+        self.set_wanted(index, false);
+        let mut u = lock(&self.unavailable);
+        if got {
+            u.remove(&index);
+        } else {
+            u.insert(index);
+        }
+        got
+    }
+
+    /// Blocks a local reader needed that no connected peer supplied (those held since, as
+    /// far as the published contiguous length tells, are left out).
+    pub fn unavailable(&self) -> Vec<u64> {
+        let held = self.held().contiguous;
+        let mut u = lock(&self.unavailable);
+        u.retain(|&i| i >= held);
+        u.iter().copied().collect()
     }
 
     /// The feed's public key: knowing it is the capability to replicate it.

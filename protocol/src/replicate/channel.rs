@@ -62,6 +62,8 @@ struct Watches {
     stop: watch::Receiver<bool>,
     open: watch::Receiver<bool>,
     nudge: watch::Receiver<u64>,
+    /// Blocks local readers wait for changed.
+    wanted: watch::Receiver<u64>,
 }
 
 struct State {
@@ -214,6 +216,7 @@ impl ChannelTask {
             stop,
             open: open_rx,
             nudge: nudge_rx,
+            wanted: self.feed.watch_wanted(),
         };
         let ended = self.replicate_with(&mut st, &mut watches).await;
         // Room reserved for requests that will never be answered goes back to the quota.
@@ -230,6 +233,7 @@ impl ChannelTask {
             stop,
             open: open_rx,
             nudge: nudge_rx,
+            wanted: wanted_rx,
         } = w;
         let held = st.reported;
         st.outbox.push(Self::sync_message(st, held));
@@ -280,6 +284,15 @@ impl ChannelTask {
                         }
                     }
                     self.commit(st, &mut feed)?;
+                    self.schedule(st, &mut feed).await?;
+                    drop(feed);
+                    self.send(st).await?;
+                }
+                r = wanted_rx.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    let mut feed = self.feed.lock().await;
                     self.schedule(st, &mut feed).await?;
                     drop(feed);
                     self.send(st).await?;
@@ -507,8 +520,10 @@ impl ChannelTask {
 
     /// Ask for an upgrade and for blocks, as far as the limits allow.
     async fn schedule(&self, st: &mut State, feed: &mut Feed) -> Result<(), ReplicateError> {
-        if !st.open {
-            // Outside the window nothing is asked for; what is in flight still lands.
+        // Outside the window nothing is asked for but what a local reader waits for; what
+        // is in flight still lands.
+        let readers = self.feed.wanted();
+        if !st.open && readers.is_empty() {
             return Ok(());
         }
         let local = Local {
@@ -519,7 +534,9 @@ impl ChannelTask {
             floor: feed.floor(),
             block_bytes: feed.byte_len().checked_div(feed.len()).unwrap_or(64 * 1024),
         };
-        if let Some((id, start, length)) = st.peer.upgrade(&local) {
+        if st.open
+            && let Some((id, start, length)) = st.peer.upgrade(&local)
+        {
             st.outbox.push(request(
                 id,
                 local.fork,
@@ -533,11 +550,12 @@ impl ChannelTask {
         );
         let core = feed.core();
         let quota = st.traffic.quota.clone();
-        let wanted = st.peer.blocks(
-            &local,
-            |i| core.has(i),
-            |bytes| quota.as_ref().is_none_or(|q| q.reserve(on_disk(bytes))),
-        );
+        let admit = |bytes| quota.as_ref().is_none_or(|q| q.reserve(on_disk(bytes)));
+        // What a local reader waits for goes first.
+        let mut wanted = st.peer.wanted(&local, &readers, |i| core.has(i), admit);
+        if st.open {
+            wanted.extend(st.peer.blocks(&local, |i| core.has(i), admit));
+        }
         for (id, index) in wanted {
             let nodes = match feed.core_mut().missing_nodes(index) {
                 Ok(n) => n,

@@ -177,6 +177,40 @@ impl Peer {
         Some((id, start, length))
     }
 
+    /// Blocks a local reader waits for (`wanted`), to ask for before any other: missing
+    /// here, present there, not in flight, within the local tree and each admitted by
+    /// `admit`. The block limit is not applied (a reader is waiting); the byte limit is.
+    pub fn wanted(
+        &mut self,
+        local: &Local,
+        wanted: &[u64],
+        has: impl Fn(u64) -> bool,
+        mut admit: impl FnMut(u64) -> bool,
+    ) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        if self.remote.fork != local.fork {
+            return out;
+        }
+        let bytes = local.block_bytes.max(1);
+        for &i in wanted {
+            if i >= local.length
+                || i < local.floor
+                || has(i)
+                || self.blocks.contains(&i)
+                || !self.remote.has.contains(i)
+            {
+                continue;
+            }
+            if (self.bytes + bytes > self.limits.bytes && !self.blocks.is_empty()) || !admit(bytes)
+            {
+                break;
+            }
+            let id = self.register(Pending::Block { index: i, bytes });
+            out.push((id, i));
+        }
+        out
+    }
+
     /// Blocks to ask for now, with their request ids: missing here, present there, not in
     /// flight, within the local tree, within the limits, and each admitted by `admit`
     /// (given the block's estimated size; the first refusal ends the pass).
@@ -249,6 +283,33 @@ mod tests {
             uploading: true,
             can_upgrade: true,
         }
+    }
+
+    #[test]
+    fn blocks_a_reader_waits_for_are_asked_for_first_and_once() {
+        let mut p = Peer::new(Limits {
+            blocks: 2,
+            bytes: 1 << 20,
+        });
+        p.on_sync(&sync(100));
+        p.on_range(&Range {
+            drop: false,
+            start: 0,
+            length: 90,
+        });
+        let l = local(100, 0);
+        // 95 is not there, 3 is held here already, 200 is past the tree.
+        let got = p.wanted(&l, &[80, 95, 3, 200, 81], |i| i == 3, |_| true);
+        assert_eq!(
+            got.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
+            vec![80, 81]
+        );
+        assert!(p.wanted(&l, &[80], |_| false, |_| true).is_empty(), "once");
+        // The block limit is full now, yet a reader's block is still asked for.
+        let _ = p.blocks(&l, |_| false, |_| true);
+        assert_eq!(p.wanted(&l, &[85], |_| false, |_| true).len(), 1);
+        // A refused admission (a quota) asks for nothing.
+        assert!(p.wanted(&l, &[86], |_| false, |_| false).is_empty());
     }
 
     #[test]

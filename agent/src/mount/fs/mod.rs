@@ -22,7 +22,7 @@ use tokio::runtime::Handle as Runtime;
 use super::handles::{Body, Handle, Handles, Staging};
 use super::inodes::{Inodes, ROOT, join};
 use super::stream::BackgroundStream;
-use crate::space::content::{self, BLOCK_SIZE};
+use crate::space::content::{self, BLOCK_SIZE, ContentError};
 use crate::space::{Node, NodeKind, Space, SpaceError};
 
 mod writes;
@@ -75,6 +75,9 @@ fn time_ms(t: TimeOrNow) -> i64 {
             .map_or(0, |d| d.as_millis() as i64),
     }
 }
+
+/// How long a read waits for a block a connected peer has.
+const FETCH_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn errno(e: &SpaceError) -> Errno {
     match e {
@@ -183,20 +186,42 @@ impl SpaceFs {
         let bs = BLOCK_SIZE as u64;
         let (first, last) = (offset / bs, (end - 1) / bs);
         // Fetch the sealed blocks under the space's lock, decrypt outside it, so that
-        // concurrent reads use every core.
-        let (key, sealed) = self.rt.block_on(async {
-            let mut space = self.space.lock().await;
-            let mut sealed = Vec::with_capacity((last - first + 1) as usize);
-            for i in first..=last {
-                sealed.push(
-                    space
-                        .sealed_block(&extent, i)
-                        .await
-                        .map_err(|e| errno(&e))?,
+        // concurrent reads use every core. A block not here yet (the file was listed
+        // before its content arrived) is fetched first from a connected peer that has it,
+        // waited for outside the lock; only when none has it does the read fail, ENODATA.
+        let (key, sealed) = loop {
+            let fetched = self.rt.block_on(async {
+                let mut space = self.space.lock().await;
+                let mut sealed = Vec::with_capacity((last - first + 1) as usize);
+                for i in first..=last {
+                    match space.sealed_block(&extent, i).await {
+                        Ok(b) => sealed.push(b),
+                        Err(SpaceError::Content(ContentError::Missing { index, .. })) => {
+                            let feed = space.content_feed(&extent.feed).await.ok().flatten();
+                            return Ok(Err((index, feed)));
+                        }
+                        Err(e) => return Err(errno(&e)),
+                    }
+                }
+                Ok::<_, Errno>(Ok((space.block_key(), sealed)))
+            })?;
+            let (index, feed) = match fetched {
+                Ok(done) => break done,
+                Err(missing) => missing,
+            };
+            let arrived = match &feed {
+                Some(f) => self.rt.block_on(f.fetch(index, FETCH_WITHIN)),
+                None => false,
+            };
+            if !arrived {
+                tracing::warn!(
+                    feed = %cobox_keys::secret::hex(&extent.feed),
+                    block = index,
+                    "a file's content is not here and no connected peer supplied it"
                 );
+                return Err(Errno::ENODATA);
             }
-            Ok::<_, Errno>((space.block_key(), sealed))
-        })?;
+        };
         let mut out = Vec::with_capacity((end - offset) as usize);
         for (i, block) in (first..=last).zip(sealed) {
             let plain = content::open_block(&key, &extent, i, &block).map_err(|_| Errno::EIO)?;
