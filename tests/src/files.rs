@@ -4,19 +4,30 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The files of a tree (relative path → bytes), sorted.
+/// The files of a tree (relative path → bytes), sorted. A file or directory that vanishes
+/// while it is read is left out; any other error reading one fails the test (a file that
+/// is listed must read).
 pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if gone(&e) => return,
+            Err(e) => panic!("cannot list {}: {e}", dir.display()),
         };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
                 walk(root, &p, out);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, bytes);
+                continue;
+            }
+            match std::fs::read(&p) {
+                Ok(bytes) => {
+                    let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                    out.insert(rel, bytes);
+                }
+                Err(e) if gone(&e) => {}
+                Err(e) => panic!("cannot read {}: {e}", p.display()),
             }
         }
     }

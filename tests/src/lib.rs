@@ -14,20 +14,34 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A binary of the workspace, built alongside the tests (`cargo test --workspace`).
+/// A binary of the workspace, built afresh from the sources being tested: the first call
+/// in a test process runs `cargo build` for the agent and the CLI (a no-op when they are
+/// up to date), so a stale binary is never the one tested.
 pub fn binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("the test knows its path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let path = exe
+    let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binaries live in target/<profile>/deps")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run the tests with `cargo test --workspace`",
-        path.display()
-    );
+        .to_path_buf();
+    BUILT.call_once(|| {
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo
+            .arg("build")
+            .arg("--quiet")
+            .arg("--manifest-path")
+            .arg(root().join("Cargo.toml"))
+            .args(["-p", "coboxd", "-p", "coboxctl", "--bins"]);
+        if dir.file_name().is_some_and(|p| p == "release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "building the binaries under test failed");
+    });
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built", path.display());
     path
 }
 

@@ -25,19 +25,23 @@ impl Drop for Agent {
 }
 
 impl Agent {
-    /// Stop the agent with SIGTERM (clean unmount) and wait for it.
+    /// Stop the agent with SIGTERM (clean unmount) and wait for it; the test fails when
+    /// it does not stop within 20 s or exits with a failure.
     pub fn stop(mut self) {
+        let pid = self.0.id();
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.0.id().to_string())
+            .arg(pid.to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                assert!(status.success(), "coboxd (pid {pid}) exited with {status}");
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        panic!("coboxd (pid {pid}) did not stop within 20 s of SIGTERM");
     }
 }
 
