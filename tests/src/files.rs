@@ -5,11 +5,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The files of a tree (relative path → bytes), sorted. A file or directory that vanishes
-/// while it is read is left out; any other error reading one fails the test (a file that
-/// is listed must read).
+/// while it is read, or a mount whose agent is gone (being restarted), is left out; any
+/// other error reading one fails the test (a file that is listed must read).
 pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        let gone = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotConnected
+            )
+        };
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if gone(&e) => return,
