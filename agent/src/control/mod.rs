@@ -10,7 +10,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod server;
 
-use cobox_schema::api::{ApiError, ConfigRequest, PruneRequest, RollbackRequest, SyncRequest};
+use cobox_schema::api::{
+    ConfigRequest, PruneRequest, RollbackRequest, SyncRequest, WireDiagnostic,
+};
 
 /// A request only the agent's loop can answer (it plans against the live device or changes
 /// the desired state).
@@ -24,16 +26,36 @@ pub enum Call {
     Sync(SyncRequest),
 }
 
+/// Why the loop could not answer a call, in its own terms; the server maps each to an HTTP
+/// status and a stable error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The config given does not validate.
+    Invalid {
+        message: String,
+        diagnostics: Vec<WireDiagnostic>,
+    },
+    NoSuchGeneration(String),
+    NoSuchSpace(String),
+    /// The space is still declared by the running config.
+    StillDeclared(String),
+    BadRequest(String),
+    Internal(String),
+}
+
+impl CallError {
+    pub fn internal(e: anyhow::Error) -> CallError {
+        CallError::Internal(format!("{e:#}"))
+    }
+}
+
 /// A call and where its answer goes.
 #[derive(Debug)]
 pub struct CallMsg {
     pub call: Call,
-    pub reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, Failure>>,
+    pub reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, CallError>>,
 }
 
-/// An error answer: the HTTP status and the JSON error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub status: u16,
-    pub error: ApiError,
-}
+/// Hands a call to the loop; false when the loop is gone (the agent is stopping). The
+/// server holds one of these, not the loop's channel.
+pub type Calls = std::sync::Arc<dyn Fn(CallMsg) -> bool + Send + Sync>;

@@ -25,16 +25,57 @@ use serde::de::DeserializeOwned;
 
 use super::board::Board;
 use super::generations::Generations;
-use super::{Call, CallMsg, Failure};
+use super::{Call, CallError, CallMsg, Calls};
 use crate::keyops;
-use crate::run::Wake;
 
 /// What the handlers share.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiState {
     pub board: Board,
-    pub calls: std::sync::mpsc::Sender<Wake>,
+    /// Where calls for the loop go.
+    pub calls: Calls,
     pub store: KeyStore,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState").finish_non_exhaustive()
+    }
+}
+
+/// An error answer: the HTTP status and the JSON error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub status: u16,
+    pub error: ApiError,
+}
+
+/// What a refusal of the loop means on the wire.
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Failure {
+        use error_code::*;
+        let (status, code, message, diagnostics) = match e {
+            CallError::Invalid {
+                message,
+                diagnostics,
+            } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                CONFIG_INVALID,
+                message,
+                diagnostics,
+            ),
+            CallError::NoSuchGeneration(m) => {
+                (StatusCode::NOT_FOUND, NO_SUCH_GENERATION, m, vec![])
+            }
+            CallError::NoSuchSpace(m) => (StatusCode::NOT_FOUND, NO_SUCH_SPACE, m, vec![]),
+            CallError::StillDeclared(m) => (StatusCode::CONFLICT, STILL_DECLARED, m, vec![]),
+            CallError::BadRequest(m) => (StatusCode::BAD_REQUEST, BAD_REQUEST, m, vec![]),
+            CallError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, m, vec![]),
+        };
+        let mut f = failure(status, code, message);
+        f.error.diagnostics = diagnostics;
+        f
+    }
 }
 
 /// An error response.
@@ -198,9 +239,9 @@ async fn call(s: &ApiState, call: Call) -> Reply {
             "the agent is stopping",
         )
     };
-    s.calls
-        .send(Wake::Call(CallMsg { call, reply }))
-        .map_err(|_| stopping())?;
+    if !(s.calls)(CallMsg { call, reply }) {
+        return Err(stopping());
+    }
     let value = rx.await.map_err(|_| stopping())??;
     Ok(axum::Json(value).into_response())
 }

@@ -9,20 +9,21 @@ use anyhow::Result;
 use cobox_schema::api::{
     AgentInfo, ApplyResponse, ConfigInvalid, ConfigRequest, EventKind, GenerationSource,
     PlanResponse, PruneCandidates, PruneRequest, RollbackRequest, Summary, SyncRequest,
-    SyncResponse, WireDiagnostic, error_code,
+    SyncResponse, WireDiagnostic,
 };
 use cobox_schema::{Config, Source, Validation};
 
 use super::action_error::Retry;
+use super::config_source::{self, ConfigSource, watch};
 use super::device::Device;
-use super::{ConfigSource, RESYNC, Wake, load, watch, write_atomic};
+use super::{RESYNC, Wake, calls};
 use crate::backoff::Retries;
 use crate::control::board::{Board, now_rfc3339};
 use crate::control::conditions::{self, Failure as ActionFailure};
 use crate::control::generations::{Generations, digest};
 use crate::control::metrics::MetricsServer;
-use crate::control::server::{ApiState, Server, failure};
-use crate::control::{Call, CallMsg, Failure, changes};
+use crate::control::server::{ApiState, Server};
+use crate::control::{Call, CallError, CallMsg, changes};
 use crate::host::SystemHost;
 use crate::net::policy::Class;
 use crate::plan::ResourceId;
@@ -40,12 +41,8 @@ fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).expect("api types serialize")
 }
 
-fn internal(e: anyhow::Error) -> Failure {
-    failure(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        error_code::INTERNAL,
-        format!("{e:#}"),
-    )
+fn internal(e: anyhow::Error) -> CallError {
+    CallError::internal(e)
 }
 
 /// The agent between reconciles.
@@ -137,7 +134,7 @@ impl Agent {
         };
         let state = ApiState {
             board: board.clone(),
-            calls: tx.clone(),
+            calls: calls(&tx),
             store: device.store().clone(),
         };
         let server = Server::start(rt.handle(), &config.api.socket, state)?;
@@ -353,12 +350,17 @@ impl Agent {
     /// The config file changed or SIGHUP: take a valid new text as the next generation; an
     /// invalid one leaves the running generation and shows `ConfigInvalid`.
     pub fn reload_file(&mut self) {
-        match load(&self.source) {
-            Ok((src, _)) if src.text() == self.accepted_text => {
+        // The agent's own write of an applied config reads back unchanged: it is neither
+        // validated nor planned again.
+        match self.source.read().map(|src| {
+            let v = (src.text() != self.accepted_text).then(|| config_source::check(&src));
+            (src, v)
+        }) {
+            Ok((_, None)) => {
                 tracing::debug!("config unchanged");
                 self.board.set_config_invalid(None);
             }
-            Ok((src, v)) => match v.config {
+            Ok((src, Some(v))) => match v.config {
                 Some(next) => {
                     let kind = match self.source {
                         ConfigSource::File(_) => GenerationSource::File,
@@ -414,7 +416,7 @@ impl Agent {
         if config.api.socket != self.config.api.socket {
             let state = ApiState {
                 board: self.board.clone(),
-                calls: self.tx.clone(),
+                calls: calls(&self.tx),
                 store: self.device.store().clone(),
             };
             match Server::start(self.rt.handle(), &config.api.socket, state) {
@@ -478,20 +480,19 @@ impl Agent {
     }
 
     /// Validate a candidate and plan it against the device as it is now.
-    fn dry_run(&mut self, req: &ConfigRequest) -> Result<(PlanResponse, Config), Failure> {
+    fn dry_run(&mut self, req: &ConfigRequest) -> Result<(PlanResponse, Config), CallError> {
         let name = req.name.clone().unwrap_or_else(|| "<api>".into());
         let src = Source::new(name.clone(), req.config.clone());
         let v = config_file::check(&src, &SystemHost::from_env());
         let diagnostics = wire(&v, &src);
         let Some(candidate) = v.config else {
             let errors = diagnostics.iter().filter(|d| d.severity == "error").count();
-            let mut f = failure(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                error_code::CONFIG_INVALID,
-                format!("config {name} is invalid ({errors} error(s)); nothing was changed"),
-            );
-            f.error.diagnostics = diagnostics;
-            return Err(f);
+            return Err(CallError::Invalid {
+                message: format!(
+                    "config {name} is invalid ({errors} error(s)); nothing was changed"
+                ),
+                diagnostics,
+            });
         };
         let observed: Observed = self.device.observe(&candidate).map_err(internal)?;
         let p: Plan = plan(&candidate, &observed);
@@ -518,7 +519,7 @@ impl Agent {
         req: &ConfigRequest,
         kind: GenerationSource,
         restores: Option<u64>,
-    ) -> Result<ApplyResponse, Failure> {
+    ) -> Result<ApplyResponse, CallError> {
         let (plan, candidate) = self.dry_run(req)?;
         if req.config == self.accepted_text && restores.is_none() {
             return Ok(ApplyResponse {
@@ -534,7 +535,7 @@ impl Agent {
             ConfigSource::Embedded => config_file::default_path(),
         };
         if let Some(path) = &path {
-            write_atomic(path, &req.config).map_err(internal)?;
+            config_source::write(path, &req.config).map_err(internal)?;
             if matches!(self.source, ConfigSource::Embedded) {
                 self.source = ConfigSource::File(path.clone());
                 self.board.set_config_name(&path.display().to_string());
@@ -558,7 +559,7 @@ impl Agent {
         })
     }
 
-    fn rollback(&mut self, req: &RollbackRequest) -> Result<ApplyResponse, Failure> {
+    fn rollback(&mut self, req: &RollbackRequest) -> Result<ApplyResponse, CallError> {
         let target = match req.generation {
             Some(n) => n,
             None => self
@@ -570,20 +571,16 @@ impl Agent {
                 .map(|g| g.info.number)
                 .find(|n| *n < self.generation)
                 .ok_or_else(|| {
-                    failure(
-                        axum::http::StatusCode::NOT_FOUND,
-                        error_code::NO_SUCH_GENERATION,
-                        format!("no generation before {} is stored", self.generation),
-                    )
+                    CallError::NoSuchGeneration(format!(
+                        "no generation before {} is stored",
+                        self.generation
+                    ))
                 })?,
         };
-        let stored = self.generations.get(target).map_err(|e| {
-            failure(
-                axum::http::StatusCode::NOT_FOUND,
-                error_code::NO_SUCH_GENERATION,
-                e.to_string(),
-            )
-        })?;
+        let stored = self
+            .generations
+            .get(target)
+            .map_err(|e| CallError::NoSuchGeneration(e.to_string()))?;
         let req = ConfigRequest {
             config: stored.text,
             name: Some(format!("generation {target}")),
@@ -592,26 +589,22 @@ impl Agent {
     }
 
     /// Start a one-off sync of a space or seed the device runs.
-    fn sync(&mut self, req: &SyncRequest) -> Result<SyncResponse, Failure> {
+    fn sync(&mut self, req: &SyncRequest) -> Result<SyncResponse, CallError> {
         let class = match (&req.space, &req.seed) {
             (Some(space), None) => Class::Space(space.clone()),
             (None, Some(seed)) => Class::Seed(seed.clone()),
             _ => {
-                return Err(failure(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    error_code::BAD_REQUEST,
-                    "name exactly one of space and seed",
+                return Err(CallError::BadRequest(
+                    "name exactly one of space and seed".into(),
                 ));
             }
         };
         let secs = req.for_secs.unwrap_or(3600).clamp(1, 7 * 86_400);
         let until = chrono::Utc::now() + chrono::Duration::seconds(secs as i64);
         if !self.device.sync(&class, until) {
-            return Err(failure(
-                axum::http::StatusCode::NOT_FOUND,
-                error_code::NO_SUCH_SPACE,
-                format!("{class} is not running on this device"),
-            ));
+            return Err(CallError::NoSuchSpace(format!(
+                "{class} is not running on this device"
+            )));
         }
         tracing::info!(%class, until = %until, "one-off sync");
         Ok(SyncResponse {
@@ -620,7 +613,7 @@ impl Agent {
         })
     }
 
-    fn prune(&mut self, req: &PruneRequest) -> Result<PruneCandidates, Failure> {
+    fn prune(&mut self, req: &PruneRequest) -> Result<PruneCandidates, CallError> {
         let candidates = self
             .device
             .prune_candidates(&self.config)
@@ -630,20 +623,14 @@ impl Agent {
             match candidates.iter().find(|c| c.name == *name) {
                 Some(c) => chosen.push(c.clone()),
                 None if self.config.spaces.iter().any(|s| s.name == *name) => {
-                    return Err(failure(
-                        axum::http::StatusCode::CONFLICT,
-                        error_code::STILL_DECLARED,
-                        format!(
-                            "space {name} is declared in the running config; remove it there first"
-                        ),
-                    ));
+                    return Err(CallError::StillDeclared(format!(
+                        "space {name} is declared in the running config; remove it there first"
+                    )));
                 }
                 None => {
-                    return Err(failure(
-                        axum::http::StatusCode::NOT_FOUND,
-                        error_code::NO_SUCH_SPACE,
-                        format!("no undeclared space {name} has data on this device"),
-                    ));
+                    return Err(CallError::NoSuchSpace(format!(
+                        "no undeclared space {name} has data on this device"
+                    )));
                 }
             }
         }

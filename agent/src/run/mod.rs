@@ -4,21 +4,18 @@
 //! between reconciles, so only one thing changes the device at a time.
 
 pub mod action_error;
+pub mod config_source;
 pub mod device;
 mod driver;
 pub mod service;
 
-use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use cobox_schema::api::WireDiagnostic;
-use cobox_schema::{Source, Validation};
+use anyhow::Result;
 
-use crate::config_file;
 use crate::control::CallMsg;
-use crate::host::SystemHost;
+pub use config_source::ConfigSource;
 
 /// How often the agent reconciles with no other trigger (drift: a mount removed by hand).
 pub const RESYNC: Duration = Duration::from_secs(10);
@@ -40,50 +37,17 @@ pub enum Wake {
     Call(CallMsg),
 }
 
-/// Where the config comes from.
-#[derive(Debug, Clone)]
-pub enum ConfigSource {
-    File(PathBuf),
-    Embedded,
-}
-
-impl ConfigSource {
-    fn name(&self) -> String {
-        match self {
-            ConfigSource::File(p) => p.display().to_string(),
-            ConfigSource::Embedded => config_file::DEFAULT_CONFIG_NAME.to_string(),
-        }
-    }
-}
-
-/// Read and validate the config; each diagnostic is a log event (so a JSON log stays one
-/// object per line), with its code, place, config path and help.
-fn load(source: &ConfigSource) -> Result<(Source, Validation)> {
-    let src = match source {
-        ConfigSource::File(p) => config_file::read(p)?,
-        ConfigSource::Embedded => Source::new(
-            config_file::DEFAULT_CONFIG_NAME,
-            config_file::DEFAULT_CONFIG,
-        ),
-    };
-    let v = config_file::check(&src, &SystemHost::from_env());
-    for d in &v.diagnostics {
-        let d = WireDiagnostic::from(&d.located(&src));
-        let at = format!("{}:{}:{}", d.file, d.line, d.column);
-        let help = d.help.as_deref().unwrap_or("");
-        if d.severity == "error" {
-            tracing::error!(code = %d.code, %at, path = %d.path, help, "{}", d.message);
-        } else {
-            tracing::warn!(code = %d.code, %at, path = %d.path, help, "{}", d.message);
-        }
-    }
-    Ok((src, v))
+/// What the control server hands calls to: the loop's channel, seen only as a function.
+fn calls(tx: &mpsc::Sender<Wake>) -> crate::control::Calls {
+    let tx = tx.clone();
+    std::sync::Arc::new(move |m| tx.send(Wake::Call(m)).is_ok())
 }
 
 /// Run the agent until stopped. Returns an error only when the first config is unusable
 /// or another agent already serves its control socket.
 pub fn run(source: ConfigSource) -> Result<()> {
-    let (src, first) = load(&source)?;
+    let src = source.read()?;
+    let first = config_source::check(&src);
     let Some(config) = first.config else {
         anyhow::bail!("config {} is invalid; nothing was started", src.name());
     };
@@ -195,40 +159,4 @@ fn wait(agent: &mut driver::Agent, rx: &mpsc::Receiver<Wake>) -> Next {
             Err(mpsc::RecvTimeoutError::Disconnected) => return Next::Stop,
         }
     }
-}
-
-/// Watch the config file (through its directory, as editors replace files by renaming).
-fn watch(path: &Path, tx: mpsc::Sender<Wake>) -> Result<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let name = path.file_name().map(|n| n.to_os_string());
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Reading the file (as a reload does) must not trigger another reload.
-        if let Ok(event) = event
-            && !matches!(event.kind, notify::EventKind::Access(_))
-            && event
-                .paths
-                .iter()
-                .any(|p| p.file_name().map(|n| n.to_os_string()) == name)
-        {
-            let _ = tx.send(Wake::Trigger(Trigger::ConfigChanged));
-        }
-    })?;
-    watcher
-        .watch(&dir, notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("cannot watch {}", dir.display()))?;
-    Ok(watcher)
-}
-
-/// Replace the config file at `path` with `text` whole, creating its directory.
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    crate::atomic_file::replace(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
