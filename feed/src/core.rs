@@ -24,6 +24,7 @@ use crate::crypto::{self, Signer};
 use crate::entries;
 use crate::files::{self, Files};
 use crate::header::{self, ENTRIES_START, Header, Slots};
+use crate::hex;
 use crate::node::{NODE_BYTES, Node};
 use crate::proof::{self, Growing, Head, Nodes, ProofError};
 
@@ -120,10 +121,6 @@ pub struct Core {
     punch: Vec<(u64, u64)>,
     /// The last block read: (index, offset, size), for sequential reads.
     last_read: Option<(u64, u64, u64)>,
-}
-
-fn hex(b: &[u8]) -> String {
-    crate::hex(b)
 }
 
 impl std::fmt::Debug for Core {

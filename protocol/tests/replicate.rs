@@ -26,6 +26,7 @@ use tcp::tcp_pair;
 
 #[path = "support/feeds.rs"]
 mod feeds;
+use cobox_keys::secret::hex;
 use feeds::{LONG, assert_same, keys, replica, seed, until_held, writer};
 
 /// Blocks of mixed sizes (1 byte to 70 KiB), each distinct.
@@ -344,10 +345,6 @@ async fn an_identity_refused_by_the_hook_receives_nothing() {
         0,
         "a refused peer receives zero blocks"
     );
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A hand-driven peer on the raw protocol: what it received, by kind.

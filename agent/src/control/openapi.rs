@@ -37,93 +37,184 @@ macro_rules! schema {
     };
 }
 
-/// The document served at `/v1/openapi.json`.
+/// The operation objects of the API, one per route of [`super::server::ROUTES`].
+pub mod ops {
+    use super::*;
+
+    const JSON: &str = "application/json";
+
+    pub fn status(g: &mut SchemaGenerator) -> Value {
+        let ok = schema!(g, api::Status);
+        op(
+            g,
+            "conditions of every resource, the running generation, the last invalid edit",
+            None,
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn identity(g: &mut SchemaGenerator) -> Value {
+        let ok = schema!(g, api::Identity);
+        op(g, "the device's public key", None, ok, JSON)
+    }
+
+    pub fn generations(g: &mut SchemaGenerator) -> Value {
+        let ok = schema!(g, api::Generations);
+        op(g, "accepted configs, newest first", None, ok, JSON)
+    }
+
+    pub fn plan(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::ConfigRequest),
+            schema!(g, api::PlanResponse),
+        );
+        op(
+            g,
+            "dry run: what applying the config would change now",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn apply(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::ConfigRequest),
+            schema!(g, api::ApplyResponse),
+        );
+        op(
+            g,
+            "accept the config as the next generation (written to the agent's config file) and reconcile",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn rollback(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::RollbackRequest),
+            schema!(g, api::ApplyResponse),
+        );
+        op(
+            g,
+            "run an earlier generation's config again, as a new generation",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn sync(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (schema!(g, api::SyncRequest), schema!(g, api::SyncResponse));
+        op(
+            g,
+            "replicate a space or seed now, outside its windows, until it is in step or the time is up",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn prune_candidates(g: &mut SchemaGenerator) -> Value {
+        let ok = schema!(g, api::PruneCandidates);
+        op(
+            g,
+            "spaces with data here that the config no longer declares",
+            None,
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn prune(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::PruneRequest),
+            schema!(g, api::PruneCandidates),
+        );
+        op(
+            g,
+            "delete the data of these undeclared spaces",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn invite_create(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::InviteRequest),
+            schema!(g, api::InviteResponse),
+        );
+        op(
+            g,
+            "create an invite code for one device",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn invite_inspect(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::InviteInspectRequest),
+            schema!(g, api::InviteInfo),
+        );
+        op(
+            g,
+            "what an invite code grants this device",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn keys_export(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::KeyExportRequest),
+            schema!(g, api::KeyExportResponse),
+        );
+        op(
+            g,
+            "paper keys (secret): only with `confirm: true`",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn events(g: &mut SchemaGenerator) -> Value {
+        let ok = schema!(g, api::Event);
+        let mut o = op(
+            g,
+            "server-sent events: `id` is the event id, `data` an Event as JSON",
+            None,
+            ok,
+            "text/event-stream",
+        );
+        o["parameters"] = json!([
+            {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "only events with a greater id"},
+            {"name": "follow", "in": "query", "schema": {"type": "boolean"}, "description": "keep streaming new events"}
+        ]);
+        o
+    }
+
+    pub fn openapi(g: &mut SchemaGenerator) -> Value {
+        op(g, "this document", None, json!({"type": "object"}), JSON)
+    }
+}
+
+/// The document served at `/v1/openapi.json`: every route of the one route table.
 pub fn document() -> Value {
     let mut g = SchemaSettings::draft2020_12()
         .with(|s| s.definitions_path = "#/components/schemas/".into())
         .into_generator();
-    let status = schema!(g, api::Status);
-    let identity = schema!(g, api::Identity);
-    let generations = schema!(g, api::Generations);
-    let config_req = schema!(g, api::ConfigRequest);
-    let plan = schema!(g, api::PlanResponse);
-    let apply = schema!(g, api::ApplyResponse);
-    let rollback = schema!(g, api::RollbackRequest);
-    let prune_list = schema!(g, api::PruneCandidates);
-    let prune_req = schema!(g, api::PruneRequest);
-    let sync_req = schema!(g, api::SyncRequest);
-    let sync = schema!(g, api::SyncResponse);
-    let invite_req = schema!(g, api::InviteRequest);
-    let invite = schema!(g, api::InviteResponse);
-    let inspect_req = schema!(g, api::InviteInspectRequest);
-    let inspect = schema!(g, api::InviteInfo);
-    let export_req = schema!(g, api::KeyExportRequest);
-    let export = schema!(g, api::KeyExportResponse);
-    let event = schema!(g, api::Event);
     let mut paths = serde_json::Map::new();
-    paths.insert(
-        "/v1/status".into(),
-        json!({"get": op(&mut g, "conditions of every resource, the running generation, the last invalid edit", None, status, "application/json")}),
-    );
-    paths.insert(
-        "/v1/identity".into(),
-        json!({"get": op(&mut g, "the device's public key", None, identity, "application/json")}),
-    );
-    paths.insert(
-        "/v1/generations".into(),
-        json!({"get": op(&mut g, "accepted configs, newest first", None, generations, "application/json")}),
-    );
-    paths.insert(
-        "/v1/plan".into(),
-        json!({"post": op(&mut g, "dry run: what applying the config would change now", Some(config_req.clone()), plan, "application/json")}),
-    );
-    paths.insert(
-        "/v1/apply".into(),
-        json!({"post": op(&mut g, "accept the config as the next generation (written to the agent's config file) and reconcile", Some(config_req), apply.clone(), "application/json")}),
-    );
-    paths.insert(
-        "/v1/rollback".into(),
-        json!({"post": op(&mut g, "run an earlier generation's config again, as a new generation", Some(rollback), apply, "application/json")}),
-    );
-    paths.insert(
-        "/v1/sync".into(),
-        json!({"post": op(&mut g, "replicate a space or seed now, outside its windows, until it is in step or the time is up", Some(sync_req), sync, "application/json")}),
-    );
-    paths.insert(
-        "/v1/prune".into(),
-        json!({
-            "get": op(&mut g, "spaces with data here that the config no longer declares", None, prune_list.clone(), "application/json"),
-            "post": op(&mut g, "delete the data of these undeclared spaces", Some(prune_req), prune_list, "application/json"),
-        }),
-    );
-    paths.insert(
-        "/v1/invites".into(),
-        json!({"post": op(&mut g, "create an invite code for one device", Some(invite_req), invite, "application/json")}),
-    );
-    paths.insert(
-        "/v1/invites/inspect".into(),
-        json!({"post": op(&mut g, "what an invite code grants this device", Some(inspect_req), inspect, "application/json")}),
-    );
-    paths.insert(
-        "/v1/keys/export".into(),
-        json!({"post": op(&mut g, "paper keys (secret): only with `confirm: true`", Some(export_req), export, "application/json")}),
-    );
-    let mut events = op(
-        &mut g,
-        "server-sent events: `id` is the event id, `data` an Event as JSON",
-        None,
-        event,
-        "text/event-stream",
-    );
-    events["parameters"] = json!([
-        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "only events with a greater id"},
-        {"name": "follow", "in": "query", "schema": {"type": "boolean"}, "description": "keep streaming new events"}
-    ]);
-    paths.insert("/v1/events".into(), json!({ "get": events }));
-    paths.insert(
-        "/v1/openapi.json".into(),
-        json!({"get": op(&mut g, "this document", None, json!({"type": "object"}), "application/json")}),
-    );
+    for r in super::server::ROUTES {
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        entry[r.method] = (r.doc)(&mut g);
+    }
     let schemas = g.take_definitions(true);
     json!({
         "openapi": "3.1.0",
@@ -175,7 +266,7 @@ mod tests {
         documented.sort();
         let mut served: Vec<(String, String)> = ROUTES
             .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .map(|r| (r.method.to_string(), r.path.to_string()))
             .collect();
         served.sort();
         assert_eq!(documented, served);

@@ -11,7 +11,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
+
+use super::openapi::ops;
 use base64::Engine;
 use cobox_keys::KeyStore;
 use cobox_schema::api::{
@@ -113,44 +115,71 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Failure> {
     })
 }
 
+/// One endpoint: its method and path, its handler, and its operation in the OpenAPI
+/// document. The router and the document are both built from [`ROUTES`].
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    handler: fn() -> MethodRouter<ApiState>,
+    pub doc: fn(&mut schemars::SchemaGenerator) -> serde_json::Value,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+macro_rules! route {
+    ($method:ident, $path:literal, $handler:ident) => {
+        Route {
+            method: stringify!($method),
+            path: $path,
+            handler: || $method($handler),
+            doc: ops::$handler,
+        }
+    };
+}
+
+/// Every endpoint of the API.
+pub const ROUTES: &[Route] = &[
+    route!(get, "/v1/status", status),
+    route!(get, "/v1/identity", identity),
+    route!(get, "/v1/generations", generations),
+    route!(post, "/v1/plan", plan),
+    route!(post, "/v1/apply", apply),
+    route!(post, "/v1/rollback", rollback),
+    route!(get, "/v1/prune", prune_candidates),
+    route!(post, "/v1/prune", prune),
+    route!(post, "/v1/sync", sync),
+    route!(post, "/v1/invites", invite_create),
+    route!(post, "/v1/invites/inspect", invite_inspect),
+    route!(post, "/v1/keys/export", keys_export),
+    route!(get, "/v1/events", events),
+    route!(get, "/v1/openapi.json", openapi),
+];
+
 /// The routes.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/identity", get(identity))
-        .route("/v1/generations", get(generations))
-        .route("/v1/plan", post(plan))
-        .route("/v1/apply", post(apply))
-        .route("/v1/rollback", post(rollback))
-        .route("/v1/prune", get(prune_candidates).post(prune))
-        .route("/v1/sync", post(sync))
-        .route("/v1/invites", post(invite_create))
-        .route("/v1/invites/inspect", post(invite_inspect))
-        .route("/v1/keys/export", post(keys_export))
-        .route("/v1/events", get(events))
-        .route("/v1/openapi.json", get(openapi))
+    let mut by_path: std::collections::BTreeMap<&str, MethodRouter<ApiState>> =
+        std::collections::BTreeMap::new();
+    for r in ROUTES {
+        let handler = (r.handler)();
+        let merged = match by_path.remove(r.path) {
+            Some(other) => other.merge(handler),
+            None => handler,
+        };
+        by_path.insert(r.path, merged);
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
-
-/// Every route, for the OpenAPI test: (method, path).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/v1/status"),
-    ("get", "/v1/identity"),
-    ("get", "/v1/generations"),
-    ("post", "/v1/plan"),
-    ("post", "/v1/apply"),
-    ("post", "/v1/rollback"),
-    ("get", "/v1/prune"),
-    ("post", "/v1/prune"),
-    ("post", "/v1/sync"),
-    ("post", "/v1/invites"),
-    ("post", "/v1/invites/inspect"),
-    ("post", "/v1/keys/export"),
-    ("get", "/v1/events"),
-    ("get", "/v1/openapi.json"),
-];
 
 async fn not_found(uri: axum::http::Uri) -> Failure {
     failure(

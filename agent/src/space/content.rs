@@ -9,6 +9,7 @@ use std::io::Read;
 use cobox_keys::block::BlockKey;
 
 use crate::feed::{Feed, FeedError};
+use cobox_keys::secret::hex;
 
 /// Plaintext bytes per content block.
 pub const BLOCK_SIZE: usize = 64 * 1024;
@@ -40,10 +41,6 @@ pub enum ContentError {
     },
     #[error("content block {index} of feed {feed} is not on this device yet")]
     Missing { feed: String, index: u64 },
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// One file's content on its way into a content feed: bounded memory, however large.

@@ -5,6 +5,7 @@
 use hypercore_schema::{RequestBlock, RequestUpgrade};
 
 use super::{Feed, FeedError};
+use cobox_keys::secret::hex;
 
 /// Why a proof was refused.
 #[derive(Debug, thiserror::Error)]
@@ -13,10 +14,6 @@ pub enum CopyError {
     Feed(#[from] FeedError),
     #[error("feed {0}: the other copy sent a proof that does not verify")]
     Rejected(String),
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Copy into `to` everything of `from` that it lacks; returns the number of blocks copied.
