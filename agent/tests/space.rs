@@ -138,7 +138,7 @@ fn the_index_is_derived_state_and_rebuilds_from_the_feeds() {
         listing.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
         ["a.txt", "b.txt"]
     );
-    let index = tmp.path().join("a/index");
+    let index = tmp.path().join("a/drive-index");
     assert!(index.exists());
     std::fs::remove_dir_all(&index).unwrap();
     let rebuilt = rt.block_on(async {

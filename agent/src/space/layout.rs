@@ -1,8 +1,9 @@
 //! Where a space lives on disk.
 //!
 //! ```text
-//! DATA_DIR/index/                 derived state of every space (sled); deletable while the
-//!                                  agent is stopped, rebuilt from the feeds
+//! DATA_DIR/drive-index/ADDRESS/   derived state of the space (known logs, the drive's
+//!                                  checkpoint); deletable while the agent is stopped,
+//!                                  rebuilt from the feeds
 //! DATA_DIR/spaces/ADDRESS/
 //!   space.key          the space's keys (cobox-keys)
 //!   feeds/FEEDKEY/     one hypercore per feed: every member's log and content feeds
@@ -25,7 +26,7 @@ impl Layout {
     pub fn new(data_dir: &Path, address: &Address) -> Layout {
         Layout {
             root: data_dir.join("spaces").join(address.to_string()),
-            index: data_dir.join("index"),
+            index: data_dir.join("drive-index"),
         }
     }
 
@@ -42,7 +43,7 @@ impl Layout {
             .join(key.iter().map(|b| format!("{b:02x}")).collect::<String>())
     }
 
-    /// The device's index database (shared by its spaces).
+    /// Where the device keeps its spaces' derived state (a directory per space).
     pub fn index(&self) -> PathBuf {
         self.index.clone()
     }
