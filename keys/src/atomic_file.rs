@@ -43,10 +43,41 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Write `bytes` to a new file `path` with `mode`, whole or not at all: written and synced
+/// under a temporary name, then linked into place (which fails, `AlreadyExists`, when
+/// `path` exists: nothing is ever replaced), and the directory synced.
+pub fn create(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Unique in this process too: two threads may create files of one name at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// The process that wrote temporary file `name` (`.NAME.tmp-PID`), if it is one.
 fn temp_writer(name: &str) -> Option<u32> {
-    let (_, pid) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
-    pid.parse().ok()
+    let (_, rest) = name.strip_prefix('.')?.rsplit_once(".tmp-")?;
+    rest.split('-').next()?.parse().ok()
 }
 
 /// Remove what interrupted replacements left in `dir`: temporary files of processes that
@@ -91,6 +122,23 @@ fn sweep_matching(dir: &Path, wanted: impl Fn(&str) -> bool) -> Vec<std::path::P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_created_file_is_whole_private_and_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("parent.key");
+        create(&path, b"first", 0o600).unwrap();
+        let e = create(&path, b"second", 0o600).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
 
     #[test]
     fn leftovers_of_dead_writers_are_swept_and_nothing_else() {

@@ -13,9 +13,8 @@
 //! into place, which fails if the target exists). A key file readable by group or others is
 //! refused, as ssh does.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use cobox_schema::hexkey::Address;
@@ -307,36 +306,15 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 fn create_file(path: &Path, body: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().expect("key files live in a directory");
     create_private_dirs(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("key"),
-        std::process::id(),
-        libsodium_rs::random::u32()
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        f.write_all(body)
-            .and_then(|()| f.sync_all())
-            .map_err(io(&tmp))?;
-        match fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StoreError::Exists {
-                path: path.to_path_buf(),
-            }),
-            Err(e) => Err(StoreError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            }),
-        }
-    })();
-    let _ = fs::remove_file(&tmp);
-    result?;
-    sync_dir(dir)
+    crate::atomic_file::create(path, body, 0o600).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => StoreError::Exists {
+            path: path.to_path_buf(),
+        },
+        _ => StoreError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })
 }
 
 type Fields = Vec<(String, String)>;
