@@ -388,25 +388,31 @@ impl Roster {
         file: &Path,
         statements: impl IntoIterator<Item = Statement>,
     ) -> std::io::Result<Vec<Statement>> {
-        let mut new = Vec::new();
-        for s in statements {
-            if self.statements.contains(&s) {
-                continue;
-            }
-            if let Ok(true) = self.add(s.clone()) {
-                new.push(s);
-            }
-        }
-        if !new.is_empty() {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)?;
-            f.write_all(&encode_all(&new))?;
-            f.sync_all()?;
-        }
+        let new = self.add_new(statements);
+        keep(file, &new)?;
         Ok(new)
     }
+
+    /// Add what verifies and is new; returns those statements (to keep, to pass on).
+    pub fn add_new(&mut self, statements: impl IntoIterator<Item = Statement>) -> Vec<Statement> {
+        statements
+            .into_iter()
+            .filter(|s| !self.statements.contains(s) && matches!(self.add(s.clone()), Ok(true)))
+            .collect()
+    }
+}
+
+/// Append `statements` to the roster file `file`, synced (nothing to do for none).
+pub fn keep(file: &Path, statements: &[Statement]) -> std::io::Result<()> {
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?;
+    f.write_all(&encode_all(statements))?;
+    f.sync_all()
 }
 
 #[cfg(test)]

@@ -607,13 +607,16 @@ impl Network {
         // The roster files that grew since they were read (an invite just created here
         // admits its invitee) decide now, so the invitee's first session is not refused;
         // the full reload (passing statements on, opening new members' feeds) follows.
-        let admitted = st.shares.values().any(|s| {
-            file_len(&s.roster_file) != s.roster_read && {
-                let mut on_disk = s.roster.clone();
-                on_disk.load(&s.roster_file).is_ok() && on_disk.admits(who)
-            }
-        });
+        // They are read with the state unlocked.
+        let rosters: Vec<(Roster, PathBuf, u64)> = st
+            .shares
+            .values()
+            .map(|s| (s.roster.clone(), s.roster_file.clone(), s.roster_read))
+            .collect();
         drop(st);
+        let admitted = rosters.into_iter().any(|(mut on_disk, file, read)| {
+            file_len(&file) != read && on_disk.load(&file).is_ok() && on_disk.admits(who)
+        });
         let me = self.clone();
         self.inner
             .rt
@@ -725,26 +728,15 @@ impl Network {
         from: Option<u64>,
         persist: bool,
     ) {
-        let new = {
+        // The roster changes in memory under the lock; the file is appended after it is
+        // released (no file I/O while the network's state is locked).
+        let (new, file, name) = {
             let mut st = self.state();
             let State { shares, peers, .. } = &mut *st;
             let Some(share) = shares.get_mut(&address) else {
                 return;
             };
-            let mut new = Vec::new();
-            if persist {
-                match share.roster.add_and_keep(&share.roster_file, statements) {
-                    Ok(added) => new = added,
-                    Err(e) => {
-                        tracing::error!(space = %share.name, error = %e, "cannot keep roster statements");
-                    }
-                }
-            } else {
-                new = statements
-                    .into_iter()
-                    .filter(|s| matches!(share.roster.add(s.clone()), Ok(true)))
-                    .collect();
-            }
+            let new = share.roster.add_new(statements);
             if !new.is_empty() {
                 let bytes = roster::encode_all(&new);
                 for (k, p) in peers.iter() {
@@ -753,8 +745,11 @@ impl Network {
                     }
                 }
             }
-            new
+            (new, share.roster_file.clone(), share.name.clone())
         };
+        if persist && let Err(e) = roster::keep(&file, &new) {
+            tracing::error!(space = %name, error = %e, "cannot keep roster statements");
+        }
         if !new.is_empty() {
             self.open_members(address).await;
             self.offer_to_peers(address);
