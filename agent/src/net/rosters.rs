@@ -1,0 +1,130 @@
+//! Roster gossip: admitting identities, taking in statements from peers and from roster
+//! files, keeping the new ones and passing them on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Network, State, file_len};
+use crate::space::roster::{self, Roster, Statement};
+
+impl Network {
+    /// Admit `seeders` as seeders of the space shared at `address` (its declared list
+    /// changed while it was open): the statements are kept, passed on to the peers sharing
+    /// it, and in force for the next session at once.
+    pub async fn admit_seeders(&self, address: [u8; 32], seeders: &[[u8; 32]]) {
+        let me = &self.inner.identity;
+        let statements = seeders
+            .iter()
+            .map(|s| Statement::allow(me, &address, roster::Role::Seeder, *s))
+            .collect();
+        self.learn(address, statements, None, true).await;
+    }
+
+    /// Whether any shared address admits `who`. An unknown identity makes the rosters be
+    /// read again first (at most once a second), in case an invite just admitted it.
+    pub fn admits(&self, who: &[u8; 32]) -> bool {
+        if *who == self.identity() {
+            return false;
+        }
+        let mut st = self.state();
+        if st.shares.values().any(|s| s.roster.admits(who)) {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        if st
+            .reloaded
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return false;
+        }
+        st.reloaded = Some(now);
+        // The roster files that grew since they were read (an invite just created here
+        // admits its invitee) decide now, so the invitee's first session is not refused;
+        // the full reload (passing statements on, opening new members' feeds) follows.
+        // They are read with the state unlocked.
+        let rosters: Vec<(Roster, PathBuf, u64)> = st
+            .shares
+            .values()
+            .map(|s| (s.roster.clone(), s.roster_file.clone(), s.roster_read))
+            .collect();
+        drop(st);
+        let admitted = rosters.into_iter().any(|(mut on_disk, file, read)| {
+            file_len(&file) != read && on_disk.load(&file).is_ok() && on_disk.admits(who)
+        });
+        let me = self.clone();
+        self.inner
+            .rt
+            .spawn(async move { me.reload_rosters().await });
+        admitted
+    }
+
+    /// Read the roster files again (an invite written by another path admits someone),
+    /// pass what is new on to peers and act on it.
+    pub async fn reload_rosters(&self) {
+        // Only files that grew since they were read (a stat, not a read, per address).
+        let files: Vec<([u8; 32], PathBuf)> = self
+            .state()
+            .shares
+            .iter_mut()
+            .filter_map(|(a, s)| {
+                let len = file_len(&s.roster_file);
+                (len != s.roster_read).then(|| {
+                    s.roster_read = len;
+                    (*a, s.roster_file.clone())
+                })
+            })
+            .collect();
+        for (address, file) in files {
+            let mut on_disk = Roster::seed(address);
+            if let Err(e) = on_disk.load(&file) {
+                tracing::warn!(file = %file.display(), error = %e, "cannot read a roster");
+                continue;
+            }
+            self.learn(
+                address,
+                on_disk.statements().cloned().collect(),
+                None,
+                false,
+            )
+            .await;
+        }
+    }
+
+    /// Take in statements about `address` (from session `from`, or local), keep the new
+    /// ones (in the roster file too, unless they come from it), pass them on to the other
+    /// peers sharing it, and open new members' feeds.
+    pub(super) async fn learn(
+        &self,
+        address: [u8; 32],
+        statements: Vec<Statement>,
+        from: Option<u64>,
+        persist: bool,
+    ) {
+        // The roster changes in memory under the lock; the file is appended after it is
+        // released (no file I/O while the network's state is locked).
+        let (new, file, name) = {
+            let mut st = self.state();
+            let State { shares, peers, .. } = &mut *st;
+            let Some(share) = shares.get_mut(&address) else {
+                return;
+            };
+            let new = share.roster.add_new(statements);
+            if !new.is_empty() {
+                let bytes = roster::encode_all(&new);
+                for (k, p) in peers.iter() {
+                    if Some(*k) != from && p.spaces.contains(&address) {
+                        let _ = p.handle.send(address, bytes.clone());
+                    }
+                }
+            }
+            (new, share.roster_file.clone(), share.name.clone())
+        };
+        if persist && let Err(e) = roster::keep(&file, &new) {
+            tracing::error!(space = %name, error = %e, "cannot keep roster statements");
+        }
+        if !new.is_empty() {
+            self.open_members(address).await;
+            self.offer_to_peers(address);
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The shared addresses: adding a space or a seed, removing one, and what status reads of
+//! them (names, replicas, faults, blocks no peer supplied, in step or not).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::seed::SeedStore;
+use super::{Holder, Network, Share, file_len, health};
+use crate::replicate::Traffic;
+use crate::space::Space;
+use crate::space::roster::{self, Roster, Statement};
+
+impl Network {
+    /// Share a space this device is a member of. `seeders` are the identities the config
+    /// declares as its seeders (admitted by this device).
+    pub async fn add_space(
+        &self,
+        name: &str,
+        space: Arc<tokio::sync::Mutex<Space>>,
+        seeders: &[[u8; 32]],
+        traffic: Arc<Traffic>,
+    ) -> std::io::Result<()> {
+        let (address, log, content, roster_file, own, health) = {
+            let s = space.lock().await;
+            let own = s.feeds().open_feeds();
+            (
+                s.keys().address.0,
+                s.log_key(),
+                s.content_key(),
+                s.layout().roster(),
+                own,
+                s.health(),
+            )
+        };
+        let me = &self.inner.identity;
+        let mut roster = Roster::member(address, me.public.0);
+        roster.load(&roster_file)?;
+        let mut mine = vec![Statement::member(me, &address, log, content)];
+        for s in seeders {
+            mine.push(Statement::allow(me, &address, roster::Role::Seeder, *s));
+        }
+        roster.add_and_keep(&roster_file, mine)?;
+        let share = Share {
+            name: name.to_string(),
+            holder: Holder::Member(space),
+            roster,
+            roster_read: file_len(&roster_file),
+            roster_file,
+            feeds: own
+                .into_iter()
+                .map(|f| {
+                    f.set_traffic(traffic.clone());
+                    (f.key(), f)
+                })
+                .collect(),
+            members: BTreeSet::new(),
+            traffic,
+            health: Some(health),
+            behind_since: BTreeMap::new(),
+            published: None,
+        };
+        self.insert(address, share).await;
+        Ok(())
+    }
+
+    /// Seed an address: replicate and serve every feed of it without its keys.
+    pub async fn add_seed(
+        &self,
+        name: &str,
+        store: SeedStore,
+        traffic: Arc<Traffic>,
+    ) -> std::io::Result<()> {
+        let address = store.address();
+        let roster_file = store.roster_file();
+        let mut roster = Roster::seed(address);
+        roster.load(&roster_file)?;
+        let share = Share {
+            name: name.to_string(),
+            holder: Holder::Seed(Arc::new(tokio::sync::Mutex::new(store))),
+            roster,
+            roster_read: file_len(&roster_file),
+            roster_file,
+            feeds: BTreeMap::new(),
+            members: BTreeSet::new(),
+            traffic,
+            health: None,
+            behind_since: BTreeMap::new(),
+            published: None,
+        };
+        self.insert(address, share).await;
+        Ok(())
+    }
+
+    async fn insert(&self, address: [u8; 32], share: Share) {
+        self.state().shares.insert(address, share);
+        self.open_members(address).await;
+        self.offer_to_peers(address);
+    }
+
+    /// Stop sharing an address. Sessions that carried it are ended (and dialled again by
+    /// whoever dials), so none keeps its feeds open.
+    pub fn remove(&self, address: &[u8; 32]) {
+        let mut st = self.state();
+        if st.shares.remove(address).is_none() {
+            return;
+        }
+        for p in st.peers.values() {
+            if p.spaces.contains(address) {
+                p.handle.close();
+            }
+        }
+    }
+
+    /// The names of the shared addresses, by address.
+    pub fn shared(&self) -> BTreeMap<[u8; 32], String> {
+        self.state()
+            .shares
+            .iter()
+            .map(|(a, s)| (*a, s.name.clone()))
+            .collect()
+    }
+
+    /// Every other device that replicated a shared address with this one, by the share's
+    /// name: what it lacks of what this device holds, whether it is connected, when it was
+    /// last heard from.
+    pub fn replicas(&self) -> BTreeMap<String, Vec<cobox_schema::api::Replica>> {
+        let me = self.identity();
+        let mut st = self.state();
+        st.shares
+            .values_mut()
+            .map(|share| (share.name.clone(), health::replicas_of(share, &me)))
+            .collect()
+    }
+
+    /// The feeds of each share (by space or seed name) that could not be read or written
+    /// here: `feed KEY: reason`, by key.
+    pub fn faults(&self) -> BTreeMap<String, Vec<String>> {
+        let st = self.state();
+        st.shares
+            .values()
+            .filter_map(|share| {
+                let faults: Vec<String> = share
+                    .feeds
+                    .iter()
+                    .filter_map(|(k, f)| {
+                        Some(format!(
+                            "feed {}: {}",
+                            cobox_keys::secret::hex(k),
+                            f.fault()?
+                        ))
+                    })
+                    .collect();
+                (!faults.is_empty()).then(|| (share.name.clone(), faults))
+            })
+            .collect()
+    }
+
+    /// How many blocks local readers of each share (by name) needed that no connected peer
+    /// supplied.
+    pub fn unavailable(&self) -> BTreeMap<String, usize> {
+        let st = self.state();
+        st.shares
+            .values()
+            .filter_map(|share| {
+                let n: usize = share.feeds.values().map(|f| f.unavailable().len()).sum();
+                (n > 0).then(|| (share.name.clone(), n))
+            })
+            .collect()
+    }
+
+    /// Whether the share named `name` is in step with every connected peer: each holds
+    /// all this device holds of every feed, and this device all each announced. False
+    /// when no peer is connected.
+    pub fn in_sync(&self, name: &str) -> bool {
+        let st = self.state();
+        let Some(share) = st.shares.values().find(|s| s.name == name) else {
+            return false;
+        };
+        let mut any = false;
+        for f in share.feeds.values() {
+            let held = f.held();
+            for r in f.remotes().values().filter(|r| r.connected) {
+                any = true;
+                if r.contiguous < held.length || held.contiguous < r.length {
+                    return false;
+                }
+            }
+        }
+        any
+    }
+}
