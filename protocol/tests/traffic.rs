@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cobox_protocol::feed::{RemoteCopy, SharedFeed};
 use cobox_protocol::replicate::{self, Bucket, Caps, Options, Quota, Traffic};
 use tokio::time::timeout;
 
@@ -15,6 +16,23 @@ use feeds::{LONG, assert_same, replica, until_held, writer};
 #[path = "support/tcp.rs"]
 mod tcp;
 use tcp::tcp_pair;
+
+/// Wait (bounded) until `feed`'s channel with a connected peer notes what `done` wants:
+/// it notes the peer's copy after each batch of the peer's messages, and how many requests
+/// wait for answers after every step, so this is what the channel decided, not a guess.
+async fn until_remote(feed: &SharedFeed, done: impl Fn(&RemoteCopy) -> bool) -> RemoteCopy {
+    let wait = async {
+        loop {
+            if let Some(r) = feed.remotes().values().find(|r| r.connected && done(r)) {
+                return *r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    timeout(LONG, wait)
+        .await
+        .unwrap_or_else(|_| panic!("the channel never got there: {:?}", feed.remotes()))
+}
 
 fn traffic(download: Option<u64>, quota: Option<u64>) -> Arc<Traffic> {
     Traffic::new(
@@ -44,16 +62,16 @@ async fn a_closed_window_stops_a_transfer_and_the_opening_resumes_it_where_it_st
     let sb = replicate::spawn(b, false, [copy.clone()], Options::default());
     until_held(&copy, 20).await;
     gate.set_open(false);
-    // What was in flight lands; then nothing more moves.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // What was in flight lands, and nothing more is asked for (the rules' unit tests show
+    // a closed window asks for nothing): the channel says so.
+    until_remote(&copy, |r| r.asking == 0).await;
     let stopped = copy.held().contiguous;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        copy.held().contiguous,
-        stopped,
-        "nothing moves while closed"
-    );
     assert!(stopped < data.len() as u64, "closed mid-transfer");
+    assert_eq!(
+        gate.counters.get()[3],
+        stopped,
+        "what arrived is what is held: nothing moves while closed"
+    );
     gate.set_open(true);
     until_held(&copy, data.len() as u64).await;
     assert_same(&copy, &data).await;
@@ -86,7 +104,9 @@ async fn a_quota_stops_downloads_within_one_request_and_a_raised_one_resumes() {
         }
     };
     timeout(LONG, full).await.expect("the quota fills");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // What was in flight lands or is refused; nothing more is asked for. (A step that
+    // stored blocks notes what it still asks for after publishing them.)
+    until_remote(&copy, |r| r.asking == 0 && copy.held().contiguous > 0).await;
     let held = copy.held().contiguous;
     let stored = {
         let mut f = copy.lock().await;
@@ -164,7 +184,9 @@ async fn evicted_blocks_free_their_space_survive_a_reopen_and_are_not_fetched_ag
     let (a, b) = tcp_pair().await;
     let sa = replicate::spawn(a, true, [source.clone()], Options::default());
     let sb = replicate::spawn(b, false, [seed.clone()], Options::default());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The seed heard that the writer holds all 200 blocks, asked for what it wanted and
+    // had every request answered: none was for an evicted block.
+    until_remote(&seed, |r| r.contiguous == 200 && r.asking == 0).await;
     assert_eq!(
         gate.counters.get()[3],
         0,

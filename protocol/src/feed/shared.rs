@@ -59,6 +59,8 @@ pub struct RemoteCopy {
     pub seen: SystemTime,
     /// Whether a channel with it is open.
     pub connected: bool,
+    /// Requests to it waiting for their answers.
+    pub asking: usize,
 }
 
 /// A feed behind a lock, with what of it is durable published to the sessions.
@@ -251,8 +253,9 @@ impl SharedFeed {
         self.remotes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Record what peer `peer` says it holds.
-    pub fn note_remote(&self, peer: &str, length: u64, contiguous: u64) {
+    /// Record what peer `peer` says it holds, and how many requests to it wait for their
+    /// answers.
+    pub fn note_remote(&self, peer: &str, length: u64, contiguous: u64, asking: usize) {
         self.remotes_lock().insert(
             peer.to_string(),
             RemoteCopy {
@@ -260,14 +263,23 @@ impl SharedFeed {
                 contiguous,
                 seen: SystemTime::now(),
                 connected: true,
+                asking,
             },
         );
+    }
+
+    /// Record how many requests to `peer` wait for their answers (once it said anything).
+    pub fn note_asking(&self, peer: &str, asking: usize) {
+        if let Some(r) = self.remotes_lock().get_mut(peer) {
+            r.asking = asking;
+        }
     }
 
     /// The channel with `peer` ended: what it held stays known, as of now.
     pub fn remote_gone(&self, peer: &str) {
         if let Some(r) = self.remotes_lock().get_mut(peer) {
             r.connected = false;
+            r.asking = 0;
             r.seen = SystemTime::now();
         }
     }

@@ -6,7 +6,8 @@
 //!   layers never do).
 //! - Each feed both sides offer gets a channel (opened only when the remote proves it
 //!   knows the feed's public key) and a task ([`channel`]) that answers requests with
-//!   proofs and asks for what it lacks, as decided by [`peer`] (no I/O).
+//!   proofs and asks for what it lacks, as the channel's [`rules`] decide (no I/O: events in,
+//!   messages and effects out, the time given) with [`peer`]'s scheduling.
 //! - Every received proof is verified before it is stored; received blocks are committed
 //!   before they are announced, served on, or reported through [`Grew`].
 //! - Feeds are shared with their local writers through [`crate::feed::SharedFeed`]; sessions serve and
@@ -18,6 +19,7 @@ pub mod frame;
 pub mod have;
 pub mod identity;
 pub mod peer;
+pub mod rules;
 pub mod session;
 pub mod traffic;
 
