@@ -10,19 +10,26 @@ use coboxd::mount::is_mounted;
 
 struct Agent {
     child: Child,
+    log: PathBuf,
 }
 
 impl Agent {
     fn start(config: &Path) -> Agent {
+        let log = config.with_extension("log");
         let child = Command::new(env!("CARGO_BIN_EXE_coboxd"))
             .arg("--config")
             .arg(config)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("coboxd starts");
-        Agent { child }
+        Agent { child, log }
+    }
+
+    /// The agent's log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM, wait, and return the agent's log.
@@ -30,13 +37,7 @@ impl Agent {
         let pid = rustix::process::Pid::from_child(&self.child);
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let status = self.child.wait().unwrap();
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
+        let log = self.log();
         assert!(status.success(), "coboxd exited with {status}\n{log}");
         log
     }
@@ -109,7 +110,9 @@ fn the_agent_converges_follows_edits_keeps_data_and_repairs_drift() {
         &["alpha", "beta"],
         "[[space]]\nname = \"bad name!\"\n",
     );
-    std::thread::sleep(Duration::from_secs(1));
+    eventually("the bad edit is refused", 30, || {
+        agent.log().contains("config is invalid")
+    });
     assert!(is_mounted(&alpha) && is_mounted(&beta));
 
     // A space leaving the config is unmounted; its data stays.
@@ -202,7 +205,14 @@ fn under_systemd_the_agent_reports_ready_reloading_and_stopping_and_logs_json() 
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let config = root.join("cobox.toml");
-    write_config(&config, root, &["alpha"], "");
+    // A config with a warning: it is logged when the text is validated, once.
+    let key = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+    write_config(
+        &config,
+        root,
+        &["alpha"],
+        &format!("[admins]\nkeys = [\"{key}\", \"{key}\"]\n"),
+    );
     let sock_path = root.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
@@ -244,6 +254,11 @@ fn under_systemd_the_agent_reports_ready_reloading_and_stopping_and_logs_json() 
         .unwrap();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty());
+    assert_eq!(
+        log.matches("\"code\":\"duplicate-key\"").count(),
+        1,
+        "the reload of an unchanged text validates nothing again\n{log}"
+    );
     for line in lines {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -319,7 +334,10 @@ fn a_failing_action_is_retried_with_backoff_and_blocks_only_its_resource() {
     let agent = Agent::start(&config);
     let fine = root.join("mnt/fine");
     eventually("the other space mounted", 30, || is_mounted(&fine));
-    std::thread::sleep(Duration::from_secs(4));
+    // Freed once the agent has failed twice, waiting longer the second time.
+    eventually("a second failure, retried later", 30, || {
+        agent.log().contains("retry_in_s=2")
+    });
     std::fs::remove_file(&blocked).unwrap();
     eventually(
         "the blocked space mounted once its mount point can be made",

@@ -200,6 +200,12 @@ fn render_replicas(s: &Status, colour: Colour) -> String {
                     format!("not connected, {} (last seen {})", behind(), c.last_seen),
                 ),
             };
+            if c.fetching > 0 || c.ahead_blocks > 0 {
+                state = format!(
+                    "{state}; holds {} blocks this device lacks, {} asked for",
+                    c.ahead_blocks, c.fetching
+                );
+            }
             if let Some(by) = &c.reported_by {
                 state = format!(
                     "{state}, as reported by member {} at {}",

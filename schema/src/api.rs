@@ -240,6 +240,13 @@ pub struct Replica {
     /// this comes from, as of `last_seen`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_by: Option<String>,
+    /// Blocks it holds (from the start of each feed) that this device lacks: what this
+    /// device has still to fetch, from it or from others. Seen first hand only.
+    #[serde(default)]
+    pub ahead_blocks: u64,
+    /// Blocks asked of it that have not arrived yet.
+    #[serde(default)]
+    pub fetching: u64,
 }
 
 impl ResourceStatus {

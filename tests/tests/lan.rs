@@ -3,8 +3,6 @@
 //! a partition and its healing, and each agent killed (kill -9) and restarted while a
 //! large file is being transferred: nothing lost, nothing stored twice.
 
-use std::time::Duration;
-
 use cobox_tests::files::{data_bytes, feed_sizes, tree, write_corpus};
 use cobox_tests::lan::Lan;
 use cobox_tests::node::{Node, QUIET, eventually};
@@ -66,7 +64,14 @@ fn two_members_and_a_seed_converge_across_a_partition_and_restarts() {
     std::fs::write(b.mount("home").join("while-apart-b.txt"), b"from b").unwrap();
     want.insert("while-apart-a.txt".into(), b"from a".to_vec());
     want.insert("while-apart-b.txt".into(), b"from b".to_vec());
-    std::thread::sleep(Duration::from_secs(2));
+    // The partition holds: a connection from B's host to A's listener gets no answer.
+    let reached = std::process::Command::new("ip")
+        .args(["netns", "exec", &lan.host(1), "timeout", "2", "bash", "-c"])
+        .arg(format!("exec 3<>/dev/tcp/{}/{PORT}", lan.addr(0)))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!reached.success(), "B reaches A across the partition");
     assert!(
         !b.mount("home").join("while-apart-a.txt").exists(),
         "nothing crosses a partition"

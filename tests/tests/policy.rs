@@ -43,6 +43,41 @@ fn resource(n: &Node, kind: &str, name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no {kind} {name} in {s}"))
 }
 
+/// The first copy on another device that `r` lists (each test here has one peer).
+fn replica(r: &serde_json::Value) -> Option<serde_json::Value> {
+    r["replicas"].as_array()?.first().cloned()
+}
+
+/// Blocks `kind` `name` on `n` lacks that its peer holds, and how many it asks for now:
+/// what its channels noted of the peer's copy, after deciding what to ask.
+fn ahead_and_fetching(n: &Node, kind: &str, name: &str) -> (u64, u64) {
+    replica(&resource(n, kind, name)).map_or((0, 0), |c| {
+        (
+            c["ahead_blocks"].as_u64().unwrap_or(0),
+            c["fetching"].as_u64().unwrap_or(0),
+        )
+    })
+}
+
+/// Blocks `n`'s peer lacks of what `n` holds of `kind` `name`.
+fn behind(n: &Node, kind: &str, name: &str) -> u64 {
+    replica(&resource(n, kind, name)).map_or(0, |c| c["behind_blocks"].as_u64().unwrap_or(0))
+}
+
+/// Wait until B has heard that A holds at least `blocks` more than `before` that B lacks
+/// of `home`, with nothing asked for: B's channels took the news in and decided.
+fn until_heard_and_not_asked(b: &Node, before: u64, blocks: u64, logs: impl Fn() -> String) {
+    eventually(
+        "B hears of the new blocks and asks for none",
+        60,
+        || {
+            let (ahead, fetching) = ahead_and_fetching(b, "space", "home");
+            ahead >= before + blocks && fetching == 0
+        },
+        logs,
+    );
+}
+
 fn condition(r: &serde_json::Value, kind: &str) -> Option<(bool, String)> {
     r["conditions"]
         .as_array()?
@@ -191,10 +226,22 @@ fn outside_its_window_a_space_waits_for_a_sync_or_the_opening() {
         "{opening}"
     );
 
-    // Written while B's window is closed: nothing arrives.
+    // Written while B's window is closed: B hears of it and asks for nothing. (A counts
+    // what B lacks of A's data; B has fetched none of it.)
+    eventually(
+        "A sees B",
+        60,
+        || replica(&resource(&a, "space", "home")).is_some(),
+        logs,
+    );
+    let before = behind(&a, "space", "home");
     let first = pattern(300_000, 2);
     std::fs::write(a.mount("home").join("first.bin"), &first).unwrap();
-    std::thread::sleep(Duration::from_secs(6));
+    until_heard_and_not_asked(&b, before, 4, logs);
+    assert!(
+        unix_now() < opens,
+        "the window was still closed when B heard of the first file"
+    );
     assert!(
         !b.mount("home").join("first.bin").exists(),
         "nothing replicates outside the window\n{}",
@@ -223,17 +270,39 @@ fn outside_its_window_a_space_waits_for_a_sync_or_the_opening() {
         logs,
     );
 
-    // Written after the sync: it waits for the window.
+    // Written after the sync: it waits for the window, moved to open a minute or more
+    // from now whatever time the test took so far.
+    let (opens, hour, minute) = minute_after(60);
+    b.write_config(&format!(
+        "[network]\npeers = [\"{aa}:{PORT}\"]\n{QUIET}\
+         [[space]]\nname = \"home\"\ninvite = \"{code}\"\n\
+         windows = [{{ when = \"{minute} {hour} * * *\", for = \"2m\", zone = \"UTC\" }}]\n"
+    ));
+    eventually(
+        "B's window moves",
+        30,
+        || {
+            let w = resource(&b, "space", "home")["window"].clone();
+            w["state"] == "closed"
+                && w["next_change"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(&format!("{hour:02}:{minute:02}:00Z")))
+        },
+        logs,
+    );
+    let before = behind(&a, "space", "home");
     let second = pattern(200_000, 3);
     std::fs::write(a.mount("home").join("second.bin"), &second).unwrap();
-    std::thread::sleep(Duration::from_secs(6));
-    if unix_now() + 1 < opens {
-        assert!(
-            !b.mount("home").join("second.bin").exists(),
-            "nothing replicates outside the window after a sync\n{}",
-            logs()
-        );
-    }
+    until_heard_and_not_asked(&b, before, 3, logs);
+    assert!(
+        unix_now() < opens,
+        "the window was still closed when B heard of the second file"
+    );
+    assert!(
+        !b.mount("home").join("second.bin").exists(),
+        "nothing replicates outside the window after a sync\n{}",
+        logs()
+    );
     eventually(
         "the second file arrives once the window opens",
         opens.saturating_sub(unix_now()) + 60,
@@ -303,8 +372,19 @@ fn a_seed_stops_at_its_quota_and_min_replicas_follows_the_seed() {
         },
         || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
     );
-    // It stays there: nothing more is stored than the quota and one request.
-    std::thread::sleep(Duration::from_secs(4));
+    // It stays there: once what was asked for has arrived (or was refused) and the seed
+    // asks for nothing more, nothing more is stored than the quota and one request.
+    eventually(
+        "the seed asks for nothing more",
+        60,
+        || {
+            let r = resource(&s, "seed", "home");
+            r["quota"]["used"].as_u64().unwrap_or(0) > 0
+                && replica(&r)
+                    .is_some_and(|c| c["fetching"] == 0 && c["ahead_blocks"].as_u64() > Some(0))
+        },
+        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+    );
     let on_disk = disk_usage(&seed_dir);
     let limit = 6u64 << 20;
     assert!(
@@ -412,7 +492,13 @@ fn a_seed_set_to_evict_keeps_the_newest_blocks_within_its_quota() {
         || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
     );
     assert!(s.log().contains("evicted the oldest blocks"), "{}", s.log());
-    std::thread::sleep(Duration::from_secs(3));
+    // Everything asked for has arrived.
+    eventually(
+        "the seed asks for nothing more",
+        60,
+        || replica(&resource(&s, "seed", "home")).is_some_and(|c| c["fetching"] == 0),
+        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+    );
     let limit = 6u64 << 20;
     let on_disk = disk_usage(&s.data().join("seeds").join(&address));
     assert!(

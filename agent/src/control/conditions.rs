@@ -495,6 +495,8 @@ mod tests {
             behind_since: None,
             last_seen: "2026-01-01T00:00:00Z".into(),
             reported_by: None,
+            ahead_blocks: 0,
+            fetching: 0,
         };
         assert_eq!(replica_shortage(0, &[]), None, "none wanted: no condition");
         let short = |copies: &[Replica]| replica_shortage(1, copies).unwrap().status;

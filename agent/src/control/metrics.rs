@@ -246,11 +246,16 @@ pub fn render(s: &Status) -> String {
         }
     }
     type PickReplica = fn(&cobox_schema::api::Replica) -> f64;
-    let per_replica: [(&'static str, &str, PickReplica); 2] = [
+    let per_replica: [(&'static str, &str, PickReplica); 3] = [
         (
             "cobox_replica_behind_blocks",
             "blocks a replica lacks of what this device holds",
             |c| c.behind_blocks as f64,
+        ),
+        (
+            "cobox_replica_ahead_blocks",
+            "blocks a replica holds that this device lacks",
+            |c| c.ahead_blocks as f64,
         ),
         (
             "cobox_replica_connected",
@@ -363,6 +368,8 @@ mod tests {
                 behind_since: None,
                 last_seen: String::new(),
                 reported_by: None,
+                ahead_blocks: 0,
+                fetching: 0,
             }],
             window: Some(WindowStatus {
                 open: false,

@@ -32,6 +32,8 @@ struct Copy {
     last_seen: SystemTime,
     /// The member whose health report this comes from; `None`: seen first hand.
     reported_by: Option<[u8; 32]>,
+    ahead_blocks: u64,
+    fetching: u64,
 }
 
 impl Copy {
@@ -46,6 +48,8 @@ impl Copy {
             behind_since: self.behind_since.map(rfc3339),
             last_seen: rfc3339(self.last_seen),
             reported_by: self.reported_by.as_ref().map(|k| hex(k)),
+            ahead_blocks: self.ahead_blocks,
+            fetching: self.fetching,
         }
     }
 }
@@ -89,8 +93,11 @@ fn first_hand(share: &mut Share) -> BTreeMap<[u8; 32], Copy> {
                 behind_since: None,
                 last_seen: UNIX_EPOCH,
                 reported_by: None,
+                ahead_blocks: 0,
+                fetching: 0,
             });
             c.connected |= r.connected;
+            c.fetching += r.asking as u64;
             c.last_seen = c.last_seen.max(r.seen);
         }
     }
@@ -98,6 +105,7 @@ fn first_hand(share: &mut Share) -> BTreeMap<[u8; 32], Copy> {
         for c in copies.values_mut() {
             let theirs = remotes.get(&hex(&c.peer)).map_or(0, |r| r.contiguous);
             let lacking = held.length.saturating_sub(theirs);
+            c.ahead_blocks += theirs.saturating_sub(held.contiguous);
             c.behind_blocks += lacking;
             c.behind_bytes += (lacking as u128 * held.bytes as u128)
                 .checked_div(held.length as u128)
@@ -154,6 +162,8 @@ pub(super) fn replicas_of(share: &mut Share, me: &[u8; 32]) -> Vec<Replica> {
                     behind_since: None,
                     last_seen,
                     reported_by: Some(by),
+                    ahead_blocks: 0,
+                    fetching: 0,
                 },
             );
         }
