@@ -208,8 +208,9 @@ fn outside_its_window_a_space_waits_for_a_sync_or_the_opening() {
     let lan = Lan::new(2, 82);
     let (a, b, agent_a, code) = pair(&lan, tmp.path());
     let aa = lan.addr(0);
-    // B may replicate "home" only from a minute at least 100 s away, for two minutes.
-    let (opens, hour, minute) = minute_after(100);
+    // B may replicate "home" only from a minute at least ten minutes away, for two minutes
+    // (moved closer once the sync has been tried).
+    let (opens, hour, minute) = minute_after(600);
     b.write_config(&format!(
         "[network]\npeers = [\"{aa}:{PORT}\"]\n{QUIET}\
          [[space]]\nname = \"home\"\ninvite = \"{code}\"\n\
@@ -270,13 +271,14 @@ fn outside_its_window_a_space_waits_for_a_sync_or_the_opening() {
         logs,
     );
 
-    // Written after the sync: it waits for the window, moved to open a minute or more
-    // from now whatever time the test took so far.
-    let (opens, hour, minute) = minute_after(60);
+    // Written after the sync: it waits for the window, moved to open 30 s from now
+    // (a cron with seconds), whatever time the test took so far.
+    let opens = unix_now() + 30;
+    let (hour, minute, second) = ((opens / 3600) % 24, (opens / 60) % 60, opens % 60);
     b.write_config(&format!(
         "[network]\npeers = [\"{aa}:{PORT}\"]\n{QUIET}\
          [[space]]\nname = \"home\"\ninvite = \"{code}\"\n\
-         windows = [{{ when = \"{minute} {hour} * * *\", for = \"2m\", zone = \"UTC\" }}]\n"
+         windows = [{{ when = \"{second} {minute} {hour} * * *\", for = \"2m\", zone = \"UTC\" }}]\n"
     ));
     eventually(
         "B's window moves",
@@ -286,7 +288,7 @@ fn outside_its_window_a_space_waits_for_a_sync_or_the_opening() {
             w["state"] == "closed"
                 && w["next_change"]
                     .as_str()
-                    .is_some_and(|n| n.ends_with(&format!("{hour:02}:{minute:02}:00Z")))
+                    .is_some_and(|n| n.ends_with(&format!("{hour:02}:{minute:02}:{second:02}Z")))
         },
         logs,
     );
