@@ -22,6 +22,13 @@ pub struct Recurring {
 /// duration (every second, for a year) cannot make a question run away.
 const MAX_STARTS: usize = 100_000;
 
+/// Starts looked at to tell whether a period is always open.
+pub const GAPS: usize = 10_000;
+
+/// Steps taken to tell whether deny windows cover the allow windows; past it, they are
+/// taken not to.
+const COVER_STEPS: usize = 100_000;
+
 impl Recurring {
     fn span(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.duration).unwrap_or(chrono::Duration::MAX)
@@ -36,18 +43,50 @@ impl Recurring {
             .take(MAX_STARTS)
     }
 
+    /// The latest start at or before `at`: one step of the schedule backwards, however
+    /// long the period.
+    pub fn last_start(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let just_after = at.checked_add_signed(chrono::Duration::nanoseconds(1))?;
+        self.when
+            .schedule()
+            .after(&just_after.with_timezone(&self.zone))
+            .next_back()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
     /// When the period that contains `at` ends, if one does (the latest end, when
-    /// periods overlap).
+    /// periods overlap: every period lasts as long, so the latest start's). A period too
+    /// long for the calendar never ends.
     pub fn active_until(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let start = self.last_start(at)?;
+        let end = start
+            .checked_add_signed(self.span())
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        (end > at).then_some(end)
+    }
+
+    /// Whether the period lasts at least as long as the longest gap between its starts
+    /// (looked at over the next `horizon` from `at`, at most [`GAPS`] starts): once begun,
+    /// it is always open. `false` when fewer than two starts fall in the horizon.
+    pub fn always_open(&self, at: DateTime<Utc>, horizon: Duration) -> bool {
+        let Ok(h) = chrono::Duration::from_std(horizon) else {
+            return false;
+        };
+        let end = at + h;
         let span = self.span();
-        let earliest = at.checked_sub_signed(span)?;
-        self.starts_after(earliest)
-            .take_while(|s| *s <= at)
-            .map(|s| {
-                s.checked_add_signed(span)
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC)
-            })
-            .max()
+        let mut starts = self.starts_after(at).take_while(|s| *s <= end).take(GAPS);
+        let Some(mut previous) = starts.next() else {
+            return false;
+        };
+        let mut gaps = 0;
+        for s in starts {
+            if s - previous > span {
+                return false;
+            }
+            previous = s;
+            gaps += 1;
+        }
+        gaps > 0
     }
 
     pub fn is_active(&self, at: DateTime<Utc>) -> bool {
@@ -179,13 +218,21 @@ pub fn deny_covers_allow(windows: &[Window], at: DateTime<Utc>, horizon: Duratio
     };
     let end = at + h;
     let mut checked = 0usize;
+    let mut steps = 0usize;
     for allow in &allows {
         let span = allow.span();
         for start in allow.starts_after(at).take_while(|s| *s <= end).take(2_000) {
             checked += 1;
-            let stop = start + span;
+            let stop = start
+                .checked_add_signed(span)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+                .min(end);
             let mut t = start;
             while t < stop {
+                steps += 1;
+                if steps > COVER_STEPS {
+                    return false;
+                }
                 match denies.iter().filter_map(|d| d.active_until(t)).max() {
                     Some(until) if until > t => t = until,
                     _ => return false,
@@ -348,5 +395,50 @@ mod tests {
         assert!(deny_covers_allow(&[allow.clone(), wide], at, year));
         assert!(!deny_covers_allow(&[allow.clone(), narrow], at, year));
         assert!(!deny_covers_allow(std::slice::from_ref(&allow), at, year));
+    }
+
+    #[test]
+    fn periods_longer_than_their_schedule_are_always_open_and_answered_at_once() {
+        let at = utc(2026, 6, 1, 12, 0);
+        let year = Duration::from_secs(366 * 86_400);
+        for dur in ["1y", "100y", "300000y"] {
+            let p = period("0 22 * * *", dur, "UTC");
+            assert!(p.always_open(at, year), "{dur}");
+            // Open from the first start on (and the first start is long past).
+            assert!(p.is_active(at), "{dur}");
+            let windows = [Window {
+                action: WindowAction::Allow,
+                period: p.clone(),
+            }];
+            assert!(allowed(&windows, at), "{dur}");
+            assert_eq!(next_allowed(&windows, at, year), Some(at));
+            // A deny window that long covers every allow window.
+            let deny = Window {
+                action: WindowAction::Deny,
+                period: p.clone(),
+            };
+            let nightly = Window {
+                action: WindowAction::Allow,
+                period: period("0 1 * * *", "1h", "UTC"),
+            };
+            assert!(deny_covers_allow(
+                &[nightly.clone(), deny.clone()],
+                at,
+                year
+            ));
+            assert_eq!(next_allowed(&[nightly, deny], at, year), None);
+        }
+        // Just shorter than a day: open most of the time, not always.
+        let almost = period("0 22 * * *", "23h59m", "UTC");
+        assert!(!almost.always_open(at, year));
+        assert!(!almost.is_active(utc(2026, 6, 1, 21, 59)));
+        assert!(almost.is_active(utc(2026, 6, 1, 21, 58)));
+        // Every minute, on the first of the month only, for two days: not always open.
+        let monthly = period("* * 1 * *", "2d", "UTC");
+        assert!(!monthly.always_open(at, year));
+        // Long periods answer from the latest start, not by walking every start since.
+        let dense = period("* * * * * *", "100y", "UTC");
+        assert!(dense.is_active(at));
+        assert!(dense.active_until(at).unwrap() > utc(2120, 1, 1, 0, 0));
     }
 }
