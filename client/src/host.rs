@@ -55,6 +55,19 @@ impl Host for SystemHost {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+
+    fn path_kind(&self, path: &Path) -> Option<cobox_schema::host::PathKind> {
+        use cobox_schema::host::PathKind;
+        use std::os::unix::fs::FileTypeExt;
+        let kind = std::fs::symlink_metadata(path).ok()?.file_type();
+        Some(if kind.is_dir() {
+            PathKind::Directory
+        } else if kind.is_socket() {
+            PathKind::Socket
+        } else {
+            PathKind::Other
+        })
+    }
 }
 
 /// A host that knows nothing machine-specific beyond paths and the clock: validating with

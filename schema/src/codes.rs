@@ -57,6 +57,10 @@ pub const ALL: &[(&str, &str)] = &[
         "a cron expression with no future firing",
     ),
     (
+        "window-always-open",
+        "a window or limit lasting at least as long as the gap between its starts: always on",
+    ),
+    (
         "allow-windows-denied",
         "deny windows cover every allow window: the space never replicates",
     ),
@@ -69,6 +73,17 @@ pub const ALL: &[(&str, &str)] = &[
         "a path that is neither absolute nor starts with '~/'",
     ),
     ("nested-mount", "a mount inside another mount"),
+    (
+        "unsafe-place",
+        "a mount, data directory or socket on or in a system directory, or on the home directory",
+    ),
+    ("invalid-path", "a path containing a NUL byte"),
+    (
+        "socket-over-file",
+        "a control socket path where a file that is not a socket exists",
+    ),
+    ("zero-quota", "a storage quota of zero bytes"),
+    ("too-long", "a text longer than its limit"),
     (
         "mount-in-data-dir",
         "a mount inside the data directory, or the data directory inside a mount",

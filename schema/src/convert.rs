@@ -181,6 +181,14 @@ impl Ctx<'_> {
 
     /// An absolute path, or one under the home directory (`~/…`), lexically normalized.
     pub fn path(&mut self, path: &str, text: &str) -> Option<PathBuf> {
+        if text.contains('\0') {
+            self.error(
+                "invalid-path",
+                path,
+                format!("path {text:?} contains a NUL byte"),
+            );
+            return None;
+        }
         let resolved = if text == "~" || text.starts_with("~/") {
             match self.host.home() {
                 Some(home) => home.join(text.trim_start_matches('~').trim_start_matches('/')),

@@ -3,6 +3,7 @@
 //! The schema crate does no I/O: the binaries implement [`Host`] over the real system,
 //! tests use [`FixedHost`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -19,6 +20,29 @@ pub trait Host {
     fn disk_capacity(&self, path: &Path) -> Option<u64>;
     /// The current time, for schedules that may have no future firing.
     fn now(&self) -> DateTime<Utc>;
+    /// What is at `path` (not following a last symbolic link), if anything.
+    fn path_kind(&self, _path: &Path) -> Option<PathKind> {
+        None
+    }
+}
+
+/// What a path names on the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    Directory,
+    Socket,
+    /// A regular file, a link, a device, a FIFO.
+    Other,
+}
+
+impl PathKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            PathKind::Directory => "a directory",
+            PathKind::Socket => "a socket",
+            PathKind::Other => "a file",
+        }
+    }
 }
 
 /// A host whose every fact is given: for tests and for validating a config meant for
@@ -30,6 +54,8 @@ pub struct FixedHost {
     pub mount_root: PathBuf,
     pub disk_capacity: Option<u64>,
     pub now: DateTime<Utc>,
+    /// What exists at given paths (nothing elsewhere).
+    pub paths: BTreeMap<PathBuf, PathKind>,
 }
 
 impl FixedHost {
@@ -41,6 +67,7 @@ impl FixedHost {
             mount_root: "/home/user/cobox".into(),
             disk_capacity: None,
             now: DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default(),
+            paths: BTreeMap::new(),
         }
     }
 }
@@ -60,5 +87,8 @@ impl Host for FixedHost {
     }
     fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+    fn path_kind(&self, path: &Path) -> Option<PathKind> {
+        self.paths.get(path).copied()
     }
 }

@@ -12,6 +12,7 @@ pub mod hexkey;
 pub mod host;
 pub mod invite_code;
 pub mod json_schema;
+pub mod places;
 pub mod raw;
 pub mod render;
 pub mod source;

@@ -74,7 +74,7 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
                 address: ctx
                     .address(&key_path(&p, "address"), &s.address)
                     .unwrap_or(Address([0; 32])),
-                quota: ctx.size(&key_path(&p, "quota"), s.quota.as_deref()),
+                quota: quota(ctx, &key_path(&p, "quota"), s.quota.as_deref()),
                 windows: windows(ctx, &key_path(&p, "windows"), &s.windows),
                 upload: ctx.rate(&key_path(&p, "upload"), s.upload.as_deref()),
                 download: ctx.rate(&key_path(&p, "download"), s.download.as_deref()),
@@ -97,8 +97,43 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
     config
 }
 
+/// The longest device name, in characters.
+const MAX_DEVICE_NAME: usize = 64;
+
+/// A quota that is set must hold something.
+fn quota(ctx: &mut Ctx<'_>, path: &str, text: Option<&str>) -> Option<Size> {
+    let size = ctx.size(path, text)?;
+    if size.0 == 0 {
+        ctx.error(
+            "zero-quota",
+            path,
+            format!("a quota of {:?} stores nothing", text.unwrap_or_default()),
+        )
+        .help = Some("give a size like \"50 GiB\", or leave the quota out for none".into());
+        return None;
+    }
+    Some(size)
+}
+
 fn device(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Device {
     let d = &raw.device;
+    if let Some(name) = &d.name {
+        let chars = name.chars().count();
+        if chars > MAX_DEVICE_NAME {
+            ctx.error(
+                "too-long",
+                "device.name",
+                format!("device name is {chars} characters, more than {MAX_DEVICE_NAME}"),
+            )
+            .help = Some("a short name people recognise, like \"ana-laptop\"".into());
+        } else if name.trim().is_empty() || name.chars().any(char::is_control) {
+            ctx.error(
+                "invalid-name",
+                "device.name",
+                format!("device name {name:?} is empty or holds control characters"),
+            );
+        }
+    }
     Device {
         name: d.name.clone(),
         data_dir: match &d.data_dir {
@@ -179,7 +214,7 @@ fn network(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Network {
 fn storage(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Storage {
     let s = &raw.storage;
     Storage {
-        quota: ctx.size("storage.quota", s.quota.as_deref()),
+        quota: quota(ctx, "storage.quota", s.quota.as_deref()),
         when_full: s.when_full.unwrap_or_default(),
         min_free: ctx
             .size("storage.min_free", s.min_free.as_deref())
@@ -334,11 +369,11 @@ fn recurring(
 ) -> Option<Recurring> {
     let when_path = key_path(item, "when");
     let cron = ctx.cron(&when_path, when);
-    let duration = ctx.duration(&key_path(item, "for"), duration);
+    let length = ctx.duration(&key_path(item, "for"), duration);
     let zone = ctx.zone(&key_path(item, "zone"), zone);
     let period = Recurring {
         when: cron?,
-        duration: duration?,
+        duration: length?,
         zone: zone?,
     };
     if period.next_start(ctx.host.now()).is_none() {
@@ -353,6 +388,16 @@ fn recurring(
         .help =
             Some("check the day, month and year fields (for example, February has no 30th)".into());
         return None;
+    }
+    if period.always_open(ctx.host.now(), HORIZON) {
+        ctx.warning(
+            "window-always-open",
+            &key_path(item, "for"),
+            format!(
+                "`for = {duration:?}` is at least as long as the gap between the starts of {when:?}: once begun, it never ends"
+            ),
+        )
+        .help = Some("shorten it below the gap between starts, or drop the window to mean always".into());
     }
     Some(period)
 }
@@ -448,6 +493,7 @@ fn cross_checks(ctx: &mut Ctx<'_>, raw: &RawConfig, config: &Config) {
         }
     }
     mounts(ctx, raw, config);
+    places(ctx, raw, config);
     quotas(ctx, raw, config);
 }
 
@@ -547,6 +593,70 @@ fn mounts(ctx: &mut Ctx<'_>, raw: &RawConfig, config: &Config) {
                     .help = Some("give each space its own directory, none inside another".into());
             }
         }
+    }
+}
+
+/// Mounts, the data directory and the socket only where [`places::refusal`] allows, and the
+/// socket only where no other kind of file is.
+fn places(ctx: &mut Ctx<'_>, raw: &RawConfig, config: &Config) {
+    use crate::places::{Use, refusal};
+    let home = ctx.host.home();
+    let home = home.as_deref();
+    let explain = "cobox never mounts, keeps data or binds a socket on the system's directories or on the home directory; choose a directory of its own, like `~/cobox/NAME` or `/srv/cobox/NAME`";
+    let dir = &config.device.data_dir;
+    if !dir.as_os_str().is_empty()
+        && let Some(why) = refusal(dir, Use::DataDir, home)
+    {
+        let at = if raw.device.data_dir.is_some() {
+            "device.data_dir"
+        } else {
+            "device"
+        };
+        ctx.error("unsafe-place", at, why).help = Some(explain.into());
+    }
+    for (i, s) in config.spaces.iter().enumerate() {
+        let Some(mount) = s.mount.as_deref().filter(|m| !m.as_os_str().is_empty()) else {
+            continue;
+        };
+        if let Some(why) = refusal(mount, Use::Mount, home) {
+            let p = index_path("space", i);
+            let at = match raw.spaces[i].mount {
+                Some(RawMount::Path(_)) => key_path(&p, "mount"),
+                _ if raw.device.mount_root.is_some() => "device.mount_root".to_string(),
+                _ => key_path(&p, "name"),
+            };
+            ctx.error(
+                "unsafe-place",
+                &at,
+                format!("space `{}`: {why}", raw.spaces[i].name),
+            )
+            .help = Some(explain.into());
+        }
+    }
+    let socket = &config.api.socket;
+    if socket.as_os_str().is_empty() {
+        return;
+    }
+    let at = if raw.api.socket.is_some() {
+        "api.socket"
+    } else {
+        "device.data_dir"
+    };
+    if let Some(why) = refusal(socket, Use::Socket, home) {
+        ctx.error("unsafe-place", at, why).help = Some(explain.into());
+    } else if let Some(kind) = ctx.host.path_kind(socket)
+        && kind != crate::host::PathKind::Socket
+    {
+        ctx.error(
+            "socket-over-file",
+            at,
+            format!(
+                "{} exists and is {}: the control socket never replaces a file",
+                socket.display(),
+                kind.word()
+            ),
+        )
+        .help = Some("name a path where nothing is, or where an old socket of coboxd is".into());
     }
 }
 
