@@ -522,3 +522,60 @@ fn a_space_past_two_gib_stops_restarts_and_reads_back_every_byte() {
     }
     m.stop();
 }
+
+/// `coboxd mount` at `at`, expected to refuse: its exit status and what it said.
+fn refused_mount(data: &Path, at: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_coboxd"))
+        .args([
+            "mount",
+            "--create",
+            "--space",
+            "test",
+            "--device-name",
+            "tester",
+            "--data-dir",
+        ])
+        .arg(data)
+        .arg(at)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("coboxd runs");
+    assert!(
+        !out.status.success(),
+        "mounting at {} was refused",
+        at.display()
+    );
+    assert!(!is_mounted(at), "{} is not mounted", at.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_mount_never_hides_files_or_lands_on_a_system_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Files written into the mount point while nothing was mounted stay in view.
+    let at = tmp.path().join("m");
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::write(at.join("notes.txt"), "written while unmounted\n").unwrap();
+    let said = refused_mount(&data, &at);
+    assert!(
+        said.contains("is not empty (1 entries: notes.txt)"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(at.join("notes.txt")).unwrap(),
+        "written while unmounted\n"
+    );
+    // Moved away, the mount goes ahead.
+    std::fs::rename(at.join("notes.txt"), tmp.path().join("notes.txt")).unwrap();
+    Mount::start(&data, &at).stop();
+    // The system's directories are refused whatever validation said.
+    for system in ["/etc", "/usr/share/cobox-test"] {
+        let said = refused_mount(&data, Path::new(system));
+        assert!(
+            said.contains("refused") && said.contains("system"),
+            "{said}"
+        );
+    }
+    assert!(!Path::new("/usr/share/cobox-test").exists());
+}

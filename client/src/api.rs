@@ -18,6 +18,10 @@ pub enum ClientError {
         socket: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "permission denied on control socket {socket}: only the agent's own user (or root) may use it"
+    )]
+    Denied { socket: PathBuf },
     #[error("{}", .error.message)]
     Api { status: u16, error: ApiError },
     #[error("control socket {socket}: {message}")]
@@ -61,9 +65,17 @@ impl Client {
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .map_err(|source| ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::PermissionDenied {
+                    ClientError::Denied {
+                        socket: self.socket.clone(),
+                    }
+                } else {
+                    ClientError::Unreachable {
+                        socket: self.socket.clone(),
+                        source,
+                    }
+                }
             })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -101,6 +113,11 @@ impl Client {
                         String::from_utf8_lossy(&bytes)
                     ))
                 })?;
+                if error.code == cobox_schema::api::error_code::PERMISSION_DENIED {
+                    return Err(ClientError::Denied {
+                        socket: self.socket.clone(),
+                    });
+                }
                 return Err(ClientError::Api { status, error });
             }
             serde_json::from_slice(&bytes).map_err(|e| self.protocol(format!("response: {e}")))

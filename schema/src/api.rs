@@ -25,7 +25,14 @@ pub mod error_code {
     pub const STILL_DECLARED: &str = "still-declared";
     pub const AGENT_STOPPING: &str = "agent-stopping";
     pub const INTERNAL: &str = "internal";
+    pub const TOO_LARGE: &str = "too-large";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported-media-type";
+    pub const PERMISSION_DENIED: &str = "permission-denied";
 }
+
+/// The largest request body the API reads: a config of [`crate::source::MAX_CONFIG_BYTES`]
+/// fits with room for JSON's escapes.
+pub const MAX_BODY_BYTES: usize = 8 * crate::source::MAX_CONFIG_BYTES;
 
 /// Every error response: a stable code, a lowercase message naming the object, and the
 /// diagnostics when a config was refused.
@@ -386,6 +393,7 @@ pub struct Generations {
 
 /// A candidate config, for `POST /v1/plan` and `POST /v1/apply`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConfigRequest {
     /// The TOML text.
     pub config: String,
@@ -500,6 +508,7 @@ pub struct ApplyResponse {
 
 /// `POST /v1/rollback`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// Default: the generation before the running one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -516,6 +525,7 @@ pub enum InviteRole {
 
 /// `POST /v1/invites`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     pub space: String,
     /// The invitee's identity public key (hex).
@@ -534,6 +544,7 @@ pub struct InviteResponse {
 
 /// `POST /v1/invites/inspect`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InviteInspectRequest {
     pub code: String,
 }
@@ -562,6 +573,7 @@ pub enum SheetFormat {
 
 /// `POST /v1/keys/export`: secret material, so the request must say `confirm: true`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct KeyExportRequest {
     /// Export this space's encryption key instead of the parent key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -604,6 +616,7 @@ pub struct PruneCandidates {
 
 /// `POST /v1/prune`: delete these spaces' data (each must be a candidate).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PruneRequest {
     pub spaces: Vec<String>,
 }

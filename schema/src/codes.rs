@@ -5,6 +5,10 @@
 /// Every code a diagnostic can carry, with what it means.
 pub const ALL: &[(&str, &str)] = &[
     ("syntax", "the file is not valid TOML"),
+    (
+        "unreadable",
+        "a config that cannot be read: missing, not a regular file, too large, not UTF-8",
+    ),
     ("unknown-key", "a key that this section does not have"),
     ("missing-key", "a required key is absent"),
     ("wrong-type", "a value of the wrong type"),

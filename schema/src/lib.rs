@@ -55,6 +55,23 @@ impl Validation {
 /// in full; a later stage runs only when the earlier ones found no error.
 pub fn validate(source: &Source, host: &dyn Host) -> Validation {
     let mut diagnostics = Vec::new();
+    if source.text().len() > source::MAX_CONFIG_BYTES {
+        let mut d = Diagnostic::error(
+            "too-long",
+            "",
+            0..0,
+            format!(
+                "config is {} bytes, more than the {} a config may be",
+                source.text().len(),
+                source::MAX_CONFIG_BYTES
+            ),
+        );
+        d.help = Some("a real config is a few KiB: check that this is the right file".into());
+        return Validation {
+            config: None,
+            diagnostics: vec![d],
+        };
+    }
     let (root, syntax) = DeTable::parse_recoverable(source.text());
     for e in syntax {
         let span = e.span().unwrap_or(0..0);

@@ -2,6 +2,10 @@
 
 use std::ops::Range;
 
+/// The largest config text read or validated: far beyond any real config (thousands of
+/// spaces), far below what could starve the agent.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
 /// The text of a config and where it came from (a path, or `<stdin>`).
 #[derive(Debug, Clone)]
 pub struct Source {

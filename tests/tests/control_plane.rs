@@ -368,3 +368,144 @@ fn a_space_directory_deleted_by_hand_is_a_condition_not_a_crash() {
     drop(agent);
     unmount_all(&[env.mount("alpha"), env.mount("beta")]);
 }
+
+/// One raw HTTP/1.1 request on the agent's socket: (status, JSON body).
+fn http(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: coboxd\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // A body over the limit is refused before it is all read: the rest may not be taken.
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let json = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .and_then(|b| {
+            // Chunked or not: the JSON object is between the first '{' and the last '}'.
+            let (start, end) = (b.find('{')?, b.rfind('}')?);
+            serde_json::from_str(&b[start..=end]).ok()
+        })
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[test]
+fn the_api_refuses_hostile_requests_with_json_errors_and_changes_nothing() {
+    let env = Env::new();
+    std::fs::write(&env.config, env.text(&["alpha"])).unwrap();
+    let _agent = env.start_agent();
+    env.wait_converged(30);
+    let sock = env.root.join("data/coboxd.sock");
+    let json = "Content-Type: application/json\r\n";
+    let apply = |text: &str| serde_json::to_vec(&serde_json::json!({ "config": text })).unwrap();
+
+    // Not JSON, unknown fields, too large: each a JSON error with its code.
+    let (status, e) = http(
+        &sock,
+        "POST",
+        "/v1/apply",
+        "Content-Type: text/plain\r\n",
+        &apply(&env.text(&["alpha"])),
+    );
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (415, Some("unsupported-media-type")),
+        "{e}"
+    );
+    let extra =
+        serde_json::to_vec(&serde_json::json!({ "config": env.text(&["alpha"]), "force": true }))
+            .unwrap();
+    let (status, e) = http(&sock, "POST", "/v1/apply", json, &extra);
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (400, Some("bad-request")),
+        "{e}"
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("unknown field"),
+        "{e}"
+    );
+    let huge = vec![b' '; cobox_schema::api::MAX_BODY_BYTES + 1];
+    let (status, e) = http(&sock, "POST", "/v1/apply", json, &huge);
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (413, Some("too-large")),
+        "{e}"
+    );
+    // A config at the largest size is read and judged (here: too long), not cut off.
+    let long = format!(
+        "{}#{}\n",
+        env.text(&["alpha"]),
+        "x".repeat(cobox_schema::source::MAX_CONFIG_BYTES)
+    );
+    let (status, e) = http(&sock, "POST", "/v1/plan", json, &apply(&long));
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["diagnostics"][0]["code"], "too-long", "{e}");
+
+    // A config that would replace a file with the socket, or mount on /etc: refused
+    // before anything is done, the file untouched.
+    let victim = env.root.join("precious.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let over_file = format!(
+        "{}[api]\nsocket = \"{}\"\n",
+        env.text(&["alpha"]),
+        victim.display()
+    );
+    let (status, e) = http(&sock, "POST", "/v1/apply", json, &apply(&over_file));
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (422, Some("config-invalid")),
+        "{e}"
+    );
+    assert_eq!(e["diagnostics"][0]["code"], "socket-over-file", "{e}");
+    let on_etc = format!(
+        "{}[[space]]\nname = \"beta\"\nmount = \"/etc\"\n",
+        env.text(&["alpha"])
+    );
+    let (status, e) = http(&sock, "POST", "/v1/apply", json, &apply(&on_etc));
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["diagnostics"][0]["code"], "unsafe-place", "{e}");
+    assert_eq!(env.status().generation, 1, "nothing was applied");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+
+    // Another user, even with the socket opened to everyone by mistake: refused.
+    use std::os::unix::fs::PermissionsExt;
+    let bin = env.root.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::copy(binary("coboxctl"), bin.join("coboxctl")).unwrap();
+    for dir in [&env.root, &env.root.join("data"), &bin] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let other = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin.join("coboxctl"))
+        .arg("--socket")
+        .arg(&sock)
+        .arg("status")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert_ne!(other.status.code(), Some(0), "{}", show(&other));
+    assert!(err.contains("permission denied"), "{}", show(&other));
+    drop(_agent);
+    unmount_all(&[env.mount("alpha")]);
+}

@@ -1,25 +1,30 @@
 //! The control API server: HTTP/JSON under `/v1` on a unix socket that only the agent's
-//! user can open (mode 0600). Reads (status, events, keys) are answered here; anything
-//! that plans or changes the desired state goes to the agent's loop, one at a time.
+//! user can open (mode 0600, and each connection's peer checked: the agent's user or root).
+//! Request bodies are JSON (`application/json`, at most [`MAX_BODY_BYTES`], no unknown
+//! fields). Reads (status, events, keys) are answered here; anything that plans or changes
+//! the desired state goes to the agent's loop, one at a time.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
+use axum::serve::IncomingStream;
 
 use super::openapi::ops;
 use base64::Engine;
 use cobox_keys::KeyStore;
 use cobox_schema::api::{
     self, ApiError, ConfigRequest, Generations as GenerationsDoc, Identity, InviteInspectRequest,
-    InviteRequest, InviteResponse, KeyExportRequest, KeyExportResponse, PruneRequest,
-    RollbackRequest, SyncRequest, error_code,
+    InviteRequest, InviteResponse, KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES,
+    PruneRequest, RollbackRequest, SyncRequest, error_code,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -105,6 +110,96 @@ fn json<T: serde::Serialize>(v: &T) -> Reply {
     Ok(axum::Json(v).into_response())
 }
 
+/// A JSON request body: sent as `application/json`, at most [`MAX_BODY_BYTES`], every field
+/// known to the request type; `None` when the body is empty.
+struct JsonBody<T>(Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            });
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                failure(
+                    status,
+                    error_code::TOO_LARGE,
+                    format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                failure(
+                    status,
+                    error_code::BAD_REQUEST,
+                    format!("request body: {}", e.body_text()),
+                )
+            }
+        })?;
+        if bytes.is_empty() {
+            return Ok(JsonBody(None));
+        }
+        if !json {
+            return Err(failure(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                error_code::UNSUPPORTED_MEDIA_TYPE,
+                "request body must be sent as `Content-Type: application/json`",
+            ));
+        }
+        body(&bytes).map(|v| JsonBody(Some(v)))
+    }
+}
+
+impl<T> JsonBody<T> {
+    /// The body, which this request must have.
+    fn required(self) -> Result<T, Failure> {
+        self.0.ok_or_else(|| {
+            failure(
+                StatusCode::BAD_REQUEST,
+                error_code::BAD_REQUEST,
+                "request body: empty; this request takes a JSON object",
+            )
+        })
+    }
+}
+
+/// Who is on the other end of a connection to the socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    uid: Option<u32>,
+}
+
+impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Peer {
+        Peer {
+            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
+        }
+    }
+}
+
+/// Only the agent's own user and root may use the API, whatever the socket's mode became.
+async fn only_owner(ConnectInfo(peer): ConnectInfo<Peer>, req: Request, next: Next) -> Response {
+    let me = rustix::process::geteuid().as_raw();
+    match peer.uid {
+        Some(uid) if uid == me || uid == 0 => next.run(req).await,
+        _ => failure(
+            StatusCode::FORBIDDEN,
+            error_code::PERMISSION_DENIED,
+            "permission denied: only the agent's own user (or root) may use the control API",
+        )
+        .into_response(),
+    }
+}
+
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Failure> {
     serde_json::from_slice(bytes).map_err(|e| {
         failure(
@@ -178,6 +273,7 @@ pub fn router(state: ApiState) -> Router {
         })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -275,22 +371,16 @@ async fn call(s: &ApiState, call: Call) -> Reply {
     Ok(axum::Json(value).into_response())
 }
 
-async fn plan(State(s): State<ApiState>, bytes: Bytes) -> Reply {
-    let req: ConfigRequest = body(&bytes)?;
-    call(&s, Call::Plan(req)).await
+async fn plan(State(s): State<ApiState>, req: JsonBody<ConfigRequest>) -> Reply {
+    call(&s, Call::Plan(req.required()?)).await
 }
 
-async fn apply(State(s): State<ApiState>, bytes: Bytes) -> Reply {
-    let req: ConfigRequest = body(&bytes)?;
-    call(&s, Call::Apply(req)).await
+async fn apply(State(s): State<ApiState>, req: JsonBody<ConfigRequest>) -> Reply {
+    call(&s, Call::Apply(req.required()?)).await
 }
 
-async fn rollback(State(s): State<ApiState>, bytes: Bytes) -> Reply {
-    let req: RollbackRequest = if bytes.is_empty() {
-        RollbackRequest { generation: None }
-    } else {
-        body(&bytes)?
-    };
+async fn rollback(State(s): State<ApiState>, req: JsonBody<RollbackRequest>) -> Reply {
+    let req = req.0.unwrap_or(RollbackRequest { generation: None });
     call(&s, Call::Rollback(req)).await
 }
 
@@ -298,22 +388,20 @@ async fn prune_candidates(State(s): State<ApiState>) -> Reply {
     call(&s, Call::PruneCandidates).await
 }
 
-async fn prune(State(s): State<ApiState>, bytes: Bytes) -> Reply {
-    let req: PruneRequest = body(&bytes)?;
-    call(&s, Call::Prune(req)).await
+async fn prune(State(s): State<ApiState>, req: JsonBody<PruneRequest>) -> Reply {
+    call(&s, Call::Prune(req.required()?)).await
 }
 
-async fn sync(State(s): State<ApiState>, bytes: Bytes) -> Reply {
-    let req: SyncRequest = body(&bytes)?;
-    call(&s, Call::Sync(req)).await
+async fn sync(State(s): State<ApiState>, req: JsonBody<SyncRequest>) -> Reply {
+    call(&s, Call::Sync(req.required()?)).await
 }
 
 fn bad(e: anyhow::Error, code: &str) -> Failure {
     failure(StatusCode::UNPROCESSABLE_ENTITY, code, format!("{e:#}"))
 }
 
-async fn invite_create(State(s): State<ApiState>, bytes: Bytes) -> Reply {
-    let req: InviteRequest = body(&bytes)?;
+async fn invite_create(State(s): State<ApiState>, req: JsonBody<InviteRequest>) -> Reply {
+    let req = req.required()?;
     let store = s.store.clone();
     let code = blocking(move || {
         keyops::create_invite(
@@ -329,8 +417,8 @@ async fn invite_create(State(s): State<ApiState>, bytes: Bytes) -> Reply {
     json(&InviteResponse { code })
 }
 
-async fn invite_inspect(State(s): State<ApiState>, bytes: Bytes) -> Reply {
-    let req: InviteInspectRequest = body(&bytes)?;
+async fn invite_inspect(State(s): State<ApiState>, req: JsonBody<InviteInspectRequest>) -> Reply {
+    let req = req.required()?;
     let store = s.store.clone();
     let info = blocking(move || {
         keyops::inspect_invite(&store, &req.code).map_err(|e| bad(e, error_code::INVALID_INVITE))
@@ -339,8 +427,8 @@ async fn invite_inspect(State(s): State<ApiState>, bytes: Bytes) -> Reply {
     json(&info)
 }
 
-async fn keys_export(State(s): State<ApiState>, bytes: Bytes) -> Reply {
-    let req: KeyExportRequest = body(&bytes)?;
+async fn keys_export(State(s): State<ApiState>, req: JsonBody<KeyExportRequest>) -> Reply {
+    let req = req.required()?;
     if !req.confirm {
         return Err(failure(
             StatusCode::BAD_REQUEST,
@@ -428,6 +516,8 @@ async fn openapi() -> Reply {
 pub enum BindError {
     #[error("another agent answers on control socket {0}")]
     InUse(PathBuf),
+    #[error("control socket {path} refused: {why}")]
+    Refused { path: PathBuf, why: String },
     #[error("control socket {path}: {source}")]
     Io {
         path: PathBuf,
@@ -437,15 +527,31 @@ pub enum BindError {
 
 /// Bind the socket at `path` with mode 0600 from the start (bound under a temporary name,
 /// restricted, then renamed into place). A socket left by a dead agent is replaced; a live
-/// one is an error.
+/// one is an error, and so is anything else at `path` (a file is never replaced) or a path
+/// in the system's directories.
 pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let io = |source| BindError::Io {
         path: path.to_path_buf(),
         source,
     };
+    let refused = |why: String| BindError::Refused {
+        path: path.to_path_buf(),
+        why,
+    };
+    if let Some(why) = cobox_schema::places::refusal(path, cobox_schema::places::Use::Socket, None)
+    {
+        return Err(refused(why));
+    }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
         return Err(BindError::InUse(path.to_path_buf()));
+    }
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && !m.file_type().is_socket()
+    {
+        return Err(refused(
+            "something that is not a socket is there, and a file is never replaced".into(),
+        ));
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
@@ -462,7 +568,18 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, BindError> {
 #[derive(Debug)]
 pub struct Server {
     pub path: PathBuf,
+    /// The socket's device and inode: only that file is removed at the end.
+    file: Option<(u64, u64)>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The device and inode of the socket at `path` (`None` for anything else).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_socket())
+        .map(|m| (m.dev(), m.ino()))
 }
 
 impl Server {
@@ -476,7 +593,9 @@ impl Server {
             let _guard = rt.enter();
             bind(path)?
         };
-        let app = router(state);
+        let app = router(state)
+            .layer(axum::middleware::from_fn(only_owner))
+            .into_make_service_with_connect_info::<Peer>();
         let task = rt.spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "control API stopped");
@@ -485,6 +604,7 @@ impl Server {
         tracing::info!(socket = %path.display(), "control API listening");
         Ok(Server {
             path: path.to_path_buf(),
+            file: file_id(path),
             task,
         })
     }
@@ -493,6 +613,46 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_file(&self.path);
+        // Only our own socket: whatever replaced it since stays.
+        if self.file.is_some() && file_id(&self.path) == self.file {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_never_replaces_a_file_and_removes_only_itself() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("precious.txt");
+        std::fs::write(&victim, "keep me").unwrap();
+        let _guard = rt.enter();
+        let e = bind(&victim).unwrap_err();
+        assert!(matches!(e, BindError::Refused { .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        let dir = tmp.path().join("a-directory");
+        std::fs::create_dir(&dir).unwrap();
+        assert!(matches!(bind(&dir), Err(BindError::Refused { .. })));
+        assert!(matches!(
+            bind(Path::new("/etc/coboxd.sock")),
+            Err(BindError::Refused { .. })
+        ));
+        assert!(!Path::new("/etc/coboxd.sock").exists());
+        // A socket replaced by a file while the agent ran: the file stays at the end.
+        let sock = tmp.path().join("coboxd.sock");
+        let listener = bind(&sock).unwrap();
+        let server = Server {
+            path: sock.clone(),
+            file: file_id(&sock),
+            task: rt.spawn(async move { drop(listener) }),
+        };
+        std::fs::remove_file(&sock).unwrap();
+        std::fs::write(&sock, "someone else's").unwrap();
+        drop(server);
+        assert_eq!(std::fs::read_to_string(&sock).unwrap(), "someone else's");
     }
 }

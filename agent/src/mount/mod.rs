@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use cobox_schema::places::Use;
 use fuser::{BackgroundSession, Config, MountOption};
 
 use crate::space::Space;
@@ -23,6 +24,12 @@ pub enum MountError {
     },
     #[error("mount point {0} is in use by another file system")]
     Busy(PathBuf),
+    #[error("mount point {path} refused: {why}")]
+    Refused { path: PathBuf, why: String },
+    #[error(
+        "mount point {path} is not empty ({entries}): a mount would hide what is there, so cobox never mounts over files; move them away (or into the space once it is mounted) and it mounts at the next try"
+    )]
+    NotEmpty { path: PathBuf, entries: String },
     #[error("cannot mount at {path}: {source}")]
     Mount {
         path: PathBuf,
@@ -117,11 +124,24 @@ pub fn mount(
     path: &Path,
     staging: PathBuf,
 ) -> Result<Mounted, MountError> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if let Some(why) = cobox_schema::places::refusal(path, Use::Mount, home.as_deref()) {
+        return Err(MountError::Refused {
+            path: path.to_path_buf(),
+            why,
+        });
+    }
     if is_stale(path) {
         tracing::warn!(path = %path.display(), "repairing a stale mount left by a previous run");
         detach(path)?;
     } else if is_mounted(path) {
         return Err(MountError::Busy(path.to_path_buf()));
+    }
+    if let Some(entries) = occupied(path) {
+        return Err(MountError::NotEmpty {
+            path: path.to_path_buf(),
+            entries,
+        });
     }
     std::fs::create_dir_all(path).map_err(|source| MountError::MountPoint {
         path: path.to_path_buf(),
@@ -147,6 +167,28 @@ pub fn mount(
         path: path.to_path_buf(),
         session: Some(session),
     })
+}
+
+/// What a directory holds, shown as a few names and a count, when it holds anything.
+fn occupied(dir: &Path) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .take(1001)
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    names.sort();
+    let count = if names.len() > 1000 {
+        "over 1000".to_string()
+    } else {
+        names.len().to_string()
+    };
+    let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    let more = if names.len() > 3 { ", …" } else { "" };
+    Some(format!("{count} entries: {}{more}", shown.join(", ")))
 }
 
 /// Readahead asked of a mount, in KiB: several content blocks, so sequential reads reach

@@ -442,7 +442,13 @@ impl Device {
                 let staging = self
                     .rt
                     .block_on(async { s.lock().await.layout().staging() });
-                let m = crate::mount::mount(s, self.rt.clone(), path, staging)?;
+                let m = match crate::mount::mount(s, self.rt.clone(), path, staging) {
+                    Ok(m) => m,
+                    Err(e @ crate::mount::MountError::Refused { .. }) => {
+                        return Err(ActionError::permanent(e));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 tracing::info!(space, path = %path.display(), "mounted");
                 self.mounts.insert(path.clone(), (space.clone(), m));
             }

@@ -86,6 +86,14 @@ impl Agent {
         config: Config,
         tx: mpsc::Sender<Wake>,
     ) -> Result<Agent> {
+        // Validation refused these already; checked again where they take effect.
+        if let Some(why) = cobox_schema::places::refusal(
+            &config.device.data_dir,
+            cobox_schema::places::Use::DataDir,
+            None,
+        ) {
+            anyhow::bail!("data directory refused: {why}");
+        }
         // What replacements interrupted by a crash left (the config file written by an
         // apply, generations) goes first.
         let mut swept = atomic_file::sweep(&config.device.data_dir.join("generations"));
@@ -391,7 +399,39 @@ impl Agent {
                 }
             },
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "cannot read the config; the running generation stays")
+                // Gone, not a regular file, too large, not UTF-8: a refused edit like any
+                // other, shown as ConfigInvalid.
+                let message = format!("{e:#}");
+                let (line, column) = match e.downcast_ref::<config_file::ReadError>() {
+                    Some(config_file::ReadError::NotUtf8 { line, column, .. }) => (*line, *column),
+                    _ => (1, 1),
+                };
+                let file = self.source.name();
+                tracing::error!(generation = self.generation, error = %message, "config is unreadable (ConfigInvalid); generation {} keeps running", self.generation);
+                self.board.emit(
+                    EventKind::ConfigInvalid,
+                    self.generation,
+                    None,
+                    format!(
+                        "{file} cannot be read; generation {} keeps running",
+                        self.generation
+                    ),
+                );
+                self.board.set_config_invalid(Some(ConfigInvalid {
+                    since: now_rfc3339(),
+                    diagnostics: vec![WireDiagnostic {
+                        severity: "error".into(),
+                        code: "unreadable".into(),
+                        message,
+                        path: String::new(),
+                        file,
+                        line,
+                        column,
+                        help: Some(
+                            "write the config back as a regular UTF-8 file of at most 1 MiB".into(),
+                        ),
+                    }],
+                }));
             }
         }
     }
