@@ -32,11 +32,22 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM, wait, and return the agent's log.
+    /// SIGTERM, wait (at most 20 s: longer fails the test), and return the agent's log.
     fn stop(mut self) -> String {
         let pid = rustix::process::Pid::from_child(&self.child);
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let status = self.child.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "coboxd did not stop within 20 s of SIGTERM\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let log = self.log();
         assert!(status.success(), "coboxd exited with {status}\n{log}");
         log
@@ -420,4 +431,107 @@ fn the_control_api_serves_its_openapi_document_answers_every_get_and_errs_in_jso
         !root.join("data/coboxd.sock").exists(),
         "the socket is removed on stop\n{log}"
     );
+}
+
+#[test]
+fn configs_that_cannot_be_read_are_refused_without_blocking_and_shown_as_invalid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let check = |path: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_coboxd"))
+            .args(["--check", "--config"])
+            .arg(path)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    // A device, a FIFO (nobody writing), a huge file: refused at once with the reason.
+    let fifo = root.join("fifo.toml");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let huge = root.join("huge.toml");
+    std::fs::write(&huge, vec![b'#'; 2 << 20]).unwrap();
+    let latin1 = root.join("latin1.toml");
+    std::fs::write(&latin1, b"version = 1\n[device]\nname = \"caf\xe9\"\n").unwrap();
+    for (path, says) in [
+        (Path::new("/dev/zero"), "is a device, not a regular file"),
+        (&fifo, "is a FIFO, not a regular file"),
+        (&huge, "is larger than 1048576 bytes"),
+        (&latin1, "latin1.toml:3:12 is not UTF-8 text"),
+    ] {
+        let out = check(path);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{}", path.display());
+        assert!(err.contains(says), "{}: {err}", path.display());
+    }
+
+    // The running agent: its config replaced by a FIFO, removed, or made not UTF-8 is
+    // ConfigInvalid while the running generation goes on, and the next valid edit applies.
+    let config = root.join("cobox.toml");
+    write_config(&config, root, &["alpha"], "");
+    let agent = Agent::start(&config);
+    let alpha = root.join("mnt/alpha");
+    eventually("alpha mounted", 30, || is_mounted(&alpha));
+    let said = |what: &'static str| {
+        let agent = &agent;
+        move || {
+            agent
+                .log()
+                .lines()
+                .any(|l| l.contains("config is unreadable") && l.contains(what))
+        }
+    };
+    std::fs::remove_file(&config).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &config,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    eventually("the FIFO is refused", 30, said("is a FIFO"));
+    std::fs::remove_file(&config).unwrap();
+    eventually("the missing file is refused", 30, said("No such file"));
+    std::fs::write(&config, b"version = 1\n# \xff\n").unwrap();
+    eventually(
+        "the bytes that are not UTF-8 are refused",
+        30,
+        said(":2:3 is not UTF-8 text"),
+    );
+    assert!(is_mounted(&alpha), "the running generation goes on");
+    write_config(&config, root, &["alpha", "beta"], "");
+    eventually("the next valid edit applies", 30, || {
+        is_mounted(&root.join("mnt/beta"))
+    });
+    agent.stop();
+    cleanup(&[alpha, root.join("mnt/beta")]);
+}
+
+#[test]
+fn a_window_of_a_hundred_years_converges_at_once_and_sigterm_stops_the_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let config = root.join("cobox.toml");
+    write_config(
+        &config,
+        root,
+        &[],
+        "[[space]]\nname = \"alpha\"\nwindows = [{ when = \"0 22 * * *\", for = \"100y\" }]\n\
+         [[space]]\nname = \"beta\"\nwindows = [{ when = \"* * * * * *\", for = \"300000y\", action = \"deny\" }]\n",
+    );
+    let agent = Agent::start(&config);
+    let (alpha, beta) = (root.join("mnt/alpha"), root.join("mnt/beta"));
+    eventually("both spaces mounted", 30, || {
+        is_mounted(&alpha) && is_mounted(&beta)
+    });
+    let log = agent.stop();
+    assert!(log.contains("window-always-open"), "{log}");
+    cleanup(&[alpha, beta]);
 }

@@ -43,6 +43,9 @@ fn calls(tx: &mpsc::Sender<Wake>) -> crate::control::Calls {
     std::sync::Arc::new(move |m| tx.send(Wake::Call(m)).is_ok())
 }
 
+/// How long a stop may take after SIGTERM or SIGINT before the process simply exits.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Run the agent until stopped. Returns an error only when the first config is unusable
 /// or another agent already serves its control socket.
 pub fn run(source: ConfigSource) -> Result<()> {
@@ -74,7 +77,28 @@ pub fn run(source: ConfigSource) -> Result<()> {
                     _ = term.recv() => Trigger::Stop,
                     _ = int.recv() => Trigger::Stop,
                 };
-                if tx.send(Wake::Trigger(t)).is_err() || t == Trigger::Stop {
+                if t == Trigger::Stop {
+                    // Stopping is bounded whatever the loop is doing: after the grace
+                    // period, or at a second signal, the process ends (what was
+                    // acknowledged is durable; a mount left behind is repaired at the next
+                    // start).
+                    std::thread::spawn(|| {
+                        std::thread::sleep(STOP_GRACE);
+                        tracing::error!(
+                            grace_s = STOP_GRACE.as_secs(),
+                            "did not stop in time after SIGTERM; exiting now"
+                        );
+                        std::process::exit(1);
+                    });
+                    let _ = tx.send(Wake::Trigger(t));
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    tracing::error!("a second stop signal; exiting now");
+                    std::process::exit(1);
+                }
+                if tx.send(Wake::Trigger(t)).is_err() {
                     return;
                 }
             }
