@@ -10,7 +10,7 @@ pub fn ask(question: &str, what: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {
         bail!("refusing to {what} without confirmation on a non-interactive input: pass --yes");
     }
-    print!("{question} ");
+    out!("{question} ");
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;

@@ -46,7 +46,7 @@ pub fn create(
             keyops::create_invite(&store, space, invitee, role(r), Some(expires))?
         }
     };
-    println!("{code}");
+    outln!("{code}");
     Ok(())
 }
 
@@ -64,21 +64,21 @@ pub fn open(
         None => keyops::inspect_invite(&store()?, code)?,
     };
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&inv)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&inv)?),
         Output::Text => {
             let role = match inv.role {
                 InviteRole::Member => "member (read and write)",
                 InviteRole::Seeder => "seeder (stores encrypted data, cannot read it)",
             };
-            println!("space    {}", inv.space);
-            println!("address  {}", inv.address);
-            println!("role     {role}");
-            println!("inviter  {}", inv.inviter);
+            outln!("space    {}", inv.space);
+            outln!("address  {}", inv.address);
+            outln!("role     {role}");
+            outln!("inviter  {}", inv.inviter);
             match inv.expires {
-                Some(t) => println!("expires  {} (unix time {t})", in_time(t)),
-                None => println!("expires  never"),
+                Some(t) => outln!("expires  {} (unix time {t})", in_time(t)),
+                None => outln!("expires  never"),
             }
-            println!(
+            outln!(
                 "\nTo join, add to cobox.toml:\n\n[[space]]\nname = \"{}\"\ninvite = \"{code}\"",
                 inv.space
             );

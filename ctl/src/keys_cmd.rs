@@ -153,7 +153,7 @@ pub fn restore(
                     b.display()
                 );
             }
-            println!("{}", id.public);
+            outln!("{}", id.public);
         }
     }
     Ok(())

@@ -1,5 +1,7 @@
 //! `coboxctl`: the command line of cobox.
 
+#[macro_use]
+mod out;
 mod agent;
 mod ask;
 mod cli;
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
     if let Some(result) = against_agent(&cli, &host, colour) {
         return match result {
             Ok(code) => ExitCode::from(code),
+            Err(e) if out::is_closed_pipe(&e) => ExitCode::from(out::CLOSED_PIPE as u8),
             Err(e) => {
                 eprintln!("coboxctl: {e:#}");
                 ExitCode::from(2)
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
     }
     match run(cli, &host) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if out::is_closed_pipe(&e) => ExitCode::from(out::CLOSED_PIPE as u8),
         Err(e) => {
             eprintln!("coboxctl: {e:#}");
             ExitCode::from(1)
@@ -141,14 +145,17 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
         | Command::Events { .. }
         | Command::Prune { .. }
         | Command::Sync { .. } => unreachable!("handled before"),
-        Command::Schema => print!("{}", cobox_schema::json_schema::schema_text()),
-        Command::Completions { shell } => clap_complete::generate(
-            *shell,
-            &mut Cli::command(),
-            "coboxctl",
-            &mut std::io::stdout(),
-        ),
-        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
+        Command::Schema => out!("{}", cobox_schema::json_schema::schema_text()),
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "coboxctl", &mut text);
+            out!("{}", String::from_utf8_lossy(&text));
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut text)?;
+            out!("{}", String::from_utf8_lossy(&text));
+        }
         Command::Identity { qr } => {
             let public = match agent {
                 Some(client) => {
@@ -157,9 +164,9 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
                 }
                 None => device::identity_creating(&store()?)?.public.to_string(),
             };
-            println!("{public}");
+            outln!("{public}");
             if *qr {
-                print!("{}", qr_text::render(&public));
+                out!("{}", qr_text::render(&public));
             }
         }
         Command::Keys(KeysCommand::Export {

@@ -80,15 +80,15 @@ pub fn change_line(c: &Change, colour: Colour) -> String {
 
 fn print_plan(p: &PlanResponse, colour: Colour) {
     for c in &p.changes {
-        println!("{}", change_line(c, colour));
+        outln!("{}", change_line(c, colour));
     }
     for b in &p.blocked {
-        println!("{}", paint(colour, RED, &format!("! {b}")));
+        outln!("{}", paint(colour, RED, &format!("! {b}")));
     }
     if p.summary.is_empty() {
-        println!("No changes: the device already matches this config.");
+        outln!("No changes: the device already matches this config.");
     } else {
-        println!(
+        outln!(
             "\n{}",
             paint(colour, BOLD, &format!("Plan: {}.", p.summary))
         );
@@ -100,7 +100,7 @@ pub fn diff(client: &Client, path: &Path, output: Output, colour: Colour) -> Res
     let req = read_valid(path, colour)?;
     let p: PlanResponse = client.post("/v1/plan", &req)?;
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&p)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&p)?),
         Output::Text => print_plan(&p, colour),
     }
     Ok(if p.summary.is_empty() { 0 } else { 1 })
@@ -119,14 +119,14 @@ pub fn apply(client: &Client, path: &Path, yes: bool, timeout: &str, colour: Col
             "y" | "Y" | "yes" | "YES" | "Yes"
         )
     {
-        println!("Nothing was applied.");
+        outln!("Nothing was applied.");
         return Ok(1);
     }
     let a: ApplyResponse = client.post("/v1/apply", &req)?;
     if a.unchanged {
-        println!("Generation {} already runs this config.", a.generation);
+        outln!("Generation {} already runs this config.", a.generation);
     } else {
-        println!("Generation {} accepted.", a.generation);
+        outln!("Generation {} accepted.", a.generation);
     }
     wait_converged(client, a.generation, timeout, colour)
 }
@@ -141,7 +141,7 @@ pub fn rollback(
     let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
     let a: ApplyResponse = client.post("/v1/rollback", &RollbackRequest { generation })?;
     print_plan(&a.plan, colour);
-    println!("Generation {} accepted (a rollback).", a.generation);
+    outln!("Generation {} accepted (a rollback).", a.generation);
     wait_converged(client, a.generation, timeout, colour)
 }
 
@@ -181,7 +181,7 @@ fn wait_converged(
                 }
             })
             .unwrap_or_default();
-        println!(
+        outln!(
             "{}{} {}  {why}",
             padded(colour, code, word, 8),
             r.kind,
@@ -189,7 +189,7 @@ fn wait_converged(
         );
     }
     if s.observed_generation >= generation && s.converged {
-        println!(
+        outln!(
             "{}",
             paint(
                 colour,
@@ -199,7 +199,7 @@ fn wait_converged(
         );
         Ok(0)
     } else if s.resources.iter().any(|r| r.is_stalled()) {
-        println!(
+        outln!(
             "{}",
             paint(
                 colour,
@@ -209,7 +209,7 @@ fn wait_converged(
         );
         Ok(1)
     } else {
-        println!(
+        outln!(
             "{}",
             paint(
                 colour,

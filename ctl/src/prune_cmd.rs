@@ -21,15 +21,15 @@ pub fn prune(client: &Client, only: &[String], yes: bool) -> Result<u8> {
         .filter(|c| only.is_empty() || only.contains(&c.name))
         .collect();
     if chosen.is_empty() {
-        println!("Nothing to prune: every space with data here is declared.");
+        outln!("Nothing to prune: every space with data here is declared.");
         return Ok(0);
     }
-    println!("These spaces are no longer declared; their data and keys would be deleted:");
+    outln!("These spaces are no longer declared; their data and keys would be deleted:");
     for c in &chosen {
-        println!("  - space {} ({}), {}", c.name, c.address, Size(c.bytes));
+        outln!("  - space {} ({}), {}", c.name, c.address, Size(c.bytes));
     }
     if !yes && ask("Delete them for good? Type `yes`:", "delete")? != "yes" {
-        println!("Nothing was deleted.");
+        outln!("Nothing was deleted.");
         return Ok(1);
     }
     let req = PruneRequest {
@@ -37,7 +37,7 @@ pub fn prune(client: &Client, only: &[String], yes: bool) -> Result<u8> {
     };
     let done: PruneCandidates = client.post("/v1/prune", &req)?;
     for c in &done.candidates {
-        println!("deleted space {} ({})", c.name, c.address);
+        outln!("deleted space {} ({})", c.name, c.address);
     }
     Ok(0)
 }
@@ -56,9 +56,10 @@ pub fn sync(
         for_secs: Some(d.as_secs().max(1)),
     };
     let done: SyncResponse = client.post("/v1/sync", &req)?;
-    println!(
+    outln!(
         "{} replicates now, until it is in step with its peers or {} at the latest",
-        done.resource, done.until
+        done.resource,
+        done.until
     );
     Ok(0)
 }

@@ -254,12 +254,12 @@ pub fn status(client: &Client, output: Output, watch: bool, colour: Colour) -> R
     loop {
         let s: Status = client.get("/v1/status")?;
         match output {
-            Output::Json => println!("{}", serde_json::to_string_pretty(&s)?),
+            Output::Json => outln!("{}", serde_json::to_string_pretty(&s)?),
             Output::Text => {
                 if watch && colour == Colour::Always {
-                    print!("\x1b[2J\x1b[H");
+                    out!("\x1b[2J\x1b[H");
                 }
-                print!("{}", render(&s, colour));
+                out!("{}", render(&s, colour));
             }
         }
         if !watch {
@@ -273,16 +273,16 @@ pub fn status(client: &Client, output: Output, watch: bool, colour: Colour) -> R
 pub fn generations(client: &Client, output: Output) -> Result<u8> {
     let g: Generations = client.get("/v1/generations")?;
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&g)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&g)?),
         Output::Text => {
-            println!("GEN  TIME                  SOURCE    NAME");
+            outln!("GEN  TIME                  SOURCE    NAME");
             for x in &g.generations {
                 let mark = if x.number == g.current { "*" } else { " " };
                 let name = match x.restores {
                     Some(n) => format!("{} (restores {n})", x.name),
                     None => x.name.clone(),
                 };
-                println!(
+                outln!(
                     "{mark}{:<4} {:<21} {:<9} {name}",
                     x.number,
                     x.time,

@@ -59,7 +59,7 @@ pub fn run(
                     status = status.max(1);
                 }
                 if output == Output::Text {
-                    print!("{}", render::report(&v.diagnostics, &source, colour));
+                    out!("{}", render::report(&v.diagnostics, &source, colour));
                 }
                 FileReport {
                     file: source.name().to_string(),
@@ -75,7 +75,7 @@ pub fn run(
     }
     if output == Output::Json {
         let doc = serde_json::json!({ "valid": status == 0, "files": reports });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("json values serialize")
         );
