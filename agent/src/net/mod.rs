@@ -113,6 +113,8 @@ struct Inner {
     state: Mutex<State>,
     grew: broadcast::Sender<Grew>,
     incident: Mutex<Option<Incident>>,
+    /// Bumped when a roster learns something: dialers waiting out a refusal try again.
+    rosters_changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// The device's replication with its peers.
@@ -147,6 +149,7 @@ impl Network {
                 state: Mutex::new(State::default()),
                 grew,
                 incident: Mutex::new(None),
+                rosters_changed: tokio::sync::watch::channel(0).0,
             }),
         };
         let me = net.clone();
@@ -174,6 +177,11 @@ impl Network {
             .incident
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(incident);
+    }
+
+    /// Changes whenever a roster learns something (someone may be admitted now).
+    pub fn watch_rosters(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.rosters_changed.subscribe()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

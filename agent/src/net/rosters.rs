@@ -123,6 +123,7 @@ impl Network {
             tracing::error!(space = %name, error = %e, "cannot keep roster statements");
         }
         if !new.is_empty() {
+            self.inner.rosters_changed.send_modify(|n| *n += 1);
             self.open_members(address).await;
             self.offer_to_peers(address);
         }

@@ -154,6 +154,7 @@ async fn dial_loop(net: Network, peer: Peer) {
     };
     let mut known = peer.key.map(|k| k.0);
     let mut wait = None;
+    let mut rosters = net.watch_rosters();
     loop {
         if known.is_some_and(|k| net.is_connected(&k)) {
             tokio::time::sleep(Backoff::DIAL.first).await;
@@ -174,6 +175,11 @@ async fn dial_loop(net: Network, peer: Peer) {
         }
         let next = Backoff::DIAL.after(wait);
         wait = Some(next);
-        tokio::time::sleep(next).await;
+        // A roster that learned something may admit the peer (or the peer us) now: try
+        // again at once rather than after the backoff.
+        tokio::select! {
+            _ = tokio::time::sleep(next) => {}
+            Ok(()) = rosters.changed() => wait = None,
+        }
     }
 }
