@@ -70,6 +70,41 @@ impl Host for SystemHost {
     }
 }
 
+/// A host that also knows the device a config is for (its identity, from its data
+/// directory): invites are checked against it.
+#[derive(Debug, Clone)]
+pub struct Device<H> {
+    pub host: H,
+    pub identity: cobox_keys::SigningKeyPair,
+}
+
+impl<H: Host> Host for Device<H> {
+    fn home(&self) -> Option<PathBuf> {
+        self.host.home()
+    }
+    fn default_data_dir(&self) -> PathBuf {
+        self.host.default_data_dir()
+    }
+    fn default_mount_root(&self) -> PathBuf {
+        self.host.default_mount_root()
+    }
+    fn disk_capacity(&self, path: &Path) -> Option<u64> {
+        self.host.disk_capacity(path)
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.host.now()
+    }
+    fn path_kind(&self, path: &Path) -> Option<cobox_schema::host::PathKind> {
+        self.host.path_kind(path)
+    }
+    fn invite_refusal(&self, code: &str) -> Option<String> {
+        let now = u64::try_from(self.now().timestamp()).unwrap_or(0);
+        cobox_keys::invite::open(code, &self.identity, now)
+            .err()
+            .map(|e| e.to_string())
+    }
+}
+
 /// A host that knows nothing machine-specific beyond paths and the clock: validating with
 /// it checks a config as it would be on any machine.
 #[derive(Debug, Clone)]

@@ -53,7 +53,24 @@ fn main() -> ExitCode {
         portable,
     } = &cli.command
     {
-        let host: &dyn Host = if *portable { &Portable(host) } else { &host };
+        // With --data-dir, invites are checked against that device's identity.
+        let identity = cli
+            .data_dir
+            .as_ref()
+            .and_then(|d| cobox_keys::KeyStore::new(d).identity().ok().flatten());
+        let device;
+        let portable_host;
+        let host: &dyn Host = match (identity, *portable) {
+            (Some(identity), _) => {
+                device = cobox_client::host::Device { host, identity };
+                &device
+            }
+            (None, true) => {
+                portable_host = Portable(host);
+                &portable_host
+            }
+            (None, false) => &host,
+        };
         return ExitCode::from(validate::run(files, *output, *deny_warnings, colour, host));
     }
     if let Some(result) = against_agent(&cli, &host, colour) {

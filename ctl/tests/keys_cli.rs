@@ -198,7 +198,7 @@ fn every_bad_invite_gets_its_own_error_and_changes_nothing() {
     let cases: [(&Path, &str, &str); 4] = [
         (&carol, &code, "sealed for another device"),
         (&bob, &typo, "checksum does not match"),
-        (&bob, &expired, "expired at 1000"),
+        (&bob, &expired, "expired at 1970-01-01T00:16:40Z"),
         (
             &bob,
             "coboxinvit1qqqq",
@@ -221,6 +221,24 @@ fn every_bad_invite_gets_its_own_error_and_changes_nothing() {
             dir.display()
         );
     }
+
+    // `validate --data-dir` checks invites against that device: Carol's refuses Bob's
+    // invite where the code is, Bob's takes it.
+    let config = tmp.path().join("join.toml");
+    std::fs::write(
+        &config,
+        format!("version = 1\n[[space]]\nname = \"accounts\"\ninvite = \"{code}\"\n"),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let refused = run(&carol, &["validate", "--color", "never", config], None);
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("sealed for another device") && said.contains("join.toml:4:"),
+        "{said}"
+    );
+    ok(&run(&bob, &["validate", config], None));
 }
 
 #[test]

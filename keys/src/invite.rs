@@ -76,12 +76,23 @@ pub enum InviteError {
     WrongRecipient(PublicKey),
     #[error("invite signature does not verify: it was altered or not made by {0}")]
     BadSignature(PublicKey),
-    #[error("invite expired at {0} (unix time); ask for a new one")]
+    #[error("invite expired at {}; ask for a new one", utc(*.0))]
     Expired(u64),
     #[error("space name is {0} bytes; an invite holds at most {MAX_NAME}")]
     NameTooLong(usize),
     #[error("a member invite needs the space's encryption key")]
     MissingKey,
+}
+
+/// Unix seconds as an RFC 3339 UTC time.
+fn utc(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(
+            || format!("{secs} (unix time)"),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
 }
 
 impl Invite {
@@ -277,6 +288,10 @@ mod tests {
         assert_eq!(
             open(&code, &bob, 2_000_000_000),
             Err(InviteError::Expired(2_000_000_000))
+        );
+        assert_eq!(
+            InviteError::Expired(2_000_000_000).to_string(),
+            "invite expired at 2033-05-18T03:33:20Z; ask for a new one"
         );
         assert_eq!(
             open("hello", &bob, 0),

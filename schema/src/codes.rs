@@ -5,10 +5,6 @@
 /// Every code a diagnostic can carry, with what it means.
 pub const ALL: &[(&str, &str)] = &[
     ("syntax", "the file is not valid TOML"),
-    (
-        "unreadable",
-        "a config that cannot be read: missing, not a regular file, too large, not UTF-8",
-    ),
     ("unknown-key", "a key that this section does not have"),
     ("missing-key", "a required key is absent"),
     ("wrong-type", "a value of the wrong type"),
@@ -112,7 +108,17 @@ pub const ALL: &[(&str, &str)] = &[
     ),
 ];
 
+/// The code the agent shows (as `ConfigInvalid`) for a config file it cannot read at all:
+/// missing, not a regular file, too large, not UTF-8. Validation never reports it.
+pub const UNREADABLE: (&str, &str) = (
+    "unreadable",
+    "a config that cannot be read: missing, not a regular file, too large, not UTF-8",
+);
+
 /// The summary of a code, if it exists.
 pub fn summary(code: &str) -> Option<&'static str> {
-    ALL.iter().find(|(c, _)| *c == code).map(|(_, s)| *s)
+    ALL.iter()
+        .chain([&UNREADABLE])
+        .find(|(c, _)| *c == code)
+        .map(|(_, s)| *s)
 }

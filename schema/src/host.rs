@@ -24,6 +24,11 @@ pub trait Host {
     fn path_kind(&self, _path: &Path) -> Option<PathKind> {
         None
     }
+    /// Why invite `code` cannot be opened by the device the config is for, when that
+    /// device is known (`None`: it can, or the device is not known).
+    fn invite_refusal(&self, _code: &str) -> Option<String> {
+        None
+    }
 }
 
 /// What a path names on the machine.

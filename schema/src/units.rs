@@ -51,6 +51,13 @@ impl Size {
             )));
         }
         let unit = unit.trim();
+        if unit.starts_with(['e', 'E'])
+            && unit[1..].starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
+        {
+            return Err(UnitError(format!(
+                "size {text:?} has an exponent: write the number out, like \"500 GiB\""
+            )));
+        }
         let multiplier = if unit.is_empty() {
             if number.parse::<f64>().ok() == Some(0.0) {
                 1
@@ -86,7 +93,10 @@ impl Rate {
         let Some(size) = t.strip_suffix("/s") else {
             return Err(UnitError(format!("rate {text:?} does not end in \"/s\"")));
         };
-        let size = Size::parse(size).map_err(|e| UnitError(e.0.replacen("size", "rate", 1)))?;
+        // Said of the whole rate as written, not of the size inside it.
+        let size = Size::parse(size).map_err(|e| {
+            UnitError(e.0.replacen(&format!("size {size:?}"), &format!("rate {text:?}"), 1))
+        })?;
         Ok(Rate(size.0))
     }
 }
@@ -202,6 +212,10 @@ mod tests {
         assert_eq!(Rate::parse("10MB/s"), Ok(Rate(10_000_000)));
         assert!(Rate::parse("2 MiB").unwrap_err().0.contains("/s"));
         assert!(Rate::parse("x/s").unwrap_err().0.starts_with("rate"));
+        let inf = Rate::parse("inf MiB/s").unwrap_err().0;
+        assert!(inf.starts_with("rate \"inf MiB/s\""), "{inf}");
+        let exp = Size::parse("1e309 GiB").unwrap_err().0;
+        assert!(exp.contains("has an exponent"), "{exp}");
     }
 
     #[test]

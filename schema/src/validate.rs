@@ -357,6 +357,10 @@ fn invite_text(ctx: &mut Ctx<'_>, path: &str, text: &str) {
     if let Err(e) = crate::invite_code::decode(text) {
         ctx.error("invalid-invite", path, e.to_string()).help =
             Some("paste the code exactly as `coboxctl invite create` printed it".into());
+    } else if let Some(why) = ctx.host.invite_refusal(text) {
+        ctx.error("invalid-invite", path, why).help = Some(
+            "ask for an invite to this device's identity (`coboxctl identity` shows it)".into(),
+        );
     }
 }
 

@@ -146,11 +146,14 @@ fn quotas_of_nothing_and_huge_device_names_are_refused() {
     );
     let long = format!(
         "version = 1\n[device]\nname = \"{}\"\n",
-        "x".repeat(5_000_000)
+        "x".repeat(500_000)
     );
     assert_eq!(errors(&long), [("too-long", "device.name".to_string(), 3)]);
     assert_eq!(
         errors("version = 1\n[device]\nname = \"Ana's laptop\"\n"),
         []
     );
+    // A text over the 1 MiB a config may be is refused whole, before it is parsed.
+    let huge = format!("version = 1\n# {}\n", "x".repeat(2 << 20));
+    assert_eq!(errors(&huge), [("too-long", String::new(), 1)]);
 }

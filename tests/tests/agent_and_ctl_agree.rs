@@ -64,6 +64,7 @@ fn coboxd_and_coboxctl_accept_and_reject_the_same_files() {
         "duplicate-admin-key",
         "quota-exceeds-disk",
         "seed-quota-over-total",
+        "window-longer-than-its-period",
     ];
     let corpus = toml_files("tests/corpus/invalid").len();
     assert_eq!(rejected, corpus - warnings_only.len());

@@ -421,7 +421,7 @@ impl Agent {
                     since: now_rfc3339(),
                     diagnostics: vec![WireDiagnostic {
                         severity: "error".into(),
-                        code: "unreadable".into(),
+                        code: cobox_schema::codes::UNREADABLE.0.into(),
                         message,
                         path: String::new(),
                         file,
