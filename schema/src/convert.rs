@@ -98,13 +98,21 @@ impl Ctx<'_> {
         match Cron::parse(text) {
             Ok(c) => Some(c),
             Err(e) => {
+                let help = match text.split_whitespace().count() {
+                    6 => {
+                        "with seconds: `sec min hour day month weekday`, like \"0 0 22 * * mon-fri\""
+                    }
+                    7 => {
+                        "with seconds and a year: `sec min hour day month weekday year`, like \"0 0 22 * * * 2027\""
+                    }
+                    _ => "write `min hour day month weekday`, like \"0 22 * * mon-fri\"",
+                };
                 self.error(
                     "invalid-cron",
                     path,
                     format!("cron expression {text:?} is not valid: {e}"),
                 )
-                .help =
-                    Some("write `min hour day month weekday`, like \"0 22 * * mon-fri\"".into());
+                .help = Some(help.into());
                 None
             }
         }

@@ -68,10 +68,41 @@ impl Cron {
             }
         }
         fields[5] = weekdays_for_crate(&fields[5])?;
-        let schedule = cron::Schedule::from_str(&fields.join(" ")).map_err(|e| {
+        if let Some(year) = fields.get(6) {
+            for y in year
+                .split([',', '-', '/'])
+                .filter_map(|n| n.parse::<u32>().ok())
+            {
+                if !(1970..=2099).contains(&y) {
+                    return Err(CronError(format!(
+                        "year {y} is outside 1970-2099, the years a schedule can name"
+                    )));
+                }
+            }
+        }
+        let joined = fields.join(" ");
+        let schedule = cron::Schedule::from_str(&joined).map_err(|e| {
+            // The library's message is the expression, a caret line, then what is wrong:
+            // say what is wrong and name the field (the diagnostic shows where).
             let text = e.to_string();
-            let text = text.strip_prefix("Invalid expression: ").unwrap_or(&text);
-            CronError(lowercase_first(text))
+            let mut lines = text.lines();
+            let (_, caret, what) = (lines.next(), lines.next(), lines.next());
+            let field = caret
+                .and_then(|c| c.find('^'))
+                .map(|at| joined[..at.min(joined.len())].split_whitespace().count());
+            const NAMES: [&str; 7] = [
+                "seconds", "minute", "hour", "day", "month", "weekday", "year",
+            ];
+            let named = field
+                .and_then(|i| NAMES.get(i))
+                .map(|n| format!("the {n} field"));
+            let what = what.map(str::trim).filter(|w| !w.is_empty());
+            CronError(match (named, what) {
+                (Some(n), Some(w)) => format!("{n}: {}", lowercase_first(w)),
+                (Some(n), None) => format!("{n} is not valid"),
+                (None, Some(w)) => lowercase_first(w),
+                (None, None) => lowercase_first(text.trim()),
+            })
         })?;
         Ok(Cron {
             source: expr.to_string(),
@@ -238,5 +269,16 @@ mod tests {
                 .contains("shortcut")
         );
         assert!(Cron::parse("61 * * * *").is_err());
+        // One line naming the field, without the library's own copy and caret.
+        let minute = Cron::parse("61 * * * *").unwrap_err().0;
+        assert!(minute.starts_with("the minute field: "), "{minute}");
+        assert!(!minute.contains('\n') && !minute.contains('^'), "{minute}");
+        let hour = Cron::parse("0 0 99 * * *").unwrap_err().0;
+        assert!(hour.starts_with("the hour field: "), "{hour}");
+        let year = Cron::parse("0 0 0 1 1 * 1969").unwrap_err().0;
+        assert_eq!(
+            year,
+            "year 1969 is outside 1970-2099, the years a schedule can name"
+        );
     }
 }
