@@ -108,6 +108,9 @@ pub enum Command {
         /// The generation to return to.
         #[arg(value_name = "GEN")]
         generation: Option<u64>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// How long to wait for convergence.
         #[arg(long, default_value = "2m")]
         timeout: String,

@@ -120,8 +120,9 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
         }
         Command::Rollback {
             generation,
+            yes,
             timeout,
-        } => client().and_then(|c| plan_cmd::rollback(&c, *generation, timeout, colour)),
+        } => client().and_then(|c| plan_cmd::rollback(&c, *generation, *yes, timeout, colour)),
         Command::Events { follow, output } => {
             client().and_then(|c| status_cmd::events(&c, *follow, *output, colour))
         }

@@ -131,16 +131,40 @@ pub fn apply(client: &Client, path: &Path, yes: bool, timeout: &str, colour: Col
     wait_converged(client, a.generation, timeout, colour)
 }
 
-/// `rollback`.
+/// `rollback`: shows what it would change and asks, as `apply` does.
 pub fn rollback(
     client: &Client,
     generation: Option<u64>,
+    yes: bool,
     timeout: &str,
     colour: Colour,
 ) -> Result<u8> {
     let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
-    let a: ApplyResponse = client.post("/v1/rollback", &RollbackRequest { generation })?;
-    print_plan(&a.plan, colour);
+    let p: PlanResponse = client.post(
+        "/v1/rollback",
+        &RollbackRequest {
+            generation,
+            dry_run: true,
+        },
+    )?;
+    print_plan(&p, colour);
+    if !p.summary.is_empty()
+        && !yes
+        && !matches!(
+            ask("Roll back? [y/N]", "rollback")?.as_str(),
+            "y" | "Y" | "yes" | "YES" | "Yes"
+        )
+    {
+        outln!("Nothing was rolled back.");
+        return Ok(1);
+    }
+    let a: ApplyResponse = client.post(
+        "/v1/rollback",
+        &RollbackRequest {
+            generation,
+            dry_run: false,
+        },
+    )?;
     outln!("Generation {} accepted (a rollback).", a.generation);
     wait_converged(client, a.generation, timeout, colour)
 }

@@ -119,9 +119,35 @@ pub fn render(s: &Status, colour: Colour) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    out.push_str(&render_addresses(s));
     out.push_str(&render_flows(s, colour));
     out.push_str(&render_replicas(s, colour));
     out.push_str(&render_network(&s.network, colour));
+    if s.resources
+        .iter()
+        .any(|r| r.kind == cobox_schema::api::ResourceKind::Endpoint && r.is_ready())
+    {
+        out.push_str("reachable through iroh by this device's identity\n");
+    }
+    out
+}
+
+/// Each space's address: what a partner needs to seed it.
+fn render_addresses(s: &Status) -> String {
+    let spaces: Vec<(&str, &str)> = s
+        .resources
+        .iter()
+        .filter(|r| r.kind == cobox_schema::api::ResourceKind::Space)
+        .filter_map(|r| Some((r.name.as_str(), r.details.get("address")?.as_str())))
+        .collect();
+    if spaces.is_empty() {
+        return String::new();
+    }
+    let width = spaces.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = String::from("\naddresses (to ask a partner to seed a space):\n");
+    for (name, address) in spaces {
+        out.push_str(&format!("  {name:<width$}  {address}\n"));
+    }
     out
 }
 

@@ -513,6 +513,9 @@ pub struct RollbackRequest {
     /// Default: the generation before the running one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
+    /// Only say what the rollback would change (a `PlanResponse`); change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Invitee roles.

@@ -139,6 +139,18 @@ fn diff_apply_status_rollback_events_and_prune_through_the_agent() {
     assert_eq!(mode, 0o600, "the control socket is the owner's only");
     let text = String::from_utf8(env.ctl(&["status", "--color", "never"]).stdout).unwrap();
     assert!(text.contains("mount") && text.contains("Mounted"), "{text}");
+    // The space's address, which a partner needs to seed it, is in the text too.
+    let address = s
+        .resources
+        .iter()
+        .find(|r| r.name == "alpha" && r.details.contains_key("address"))
+        .map(|r| r.details["address"].clone())
+        .unwrap();
+    assert!(
+        text.contains("addresses (to ask a partner to seed a space)")
+            && text.contains(&format!("alpha  {address}")),
+        "{text}"
+    );
 
     // diff: nothing, something, an invalid file.
     let same = env.ctl(&["diff"]);
@@ -187,7 +199,17 @@ fn diff_apply_status_rollback_events_and_prune_through_the_agent() {
     assert!(is_mounted(&alpha) && is_mounted(&beta));
 
     // Rollback to generation 1: beta goes (its data stays), the file follows.
-    let r = env.ctl(&["rollback", "1"]);
+    // Like apply, it shows what it would change and wants --yes without a terminal.
+    let refused = env.ctl(&["rollback", "1", "--color", "never"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", show(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("- space beta"),
+        "{}",
+        show(&refused)
+    );
+    assert!(is_mounted(&beta), "nothing was rolled back");
+    assert_eq!(env.status().generation, 2);
+    let r = env.ctl(&["rollback", "1", "--yes"]);
     assert_eq!(r.status.code(), Some(0), "{}", show(&r));
     assert!(!is_mounted(&beta) && is_mounted(&alpha));
     assert_eq!(

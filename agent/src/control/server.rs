@@ -380,7 +380,10 @@ async fn apply(State(s): State<ApiState>, req: JsonBody<ConfigRequest>) -> Reply
 }
 
 async fn rollback(State(s): State<ApiState>, req: JsonBody<RollbackRequest>) -> Reply {
-    let req = req.0.unwrap_or(RollbackRequest { generation: None });
+    let req = req.0.unwrap_or(RollbackRequest {
+        generation: None,
+        dry_run: false,
+    });
     call(&s, Call::Rollback(req)).await
 }
 

@@ -499,6 +499,12 @@ impl Agent {
                 }
                 Err(e) => (Err(e), false),
             },
+            Call::Rollback(req) if req.dry_run => (
+                self.rollback_config(&req)
+                    .and_then(|(_, config)| self.dry_run(&config))
+                    .map(|p| to_value(&p.0)),
+                false,
+            ),
             Call::Rollback(req) => match self.rollback(&req) {
                 Ok(a) => (Ok(to_value(&a)), true),
                 Err(e) => (Err(e), false),
@@ -600,6 +606,12 @@ impl Agent {
     }
 
     fn rollback(&mut self, req: &RollbackRequest) -> Result<ApplyResponse, CallError> {
+        let (target, config) = self.rollback_config(req)?;
+        self.apply(&config, GenerationSource::Rollback, Some(target))
+    }
+
+    /// The generation a rollback returns to, and its config.
+    fn rollback_config(&self, req: &RollbackRequest) -> Result<(u64, ConfigRequest), CallError> {
         let target = match req.generation {
             Some(n) => n,
             None => self
@@ -621,11 +633,11 @@ impl Agent {
             .generations
             .get(target)
             .map_err(|e| CallError::NoSuchGeneration(e.to_string()))?;
-        let req = ConfigRequest {
+        let config = ConfigRequest {
             config: stored.text,
             name: Some(format!("generation {target}")),
         };
-        self.apply(&req, GenerationSource::Rollback, Some(target))
+        Ok((target, config))
     }
 
     /// Start a one-off sync of a space or seed the device runs.
