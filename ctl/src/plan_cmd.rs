@@ -57,7 +57,7 @@ pub fn change_line(c: &Change, colour: Colour) -> String {
         .fields
         .iter()
         .map(|f| match (&f.from, &f.to) {
-            (None, Some(to)) => format!("{}: {to}", f.field),
+            (None, Some(to)) => format!("{}: (none) → {to}", f.field),
             (Some(from), None) => format!("{}: {from} → (none)", f.field),
             (Some(from), Some(to)) => format!("{}: {from} → {to}", f.field),
             (None, None) => f.field.clone(),

@@ -45,6 +45,8 @@ fn leaves(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
                 leaves(&p, v, out);
             }
         }
+        // An empty list is the absence of its items: `windows = []` is no windows.
+        Value::Array(a) if a.is_empty() => {}
         Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
             out.insert(prefix.to_string(), v.to_string());
         }
@@ -313,6 +315,25 @@ mod tests {
     use super::*;
     use crate::plan::plan;
     use cobox_schema::{FixedHost, Source, validate};
+
+    #[test]
+    fn an_empty_list_is_no_items_not_a_value_of_its_own() {
+        let none = serde_json::json!({ "windows": [] });
+        let one = serde_json::json!({ "windows": [{ "when": "0 22 * * *" }] });
+        let fields: Vec<(String, Option<String>, Option<String>)> = differing("space", &none, &one)
+            .into_iter()
+            .map(|f| (f.field, f.from, f.to))
+            .collect();
+        assert_eq!(
+            fields,
+            [(
+                "space.windows[0].when".to_string(),
+                None,
+                Some("0 22 * * *".to_string())
+            )]
+        );
+        assert!(differing("space", &none, &serde_json::json!({})).is_empty());
+    }
 
     fn config(text: &str) -> Config {
         let v = validate(&Source::new("t.toml", text), &FixedHost::example());

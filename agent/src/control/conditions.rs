@@ -224,7 +224,7 @@ pub fn resources(
     let id = ResourceId::identity();
     let ready = observed
         .identity
-        .then(|| ("Created", "the device has its identity".to_string()));
+        .then(|| ("Present", "the device has its identity".to_string()));
     out.push(res(&id, plain(&id, ready), BTreeMap::new()));
 
     let id = ResourceId::policy();
@@ -439,7 +439,7 @@ mod tests {
         );
         assert_eq!(
             ready(&rs, ResourceKind::Identity, "device"),
-            (true, "Created".into())
+            (true, "Present".into())
         );
     }
 
