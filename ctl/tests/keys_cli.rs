@@ -94,6 +94,10 @@ fn restoring_the_words_on_a_fresh_data_dir_gives_the_same_identity_and_feed_keys
 
     let restored = ok(&run(&b, &["keys", "restore"], Some(&words.join(" "))));
     assert_eq!(restored.trim(), id);
+    // The printed sheet pasted back whole (numbered words in columns) restores too.
+    let c = tmp.path().join("c");
+    let from_sheet = ok(&run(&c, &["keys", "restore"], Some(&sheet)));
+    assert_eq!(from_sheet.trim(), id);
     assert_eq!(ok(&run(&b, &["identity"], None)).trim(), id);
     let pa = KeyStore::new(&a).load_parent().unwrap().unwrap();
     let pb = KeyStore::new(&b).load_parent().unwrap().unwrap();

@@ -17,6 +17,40 @@ pub enum PaperError {
     },
     #[error("the words' checksum does not match: a word is wrong or the words are out of order")]
     Checksum,
+    #[error("the pasted sheet {0}: paste the 24 numbered words of one key")]
+    Sheet(String),
+}
+
+/// The words of a pasted sheet, in order: the tokens after `1.` to `24.`, wherever they
+/// stand on their lines (the printed sheet runs them in columns). `None` when the text has
+/// no numbered words (plain words, in order).
+fn sheet_words(text: &str) -> Option<Result<Vec<String>, PaperError>> {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let mut numbered: Vec<(usize, String)> = tokens
+        .windows(2)
+        .filter_map(|w| {
+            let n: usize = w[0].strip_suffix('.')?.parse().ok()?;
+            Some((n, w[1].to_lowercase()))
+        })
+        .collect();
+    if numbered.is_empty() {
+        return None;
+    }
+    numbered.sort_by_key(|(n, _)| *n);
+    let numbers: Vec<usize> = numbered.iter().map(|(n, _)| *n).collect();
+    Some(if numbers == (1..=24).collect::<Vec<_>>() {
+        Ok(numbered.into_iter().map(|(_, w)| w).collect())
+    } else if numbers.len() > 24 {
+        Err(PaperError::Sheet(format!(
+            "holds {} numbered words, more than one key",
+            numbers.len()
+        )))
+    } else {
+        Err(PaperError::Sheet(format!(
+            "holds words numbered {:?}, not 1 to 24",
+            numbers
+        )))
+    })
 }
 
 /// The 24 words of a secret.
@@ -27,7 +61,10 @@ pub fn to_words(secret: &Secret32) -> Vec<&'static str> {
 
 /// The secret written as `words` (separated by any white space, any case).
 pub fn from_words(words: &str) -> Result<Secret32, PaperError> {
-    let normalized: Vec<String> = words.split_whitespace().map(str::to_lowercase).collect();
+    let normalized: Vec<String> = match sheet_words(words) {
+        Some(sheet) => sheet?,
+        None => words.split_whitespace().map(str::to_lowercase).collect(),
+    };
     if normalized.len() != 24 {
         return Err(PaperError::WordCount(normalized.len()));
     }
@@ -94,6 +131,25 @@ fn strsim_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pasted_sheet_gives_its_numbered_words_in_order() {
+        let secret = Secret32::from_bytes([9; 32]);
+        let words = to_words(&secret);
+        // In columns, as printed: 1. 7. 13. 19. on the first line, and so on.
+        let mut sheet = String::from("cobox paper key: device parent key\n  identity ab12\n\n");
+        for row in 0..6 {
+            for col in 0..4 {
+                let i = col * 6 + row;
+                sheet.push_str(&format!("{:>4}. {:<10}", i + 1, words[i]));
+            }
+            sheet.push('\n');
+        }
+        sheet.push_str("Anyone holding these words holds this key.\n");
+        assert_eq!(from_words(&sheet).unwrap().expose(), secret.expose());
+        let two = format!("{sheet}{sheet}");
+        assert!(matches!(from_words(&two), Err(PaperError::Sheet(m)) if m.contains("48")));
+    }
 
     #[test]
     fn a_secret_survives_the_trip_to_paper_and_back() {
