@@ -433,6 +433,18 @@ fn the_control_api_serves_its_openapi_document_answers_every_get_and_errs_in_jso
     );
 }
 
+/// A FIFO at `path` that nobody writes to.
+fn make_fifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
+
 #[test]
 fn configs_that_cannot_be_read_are_refused_without_blocking_and_shown_as_invalid() {
     let tmp = tempfile::tempdir().unwrap();
@@ -447,14 +459,7 @@ fn configs_that_cannot_be_read_are_refused_without_blocking_and_shown_as_invalid
     };
     // A device, a FIFO (nobody writing), a huge file: refused at once with the reason.
     let fifo = root.join("fifo.toml");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    make_fifo(&fifo);
     let huge = root.join("huge.toml");
     std::fs::write(&huge, vec![b'#'; 2 << 20]).unwrap();
     let latin1 = root.join("latin1.toml");
@@ -488,14 +493,7 @@ fn configs_that_cannot_be_read_are_refused_without_blocking_and_shown_as_invalid
         }
     };
     std::fs::remove_file(&config).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &config,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    make_fifo(&config);
     eventually("the FIFO is refused", 30, said("is a FIFO"));
     std::fs::remove_file(&config).unwrap();
     eventually("the missing file is refused", 30, said("No such file"));

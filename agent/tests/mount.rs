@@ -16,21 +16,27 @@ struct Mount {
     at: PathBuf,
 }
 
+/// `coboxd mount` of the space `test` of the device in `data` at `at`.
+fn mount_command(data: &Path, at: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_coboxd"));
+    c.args([
+        "mount",
+        "--create",
+        "--space",
+        "test",
+        "--device-name",
+        "tester",
+        "--data-dir",
+    ])
+    .arg(data)
+    .arg(at)
+    .env("RUST_LOG", "warn");
+    c
+}
+
 impl Mount {
     fn start(data: &Path, at: &Path) -> Mount {
-        let child = Command::new(env!("CARGO_BIN_EXE_coboxd"))
-            .args([
-                "mount",
-                "--create",
-                "--space",
-                "test",
-                "--device-name",
-                "tester",
-                "--data-dir",
-            ])
-            .arg(data)
-            .arg(at)
-            .env("RUST_LOG", "warn")
+        let child = mount_command(data, at)
             .stdout(Stdio::null())
             .spawn()
             .expect("coboxd starts");
@@ -525,21 +531,7 @@ fn a_space_past_two_gib_stops_restarts_and_reads_back_every_byte() {
 
 /// `coboxd mount` at `at`, expected to refuse: its exit status and what it said.
 fn refused_mount(data: &Path, at: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_coboxd"))
-        .args([
-            "mount",
-            "--create",
-            "--space",
-            "test",
-            "--device-name",
-            "tester",
-            "--data-dir",
-        ])
-        .arg(data)
-        .arg(at)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("coboxd runs");
+    let out = mount_command(data, at).output().expect("coboxd runs");
     assert!(
         !out.status.success(),
         "mounting at {} was refused",

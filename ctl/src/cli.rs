@@ -146,6 +146,10 @@ pub enum Command {
         /// The longest the window stays open, like `30m` or `2h`.
         #[arg(long = "for", value_name = "DURATION", default_value = "1h")]
         duration: String,
+        /// Stay until the sync ends, saying what it waits for; exit 0 once in step, 1 if
+        /// the time ran out first.
+        #[arg(long)]
+        wait: bool,
     },
     /// Print a shell completion script.
     Completions {

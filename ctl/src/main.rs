@@ -131,7 +131,8 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
             space,
             seed,
             duration,
-        } => client().and_then(|c| prune_cmd::sync(&c, space, seed, duration)),
+            wait,
+        } => client().and_then(|c| prune_cmd::sync(&c, space, seed, duration, *wait)),
         _ => return None,
     })
 }

@@ -106,19 +106,21 @@ pub fn diff(client: &Client, path: &Path, output: Output, colour: Colour) -> Res
     Ok(if p.summary.is_empty() { 0 } else { 1 })
 }
 
+/// Whether the user answers yes to `question` (refused off a terminal: `--yes` is needed).
+fn confirmed(question: &str, what: &str) -> Result<bool> {
+    Ok(matches!(
+        ask(question, what)?.as_str(),
+        "y" | "Y" | "yes" | "YES" | "Yes"
+    ))
+}
+
 /// `apply`: exit 0 converged, 1 failed or timed out.
 pub fn apply(client: &Client, path: &Path, yes: bool, timeout: &str, colour: Colour) -> Result<u8> {
     let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
     let req = read_valid(path, colour)?;
     let p: PlanResponse = client.post("/v1/plan", &req)?;
     print_plan(&p, colour);
-    if !p.summary.is_empty()
-        && !yes
-        && !matches!(
-            ask("Apply these changes? [y/N]", "apply")?.as_str(),
-            "y" | "Y" | "yes" | "YES" | "Yes"
-        )
-    {
+    if !p.summary.is_empty() && !yes && !confirmed("Apply these changes? [y/N]", "apply")? {
         outln!("Nothing was applied.");
         return Ok(1);
     }
@@ -148,13 +150,7 @@ pub fn rollback(
         },
     )?;
     print_plan(&p, colour);
-    if !p.summary.is_empty()
-        && !yes
-        && !matches!(
-            ask("Roll back? [y/N]", "rollback")?.as_str(),
-            "y" | "Y" | "yes" | "YES" | "Yes"
-        )
-    {
+    if !p.summary.is_empty() && !yes && !confirmed("Roll back? [y/N]", "roll back")? {
         outln!("Nothing was rolled back.");
         return Ok(1);
     }

@@ -249,12 +249,18 @@ fn outside_its_window_a_space_waits_for_a_sync_or_the_opening() {
         logs()
     );
 
-    // A one-off sync brings it, then the window closes again by itself.
-    let said = b.ctl_ok(&["sync", "--space", "home", "--for", "10m"]);
+    // A one-off sync brings it (`--wait` says what it waits for and returns once B is in
+    // step), then the window closes again by itself.
+    let said = b.ctl_ok(&["sync", "--space", "home", "--for", "10m", "--wait"]);
     assert!(said.contains("space home replicates now"), "{said}");
+    assert!(
+        said.contains("space home is in step with its 1 connected peer(s)"),
+        "{said}"
+    );
+    // In step means every block is here; the log is merged into the tree just after.
     eventually(
         "the one-off sync brings the first file",
-        60,
+        30,
         || std::fs::read(b.mount("home").join("first.bin")).ok() == Some(first.clone()),
         logs,
     );
