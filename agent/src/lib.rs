@@ -9,6 +9,7 @@ pub mod control;
 pub mod mount;
 pub mod net;
 pub mod plan;
+pub mod quiet_repeats;
 pub mod run;
 pub mod run_mount;
 pub mod space;

@@ -77,14 +77,18 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
-    // Colours only on a terminal: never in journals, files or pipes.
-    let logs = tracing_subscriber::fmt()
+    // Colours only on a terminal: never in journals, files or pipes. A library's warning
+    // repeated on every retry is said once.
+    use tracing_subscriber::prelude::*;
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter);
+        .with_ansi(std::io::stderr().is_terminal());
+    let base = tracing_subscriber::registry()
+        .with(filter)
+        .with(coboxd::quiet_repeats::QuietRepeats::default());
     match args.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => base.with(logs).init(),
+        LogFormat::Json => base.with(logs.json().flatten_event(true)).init(),
     }
     // The agent itself logs its end like everything else (its log may be JSON); the
     // one-shot commands speak to a person on standard error.
