@@ -261,15 +261,25 @@ fn render_network(n: &cobox_schema::api::NetworkStatus, colour: Colour) -> Strin
         return out;
     }
     let width = n.peers.iter().map(|p| p.identity.len()).max().unwrap_or(0);
+    let name = |p: &cobox_schema::api::PeerStatus| p.name.clone().unwrap_or_else(|| "-".into());
+    let names = n
+        .peers
+        .iter()
+        .map(|p| name(p).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
     out.push_str(&format!(
-        "{}  {}\n",
+        "{}  {}  {}\n",
         padded(colour, BOLD, "PEER", width),
+        padded(colour, BOLD, "NAME", names),
         paint(colour, BOLD, "SHARED")
     ));
     for p in &n.peers {
         out.push_str(&format!(
-            "{:<width$}  {}\n",
+            "{:<width$}  {:<names$}  {}\n",
             p.identity,
+            name(p),
             p.shared.join(", ")
         ));
     }

@@ -336,6 +336,9 @@ pub struct NetworkStatus {
 pub struct PeerStatus {
     /// The peer's identity public key.
     pub identity: String,
+    /// The device name it gave in a space both share, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The spaces and seeds replicated with it, by name, sorted.
     pub shared: Vec<String>,
 }

@@ -62,6 +62,25 @@ fn a_just_listed_file_reads_whole_and_an_unreachable_one_says_enodata() {
         logs,
     );
 
+    // Each lists the other by the device name it gave in the space log.
+    for (node, want) in [(&a, "b"), (&b, "a")] {
+        let names = || {
+            let out = node.ctl(&["status", "--output", "json"]);
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            s["network"]["peers"][0]["name"]
+                .as_str()
+                .map(str::to_string)
+        };
+        eventually(
+            "the peer shows its device name",
+            30,
+            || names().as_deref() == Some(want),
+            logs,
+        );
+        let text = node.ctl_ok(&["status", "--color", "never"]);
+        assert!(text.contains(&format!("  {want}  ")), "{text}");
+    }
+
     let one = content(1);
     std::fs::write(a.mount("home").join("one.bin"), &one).unwrap();
     let at_b = b.mount("home").join("one.bin");

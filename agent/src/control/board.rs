@@ -231,6 +231,7 @@ pub fn network_status(net: &crate::net::Network, listening: Vec<String>) -> Netw
                 shared.sort();
                 PeerStatus {
                     identity: cobox_keys::secret::hex(&p.identity),
+                    name: p.name,
                     shared,
                 }
             })

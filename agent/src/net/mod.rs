@@ -80,6 +80,8 @@ struct Share {
     traffic: Arc<Traffic>,
     /// A member space's health reports from the log.
     health: Option<crate::space::HealthReports>,
+    /// A member space's writers' device names, by log key.
+    names: Option<crate::space::DeviceNames>,
     /// Since when each peer has been behind.
     behind_since: BTreeMap<[u8; 32], std::time::SystemTime>,
     /// When this device last published a health report, and what it said.
@@ -135,6 +137,8 @@ impl std::fmt::Debug for Network {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
     pub identity: [u8; 32],
+    /// The device name it gave in a space log both share, when known.
+    pub name: Option<String>,
     pub spaces: Vec<[u8; 32]>,
 }
 

@@ -86,15 +86,25 @@ impl Network {
             .any(|p| p.identity.as_ref() == Some(identity))
     }
 
-    /// Authorized peers and the addresses open with each, sorted by identity.
+    /// Authorized peers and the addresses open with each, sorted by identity, with the
+    /// device name a peer gave in a space log this device reads.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        let mut out: Vec<PeerInfo> = self
-            .state()
+        let st = self.state();
+        let name_of = |who: &[u8; 32]| {
+            st.shares.values().find_map(|s| {
+                let log = s.members.iter().find(|m| m.identity == *who)?.log;
+                let names = s.names.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
+                names.get(&log).cloned()
+            })
+        };
+        let mut out: Vec<PeerInfo> = st
             .peers
             .values()
             .filter_map(|p| {
+                let identity = p.identity?;
                 Some(PeerInfo {
-                    identity: p.identity?,
+                    identity,
+                    name: name_of(&identity),
                     spaces: p.spaces.iter().copied().collect(),
                 })
             })

@@ -20,7 +20,7 @@ impl Network {
         seeders: &[[u8; 32]],
         traffic: Arc<Traffic>,
     ) -> std::io::Result<()> {
-        let (address, log, content, roster_file, own, health) = {
+        let (address, log, content, roster_file, own, health, names) = {
             let s = space.lock().await;
             let own = s.feeds().open_feeds();
             (
@@ -30,6 +30,7 @@ impl Network {
                 s.layout().roster(),
                 own,
                 s.health(),
+                s.names(),
             )
         };
         let me = &self.inner.identity;
@@ -56,6 +57,7 @@ impl Network {
             members: BTreeSet::new(),
             traffic,
             health: Some(health),
+            names: Some(names),
             behind_since: BTreeMap::new(),
             published: None,
         };
@@ -84,6 +86,7 @@ impl Network {
             members: BTreeSet::new(),
             traffic,
             health: None,
+            names: None,
             behind_since: BTreeMap::new(),
             published: None,
         };

@@ -96,7 +96,12 @@ pub struct Space {
     content_len: u64,
     /// The newest health report read from each log, by log key.
     health: HealthReports,
+    /// The device names the writers gave, by log key.
+    names: DeviceNames,
 }
+
+/// The device name each writer of a space gave (its `About` entry), by log key.
+pub type DeviceNames = Arc<std::sync::Mutex<BTreeMap<[u8; 32], String>>>;
 
 /// Health reports of a space's members, by log key: (when, what the writer saw).
 pub type HealthReports = Arc<std::sync::Mutex<BTreeMap<[u8; 32], (u64, Vec<message::Seen>)>>>;
@@ -143,6 +148,7 @@ impl Space {
             unsaved: 0,
             content_len: 0,
             health: HealthReports::default(),
+            names: DeviceNames::default(),
         };
         space.content_len = space.feeds.content().lock().await.len();
         let own_log = space.feeds.log_key;
@@ -252,6 +258,11 @@ impl Space {
     }
 
     /// The members' health reports read so far (shared: it fills as logs are read).
+    /// The device names the writers gave, by log key.
+    pub fn names(&self) -> DeviceNames {
+        self.names.clone()
+    }
+
     pub fn health(&self) -> HealthReports {
         self.health.clone()
     }
@@ -304,6 +315,13 @@ impl Space {
                             reports.insert(key, (at, seen));
                         }
                         drop(reports);
+                        self.tree.skip(&key, i);
+                    }
+                    Ok(Decoded::Known(Message::About { device_name })) => {
+                        self.names
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(key, device_name);
                         self.tree.skip(&key, i);
                     }
                     Ok(Decoded::Known(_)) => self.tree.skip(&key, i),
