@@ -57,6 +57,8 @@ pub fn change_line(c: &Change, colour: Colour) -> String {
         .fields
         .iter()
         .map(|f| match (&f.from, &f.to) {
+            // A new resource's fields are all new; a changed one's say what they were.
+            (None, Some(to)) if c.op == ChangeOp::Add => format!("{}: {to}", f.field),
             (None, Some(to)) => format!("{}: (none) → {to}", f.field),
             (Some(from), None) => format!("{}: {from} → (none)", f.field),
             (Some(from), Some(to)) => format!("{}: {from} → {to}", f.field),
@@ -241,5 +243,51 @@ fn wait_converged(
             )
         );
         Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cobox_schema::api::{FieldChange, ResourceKind};
+
+    fn field(name: &str, from: Option<&str>, to: Option<&str>) -> FieldChange {
+        FieldChange {
+            field: name.into(),
+            from: from.map(Into::into),
+            to: to.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_changed_resource_says_what_each_field_was() {
+        let change = Change {
+            op: ChangeOp::Change,
+            kind: ResourceKind::Space,
+            name: "photos".into(),
+            fields: vec![
+                field("windows[0].when", None, Some("0 22 * * *")),
+                field("upload", Some("2 MiB/s"), None),
+                field("download", Some("1 MiB/s"), Some("4 MiB/s")),
+            ],
+            actions: vec![],
+        };
+        let line = change_line(&change, Colour::Never);
+        assert!(
+            line.contains("windows[0].when: (none) → 0 22 * * *")
+                && line.contains("upload: 2 MiB/s → (none)")
+                && line.contains("download: 1 MiB/s → 4 MiB/s"),
+            "{line}"
+        );
+        let added = Change {
+            op: ChangeOp::Add,
+            fields: vec![field("address", None, Some("new"))],
+            ..change
+        };
+        let line = change_line(&added, Colour::Never);
+        assert!(
+            line.contains("address: new") && !line.contains("(none)"),
+            "{line}"
+        );
     }
 }

@@ -195,6 +195,25 @@ fn an_unreadable_file_exits_2_and_says_why() {
             .contains("not UTF-8")
     );
 
+    // A device never ends and a FIFO waits for a writer: both refused at once.
+    let fifo = dir.path().join("fifo.toml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (path, says) in [
+        ("/dev/zero", "is a device, not a regular file"),
+        (fifo.to_str().unwrap(), "is a FIFO, not a regular file"),
+    ] {
+        let out = coboxctl(&["validate", path]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+
     // Unreadable beats invalid: one bad path among good files still exits 2.
     let out = coboxctl(&[
         "validate",
