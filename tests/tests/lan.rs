@@ -151,6 +151,12 @@ fn with_no_addresses_configured_members_and_a_seed_find_each_other_by_mdns() {
     ));
     let agent_a = a.start();
     a.wait_converged(60);
+    // No TCP address is configured: status says how the device is reachable instead.
+    let text = a.ctl_ok(&["status", "--color", "never"]);
+    assert!(
+        text.contains("reachable through iroh by this device's identity"),
+        "{text}"
+    );
     let mut want = write_corpus(&a.mount("home"));
     let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kb]);
     b.write_config(&format!(
