@@ -533,3 +533,72 @@ fn a_window_of_a_hundred_years_converges_at_once_and_sigterm_stops_the_agent() {
     assert!(log.contains("window-always-open"), "{log}");
     cleanup(&[alpha, beta]);
 }
+
+#[test]
+fn an_invite_sealed_for_another_device_is_stalled_and_not_retried() {
+    use cobox_keys::{Secret32, SigningKeyPair};
+    use std::os::unix::net::UnixDatagram;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    // A valid invite, for some other device.
+    let inviter = SigningKeyPair::from_seed(&Secret32::from_bytes([5; 32]));
+    let other = SigningKeyPair::from_seed(&Secret32::from_bytes([6; 32]));
+    let code = cobox_keys::invite::Invite {
+        space_name: "theirs".into(),
+        address: cobox_schema::hexkey::Address([7; 32]),
+        encryption_key: Some(Secret32::from_bytes([8; 32])),
+        role: cobox_keys::invite::Role::Member,
+        expires: None,
+        inviter: inviter.public,
+        invitee: other.public,
+    }
+    .create(&inviter)
+    .unwrap();
+    let config = root.join("cobox.toml");
+    write_config(
+        &config,
+        root,
+        &["mine"],
+        &format!("[[space]]\nname = \"theirs\"\ninvite = \"{code}\"\nmount = false\n"),
+    );
+    let sock_path = root.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let recv = || {
+        let mut buf = vec![0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a notification arrives");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let log = config.with_extension("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coboxd"))
+        .arg("--config")
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env_remove("RUST_LOG")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(recv().contains("READY=1"));
+    let failures = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("not retried until the config changes"))
+            .count()
+    };
+    eventually("the invite is refused", 30, || failures() >= 1);
+    // Three more reconciles (each reload is followed by one, then READY): no retry.
+    let pid = rustix::process::Pid::from_child(&child);
+    for _ in 0..3 {
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+        while !recv().contains("READY=1") {}
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(failures(), 1, "tried once only\n{text}");
+    assert!(text.contains("sealed for another device"), "{text}");
+    assert!(is_mounted(&root.join("mnt/mine")), "the other space runs");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    cleanup(&[root.join("mnt/mine")]);
+}
