@@ -212,7 +212,6 @@ fn an_invalid_first_config_starts_nothing() {
 
 #[test]
 fn under_systemd_the_agent_reports_ready_reloading_and_stopping_and_logs_json() {
-    use std::os::unix::net::UnixDatagram;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let config = root.join("cobox.toml");
@@ -225,14 +224,8 @@ fn under_systemd_the_agent_reports_ready_reloading_and_stopping_and_logs_json() 
         &format!("[admins]\nkeys = [\"{key}\", \"{key}\"]\n"),
     );
     let sock_path = root.join("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let recv = || {
-        let mut buf = vec![0u8; 4096];
-        let n = sock.recv(&mut buf).expect("a notification arrives");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
+    let notify = Notify::bind(&sock_path);
+    let recv = || notify.recv();
     let mut child = Command::new(env!("CARGO_BIN_EXE_coboxd"))
         .args(["--log-format", "json", "--config"])
         .arg(&config)
@@ -433,6 +426,25 @@ fn the_control_api_serves_its_openapi_document_answers_every_get_and_errs_in_jso
     );
 }
 
+/// The socket an agent started with `NOTIFY_SOCKET` reports to, as systemd's would be.
+struct Notify(std::os::unix::net::UnixDatagram);
+
+impl Notify {
+    fn bind(path: &Path) -> Notify {
+        let sock = std::os::unix::net::UnixDatagram::bind(path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Notify(sock)
+    }
+
+    /// The next notification (within 30 s, or the test fails).
+    fn recv(&self) -> String {
+        let mut buf = vec![0u8; 4096];
+        let n = self.0.recv(&mut buf).expect("a notification arrives");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
 /// A FIFO at `path` that nobody writes to.
 fn make_fifo(path: &Path) {
     rustix::fs::mknodat(
@@ -537,7 +549,6 @@ fn a_window_of_a_hundred_years_converges_at_once_and_sigterm_stops_the_agent() {
 #[test]
 fn an_invite_sealed_for_another_device_is_stalled_and_not_retried() {
     use cobox_keys::{Secret32, SigningKeyPair};
-    use std::os::unix::net::UnixDatagram;
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     // A valid invite, for some other device.
@@ -562,14 +573,8 @@ fn an_invite_sealed_for_another_device_is_stalled_and_not_retried() {
         &format!("[[space]]\nname = \"theirs\"\ninvite = \"{code}\"\nmount = false\n"),
     );
     let sock_path = root.join("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let recv = || {
-        let mut buf = vec![0u8; 4096];
-        let n = sock.recv(&mut buf).expect("a notification arrives");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
+    let notify = Notify::bind(&sock_path);
+    let recv = || notify.recv();
     let log = config.with_extension("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_coboxd"))
         .arg("--config")

@@ -4,12 +4,8 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// Write `bytes` to `path` through a temporary file in the same directory (keeping the
-/// old file's permissions), fsync it, rename it into place, and fsync the directory.
-/// The temporary file is created afresh (never through a link left at its name) with the
-/// old file's permissions from the start, so no one can open it who could not open the
-/// old file.
-pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// The directory holding `path` (`.` for a bare name) and its file name.
+fn dir_and_name(path: &Path) -> (&Path, String) {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -18,6 +14,16 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    (dir, name)
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory (keeping the
+/// old file's permissions), fsync it, rename it into place, and fsync the directory.
+/// The temporary file is created afresh (never through a link left at its name) with the
+/// old file's permissions from the start, so no one can open it who could not open the
+/// old file.
+pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let (dir, name) = dir_and_name(path);
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let old_mode = std::fs::metadata(path)
         .ok()
@@ -47,14 +53,7 @@ pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// under a temporary name, then linked into place (which fails, `AlreadyExists`, when
 /// `path` exists: nothing is ever replaced), and the directory synced.
 pub fn create(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (dir, name) = dir_and_name(path);
     // Unique in this process too: two threads may create files of one name at once.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -13,8 +13,9 @@ use tokio::time::Instant;
 
 use super::error::ReplicateError;
 use super::peer::Limits;
-use super::rules::{Effect, Rules, short, summary, wire_size};
+use super::rules::{Effect, Rules};
 use super::traffic::Traffic;
+use super::wire::{short, summary, wire_size};
 use crate::feed::{Feed, SharedFeed};
 
 /// A feed grew through replication (after the new blocks were made durable).

@@ -22,6 +22,7 @@ pub mod peer;
 pub mod rules;
 pub mod session;
 pub mod traffic;
+pub mod wire;
 
 pub use channel::Grew;
 pub use error::ReplicateError;
