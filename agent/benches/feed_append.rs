@@ -9,6 +9,7 @@ use cobox_keys::Secret32;
 use cobox_schema::hexkey::Address;
 use coboxd::feed::Feed;
 use coboxd::space::content::{self, ContentStream};
+use coboxd::space::dedup::BlockHashes;
 use hypercore::{HypercoreBuilder, PartialKeypair, SigningKey, Storage};
 
 const BLOCK: usize = 4096;
@@ -72,21 +73,35 @@ async fn main() {
         .await
         .unwrap();
     let key = cobox_keys::block::BlockKey::for_space(&Secret32::from_bytes([3; 32]));
-    let chunk = vec![0x5au8; 1 << 20];
+    let hashes = std::sync::Arc::new(
+        BlockHashes::open(
+            &dir.path().join("blocks"),
+            &Secret32::from_bytes([4; 32]),
+            0,
+        )
+        .unwrap(),
+    );
+    // Every block different, so that none is found stored already.
+    let mut chunks: Vec<Vec<u8>> = (0..mib as u64)
+        .map(|m| {
+            let mut c = vec![0x5au8; 1 << 20];
+            for (b, block) in c.chunks_mut(content::BLOCK_SIZE).enumerate() {
+                block[..8].copy_from_slice(&(m * 16 + b as u64).to_le_bytes());
+            }
+            c
+        })
+        .collect();
     let start = Instant::now();
-    let mut stream = ContentStream::new(feed.public_key(), feed.len());
-    for _ in 0..mib {
+    let mut stream = ContentStream::new(feed.public_key(), feed.len(), hashes);
+    for chunk in chunks.drain(..) {
         stream.write(&mut feed, &key, &chunk).await.unwrap();
     }
-    let extent = stream.finish(&mut feed, &key).await.unwrap();
+    let file = stream.finish(&mut feed, &key).await.unwrap();
     let w = mib as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(feed.len(), file.count());
     let start = Instant::now();
-    for i in 0..extent.blocks {
-        std::hint::black_box(
-            content::read_block(&mut feed, &key, &extent, i)
-                .await
-                .unwrap(),
-        );
+    for at in file.from(0) {
+        std::hint::black_box(content::read_block(&mut feed, &key, at).await.unwrap());
     }
     let r = mib as f64 / start.elapsed().as_secs_f64();
     println!("content stream of {mib} MiB: store {w:.1} MiB/s (durable), read back {r:.1} MiB/s");

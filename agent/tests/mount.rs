@@ -464,11 +464,15 @@ fn interleaved_writers_seeks_and_reads_while_writing_land_intact() {
 }
 
 /// Chunk `i` (1 MiB) of file `f` of the large-space test: a random-looking buffer with the
-/// file and chunk stamped in, so every chunk differs.
+/// file, chunk and block stamped into each 64 KiB block, so that every block differs (equal
+/// blocks are stored once).
 fn big_chunk(base: &[u8], f: u64, i: u64) -> Vec<u8> {
     let mut c = base.to_vec();
-    c[..8].copy_from_slice(&f.to_le_bytes());
-    c[8..16].copy_from_slice(&i.to_le_bytes());
+    for (b, block) in c.chunks_mut(64 * 1024).enumerate() {
+        block[..8].copy_from_slice(&f.to_le_bytes());
+        block[8..16].copy_from_slice(&i.to_le_bytes());
+        block[16..24].copy_from_slice(&(b as u64).to_le_bytes());
+    }
     c
 }
 

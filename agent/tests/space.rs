@@ -225,6 +225,6 @@ fn a_created_file_is_durable_and_shown_to_peers_with_its_content_not_before() {
             ["kept.txt", "new.txt"],
             "no conflict copy, nothing lost"
         );
-        assert_eq!(s.node("new.txt").unwrap().extent.unwrap().size, 7);
+        assert_eq!(s.node("new.txt").unwrap().blocks.unwrap().size, 7);
     });
 }

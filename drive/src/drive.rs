@@ -44,7 +44,7 @@ impl Head {
 }
 
 /// What a path shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     File(FileMeta),
     Dir { mode: u32, mtime: i64 },
@@ -122,7 +122,7 @@ impl Drive {
         // When an operation has several effects on one path, the last one counts.
         let mut last: BTreeMap<&str, Value> = BTreeMap::new();
         for effect in &op.effects {
-            last.insert(&effect.path, effect.value);
+            last.insert(&effect.path, effect.value.clone());
         }
         for (path, value) in last {
             let heads = self.heads.entry(path.to_string()).or_default();
@@ -185,15 +185,15 @@ impl Drive {
             .collect();
         let files: Vec<(&Head, FileMeta)> = heads
             .iter()
-            .filter_map(|h| match h.value {
-                Value::File(m) => Some((h, m)),
+            .filter_map(|h| match &h.value {
+                Value::File(m) => Some((h, m.clone())),
                 _ => None,
             })
             .collect();
         let is_dir = !dirs.is_empty() || self.has_visible_below(path);
         let (node, losers): (Option<Node>, Vec<(&Head, FileMeta)>) = if is_dir {
-            let node = match dirs.last().map(|h| h.value) {
-                Some(Value::Dir { mode, mtime }) => Node::Dir { mode, mtime },
+            let node = match dirs.last().map(|h| &h.value) {
+                Some(&Value::Dir { mode, mtime }) => Node::Dir { mode, mtime },
                 _ => Node::Dir {
                     mode: IMPLICIT_DIR_MODE,
                     mtime: heads.iter().map(|h| h.time).max().unwrap_or(0),
@@ -201,7 +201,7 @@ impl Drive {
             };
             (Some(node), files)
         } else if let Some(((_, winner), rest)) = files.split_last() {
-            (Some(Node::File(*winner)), rest.to_vec())
+            (Some(Node::File(winner.clone())), rest.to_vec())
         } else {
             (None, vec![])
         };
@@ -305,7 +305,7 @@ impl Drive {
             if copy != path {
                 out.push(Effect {
                     path: copy.clone(),
-                    value: Value::File(*meta),
+                    value: Value::File(meta.clone()),
                 });
             }
         }

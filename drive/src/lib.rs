@@ -10,4 +10,4 @@ mod time;
 
 pub use clock::{Clock, FeedId, OpId};
 pub use drive::{Drive, Node};
-pub use op::{ContentRef, DecodeError, Effect, FileMeta, Op, Value};
+pub use op::{DecodeError, Effect, FileMeta, Op, Run, Value};

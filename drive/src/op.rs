@@ -6,43 +6,66 @@
 //! operation. The feed and position of an operation are those of the log entry holding it:
 //! they are not encoded, so a writer cannot claim another's.
 //!
-//! Encoding, version 1 (integers little-endian):
-//! `0x01 ‖ time i64 ‖ device (u8 len ‖ utf-8) ‖ clock (u16 n ‖ n × (feed [32] ‖ seen u64))
+//! A file's content is a list of block references: runs of consecutive blocks of content
+//! feeds, in file order. An edit refers again to every block it did not change, so it costs
+//! what it changed; a rename or a copy refers to the same blocks.
+//!
+//! Encoding, version 2 (integers little-endian):
+//! `0x02 ‖ time i64 ‖ device (u8 len ‖ utf-8) ‖ clock (u16 n ‖ n × (feed [32] ‖ seen u64))
 //! ‖ effects (u32 n ‖ n × effect)`; effect = `tag u8 ‖ path (u16 len ‖ utf-8) ‖ body`:
-//! tag 1 file `size u64 ‖ mode u32 ‖ mtime i64 ‖ feed [32] ‖ start u64 ‖ blocks u64 ‖ hash [32]`,
-//! tag 2 directory `mode u32 ‖ mtime i64`, tag 3 tombstone (no body).
+//! tag 4 file `size u64 ‖ mode u32 ‖ mtime i64 ‖ runs (u32 n ‖ n × (feed [32] ‖ start u64
+//! ‖ count u64))`, tag 2 directory `mode u32 ‖ mtime i64`, tag 3 tombstone (no body).
+//!
+//! Version 1 (still read, never written) differs only in its file effect: tag 1
+//! `size u64 ‖ mode u32 ‖ mtime i64 ‖ feed [32] ‖ start u64 ‖ blocks u64 ‖ hash [32]`, one
+//! run and a BLAKE3 hash of the whole plaintext, which version 2 drops: every block is
+//! authenticated on its own (sealed, and proven by its feed's Merkle tree), and a whole-file
+//! hash would make recording an append read the whole file.
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, FeedId};
 use crate::path::{PathError, check_path};
 
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// The first format, still decoded: one run per file.
+pub const VERSION_1: u8 = 1;
 /// Bounds that keep a hostile entry from costing much to decode.
 pub const MAX_CLOCK: usize = 10_000;
 pub const MAX_EFFECTS: usize = 1_000_000;
+/// Runs in one file's block list.
+pub const MAX_RUNS: usize = 1 << 24;
 const MAX_DEVICE: usize = 255;
 
-/// Where a file's content lies: `blocks` blocks of content feed `feed` from `start`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContentRef {
+/// `count` consecutive blocks of content feed `feed` from block `start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Run {
     pub feed: FeedId,
     pub start: u64,
-    pub blocks: u64,
+    pub count: u64,
 }
 
 /// A file's content and metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileMeta {
     pub size: u64,
     pub mode: u32,
     pub mtime: i64,
-    pub content: ContentRef,
-    pub hash: [u8; 32],
+    /// The file's blocks in order: runs of content feeds.
+    pub runs: Vec<Run>,
+}
+
+impl FileMeta {
+    /// How many blocks the runs name (saturating: a hostile list cannot overflow it).
+    pub fn blocks(&self) -> u64 {
+        self.runs
+            .iter()
+            .fold(0u64, |n, r| n.saturating_add(r.count))
+    }
 }
 
 /// What an effect puts at its path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
     File(FileMeta),
     Dir {
@@ -106,22 +129,25 @@ impl Op {
         out.extend_from_slice(&(self.effects.len() as u32).to_le_bytes());
         for e in &self.effects {
             let tag = match e.value {
-                Value::File(_) => 1,
+                Value::File(_) => 4,
                 Value::Dir { .. } => 2,
                 Value::Tombstone => 3,
             };
             out.push(tag);
             out.extend_from_slice(&(e.path.len() as u16).to_le_bytes());
             out.extend_from_slice(e.path.as_bytes());
-            match e.value {
+            match &e.value {
                 Value::File(m) => {
                     out.extend_from_slice(&m.size.to_le_bytes());
                     out.extend_from_slice(&m.mode.to_le_bytes());
                     out.extend_from_slice(&m.mtime.to_le_bytes());
-                    out.extend_from_slice(&m.content.feed);
-                    out.extend_from_slice(&m.content.start.to_le_bytes());
-                    out.extend_from_slice(&m.content.blocks.to_le_bytes());
-                    out.extend_from_slice(&m.hash);
+                    let runs = &m.runs[..m.runs.len().min(MAX_RUNS)];
+                    out.extend_from_slice(&(runs.len() as u32).to_le_bytes());
+                    for r in runs {
+                        out.extend_from_slice(&r.feed);
+                        out.extend_from_slice(&r.start.to_le_bytes());
+                        out.extend_from_slice(&r.count.to_le_bytes());
+                    }
                 }
                 Value::Dir { mode, mtime } => {
                     out.extend_from_slice(&mode.to_le_bytes());
@@ -136,7 +162,7 @@ impl Op {
     pub fn decode(bytes: &[u8]) -> Result<Op, DecodeError> {
         let mut r = Reader(bytes);
         let version = r.u8()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(DecodeError::UnknownVersion(version));
         }
         let time = i64::from_le_bytes(r.array()?);
@@ -166,24 +192,38 @@ impl Op {
                 .map_err(|_| DecodeError::NotUtf8)?
                 .to_string();
             check_path(&path)?;
-            let value = match tag {
-                1 => Value::File(FileMeta {
-                    size: u64::from_le_bytes(r.array()?),
-                    mode: u32::from_le_bytes(r.array()?),
-                    mtime: i64::from_le_bytes(r.array()?),
-                    content: ContentRef {
-                        feed: r.array()?,
-                        start: u64::from_le_bytes(r.array()?),
-                        blocks: u64::from_le_bytes(r.array()?),
-                    },
-                    hash: r.array()?,
-                }),
-                2 => Value::Dir {
+            let value = match (version, tag) {
+                (VERSION_1, 1) => {
+                    let (size, mode, mtime) = r.file_head()?;
+                    let run = r.run()?;
+                    let _whole_file_hash: [u8; 32] = r.array()?;
+                    Value::File(FileMeta {
+                        size,
+                        mode,
+                        mtime,
+                        runs: vec![run],
+                    })
+                }
+                (VERSION, 4) => {
+                    let (size, mode, mtime) = r.file_head()?;
+                    let n = u32::from_le_bytes(r.array()?) as usize;
+                    if n > MAX_RUNS || n > r.0.len() / RUN_BYTES {
+                        return Err(DecodeError::TooLarge("block list"));
+                    }
+                    let runs = (0..n).map(|_| r.run()).collect::<Result<_, _>>()?;
+                    Value::File(FileMeta {
+                        size,
+                        mode,
+                        mtime,
+                        runs,
+                    })
+                }
+                (_, 2) => Value::Dir {
                     mode: u32::from_le_bytes(r.array()?),
                     mtime: i64::from_le_bytes(r.array()?),
                 },
-                3 => Value::Tombstone,
-                other => return Err(DecodeError::UnknownEffect(other)),
+                (_, 3) => Value::Tombstone,
+                (_, other) => return Err(DecodeError::UnknownEffect(other)),
             };
             effects.push(Effect { path, value });
         }
@@ -198,6 +238,9 @@ impl Op {
         })
     }
 }
+
+/// Encoded bytes of one run.
+const RUN_BYTES: usize = 32 + 8 + 8;
 
 struct Reader<'a>(&'a [u8]);
 
@@ -215,6 +258,21 @@ impl<'a> Reader<'a> {
     }
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+    /// A file effect's size, mode and mtime.
+    fn file_head(&mut self) -> Result<(u64, u32, i64), DecodeError> {
+        Ok((
+            u64::from_le_bytes(self.array()?),
+            u32::from_le_bytes(self.array()?),
+            i64::from_le_bytes(self.array()?),
+        ))
+    }
+    fn run(&mut self) -> Result<Run, DecodeError> {
+        Ok(Run {
+            feed: self.array()?,
+            start: u64::from_le_bytes(self.array()?),
+            count: u64::from_le_bytes(self.array()?),
+        })
     }
 }
 
@@ -235,15 +293,21 @@ mod tests {
                 Effect {
                     path: "docs/minutes.md".into(),
                     value: Value::File(FileMeta {
-                        size: 70_000,
+                        size: 200_000,
                         mode: 0o644,
                         mtime: 1_767_225_000_000,
-                        content: ContentRef {
-                            feed: [3; 32],
-                            start: 10,
-                            blocks: 2,
-                        },
-                        hash: [4; 32],
+                        runs: vec![
+                            Run {
+                                feed: [3; 32],
+                                start: 10,
+                                count: 2,
+                            },
+                            Run {
+                                feed: [5; 32],
+                                start: 0,
+                                count: 2,
+                            },
+                        ],
                     }),
                 },
                 Effect {
@@ -276,9 +340,90 @@ mod tests {
         let mut long = bytes.clone();
         long.push(0);
         assert_eq!(Op::decode(&long), Err(DecodeError::Trailing(1)));
-        let mut v2 = bytes;
-        v2[0] = 2;
-        assert_eq!(Op::decode(&v2), Err(DecodeError::UnknownVersion(2)));
+        let mut v3 = bytes;
+        v3[0] = 3;
+        assert_eq!(Op::decode(&v3), Err(DecodeError::UnknownVersion(3)));
+    }
+
+    /// An operation as version 1 wrote it: a file is one extent and a whole-file hash.
+    fn version_1(op: &Op, extent: (FeedId, u64, u64)) -> Vec<u8> {
+        let mut out = vec![VERSION_1];
+        out.extend_from_slice(&op.time.to_le_bytes());
+        out.push(op.device.len() as u8);
+        out.extend_from_slice(op.device.as_bytes());
+        out.extend_from_slice(&(op.clock.0.len() as u16).to_le_bytes());
+        for (feed, seen) in &op.clock.0 {
+            out.extend_from_slice(feed);
+            out.extend_from_slice(&seen.to_le_bytes());
+        }
+        out.extend_from_slice(&(op.effects.len() as u32).to_le_bytes());
+        for e in &op.effects {
+            let tag = match e.value {
+                Value::File(_) => 1,
+                Value::Dir { .. } => 2,
+                Value::Tombstone => 3,
+            };
+            out.push(tag);
+            out.extend_from_slice(&(e.path.len() as u16).to_le_bytes());
+            out.extend_from_slice(e.path.as_bytes());
+            match &e.value {
+                Value::File(m) => {
+                    out.extend_from_slice(&m.size.to_le_bytes());
+                    out.extend_from_slice(&m.mode.to_le_bytes());
+                    out.extend_from_slice(&m.mtime.to_le_bytes());
+                    out.extend_from_slice(&extent.0);
+                    out.extend_from_slice(&extent.1.to_le_bytes());
+                    out.extend_from_slice(&extent.2.to_le_bytes());
+                    out.extend_from_slice(&[9; 32]);
+                }
+                Value::Dir { mode, mtime } => {
+                    out.extend_from_slice(&mode.to_le_bytes());
+                    out.extend_from_slice(&mtime.to_le_bytes());
+                }
+                Value::Tombstone => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_version_1_file_reads_as_one_run() {
+        let op = sample();
+        let old = version_1(&op, ([3; 32], 10, 4));
+        let read = Op::decode(&old).unwrap();
+        let Value::File(m) = &read.effects[0].value else {
+            panic!("not a file: {:?}", read.effects[0]);
+        };
+        assert_eq!(
+            m.runs,
+            vec![Run {
+                feed: [3; 32],
+                start: 10,
+                count: 4
+            }]
+        );
+        assert_eq!((m.size, m.blocks()), (200_000, 4));
+        assert_eq!(read.effects[1..], op.effects[1..]);
+        for cut in 0..old.len() {
+            assert!(Op::decode(&old[..cut]).is_err(), "cut at {cut}");
+        }
+        // A version 2 file tag in a version 1 operation is refused, and the reverse.
+        let mut mixed = old.clone();
+        mixed[0] = VERSION;
+        assert!(Op::decode(&mixed).is_err());
+    }
+
+    #[test]
+    fn a_block_list_claiming_more_runs_than_its_bytes_is_refused() {
+        let mut op = sample();
+        op.effects.truncate(1);
+        let mut bytes = op.encode();
+        // The run count sits after the path and size, mode, mtime.
+        let at =
+            1 + 8 + 1 + op.device.len() + 2 + 2 * 40 + 4 + 1 + 2 + "docs/minutes.md".len() + 20;
+        assert_eq!(bytes[at..at + 4], 2u32.to_le_bytes());
+        bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(Op::decode(&bytes), Err(DecodeError::TooLarge("block list")));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The merge rules, and that every arrival order gives the same tree.
 
-use cobox_drive::{Clock, ContentRef, Drive, Effect, FeedId, FileMeta, Node, Op, Value};
+use cobox_drive::{Clock, Drive, Effect, FeedId, FileMeta, Node, Op, Run, Value};
 use proptest::prelude::*;
 
 const A: FeedId = [1; 32];
@@ -11,12 +11,11 @@ fn file(tag: u8) -> Value {
         size: tag as u64,
         mode: 0o644,
         mtime: tag as i64,
-        content: ContentRef {
+        runs: vec![Run {
             feed: [tag; 32],
             start: 0,
-            blocks: 1,
-        },
-        hash: [tag; 32],
+            count: 1,
+        }],
     })
 }
 
@@ -40,7 +39,7 @@ fn op(time: i64, device: &str, seen: &[(FeedId, u64)], effects: &[(&str, Value)]
             .iter()
             .map(|(p, v)| Effect {
                 path: p.to_string(),
-                value: *v,
+                value: v.clone(),
             })
             .collect(),
     }

@@ -20,6 +20,21 @@ pub const OVERHEAD: usize = 1 + NONCE_BYTES + TAG_BYTES;
 const AD_DOMAIN: &[u8] = b"cobox-block-v1";
 pub const KEY_CONTEXT: &[u8; 8] = b"cbx-blok";
 pub const KEY_SUBKEY: u64 = 1;
+const HASH_CONTEXT: &[u8; 8] = b"cbx-hash";
+const HASH_SUBKEY: u64 = 2;
+
+/// The key of a space's block hashes (BLAKE3 keyed with it), from its encryption key:
+/// `crypto_kdf_derive_from_key(32, 2, "cbx-hash", space key)`. Equal plaintext blocks have
+/// equal hashes only for those who hold the space's key, never for seeds or outsiders.
+pub fn hash_key(encryption_key: &Secret32) -> Secret32 {
+    crate::init();
+    let master = crypto_kdf::Key::from_slice(encryption_key.expose()).expect("32-byte key");
+    let mut sub = crypto_kdf::derive_from_key(32, HASH_SUBKEY, HASH_CONTEXT, &master)
+        .expect("valid subkey length");
+    let key = Secret32::from_slice(&sub).expect("32 bytes");
+    zeroize::Zeroize::zeroize(&mut sub);
+    key
+}
 
 /// Why a block did not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +145,20 @@ mod tests {
         assert_eq!(k.open(&feed, 6, &sealed), Err(BlockError::Forged));
         assert_eq!(k.open(&[8; 32], 5, &sealed), Err(BlockError::Forged));
         assert_eq!(key(2).open(&feed, 5, &sealed), Err(BlockError::Forged));
+    }
+
+    #[test]
+    fn the_hash_key_differs_per_space_and_from_the_sealing_key() {
+        let a = hash_key(&Secret32::from_bytes([1; 32]));
+        assert_eq!(
+            a.expose(),
+            hash_key(&Secret32::from_bytes([1; 32])).expose()
+        );
+        assert_ne!(
+            a.expose(),
+            hash_key(&Secret32::from_bytes([2; 32])).expose()
+        );
+        assert_ne!(a.expose(), &[1; 32]);
     }
 
     #[test]

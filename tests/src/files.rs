@@ -89,9 +89,7 @@ pub fn write_corpus(at: &Path) -> BTreeMap<String, Vec<u8>> {
         std::fs::write(at.join(&path), &body).unwrap();
         want.insert(path, body);
     }
-    let big: Vec<u8> = (0..3 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let big = noise(3 << 20, 13);
     std::fs::write(at.join("big.bin"), &big).unwrap();
     want.insert("big.bin".into(), big);
     want
@@ -106,6 +104,20 @@ pub fn feed_sizes(feeds: &Path) -> BTreeMap<String, u64> {
         .map(|e| {
             let size = std::fs::metadata(e.path().join("data")).map_or(0, |m| m.len());
             (e.file_name().to_string_lossy().into_owned(), size)
+        })
+        .collect()
+}
+
+/// `bytes` bytes of xorshift noise from `seed`: no 64 KiB block repeats (equal blocks are
+/// stored once, so a test of sizes or rates needs content that does not repeat).
+pub fn noise(bytes: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    (0..bytes)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
         })
         .collect()
 }

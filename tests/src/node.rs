@@ -186,6 +186,23 @@ impl Node {
         );
     }
 
+    /// `coboxctl status --output json`.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ctl_ok(&["status", "--output", "json"])).unwrap()
+    }
+
+    /// The status of resource `kind` `name`.
+    pub fn resource(&self, kind: &str, name: &str) -> serde_json::Value {
+        let s = self.status();
+        s["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == kind && r["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} {name} in {s}"))
+    }
+
     /// The address of the space this device created or joined first (its directory name).
     pub fn space_address(&self) -> String {
         let mut names: Vec<String> = std::fs::read_dir(self.data().join("spaces"))

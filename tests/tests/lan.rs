@@ -88,9 +88,7 @@ fn two_members_and_a_seed_converge_across_a_partition_and_restarts() {
 
     // A large file; B killed and restarted while receiving it, then A while the seed and B
     // still fetch.
-    let large: Vec<u8> = (0..32 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
-        .collect();
+    let large = cobox_tests::files::noise(32 << 20, 40503);
     let before = data_bytes(&b_feeds);
     std::fs::write(a.mount("home").join("large.bin"), &large).unwrap();
     want.insert("large.bin".into(), large);

@@ -20,7 +20,11 @@ fn a_seeder_added_while_the_member_runs_is_admitted_at_the_next_reconcile() {
     let agent_a = a.start();
     a.wait_converged(60);
     let address = a.space_address();
-    std::fs::write(a.mount("home").join("kept.bin"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(
+        a.mount("home").join("kept.bin"),
+        cobox_tests::files::noise(300_000, 7),
+    )
+    .unwrap();
     s.write_config(&format!(
         "[network]\nlisten = [\"127.0.0.1:{ps}\"]\n{QUIET}\
          [[seed]]\nname = \"home\"\naddress = \"{address}\"\n"

@@ -27,20 +27,9 @@ fn on(lan: &Lan, dir: &std::path::Path, name: &str, host: usize) -> Node {
     n
 }
 
-fn status(n: &Node) -> serde_json::Value {
-    serde_json::from_str(&n.ctl_ok(&["status", "--output", "json"])).unwrap()
-}
-
 /// The status of resource `kind` `name`.
 fn resource(n: &Node, kind: &str, name: &str) -> serde_json::Value {
-    let s = status(n);
-    s["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == kind && r["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no {kind} {name} in {s}"))
+    n.resource(kind, name)
 }
 
 /// The first copy on another device that `r` lists (each test here has one peer).
@@ -98,10 +87,8 @@ fn rate(feeds: &std::path::Path, secs: u64) -> f64 {
     (data_bytes(feeds) - b0) as f64 / t0.elapsed().as_secs_f64()
 }
 
-fn pattern(bytes: usize, seed: u32) -> Vec<u8> {
-    (0..bytes as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8)
-        .collect()
+fn pattern(bytes: usize, seed: u64) -> Vec<u8> {
+    cobox_tests::files::noise(bytes, seed)
 }
 
 /// A member A with space `home`, listening, started and converged; B, with an invite to

@@ -10,15 +10,7 @@ use cobox_tests::node::{Node, QUIET, eventually, free_port};
 
 /// 8 MiB of bytes that differ everywhere.
 fn content(salt: u8) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ salt as u64;
-    (0..8 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    cobox_tests::files::noise(8 << 20, u64::from(salt))
 }
 
 /// The last `n` bytes of the file at `path`.

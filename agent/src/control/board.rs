@@ -29,6 +29,8 @@ struct Inner {
     next_event: u64,
     /// The device's network and its listening addresses, read live for the status.
     network: Option<(crate::net::Network, Vec<String>)>,
+    /// The traffic policy, whose counters the status reads live.
+    policy: Option<Arc<crate::net::policy::Policy>>,
 }
 
 /// Shared between the loop (writer) and the API (readers).
@@ -60,6 +62,7 @@ impl Board {
                 events: VecDeque::new(),
                 next_event: 1,
                 network: None,
+                policy: None,
             })),
             events,
         }
@@ -69,16 +72,35 @@ impl Board {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The current status (the network part as it is now).
+    /// The current status (the network part and the traffic counters as they are now;
+    /// the rest as the last reconcile found it).
     pub fn status(&self) -> Status {
-        let (mut status, network) = {
+        let (mut status, network, policy) = {
             let g = self.lock();
-            (g.status.clone(), g.network.clone())
+            (g.status.clone(), g.network.clone(), g.policy.clone())
         };
         if let Some((net, listening)) = network {
             status.network = network_status(&net, listening);
         }
+        if let Some(policy) = policy {
+            use crate::net::policy::Class;
+            for r in &mut status.resources {
+                let class = match r.kind {
+                    ResourceKind::Space => Class::Space(r.name.clone()),
+                    ResourceKind::Seed => Class::Seed(r.name.clone()),
+                    _ => continue,
+                };
+                if let (Some(t), Some((_, live, _))) = (&mut r.traffic, policy.status(&class)) {
+                    *t = live;
+                }
+            }
+        }
         status
+    }
+
+    /// Read the traffic counters of spaces and seeds live from `policy`.
+    pub fn set_policy(&self, policy: Arc<crate::net::policy::Policy>) {
+        self.lock().policy = Some(policy);
     }
 
     /// Report the network of the device (and where it listens) in the status, and its

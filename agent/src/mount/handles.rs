@@ -2,16 +2,15 @@
 //!
 //! A file opened with `O_TRUNC` (or created) and written from start to end streams straight
 //! into the space's content feed. Any other write, a read of a file being written, or a
-//! truncate goes through a private staging file (0600) holding the whole new content.
+//! truncate goes through a private staging file (`staging.rs`) holding what changed over
+//! the committed version.
 //! Either becomes a drive operation when the file is flushed, synced or closed.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::staging::Staging;
 use super::stream::BackgroundStream;
 
 /// One open file. Requests on it are serialized by its body's lock.
@@ -53,39 +52,6 @@ impl Handle {
 
     pub fn is_orphaned(&self) -> bool {
         self.orphaned.load(Ordering::SeqCst)
-    }
-}
-
-/// A private copy of a file being written.
-#[derive(Debug)]
-pub struct Staging {
-    pub path: PathBuf,
-    pub file: File,
-}
-
-impl Staging {
-    /// A new, empty staging file (mode 0600) in `dir`.
-    pub fn create(dir: &Path, fh: u64) -> std::io::Result<Staging> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!("{fh}-{}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)?;
-        Ok(Staging { path, file })
-    }
-
-    pub fn size(&self) -> u64 {
-        self.file.metadata().map(|m| m.len()).unwrap_or(0)
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod fs;
 pub mod handles;
 pub mod inodes;
+pub mod staging;
 pub mod stream;
 
 use std::path::{Path, PathBuf};

@@ -112,6 +112,11 @@ impl Device {
     }
 
     /// The device's replication, once it has an identity.
+    /// The traffic and storage policy in force (its counters are live).
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
     pub fn network(&self) -> Option<&Network> {
         self.network.as_ref()
     }

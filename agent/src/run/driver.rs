@@ -289,6 +289,7 @@ impl Agent {
             }
         }
         self.device.housekeep();
+        self.board.set_policy(self.device.policy().clone());
         self.board.set_network(
             self.device.network().cloned(),
             self.device

@@ -1,30 +1,24 @@
-//! File contents as encrypted blocks of a content feed.
+//! File contents as encrypted blocks of content feeds.
 //!
-//! A file is cut into [`BLOCK_SIZE`] plaintext blocks; each is sealed with the space's
-//! block key bound to (content feed, index) and appended in batches, so a file of any size
-//! streams through a bounded buffer. Its BLAKE3 hash (of the plaintext) is computed on the way.
+//! A file is cut into [`BLOCK_SIZE`] plaintext blocks. A block this device has stored
+//! before (found by its keyed hash, [`BlockHashes`]) is referred to again; any other is
+//! sealed with the space's block key bound to (content feed, index) and appended in
+//! batches, so a file of any size streams through a bounded buffer.
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::sync::Arc;
 
 use cobox_keys::block::BlockKey;
 
+use super::blocks::{BlockAt, FileBlocks};
+use super::dedup::{BlockHash, BlockHashes};
 use crate::feed::{Feed, FeedError};
 use cobox_keys::secret::hex;
 
-/// Plaintext bytes per content block.
-pub const BLOCK_SIZE: usize = 64 * 1024;
+pub use super::blocks::BLOCK_SIZE;
 /// Blocks appended per batch (one commit each).
 pub const BATCH_BLOCKS: usize = 16;
-
-/// Where a file's content lies: `blocks` blocks of `feed` from `start`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Extent {
-    pub feed: [u8; 32],
-    pub start: u64,
-    pub blocks: u64,
-    pub size: u64,
-    pub hash: [u8; 32],
-}
 
 /// Why content could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -41,46 +35,57 @@ pub enum ContentError {
     },
     #[error("content block {index} of feed {feed} is not on this device yet")]
     Missing { feed: String, index: u64 },
+    #[error("a file's block list names {listed} blocks for {size} bytes")]
+    Inconsistent { listed: u64, size: u64 },
+    #[error("block index: {0}")]
+    Index(std::io::Error),
 }
 
 /// One file's content on its way into a content feed: bounded memory, however large.
-/// Blocks must be appended contiguously, so only one stream may write to a feed at a time.
+/// New blocks are appended contiguously, so only one stream may write to a feed at a time.
 pub struct ContentStream {
     feed: [u8; 32],
-    start: u64,
+    /// The index the next new block gets.
     next: u64,
-    size: u64,
+    blocks: FileBlocks,
     partial: Vec<u8>,
     batch: Vec<Vec<u8>>,
-    hash: blake3::Hasher,
+    hashes: Arc<BlockHashes>,
+    /// Blocks this stream stored, by hash: recorded in `hashes` once committed.
+    fresh: HashMap<BlockHash, u64>,
 }
 
 impl std::fmt::Debug for ContentStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ContentStream")
-            .field("start", &self.start)
-            .field("size", &self.size)
+            .field("next", &self.next)
+            .field("size", &self.blocks.size)
             .finish_non_exhaustive()
     }
 }
 
 impl ContentStream {
     /// A stream appending to content feed `feed` from block `start` (its current end).
-    pub fn new(feed: [u8; 32], start: u64) -> ContentStream {
+    pub fn new(feed: [u8; 32], start: u64, hashes: Arc<BlockHashes>) -> ContentStream {
         ContentStream {
             feed,
-            start,
             next: start,
-            size: 0,
+            blocks: FileBlocks::default(),
             partial: Vec::with_capacity(BLOCK_SIZE),
             batch: Vec::with_capacity(BATCH_BLOCKS),
-            hash: blake3::Hasher::new(),
+            hashes,
+            fresh: HashMap::new(),
         }
     }
 
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
-        self.size
+        self.blocks.size + self.partial.len() as u64
+    }
+
+    /// New blocks stored so far.
+    pub fn stored(&self) -> u64 {
+        self.fresh.len() as u64
     }
 
     /// Add bytes to the file.
@@ -98,19 +103,26 @@ impl ContentStream {
         Ok(())
     }
 
-    /// Hash `data` and seal every block it completes, without touching the feed: the
-    /// blocks must then be appended, in order, with [`append_sealed`]. This is the part of
-    /// a write that needs no lock, so it can run beside the appending of earlier blocks.
+    /// Add a block stored before, unchanged (a block of the version being edited). Only
+    /// between whole blocks: the bytes written so far fill whole blocks.
+    pub fn reuse(&mut self, at: BlockAt, len: usize) {
+        debug_assert!(self.partial.is_empty(), "reuse after a partial block");
+        self.blocks.push(at);
+        self.blocks.size += len as u64;
+    }
+
+    /// Cut `data` into blocks and seal every new one it completes, without touching the
+    /// feed: the blocks must then be appended, in order, with [`append_sealed`]. This is
+    /// the part of a write that needs no lock, so it can run beside the appending of
+    /// earlier blocks.
     pub fn seal(&mut self, key: &BlockKey, mut data: &[u8]) -> Vec<Vec<u8>> {
-        self.hash.update(data);
-        self.size += data.len() as u64;
         let mut out = Vec::new();
         while !data.is_empty() {
             let take = (BLOCK_SIZE - self.partial.len()).min(data.len());
             self.partial.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.partial.len() == BLOCK_SIZE {
-                out.push(self.seal_partial(key));
+                out.extend(self.seal_partial(key));
             }
         }
         out
@@ -118,13 +130,36 @@ impl ContentStream {
 
     /// Seal the last, short block, if any (the file ends here).
     pub fn seal_rest(&mut self, key: &BlockKey) -> Option<Vec<u8>> {
-        (!self.partial.is_empty()).then(|| self.seal_partial(key))
+        if self.partial.is_empty() {
+            return None;
+        }
+        self.seal_partial(key)
     }
 
-    fn seal_partial(&mut self, key: &BlockKey) -> Vec<u8> {
-        let sealed = key.seal(&self.feed, self.next, &self.partial);
+    /// Refer to the block in `partial` if it is stored already, or seal it as a new one.
+    fn seal_partial(&mut self, key: &BlockKey) -> Option<Vec<u8>> {
+        let hash = self.hashes.hash(&self.partial);
+        let len = self.partial.len() as u64;
+        let known = self
+            .fresh
+            .get(&hash)
+            .copied()
+            .or_else(|| self.hashes.find(&hash));
+        let sealed = match known {
+            Some(index) => {
+                self.blocks.push((self.feed, index));
+                None
+            }
+            None => {
+                let sealed = key.seal(&self.feed, self.next, &self.partial);
+                self.fresh.insert(hash, self.next);
+                self.blocks.push((self.feed, self.next));
+                self.next += 1;
+                Some(sealed)
+            }
+        };
+        self.blocks.size += len;
         self.partial.clear();
-        self.next += 1;
         sealed
     }
 
@@ -140,21 +175,21 @@ impl ContentStream {
         Ok(())
     }
 
-    /// Store the rest and return where the content lies, durable on return.
-    pub async fn finish(mut self, feed: &mut Feed, key: &BlockKey) -> Result<Extent, ContentError> {
+    /// Store the rest and return the file's blocks, durable on return.
+    pub async fn finish(
+        mut self,
+        feed: &mut Feed,
+        key: &BlockKey,
+    ) -> Result<FileBlocks, ContentError> {
         if let Some(last) = self.seal_rest(key) {
             self.batch.push(last);
         }
         self.flush(feed).await?;
         feed.commit()?;
-        let hash: [u8; 32] = *self.hash.finalize().as_bytes();
-        Ok(Extent {
-            feed: feed.public_key(),
-            start: self.start,
-            blocks: self.next - self.start,
-            size: self.size,
-            hash,
-        })
+        let mut fresh: Vec<(BlockHash, u64)> = self.fresh.into_iter().collect();
+        fresh.sort_by_key(|&(_, index)| index);
+        self.hashes.record(&fresh).map_err(ContentError::Index)?;
+        Ok(self.blocks)
     }
 }
 
@@ -168,9 +203,10 @@ pub async fn append_sealed(feed: &mut Feed, blocks: &[Vec<u8>]) -> Result<u64, C
 pub async fn store(
     feed: &mut Feed,
     key: &BlockKey,
+    hashes: Arc<BlockHashes>,
     mut source: impl Read,
-) -> Result<Extent, ContentError> {
-    let mut w = ContentStream::new(feed.public_key(), feed.len());
+) -> Result<FileBlocks, ContentError> {
+    let mut w = ContentStream::new(feed.public_key(), feed.len(), hashes);
     let mut buf = vec![0u8; BLOCK_SIZE];
     loop {
         let n = source.read(&mut buf).map_err(ContentError::Source)?;
@@ -182,49 +218,45 @@ pub async fn store(
     w.finish(feed, key).await
 }
 
-/// Open sealed block `i` (0-based within the extent) of a file.
-pub fn open_block(
-    key: &BlockKey,
-    extent: &Extent,
-    i: u64,
-    sealed: &[u8],
-) -> Result<Vec<u8>, ContentError> {
-    let index = extent.start + i;
-    key.open(&extent.feed, index, sealed)
+/// Open a sealed block stored at `at`.
+pub fn open_block(key: &BlockKey, at: BlockAt, sealed: &[u8]) -> Result<Vec<u8>, ContentError> {
+    key.open(&at.0, at.1, sealed)
         .map_err(|reason| ContentError::Block {
-            feed: hex(&extent.feed),
-            index,
+            feed: hex(&at.0),
+            index: at.1,
             reason,
         })
 }
 
-/// Block `i` (0-based within the extent) of a file, decrypted.
+/// The block stored at `at` in `feed`, decrypted.
 pub async fn read_block(
     feed: &mut Feed,
     key: &BlockKey,
-    extent: &Extent,
-    i: u64,
+    at: BlockAt,
 ) -> Result<Vec<u8>, ContentError> {
-    let index = extent.start + i;
-    let sealed = feed
-        .get(index)
-        .await?
-        .ok_or_else(|| ContentError::Missing {
-            feed: hex(&extent.feed),
-            index,
-        })?;
-    key.open(&extent.feed, index, &sealed)
-        .map_err(|reason| ContentError::Block {
-            feed: hex(&extent.feed),
-            index,
-            reason,
-        })
+    let sealed = feed.get(at.1).await?.ok_or_else(|| ContentError::Missing {
+        feed: hex(&at.0),
+        index: at.1,
+    })?;
+    open_block(key, at, &sealed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use cobox_keys::Secret32;
+
+    fn hashes(dir: &std::path::Path) -> Arc<BlockHashes> {
+        Arc::new(BlockHashes::open(&dir.join("blocks"), &Secret32::from_bytes([5; 32]), 0).unwrap())
+    }
+
+    async fn read_all(f: &mut Feed, key: &BlockKey, blocks: &FileBlocks) -> Vec<u8> {
+        let mut back = Vec::new();
+        for at in blocks.from(0) {
+            back.extend(read_block(f, key, at).await.unwrap());
+        }
+        back
+    }
 
     async fn feed(dir: &std::path::Path) -> Feed {
         let kp = cobox_keys::derive::feed(
@@ -244,19 +276,15 @@ mod tests {
         let data: Vec<u8> = (0..(BLOCK_SIZE * 40 + 123))
             .map(|i| (i * 7 % 251) as u8)
             .collect();
-        let first = store(&mut f, &key, &b"small"[..]).await.unwrap();
-        let ext = store(&mut f, &key, &data[..]).await.unwrap();
-        assert_eq!((first.start, first.blocks, first.size), (0, 1, 5));
+        let h = hashes(dir.path());
+        let first = store(&mut f, &key, h.clone(), &b"small"[..]).await.unwrap();
+        let file = store(&mut f, &key, h.clone(), &data[..]).await.unwrap();
+        assert_eq!((first.runs[0].start, first.count(), first.size), (0, 1, 5));
         assert_eq!(
-            (ext.start, ext.blocks, ext.size),
+            (file.runs[0].start, file.count(), file.size),
             (1, 41, data.len() as u64)
         );
-        let mut back = Vec::new();
-        for i in 0..ext.blocks {
-            back.extend(read_block(&mut f, &key, &ext, i).await.unwrap());
-        }
-        assert_eq!(back, data);
-        assert_eq!(ext.hash, *blake3::hash(&data).as_bytes());
+        assert_eq!(read_all(&mut f, &key, &file).await, data);
         // The plaintext is nowhere in the feed's files.
         let on_disk = std::fs::read(dir.path().join("data")).unwrap();
         assert!(!on_disk.windows(5).any(|w| w == b"small"));
@@ -267,8 +295,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = feed(dir.path()).await;
         let key = BlockKey::for_space(&Secret32::from_bytes([3; 32]));
-        let ext = store(&mut f, &key, &b""[..]).await.unwrap();
-        assert_eq!((ext.blocks, ext.size), (0, 0));
+        let file = store(&mut f, &key, hashes(dir.path()), &b""[..])
+            .await
+            .unwrap();
+        assert_eq!((file.count(), file.size), (0, 0));
         assert_eq!(f.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_block_stored_before_is_referred_to_and_not_stored_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = feed(dir.path()).await;
+        let key = BlockKey::for_space(&Secret32::from_bytes([3; 32]));
+        let h = hashes(dir.path());
+        // Three equal blocks and a tail: the repeat within the file is stored once.
+        let mut data = vec![7u8; BLOCK_SIZE * 3];
+        data.extend_from_slice(b"tail");
+        let first = store(&mut f, &key, h.clone(), &data[..]).await.unwrap();
+        assert_eq!((first.count(), f.len()), (4, 2));
+        // The same content again, and with one more block: only the new blocks are stored.
+        let again = store(&mut f, &key, h.clone(), &data[..]).await.unwrap();
+        assert_eq!((&again, f.len()), (&first, 2));
+        let mut longer = data[..BLOCK_SIZE * 3].to_vec();
+        longer.extend(vec![9u8; BLOCK_SIZE]);
+        let grown = store(&mut f, &key, h.clone(), &longer[..]).await.unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(read_all(&mut f, &key, &grown).await, longer);
+        assert_eq!(read_all(&mut f, &key, &again).await, data);
+        // The index survives a reopen.
+        drop(h);
+        let h = BlockHashes::open(
+            &dir.path().join("blocks"),
+            &Secret32::from_bytes([5; 32]),
+            f.len(),
+        )
+        .unwrap();
+        assert_eq!(h.len(), 3);
     }
 }

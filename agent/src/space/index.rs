@@ -1,8 +1,10 @@
-//! The spaces' derived state in plain files: which feeds are other members' logs, and a
+//! The spaces' derived state in plain files: which feeds are other members' logs, a
 //! checkpoint of the merged drive (with how far into each log it has read), so a restart
-//! replays only new entries. A directory per space under `DATA_DIR/drive-index/`, each file
-//! replaced whole (`atomic_file`). Deleting it while the agent is stopped is safe: it is
-//! rebuilt from the feeds.
+//! replays only new entries, and this device's stored blocks by hash (`dedup.rs`). A
+//! directory per space under `DATA_DIR/drive-index/`, each file replaced whole
+//! (`atomic_file`) or appended to. Deleting it while the agent is stopped is safe: it is
+//! rebuilt from the feeds, but for the block hashes (a block stored before is then stored
+//! again when it is written again).
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,8 @@ pub enum IndexError {
 
 const LOGS: &str = "logs";
 const CHECKPOINT: &str = "checkpoint.json";
+/// The file of this device's stored blocks by hash (`dedup.rs`).
+pub const BLOCKS: &str = "blocks";
 
 /// The index of one space.
 #[derive(Debug)]
@@ -64,6 +68,11 @@ impl Index {
     }
 
     /// Log feeds of other members known to this device.
+    /// The space's index directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn logs(&self) -> Result<Vec<[u8; 32]>, IndexError> {
         let path = self.dir.join(LOGS);
         let text = match std::fs::read_to_string(&path) {

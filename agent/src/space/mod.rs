@@ -1,7 +1,9 @@
 //! A space on disk: this device's log and content feeds, other members' feeds, the
 //! encrypted messages and file contents in them, and the merged drive they make.
 
+pub mod blocks;
 pub mod content;
+pub mod dedup;
 pub mod feeds;
 pub mod index;
 pub mod layout;
@@ -16,7 +18,9 @@ use std::sync::Arc;
 use cobox_keys::block::BlockKey;
 use cobox_keys::{Secret32, SigningKeyPair, SpaceKeys};
 
-use content::{ContentError, ContentStream, Extent};
+use blocks::{BlockAt, FileBlocks};
+use content::{ContentError, ContentStream};
+use dedup::BlockHashes;
 use feeds::Feeds;
 use layout::Layout;
 use message::{Decoded, Message};
@@ -94,6 +98,8 @@ pub struct Space {
     /// Blocks in this device's content feed, committed or not (this space is its only
     /// writer).
     content_len: u64,
+    /// The blocks of this device's content feed by keyed hash, to store each only once.
+    hashes: Arc<BlockHashes>,
     /// The newest health report read from each log, by log key.
     health: HealthReports,
     /// The device names the writers gave, by log key.
@@ -134,6 +140,13 @@ impl Space {
         let feeds = Feeds::open(layout.clone(), parent, &keys.address).await?;
         let index = index::Index::open(&layout.index(), &keys.address.0)
             .map_err(|e| SpaceError::Index(e.to_string()))?;
+        let content_len = feeds.content().lock().await.len();
+        let hashes = BlockHashes::open(
+            &index.dir().join(index::BLOCKS),
+            &cobox_keys::block::hash_key(&encryption_key),
+            content_len,
+        )
+        .map_err(|e| SpaceError::Index(format!("block hashes: {e}")))?;
         let mut space = Space {
             block: Arc::new(BlockKey::for_space(&encryption_key)),
             identity: cobox_keys::derive::identity(parent),
@@ -146,11 +159,11 @@ impl Space {
             index,
             stats: LogStats::default(),
             unsaved: 0,
-            content_len: 0,
+            content_len,
+            hashes: Arc::new(hashes),
             health: HealthReports::default(),
             names: DeviceNames::default(),
         };
-        space.content_len = space.feeds.content().lock().await.len();
         let own_log = space.feeds.log_key;
         space.logs.insert(own_log, ());
         for key in space
@@ -378,7 +391,11 @@ impl Space {
 
     /// Start storing a file's content (one at a time per space).
     pub fn begin_content(&mut self) -> ContentStream {
-        ContentStream::new(self.feeds.content_key, self.content_len)
+        ContentStream::new(
+            self.feeds.content_key,
+            self.content_len,
+            self.hashes.clone(),
+        )
     }
 
     pub async fn content_write(
@@ -403,7 +420,10 @@ impl Space {
     }
 
     /// Store the rest of a file's content and make all of it durable (and servable).
-    pub async fn content_finish(&mut self, stream: ContentStream) -> Result<Extent, SpaceError> {
+    pub async fn content_finish(
+        &mut self,
+        stream: ContentStream,
+    ) -> Result<FileBlocks, SpaceError> {
         let content = self.feeds.content().clone();
         let mut feed = content.lock().await;
         let finished = stream.finish(&mut feed, &self.block).await;
@@ -419,16 +439,15 @@ impl Space {
         self.block.clone()
     }
 
-    /// Block `i` of a file's content as stored (sealed); open it with [`Space::block_key`]
-    /// and [`content::open_block`].
-    pub async fn sealed_block(&mut self, extent: &Extent, i: u64) -> Result<Vec<u8>, SpaceError> {
-        let index = extent.start + i;
+    /// The content block stored at `at`, sealed; open it with [`Space::block_key`] and
+    /// [`content::open_block`].
+    pub async fn sealed_block(&mut self, at: BlockAt) -> Result<Vec<u8>, SpaceError> {
         let missing = || ContentError::Missing {
-            feed: cobox_keys::secret::hex(&extent.feed),
-            index,
+            feed: cobox_keys::secret::hex(&at.0),
+            index: at.1,
         };
-        let feed = self.feeds.get(&extent.feed).await?.ok_or_else(missing)?;
-        let sealed = feed.lock().await.get(index).await?;
+        let feed = self.feeds.get(&at.0).await?.ok_or_else(missing)?;
+        let sealed = feed.lock().await.get(at.1).await?;
         Ok(sealed.ok_or_else(missing)?)
     }
 
@@ -440,18 +459,15 @@ impl Space {
         Ok(self.feeds.get(key).await?)
     }
 
-    /// Block `i` of a file's content, decrypted.
-    pub async fn read_block(&mut self, extent: &Extent, i: u64) -> Result<Vec<u8>, SpaceError> {
-        let feed = self
-            .feeds
-            .get(&extent.feed)
-            .await?
-            .ok_or_else(|| ContentError::Missing {
-                feed: cobox_keys::secret::hex(&extent.feed),
-                index: extent.start + i,
-            })?;
-        let mut feed = feed.lock().await;
-        Ok(content::read_block(&mut feed, &self.block, extent, i).await?)
+    /// The content block stored at `at`, decrypted.
+    pub async fn read_block(&mut self, at: BlockAt) -> Result<Vec<u8>, SpaceError> {
+        let sealed = self.sealed_block(at).await?;
+        Ok(content::open_block(&self.block, at, &sealed)?)
+    }
+
+    /// Blocks of this device's content feed indexed by hash (stored once each).
+    pub fn indexed_blocks(&self) -> usize {
+        self.hashes.len()
     }
 
     /// Append a drive operation, durable on return, and apply it.
@@ -474,10 +490,10 @@ impl Space {
         mode: u32,
         mtime_ms: i64,
     ) -> Result<(), SpaceError> {
-        let stream = self.begin_content();
-        let extent = self.content_finish(stream).await?;
         let ctx = self.op_context().await;
-        let op = self.tree.write_op(ctx, path, extent, mode, mtime_ms)?;
+        let op = self
+            .tree
+            .write_op(ctx, path, FileBlocks::default(), mode, mtime_ms)?;
         self.record_op(op, Durability::Later).await
     }
 
@@ -485,12 +501,12 @@ impl Space {
     pub async fn put_file(
         &mut self,
         path: &str,
-        extent: Extent,
+        blocks: FileBlocks,
         mode: u32,
         mtime_ms: i64,
     ) -> Result<(), SpaceError> {
         let ctx = self.op_context().await;
-        let op = self.tree.write_op(ctx, path, extent, mode, mtime_ms)?;
+        let op = self.tree.write_op(ctx, path, blocks, mode, mtime_ms)?;
         self.commit_op(op).await
     }
 
@@ -505,9 +521,9 @@ impl Space {
         let node = self
             .node(path)
             .ok_or_else(|| SpaceError::NotFound(path.into()))?;
-        let op = match (node.kind, node.extent) {
-            (NodeKind::File, Some(extent)) => {
-                self.tree.write_op(ctx, path, extent, mode, mtime_ms)?
+        let op = match (node.kind, node.blocks) {
+            (NodeKind::File, Some(blocks)) => {
+                self.tree.write_op(ctx, path, blocks, mode, mtime_ms)?
             }
             (NodeKind::File, None) => return Err(SpaceError::NotFound(path.into())),
             (NodeKind::Dir, _) => self.tree.mkdir_op(ctx, path, mode, mtime_ms)?,

@@ -1,10 +1,10 @@
 //! The space's merged drive as the mount sees it, and the drive operations the mount makes.
 
-use cobox_drive::{ContentRef, Drive, Effect, FileMeta, Op, Value, path::check_path};
+use cobox_drive::{Drive, Effect, FileMeta, Op, Value, path::check_path};
 use serde::{Deserialize, Serialize};
 
 use super::SpaceError;
-use super::content::Extent;
+use super::blocks::FileBlocks;
 
 /// File or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,14 +14,14 @@ pub enum NodeKind {
 }
 
 /// What a path shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub kind: NodeKind,
     pub size: u64,
     pub mode: u32,
     pub mtime_ms: i64,
     /// Where a file's content is (`None` for directories).
-    pub extent: Option<Extent>,
+    pub blocks: Option<FileBlocks>,
 }
 
 impl From<cobox_drive::Node> for Node {
@@ -32,12 +32,9 @@ impl From<cobox_drive::Node> for Node {
                 size: m.size,
                 mode: m.mode,
                 mtime_ms: m.mtime,
-                extent: Some(Extent {
-                    feed: m.content.feed,
-                    start: m.content.start,
-                    blocks: m.content.blocks,
+                blocks: Some(FileBlocks {
+                    runs: m.runs,
                     size: m.size,
-                    hash: m.hash,
                 }),
             },
             cobox_drive::Node::Dir { mode, mtime } => Node {
@@ -45,7 +42,7 @@ impl From<cobox_drive::Node> for Node {
                 size: 0,
                 mode,
                 mtime_ms: mtime,
-                extent: None,
+                blocks: None,
             },
         }
     }
@@ -127,22 +124,17 @@ impl Tree {
         &self,
         ctx: OpContext,
         path: &str,
-        extent: Extent,
+        blocks: FileBlocks,
         mode: u32,
         mtime_ms: i64,
     ) -> Result<Vec<u8>, SpaceError> {
         checked(path)?;
         let mut effects = self.drive.retire_effects(path);
         let meta = FileMeta {
-            size: extent.size,
+            size: blocks.size,
             mode,
             mtime: mtime_ms,
-            content: ContentRef {
-                feed: extent.feed,
-                start: extent.start,
-                blocks: extent.blocks,
-            },
-            hash: extent.hash,
+            runs: blocks.runs,
         };
         effects.push(Effect {
             path: path.to_string(),

@@ -6,7 +6,6 @@
 //! appended and synced) on flush, fsync and close.
 
 use std::ffi::OsStr;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,9 +18,10 @@ use fuser::{
 };
 use tokio::runtime::Handle as Runtime;
 
-use super::handles::{Body, Handle, Handles, Staging};
+use super::handles::{Body, Handle, Handles};
 use super::inodes::{Inodes, ROOT, join};
 use super::stream::BackgroundStream;
+use crate::space::blocks::BlockAt;
 use crate::space::content::{self, BLOCK_SIZE, ContentError};
 use crate::space::{Node, NodeKind, Space, SpaceError};
 
@@ -175,56 +175,76 @@ impl SpaceFs {
         self.state().handles.get(fh).ok_or(Errno::EBADF)
     }
 
-    fn read_committed(&self, node: &Node, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
-        let Some(extent) = node.extent else {
-            return Ok(vec![]);
-        };
-        let end = (offset + size as u64).min(node.size);
-        if offset >= end {
-            return Ok(vec![]);
-        }
-        let bs = BLOCK_SIZE as u64;
-        let (first, last) = (offset / bs, (end - 1) / bs);
-        // Fetch the sealed blocks under the space's lock, decrypt outside it, so that
-        // concurrent reads use every core. A block not here yet (the file was listed
-        // before its content arrived) is fetched first from a connected peer that has it,
-        // waited for outside the lock; only when none has it does the read fail, ENODATA.
+    /// The plaintext of the blocks stored at `ats`. Sealed blocks are fetched under the
+    /// space's lock and decrypted outside it, so that concurrent reads use every core. A
+    /// block not here yet (the file was listed before its content arrived) is fetched
+    /// first from a connected peer that has it, waited for outside the lock; only when
+    /// none has it does the read fail, ENODATA.
+    pub(super) fn read_blocks(&self, ats: &[BlockAt]) -> Result<Vec<Vec<u8>>, Errno> {
         let (key, sealed) = loop {
             let fetched = self.rt.block_on(async {
                 let mut space = self.space.lock().await;
-                let mut sealed = Vec::with_capacity((last - first + 1) as usize);
-                for i in first..=last {
-                    match space.sealed_block(&extent, i).await {
+                let mut sealed = Vec::with_capacity(ats.len());
+                for &at in ats {
+                    match space.sealed_block(at).await {
                         Ok(b) => sealed.push(b),
-                        Err(SpaceError::Content(ContentError::Missing { index, .. })) => {
-                            let feed = space.content_feed(&extent.feed).await.ok().flatten();
-                            return Ok(Err((index, feed)));
+                        Err(SpaceError::Content(ContentError::Missing { .. })) => {
+                            let feed = space.content_feed(&at.0).await.ok().flatten();
+                            return Ok(Err((at, feed)));
                         }
                         Err(e) => return Err(errno(&e)),
                     }
                 }
                 Ok::<_, Errno>(Ok((space.block_key(), sealed)))
             })?;
-            let (index, feed) = match fetched {
+            let (at, feed) = match fetched {
                 Ok(done) => break done,
                 Err(missing) => missing,
             };
             let arrived = match &feed {
-                Some(f) => self.rt.block_on(f.fetch(index, FETCH_WITHIN)),
+                Some(f) => self.rt.block_on(f.fetch(at.1, FETCH_WITHIN)),
                 None => false,
             };
             if !arrived {
                 tracing::warn!(
-                    feed = %cobox_keys::secret::hex(&extent.feed),
-                    block = index,
+                    feed = %cobox_keys::secret::hex(&at.0),
+                    block = at.1,
                     "a file's content is not here and no connected peer supplied it"
                 );
                 return Err(Errno::ENODATA);
             }
         };
+        ats.iter()
+            .zip(sealed)
+            .map(|(&at, block)| content::open_block(&key, at, &block).map_err(|_| Errno::EIO))
+            .collect()
+    }
+
+    fn read_committed(&self, node: &Node, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let Some(blocks) = &node.blocks else {
+            return Ok(vec![]);
+        };
+        let end = (offset + size as u64).min(node.size);
+        if offset >= end {
+            return Ok(vec![]);
+        }
+        if !blocks.is_consistent() {
+            tracing::warn!(
+                size = blocks.size,
+                listed = blocks.count(),
+                "a file's block list does not match its size"
+            );
+            return Err(Errno::EIO);
+        }
+        let bs = BLOCK_SIZE as u64;
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        let ats: Vec<BlockAt> = blocks
+            .from(first)
+            .take((last - first + 1) as usize)
+            .collect();
+        let plains = self.read_blocks(&ats)?;
         let mut out = Vec::with_capacity((end - offset) as usize);
-        for (i, block) in (first..=last).zip(sealed) {
-            let plain = content::open_block(&key, &extent, i, &block).map_err(|_| Errno::EIO)?;
+        for (i, plain) in (first..=last).zip(plains) {
             let from = offset.saturating_sub(i * bs) as usize;
             let to = ((end - i * bs) as usize).min(plain.len());
             if from < to {
@@ -288,25 +308,17 @@ impl Filesystem for SpaceFs {
                     Some(handle) => {
                         let fh = fh.map(|f| f.0).unwrap_or_default();
                         let mut body = handle.body();
-                        if size == 0 && matches!(*body, Body::Clean) {
-                            let staging =
-                                Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?;
-                            *body = Body::Staging {
-                                staging,
-                                dirty: true,
-                            };
-                        } else {
-                            self.to_staging(fh, ino.0, &mut body)?;
-                        }
+                        self.to_staging(fh, ino.0, &mut body)?;
                         if let Body::Staging { staging, dirty } = &mut *body {
-                            staging.file.set_len(size).map_err(|_| Errno::EIO)?;
+                            self.staging_set_len(staging, size)?;
                             *dirty = true;
                         }
                     }
                     // No handle: commit the truncated file at once, copying only what stays.
                     None => {
                         let fh = self.state().handles.reserve();
-                        let staging = self.staging_from(fh, node.extent, size)?;
+                        let mut staging = self.new_staging(fh, node.blocks.unwrap_or_default())?;
+                        self.staging_set_len(&mut staging, size)?;
                         self.state().handles.insert(
                             fh,
                             Handle::new(
@@ -474,18 +486,8 @@ impl Filesystem for SpaceFs {
                 if matches!(*body, Body::Streaming(_)) {
                     self.to_staging(fh.0, h.ino, &mut body)?;
                 }
-                if let Body::Staging { staging, .. } = &*body {
-                    let mut buf = vec![0u8; size as usize];
-                    let mut got = 0;
-                    while got < buf.len() {
-                        match staging.file.read_at(&mut buf[got..], offset + got as u64) {
-                            Ok(0) => break,
-                            Ok(n) => got += n,
-                            Err(_) => return Err(Errno::EIO),
-                        }
-                    }
-                    buf.truncate(got);
-                    return Ok(buf);
+                if let Body::Staging { staging, .. } = &mut *body {
+                    return self.staging_read(staging, offset, size);
                 }
             }
             let (_, node) = self.path_of(ino).and_then(|p| self.entry(&p))?;
@@ -541,10 +543,7 @@ impl Filesystem for SpaceFs {
             self.to_staging(fh.0, ino.0, &mut body)?;
             match &mut *body {
                 Body::Staging { staging, dirty } => {
-                    staging
-                        .file
-                        .write_all_at(data, offset)
-                        .map_err(|_| Errno::EIO)?;
+                    self.staging_write(staging, data, offset)?;
                     *dirty = true;
                     Ok(())
                 }

@@ -1,16 +1,17 @@
-//! Writing files through a mount: streaming into the content feed, staging files, and
-//! committing either as a drive operation.
+//! Writing files through a mount: streaming into the content feed, staging files over the
+//! committed version, and committing either as a drive operation that refers again to
+//! every block it did not change.
 
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::Duration;
 
 use fuser::Errno;
 
 use super::{SpaceFs, errno, now_ms};
-use crate::mount::handles::{Body, Handle, Staging};
+use crate::mount::handles::{Body, Handle};
+use crate::mount::staging::{Block, Staging};
 use crate::mount::stream::BackgroundStream;
 use crate::space::SpaceError;
-use crate::space::content::{BLOCK_SIZE, Extent};
+use crate::space::blocks::{BlockAt, FileBlocks};
 
 impl SpaceFs {
     /// The size a writer of `ino` has written but not committed yet, if any.
@@ -26,27 +27,49 @@ impl SpaceFs {
         })
     }
 
-    /// A staging file holding the first `size` bytes of `extent`'s content (zeros beyond).
-    pub(super) fn staging_from(
-        &self,
-        fh: u64,
-        extent: Option<Extent>,
-        size: u64,
-    ) -> Result<Staging, Errno> {
-        let mut staging = Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?;
-        if let Some(extent) = extent {
-            let needed = extent.blocks.min(size.div_ceil(BLOCK_SIZE as u64));
-            self.rt.block_on(async {
-                let mut space = self.space.lock().await;
-                for i in 0..needed {
-                    let block = space.read_block(&extent, i).await.map_err(|e| errno(&e))?;
-                    staging.file.write_all(&block).map_err(|_| Errno::EIO)?;
-                }
-                Ok::<(), Errno>(())
-            })?;
+    /// A staging file over the committed version `base`.
+    pub(super) fn new_staging(&self, fh: u64, base: FileBlocks) -> Result<Staging, Errno> {
+        Staging::create(&self.staging_dir, fh, base).map_err(|_| Errno::EIO)
+    }
+
+    /// Copy the base blocks a change needs into the staging file.
+    fn fill(&self, staging: &mut Staging, needs: Vec<(u64, BlockAt)>) -> Result<(), Errno> {
+        if needs.is_empty() {
+            return Ok(());
         }
-        staging.file.set_len(size).map_err(|_| Errno::EIO)?;
-        Ok(staging)
+        let ats: Vec<BlockAt> = needs.iter().map(|&(_, at)| at).collect();
+        let plains = self.read_blocks(&ats)?;
+        for ((i, _), plain) in needs.into_iter().zip(plains) {
+            staging.fill(i, &plain).map_err(|_| Errno::EIO)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn staging_read(
+        &self,
+        staging: &mut Staging,
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>, Errno> {
+        self.fill(staging, staging.needs_for_read(offset, size as u64))?;
+        staging
+            .read_at(offset, size as usize)
+            .map_err(|_| Errno::EIO)
+    }
+
+    pub(super) fn staging_write(
+        &self,
+        staging: &mut Staging,
+        data: &[u8],
+        offset: u64,
+    ) -> Result<(), Errno> {
+        self.fill(staging, staging.needs_for_write(offset, data.len() as u64))?;
+        staging.write_at(data, offset).map_err(|_| Errno::EIO)
+    }
+
+    pub(super) fn staging_set_len(&self, staging: &mut Staging, size: u64) -> Result<(), Errno> {
+        self.fill(staging, staging.needs_for_set_len(size))?;
+        staging.set_len(size).map_err(|_| Errno::EIO)
     }
 
     /// Turn a body that cannot take `write_at`/`read` directly into a staging file: a clean
@@ -64,15 +87,14 @@ impl SpaceFs {
                     .rt
                     .block_on(async { self.space.lock().await.node(&path) })
                     .ok_or(Errno::ENOENT)?;
-                let staging = self.staging_from(fh, node.extent, node.size)?;
+                let staging = self.new_staging(fh, node.blocks.unwrap_or_default())?;
                 *body = Body::Staging {
                     staging,
                     dirty: false,
                 };
             }
             Body::Streaming(stream) => {
-                let size = stream.size();
-                let extent = stream
+                let blocks = stream
                     .finish(&self.rt)
                     .and_then(|stream| {
                         self.rt.block_on(async {
@@ -81,7 +103,7 @@ impl SpaceFs {
                     })
                     .map_err(|e| errno(&e))?;
                 self.state().handles.release_content(fh);
-                let staging = self.staging_from(fh, Some(extent), size)?;
+                let staging = self.new_staging(fh, blocks)?;
                 *body = Body::Staging {
                     staging,
                     dirty: true,
@@ -147,45 +169,53 @@ impl SpaceFs {
                     self.rt.block_on(async {
                         let mut space = self.space.lock().await;
                         let mode = space.node(&path).map_or(0o644, |n| n.mode);
-                        let extent = space.content_finish(stream).await?;
-                        space.put_file(&path, extent, mode, now_ms()).await
+                        let blocks = space.content_finish(stream).await?;
+                        space.put_file(&path, blocks, mode, now_ms()).await
                     })
                 });
                 self.state().handles.release_content(fh);
                 result.map_err(|e| errno(&e))?;
             }
-            Body::Staging { staging, dirty } => {
+            Body::Staging { mut staging, dirty } => {
                 if !dirty {
                     *body = Body::Staging { staging, dirty };
                     return Ok(());
                 }
                 self.claim_content(fh)?;
-                let mut file = staging.file.try_clone().map_err(|_| Errno::EIO)?;
-                file.seek(SeekFrom::Start(0)).map_err(|_| Errno::EIO)?;
                 let result = self.rt.block_on(async {
                     let mut space = self.space.lock().await;
                     let mode = space.node(&path).map_or(0o644, |n| n.mode);
                     let mut stream = space.begin_content();
-                    let mut buf = vec![0u8; BLOCK_SIZE];
-                    loop {
-                        let n = file
-                            .read(&mut buf)
-                            .map_err(|_| SpaceError::NotFound(path.clone()))?;
-                        if n == 0 {
-                            break;
+                    for i in 0..staging.block_count() {
+                        match staging
+                            .block(i)
+                            .map_err(|_| SpaceError::NotFound(path.clone()))?
+                        {
+                            Block::Unchanged(at, len) => stream.reuse(at, len),
+                            Block::Changed(bytes) => {
+                                space.content_write(&mut stream, &bytes).await?
+                            }
                         }
-                        space.content_write(&mut stream, &buf[..n]).await?;
                     }
-                    let extent = space.content_finish(stream).await?;
-                    space.put_file(&path, extent, mode, now_ms()).await
+                    let blocks = space.content_finish(stream).await?;
+                    space
+                        .put_file(&path, blocks.clone(), mode, now_ms())
+                        .await?;
+                    Ok::<_, SpaceError>(blocks)
                 });
                 self.state().handles.release_content(fh);
-                let ok = result.is_ok();
+                let ok = match result {
+                    Ok(blocks) => {
+                        staging.committed(blocks);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
                 *body = Body::Staging {
                     staging,
-                    dirty: !ok,
+                    dirty: ok.is_err(),
                 };
-                result.map_err(|e| errno(&e))?;
+                ok.map_err(|e| errno(&e))?;
             }
         }
         Ok(())
@@ -208,7 +238,7 @@ impl SpaceFs {
                 )))
             } else {
                 Body::Staging {
-                    staging: Staging::create(&self.staging_dir, fh).map_err(|_| Errno::EIO)?,
+                    staging: self.new_staging(fh, FileBlocks::default())?,
                     dirty: true,
                 }
             }

@@ -1,0 +1,142 @@
+//! The blocks this device has stored in its content feed, by keyed hash of their plaintext,
+//! so a block written again (a file saved unchanged, copied, or full of repeats) is referred
+//! to instead of stored twice.
+//!
+//! The hash is BLAKE3 keyed with the space's hash key: equal plaintexts are recognisable
+//! only by members. The index is derived state in `DATA_DIR/drive-index/ADDRESS/blocks`:
+//! records of `hash [32] ‖ index u64 LE`, appended only after the blocks they name are
+//! committed, so a crash can lose records (those blocks are then not reused) but never
+//! leave one naming a block that is not there. Opening drops records at or past the
+//! content feed's length and a torn last record.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use cobox_keys::Secret32;
+
+/// A block's keyed hash.
+pub type BlockHash = [u8; 32];
+
+const RECORD: usize = 32 + 8;
+
+/// This device's stored blocks of one space, by hash.
+pub struct BlockHashes {
+    key: [u8; 32],
+    path: PathBuf,
+    stored: Mutex<HashMap<BlockHash, u64>>,
+}
+
+impl std::fmt::Debug for BlockHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockHashes")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlockHashes {
+    /// The index at `path` for a content feed of `committed` blocks, keyed with `key`.
+    pub fn open(path: &Path, key: &Secret32, committed: u64) -> std::io::Result<BlockHashes> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+            Err(e) => return Err(e),
+        };
+        let mut stored = HashMap::with_capacity(bytes.len() / RECORD);
+        let mut kept = Vec::with_capacity(bytes.len());
+        for record in bytes.chunks_exact(RECORD) {
+            let index = u64::from_le_bytes(record[32..].try_into().expect("8 bytes"));
+            if index < committed {
+                let hash: BlockHash = record[..32].try_into().expect("32 bytes");
+                stored.insert(hash, index);
+                kept.extend_from_slice(record);
+            }
+        }
+        if kept.len() != bytes.len() {
+            crate::atomic_file::replace(path, &kept)?;
+        }
+        Ok(BlockHashes {
+            key: *key.expose(),
+            path: path.to_path_buf(),
+            stored: Mutex::new(stored),
+        })
+    }
+
+    /// The keyed hash of a plaintext block.
+    pub fn hash(&self, plain: &[u8]) -> BlockHash {
+        *blake3::keyed_hash(&self.key, plain).as_bytes()
+    }
+
+    /// Where a block with this hash is stored in this device's content feed.
+    pub fn find(&self, hash: &BlockHash) -> Option<u64> {
+        self.lock().get(hash).copied()
+    }
+
+    /// How many blocks are indexed.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Record blocks just committed to the content feed.
+    pub fn record(&self, blocks: &[(BlockHash, u64)]) -> std::io::Result<()> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let mut stored = self.lock();
+        let mut out = Vec::with_capacity(blocks.len() * RECORD);
+        for (hash, index) in blocks {
+            stored.entry(*hash).or_insert(*index);
+            out.extend_from_slice(hash);
+            out.extend_from_slice(&index.to_le_bytes());
+        }
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?
+            .write_all(&out)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BlockHash, u64>> {
+        self.stored.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_a_reopen_and_records_past_the_feed_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blocks");
+        let key = Secret32::from_bytes([7; 32]);
+        let h = BlockHashes::open(&path, &key, 0).unwrap();
+        let (a, b) = (h.hash(b"a"), h.hash(b"b"));
+        assert_ne!(a, *blake3::hash(b"a").as_bytes(), "the hash is keyed");
+        h.record(&[(a, 0), (b, 1)]).unwrap();
+        assert_eq!(h.find(&a), Some(0));
+        drop(h);
+        // A torn record at the end, and a feed that lost block 1 in a crash.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[1, 2, 3]);
+        std::fs::write(&path, &bytes).unwrap();
+        let h = BlockHashes::open(&path, &key, 1).unwrap();
+        assert_eq!((h.find(&a), h.find(&b), h.len()), (Some(0), None, 1));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), RECORD as u64);
+        let other = BlockHashes::open(&path, &Secret32::from_bytes([8; 32]), 1).unwrap();
+        assert_ne!(
+            other.hash(b"a"),
+            a,
+            "another space's key hashes differently"
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! What an edit of a large file costs, side by side with Syncthing in the same run: two
+//! devices on loopback, the writer's file in a mounted space (a Syncthing folder), three
+//! workloads — a new file of 1 GiB, 1 MiB appended to it, 1 MiB changed in its middle —
+//! each timed from the start of the write until the other device reads the change, with
+//! the bytes the other device received and how much its disk grew.
+//!
+//! Run: `cargo bench -p cobox-tests --bench edits` (size: `COBOX_BENCH_MIB`, default 1024;
+//! Syncthing from Debian's package `syncthing`, skipped when it is not installed).
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cobox_tests::files::{files_under, noise};
+use cobox_tests::node::{Node, QUIET, free_port};
+
+const MIB: u64 = 1 << 20;
+
+/// One workload's figures.
+struct Cost {
+    secs: f64,
+    wire: u64,
+    disk: u64,
+}
+
+/// Bytes of every file under `dir`.
+fn du(dir: &Path) -> u64 {
+    files_under(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
+}
+
+/// Wait until `path` is `len` bytes long and its bytes at `at` are `expect`.
+fn wait_for(path: &Path, len: u64, at: u64, expect: &[u8], secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let ok = std::fs::File::open(path).is_ok_and(|mut f| {
+            f.metadata().is_ok_and(|m| m.len() == len) && {
+                let mut got = vec![0u8; expect.len()];
+                f.seek(SeekFrom::Start(at)).is_ok()
+                    && f.read_exact(&mut got).is_ok()
+                    && got == expect
+            }
+        });
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not arrive within {secs} s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The three workloads against a writer's file `src` and the reader's copy `dst`;
+/// `wire()` and `disk()` read the reader's received bytes and disk use; `settle()` runs
+/// after each write (Syncthing: ask for a scan at once).
+fn workloads(
+    src: &Path,
+    dst: &Path,
+    mib: u64,
+    wire: &dyn Fn() -> u64,
+    disk: &dyn Fn() -> u64,
+    settle: &dyn Fn(),
+) -> Vec<(&'static str, Cost)> {
+    let mut out = vec![];
+    let mut run = |name: &'static str, write: &dyn Fn() -> (u64, u64, Vec<u8>)| {
+        let (w0, d0) = (wire(), disk());
+        let start = Instant::now();
+        let (len, at, expect) = write();
+        settle();
+        wait_for(dst, len, at, &expect, 1200);
+        let secs = start.elapsed().as_secs_f64();
+        // Let the last acknowledgements and index updates land before reading counters.
+        std::thread::sleep(Duration::from_secs(2));
+        out.push((
+            name,
+            Cost {
+                secs,
+                wire: wire() - w0,
+                disk: disk().saturating_sub(d0),
+            },
+        ));
+    };
+    let size = mib * MIB;
+    run("new file", &|| {
+        let mut f = std::fs::File::create(src).unwrap();
+        for i in 0..mib {
+            f.write_all(&noise(MIB as usize, 1000 + i)).unwrap();
+        }
+        f.sync_all().unwrap();
+        let tail = noise(MIB as usize, 1000 + mib - 1);
+        (size, size - MIB, tail)
+    });
+    run("append 1 MiB", &|| {
+        let tail = noise(MIB as usize, 1);
+        let mut f = std::fs::OpenOptions::new().append(true).open(src).unwrap();
+        f.write_all(&tail).unwrap();
+        f.sync_all().unwrap();
+        (size + MIB, size, tail)
+    });
+    run("change 1 MiB in the middle", &|| {
+        let patch = noise(MIB as usize, 2);
+        let mut f = std::fs::OpenOptions::new().write(true).open(src).unwrap();
+        f.seek(SeekFrom::Start(size / 2)).unwrap();
+        f.write_all(&patch).unwrap();
+        f.sync_all().unwrap();
+        (size + MIB, size / 2, patch)
+    });
+    out
+}
+
+fn cobox(dir: &Path, mib: u64) -> Vec<(&'static str, Cost)> {
+    let (a, b) = (Node::new(dir, "a"), Node::new(dir, "b"));
+    let pa = free_port();
+    a.write_config(&format!(
+        "[network]\nlisten = [\"127.0.0.1:{pa}\"]\n{QUIET}[[space]]\nname = \"home\"\n"
+    ));
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let code = a.ctl_ok(&[
+        "invite",
+        "create",
+        "--space",
+        "home",
+        "--for",
+        &b.identity(),
+    ]);
+    b.write_config(&format!(
+        "[network]\npeers = [\"127.0.0.1:{pa}\"]\n{QUIET}\
+         [[space]]\nname = \"home\"\ninvite = \"{code}\"\n"
+    ));
+    let agent_b = b.start();
+    b.wait_converged(60);
+    let address = a.space_address();
+    let feeds_b = b.data().join("spaces").join(&address).join("feeds");
+    let costs = workloads(
+        &a.mount("home").join("big.bin"),
+        &b.mount("home").join("big.bin"),
+        mib,
+        &|| {
+            b.resource("space", "home")["traffic"]["received_bytes"]
+                .as_u64()
+                .unwrap_or(0)
+        },
+        &|| du(&feeds_b),
+        &|| {},
+    );
+    agent_b.stop();
+    agent_a.stop();
+    costs
+}
+
+/// A Syncthing instance: its home, GUI port and API key.
+struct Syncthing {
+    home: PathBuf,
+    gui: u16,
+    key: String,
+    id: String,
+    child: Option<Child>,
+}
+
+impl Drop for Syncthing {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A REST call; the response body.
+fn rest(port: u16, key: &str, method: &str, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(
+        head.starts_with("HTTP/1.1 2"),
+        "{method} {path}: {head}\n{rest}"
+    );
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // Join the chunks.
+        let mut out = String::new();
+        let mut rest = rest;
+        while let Some((len, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        return out;
+    }
+    rest.to_string()
+}
+
+impl Syncthing {
+    fn new(dir: &Path, name: &str) -> Syncthing {
+        let home = dir.join(name);
+        let out = Command::new("syncthing")
+            .args(["generate", "--home"])
+            .arg(&home)
+            .output()
+            .expect("syncthing runs");
+        assert!(out.status.success(), "syncthing generate: {out:?}");
+        let config = std::fs::read_to_string(home.join("config.xml")).unwrap();
+        let between = |open: &str, close: &str| {
+            let from = config.find(open).unwrap() + open.len();
+            config[from..from + config[from..].find(close).unwrap()].to_string()
+        };
+        let key = between("<apikey>", "</apikey>");
+        let id = between("<device id=\"", "\"");
+        Syncthing {
+            home,
+            gui: free_port(),
+            key,
+            id,
+            child: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let child = Command::new("syncthing")
+            .args([
+                "serve",
+                "--no-browser",
+                "--no-restart",
+                "--no-default-folder",
+            ])
+            .arg(format!("--home={}", self.home.display()))
+            .arg(format!("--gui-address=127.0.0.1:{}", self.gui))
+            .env("STNODEFAULTFOLDER", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("syncthing starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", self.gui)).is_err() {
+            assert!(Instant::now() < deadline, "syncthing's GUI did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    fn call(&self, method: &str, path: &str, body: &str) -> String {
+        rest(self.gui, &self.key, method, path, body)
+    }
+
+    /// Only loopback: no discovery, relays or NAT traversal; listen on `port`.
+    fn quiet(&self, port: u16) {
+        self.call(
+            "PATCH",
+            "/rest/config/options",
+            &format!(
+                "{{\"listenAddresses\":[\"tcp://127.0.0.1:{port}\"],\"globalAnnounceEnabled\":false,\
+                 \"localAnnounceEnabled\":false,\"relaysEnabled\":false,\"natEnabled\":false,\
+                 \"urAccepted\":-1,\"crashReportingEnabled\":false,\"autoUpgradeIntervalH\":0}}"
+            ),
+        );
+    }
+
+    fn share(&self, other: &Syncthing, other_port: u16, folder: &Path) {
+        self.call(
+            "POST",
+            "/rest/config/devices",
+            &format!(
+                "{{\"deviceID\":\"{}\",\"name\":\"peer\",\"addresses\":[\"tcp://127.0.0.1:{other_port}\"]}}",
+                other.id
+            ),
+        );
+        self.call(
+            "POST",
+            "/rest/config/folders",
+            &format!(
+                "{{\"id\":\"bench\",\"label\":\"bench\",\"path\":\"{}\",\"type\":\"sendreceive\",\
+                 \"rescanIntervalS\":3600,\"fsWatcherEnabled\":false,\
+                 \"devices\":[{{\"deviceID\":\"{}\"}},{{\"deviceID\":\"{}\"}}]}}",
+                folder.display(),
+                self.id,
+                other.id
+            ),
+        );
+    }
+
+    /// Bytes received from any peer so far.
+    fn received(&self) -> u64 {
+        let text = self.call("GET", "/rest/system/connections", "");
+        let at = text.find("\"total\"").unwrap_or(0);
+        let tail = &text[at..];
+        let from = tail.find("\"inBytesTotal\":").map(|i| i + 15).unwrap_or(0);
+        tail[from..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn syncthing(dir: &Path, mib: u64) -> Option<Vec<(&'static str, Cost)>> {
+    if Command::new("syncthing").arg("--version").output().is_err() {
+        return None;
+    }
+    let (mut a, mut b) = (Syncthing::new(dir, "sa"), Syncthing::new(dir, "sb"));
+    let (fa, fb) = (dir.join("fa"), dir.join("fb"));
+    std::fs::create_dir_all(&fa).unwrap();
+    std::fs::create_dir_all(&fb).unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    a.start();
+    b.start();
+    a.quiet(pa);
+    b.quiet(pb);
+    a.share(&b, pb, &fa);
+    b.share(&a, pa, &fb);
+    // Connected both ways.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !a
+        .call("GET", "/rest/system/connections", "")
+        .contains("\"connected\":true")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the Syncthing instances did not connect"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let costs = workloads(
+        &fa.join("big.bin"),
+        &fb.join("big.bin"),
+        mib,
+        &|| b.received(),
+        &|| du(&fb) + du(&b.home),
+        &|| {
+            a.call("POST", "/rest/db/scan?folder=bench", "");
+        },
+    );
+    Some(costs)
+}
+
+fn main() {
+    let mib: u64 = std::env::var("COBOX_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = cobox(&tmp.path().join("cobox"), mib);
+    let theirs = syncthing(&tmp.path().join("syncthing"), mib);
+    println!("edits of a {mib} MiB file between two devices on loopback");
+    println!(
+        "{:<28} {:>10} {:>14} {:>14} | {:>10} {:>14} {:>14}",
+        "workload", "cobox s", "wire MB", "disk MB", "syncthing s", "wire MB", "disk MB"
+    );
+    let mb = |b: u64| b as f64 / 1e6;
+    for (i, (name, c)) in ours.iter().enumerate() {
+        let t = theirs.as_ref().map(|t| &t[i].1);
+        println!(
+            "{:<28} {:>10.2} {:>14.2} {:>14.2} | {:>10} {:>14} {:>14}",
+            name,
+            c.secs,
+            mb(c.wire),
+            mb(c.disk),
+            t.map_or("-".into(), |t| format!("{:.2}", t.secs)),
+            t.map_or("-".into(), |t| format!("{:.2}", mb(t.wire))),
+            t.map_or("-".into(), |t| format!("{:.2}", mb(t.disk))),
+        );
+    }
+    if let Some(t) = &theirs {
+        for ((name, c), (_, s)) in ours.iter().zip(t) {
+            println!(
+                "{name}: time {:.2}x, wire {:.2}x, disk {:.2}x Syncthing's",
+                c.secs / s.secs,
+                c.wire as f64 / s.wire.max(1) as f64,
+                c.disk as f64 / s.disk.max(1) as f64
+            );
+        }
+    } else {
+        println!("syncthing is not installed: no comparison (apt-get install syncthing)");
+    }
+}
