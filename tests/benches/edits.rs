@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cobox_tests::files::{files_under, noise};
+use cobox_tests::files::{data_bytes, files_under, noise};
 use cobox_tests::node::{Node, QUIET, free_port};
 
 const MIB: u64 = 1 << 20;
@@ -30,6 +30,17 @@ fn du(dir: &Path) -> u64 {
     files_under(dir)
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
+}
+
+/// Bytes of the feeds' data files under `dir` that are on disk (holes left out).
+fn held(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    files_under(dir)
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "data"))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len().min(m.blocks() * 512))
         .sum()
 }
 
@@ -67,6 +78,7 @@ fn workloads(
     wire: &dyn Fn() -> u64,
     disk: &dyn Fn() -> u64,
     settle: &dyn Fn(),
+    complete: &dyn Fn() -> bool,
 ) -> Vec<(&'static str, Cost)> {
     let mut out = vec![];
     let mut run = |name: &'static str, write: &dyn Fn() -> (u64, u64, Vec<u8>)| {
@@ -75,6 +87,14 @@ fn workloads(
         let (len, at, expect) = write();
         settle();
         wait_for(dst, len, at, &expect, 1200);
+        let deadline = Instant::now() + Duration::from_secs(1200);
+        while !complete() {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: the reader never held every block"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let secs = start.elapsed().as_secs_f64();
         // Let the last acknowledgements and index updates land before reading counters.
         std::thread::sleep(Duration::from_secs(2));
@@ -138,6 +158,7 @@ fn cobox(dir: &Path, mib: u64) -> Vec<(&'static str, Cost)> {
     let agent_b = b.start();
     b.wait_converged(60);
     let address = a.space_address();
+    let feeds_a = a.data().join("spaces").join(&address).join("feeds");
     let feeds_b = b.data().join("spaces").join(&address).join("feeds");
     let costs = workloads(
         &a.mount("home").join("big.bin"),
@@ -150,6 +171,9 @@ fn cobox(dir: &Path, mib: u64) -> Vec<(&'static str, Cost)> {
         },
         &|| du(&feeds_b),
         &|| {},
+        // B holds every block A has (a file is shown before its blocks arrive, and
+        // blocks fetched out of order leave holes in B's data files).
+        &|| held(&feeds_b) == data_bytes(&feeds_a),
     );
     agent_b.stop();
     agent_a.stop();
@@ -160,6 +184,8 @@ fn cobox(dir: &Path, mib: u64) -> Vec<(&'static str, Cost)> {
 struct Syncthing {
     home: PathBuf,
     gui: u16,
+    /// Where it listens for its peer.
+    port: u16,
     key: String,
     id: String,
     child: Option<Child>,
@@ -215,12 +241,44 @@ impl Syncthing {
     fn new(dir: &Path, name: &str) -> Syncthing {
         let home = dir.join(name);
         let out = Command::new("syncthing")
-            .args(["generate", "--home"])
+            .args([
+                "generate",
+                "--no-default-folder",
+                "--skip-port-probing",
+                "--home",
+            ])
             .arg(&home)
             .output()
             .expect("syncthing runs");
         assert!(out.status.success(), "syncthing generate: {out:?}");
-        let config = std::fs::read_to_string(home.join("config.xml")).unwrap();
+        let mut config = std::fs::read_to_string(home.join("config.xml")).unwrap();
+        // Only loopback: no discovery, relays, NAT traversal or usage reports; listening
+        // on a port of ours (set before the start: a changed listener needs a restart).
+        let port = free_port();
+        for (from, to) in [
+            (
+                "<listenAddress>default</listenAddress>".to_string(),
+                format!("<listenAddress>tcp://127.0.0.1:{port}</listenAddress>"),
+            ),
+            (
+                "<globalAnnounceEnabled>true".into(),
+                "<globalAnnounceEnabled>false".into(),
+            ),
+            (
+                "<localAnnounceEnabled>true".into(),
+                "<localAnnounceEnabled>false".into(),
+            ),
+            ("<relaysEnabled>true".into(), "<relaysEnabled>false".into()),
+            ("<natEnabled>true".into(), "<natEnabled>false".into()),
+            ("<urAccepted>0<".into(), "<urAccepted>-1<".into()),
+            (
+                "<autoUpgradeIntervalH>12<".into(),
+                "<autoUpgradeIntervalH>0<".into(),
+            ),
+        ] {
+            config = config.replace(&from, &to);
+        }
+        std::fs::write(home.join("config.xml"), &config).unwrap();
         let between = |open: &str, close: &str| {
             let from = config.find(open).unwrap() + open.len();
             config[from..from + config[from..].find(close).unwrap()].to_string()
@@ -230,6 +288,7 @@ impl Syncthing {
         Syncthing {
             home,
             gui: free_port(),
+            port,
             key,
             id,
             child: None,
@@ -264,26 +323,13 @@ impl Syncthing {
         rest(self.gui, &self.key, method, path, body)
     }
 
-    /// Only loopback: no discovery, relays or NAT traversal; listen on `port`.
-    fn quiet(&self, port: u16) {
-        self.call(
-            "PATCH",
-            "/rest/config/options",
-            &format!(
-                "{{\"listenAddresses\":[\"tcp://127.0.0.1:{port}\"],\"globalAnnounceEnabled\":false,\
-                 \"localAnnounceEnabled\":false,\"relaysEnabled\":false,\"natEnabled\":false,\
-                 \"urAccepted\":-1,\"crashReportingEnabled\":false,\"autoUpgradeIntervalH\":0}}"
-            ),
-        );
-    }
-
-    fn share(&self, other: &Syncthing, other_port: u16, folder: &Path) {
+    fn share(&self, other: &Syncthing, folder: &Path) {
         self.call(
             "POST",
             "/rest/config/devices",
             &format!(
-                "{{\"deviceID\":\"{}\",\"name\":\"peer\",\"addresses\":[\"tcp://127.0.0.1:{other_port}\"]}}",
-                other.id
+                "{{\"deviceID\":\"{}\",\"name\":\"peer\",\"addresses\":[\"tcp://127.0.0.1:{}\"]}}",
+                other.id, other.port
             ),
         );
         self.call(
@@ -323,13 +369,10 @@ fn syncthing(dir: &Path, mib: u64) -> Option<Vec<(&'static str, Cost)>> {
     let (fa, fb) = (dir.join("fa"), dir.join("fb"));
     std::fs::create_dir_all(&fa).unwrap();
     std::fs::create_dir_all(&fb).unwrap();
-    let (pa, pb) = (free_port(), free_port());
     a.start();
     b.start();
-    a.quiet(pa);
-    b.quiet(pb);
-    a.share(&b, pb, &fa);
-    b.share(&a, pa, &fb);
+    a.share(&b, &fa);
+    b.share(&a, &fb);
     // Connected both ways.
     let deadline = Instant::now() + Duration::from_secs(120);
     while !a
@@ -351,6 +394,8 @@ fn syncthing(dir: &Path, mib: u64) -> Option<Vec<(&'static str, Cost)>> {
         &|| {
             a.call("POST", "/rest/db/scan?folder=bench", "");
         },
+        // Syncthing shows a file only once it is whole (a temporary file renamed).
+        &|| true,
     );
     Some(costs)
 }
@@ -362,6 +407,14 @@ fn main() {
         .unwrap_or(1024);
     let tmp = tempfile::tempdir().unwrap();
     let ours = cobox(&tmp.path().join("cobox"), mib);
+    for (name, c) in &ours {
+        println!(
+            "cobox {name}: {:.2} s, received {:.2} MB, disk +{:.2} MB",
+            c.secs,
+            c.wire as f64 / 1e6,
+            c.disk as f64 / 1e6
+        );
+    }
     let theirs = syncthing(&tmp.path().join("syncthing"), mib);
     println!("edits of a {mib} MiB file between two devices on loopback");
     println!(
