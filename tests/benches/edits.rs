@@ -9,6 +9,7 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -193,8 +194,12 @@ struct Syncthing {
 
 impl Drop for Syncthing {
     fn drop(&mut self) {
+        // Syncthing runs as a monitor and its child: stop the whole group.
         if let Some(c) = &mut self.child {
-            let _ = c.kill();
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--"])
+                .arg(format!("-{}", c.id()))
+                .status();
             let _ = c.wait();
         }
     }
@@ -306,7 +311,8 @@ impl Syncthing {
             .arg(format!("--home={}", self.home.display()))
             .arg(format!("--gui-address=127.0.0.1:{}", self.gui))
             .env("STNODEFAULTFOLDER", "1")
-            .stdout(Stdio::null())
+            .process_group(0)
+            .stdout(std::fs::File::create(self.home.join("log")).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .expect("syncthing starts");
@@ -375,10 +381,13 @@ fn syncthing(dir: &Path, mib: u64) -> Option<Vec<(&'static str, Cost)>> {
     b.share(&a, &fb);
     // Connected both ways.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !a
-        .call("GET", "/rest/system/connections", "")
-        .contains("\"connected\":true")
-    {
+    // The API answers indented JSON.
+    let connected = || {
+        a.call("GET", "/rest/system/connections", "")
+            .replace([' ', '\n'], "")
+            .contains("\"connected\":true")
+    };
+    while !connected() {
         assert!(
             Instant::now() < deadline,
             "the Syncthing instances did not connect"
