@@ -43,6 +43,22 @@ impl Head {
     }
 }
 
+/// A file a path held: a put to it, with who wrote it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub id: OpId,
+    /// The writer's clock when it wrote the file (unix milliseconds).
+    pub time: i64,
+    pub device: String,
+    pub meta: FileMeta,
+}
+
+impl Version {
+    fn rank(&self) -> (i64, FeedId, u64) {
+        (self.time, self.id.feed, self.id.seq)
+    }
+}
+
 /// What a path shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
@@ -60,6 +76,11 @@ pub struct Drive {
     /// For each log, how many of its entries have been applied.
     #[serde(with = "crate::pairs")]
     applied: BTreeMap<FeedId, u64>,
+    /// Every file put that is no longer among its path's heads (replaced, deleted or moved
+    /// away), by path, in (time, feed, position) order: the versions kept. Like the heads,
+    /// it depends only on which operations arrived.
+    #[serde(default)]
+    earlier: BTreeMap<String, Vec<Version>>,
 }
 
 /// The visible outcome at one path.
@@ -88,6 +109,16 @@ fn conflict_base(path: &str, head: &Head) -> String {
         device
     };
     format!("{path}.conflict-{device}-{}", compact_utc(head.time))
+}
+
+/// Add `v` to the earlier versions of `path`, in order, once.
+fn keep_earlier(earlier: &mut BTreeMap<String, Vec<Version>>, path: &str, v: Version) {
+    let list = earlier.entry(path.to_string()).or_default();
+    if list.iter().any(|e| e.id == v.id) {
+        return;
+    }
+    let at = list.partition_point(|e| e.rank() < v.rank());
+    list.insert(at, v);
 }
 
 impl Drive {
@@ -126,10 +157,25 @@ impl Drive {
         }
         for (path, value) in last {
             let heads = self.heads.entry(path.to_string()).or_default();
-            if heads.iter().any(|h| h.id == id || h.clock.covers(&id)) {
+            if heads.iter().any(|h| h.id == id) {
                 continue;
             }
-            heads.retain(|h| !clock.covers(&h.id));
+            if heads.iter().any(|h| h.clock.covers(&id)) {
+                // Replaced before it arrived: an earlier version at once.
+                if let Value::File(meta) = value {
+                    let v = Version {
+                        id,
+                        time: op.time,
+                        device: op.device.clone(),
+                        meta,
+                    };
+                    keep_earlier(&mut self.earlier, path, v);
+                }
+                continue;
+            }
+            let (replaced, kept): (Vec<Head>, Vec<Head>) =
+                heads.drain(..).partition(|h| clock.covers(&h.id));
+            *heads = kept;
             heads.push(Head {
                 id,
                 clock: clock.clone(),
@@ -138,8 +184,54 @@ impl Drive {
                 value,
             });
             heads.sort_by_key(Head::rank);
+            for h in replaced {
+                if let Value::File(meta) = h.value {
+                    let v = Version {
+                        id: h.id,
+                        time: h.time,
+                        device: h.device,
+                        meta,
+                    };
+                    keep_earlier(&mut self.earlier, path, v);
+                }
+            }
         }
         self.skip(&feed, seq);
+    }
+
+    /// Every version of the file at `path` this device knows, oldest first: the earlier
+    /// ones and the current file puts (concurrent ones included).
+    pub fn versions(&self, path: &str) -> Vec<Version> {
+        let mut all: Vec<Version> = self.earlier.get(path).cloned().unwrap_or_default();
+        for h in self.heads.get(path).into_iter().flatten() {
+            if let Value::File(meta) = &h.value {
+                all.push(Version {
+                    id: h.id,
+                    time: h.time,
+                    device: h.device.clone(),
+                    meta: meta.clone(),
+                });
+            }
+        }
+        all.sort_by_key(Version::rank);
+        all
+    }
+
+    /// The version of `path` that was the newest written at or before `time_ms`.
+    pub fn version_at(&self, path: &str, time_ms: i64) -> Option<Version> {
+        self.versions(path)
+            .into_iter()
+            .rev()
+            .find(|v| v.time <= time_ms)
+    }
+
+    /// Paths that held files no longer shown there (deleted or moved away), sorted.
+    pub fn deleted(&self) -> Vec<String> {
+        self.earlier
+            .keys()
+            .filter(|p| !matches!(self.node(p), Some(Node::File(_))))
+            .cloned()
+            .collect()
     }
 
     fn has_put(&self, path: &str) -> bool {

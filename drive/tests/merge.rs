@@ -53,6 +53,48 @@ fn size_of(d: &Drive, path: &str) -> Option<u64> {
 }
 
 #[test]
+fn every_version_of_a_file_is_kept_through_edits_a_rename_and_a_delete() {
+    let mut d = Drive::default();
+    d.apply(A, 0, &op(100, "a", &[], &[("doc.txt", file(1))]));
+    d.apply(A, 1, &op(200, "a", &[(A, 1)], &[("doc.txt", file(2))]));
+    // B, having seen both, moves the file away; A's later edit lands at the new name.
+    d.apply(
+        B,
+        0,
+        &op(
+            300,
+            "b",
+            &[(A, 2)],
+            &[("doc.txt", Value::Tombstone), ("old/doc.txt", file(2))],
+        ),
+    );
+    d.apply(
+        A,
+        2,
+        &op(400, "a", &[(A, 2), (B, 1)], &[("old/doc.txt", file(3))]),
+    );
+    let sizes = |path: &str| -> Vec<u64> { d.versions(path).iter().map(|v| v.meta.size).collect() };
+    assert_eq!(sizes("doc.txt"), vec![1, 2]);
+    assert_eq!(sizes("old/doc.txt"), vec![2, 3]);
+    assert_eq!(d.deleted(), vec!["doc.txt".to_string()]);
+    // The version written at or before a time.
+    assert_eq!(d.version_at("doc.txt", 150).map(|v| v.meta.size), Some(1));
+    assert_eq!(d.version_at("doc.txt", 99), None);
+    assert_eq!(
+        d.version_at("old/doc.txt", 1000).map(|v| v.meta.size),
+        Some(3)
+    );
+    // An operation replaced before it arrives is an earlier version at once, and
+    // applying anything again changes nothing.
+    let mut late = Drive::default();
+    late.apply(A, 1, &op(200, "a", &[(A, 1)], &[("doc.txt", file(2))]));
+    late.apply(A, 0, &op(100, "a", &[], &[("doc.txt", file(1))]));
+    late.apply(A, 0, &op(100, "a", &[], &[("doc.txt", file(1))]));
+    assert_eq!(late.versions("doc.txt"), d.versions("doc.txt"));
+    assert_eq!(size_of(&late, "doc.txt"), Some(2));
+}
+
+#[test]
 fn concurrent_writes_keep_a_winner_and_a_named_conflict_copy() {
     let mut d = Drive::default();
     d.apply(

@@ -510,6 +510,40 @@ impl Space {
         self.commit_op(op).await
     }
 
+    /// Every version of the file at `path` this device knows (kept versions, deleted ones
+    /// and the current one), oldest first.
+    pub fn versions(&self, path: &str) -> Vec<cobox_drive::Version> {
+        self.tree.versions(path)
+    }
+
+    /// Put back the version of `path` that was the newest written at or before `time_ms`
+    /// (a deleted file too). It refers to the version's blocks again: no content is
+    /// stored. Returns the version restored.
+    pub async fn restore(
+        &mut self,
+        path: &str,
+        time_ms: i64,
+    ) -> Result<cobox_drive::Version, SpaceError> {
+        let v = self
+            .tree
+            .version_at(path, time_ms)
+            .ok_or_else(|| SpaceError::NotFound(path.into()))?;
+        if let Some(node) = self.node(path)
+            && node.kind == NodeKind::Dir
+        {
+            return Err(SpaceError::IsADirectory(path.into()));
+        }
+        let blocks = FileBlocks {
+            runs: v.meta.runs.clone(),
+            size: v.meta.size,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.put_file(path, blocks, v.meta.mode, now).await?;
+        Ok(v)
+    }
+
     /// Change a file's or directory's mode and modification time.
     pub async fn set_meta(
         &mut self,

@@ -102,6 +102,16 @@ impl Tree {
         self.drive.node(path).map(Node::from)
     }
 
+    /// Every version of the file at `path` this device knows, oldest first.
+    pub fn versions(&self, path: &str) -> Vec<cobox_drive::Version> {
+        self.drive.versions(path)
+    }
+
+    /// The version of `path` that was the newest written at or before `time_ms`.
+    pub fn version_at(&self, path: &str, time_ms: i64) -> Option<cobox_drive::Version> {
+        self.drive.version_at(path, time_ms)
+    }
+
     pub fn children(&self, dir: &str) -> Option<Vec<(String, Node)>> {
         self.drive
             .children(dir)
