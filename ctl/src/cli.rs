@@ -151,6 +151,28 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// List every version of a file in a space that this device knows, oldest first; `*`
+    /// marks the one the path shows.
+    Versions {
+        /// The space.
+        space: String,
+        /// The file's path within the space, like `docs/minutes.md`.
+        path: String,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Put back the version of a file that was the newest written at or before a time (a
+    /// deleted file too); the current one stays among the versions.
+    Restore {
+        /// The space.
+        space: String,
+        /// The file's path within the space.
+        path: String,
+        /// A time in RFC 3339, like `2026-12-04T10:00:00Z` (as `versions` prints them).
+        #[arg(long, value_name = "TIME")]
+        at: String,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.

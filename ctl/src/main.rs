@@ -6,6 +6,7 @@ mod agent;
 mod ask;
 mod cli;
 mod device;
+mod files_cmd;
 mod invite_cmd;
 mod keys_cmd;
 mod paint;
@@ -133,6 +134,14 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
             duration,
             wait,
         } => client().and_then(|c| prune_cmd::sync(&c, space, seed, duration, *wait)),
+        Command::Versions {
+            space,
+            path,
+            output,
+        } => client().and_then(|c| files_cmd::versions(&c, space, path, *output)),
+        Command::Restore { space, path, at } => {
+            client().and_then(|c| files_cmd::restore(&c, space, path, at))
+        }
         _ => return None,
     })
 }
@@ -163,7 +172,9 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
         | Command::Rollback { .. }
         | Command::Events { .. }
         | Command::Prune { .. }
-        | Command::Sync { .. } => unreachable!("handled before"),
+        | Command::Sync { .. }
+        | Command::Versions { .. }
+        | Command::Restore { .. } => unreachable!("handled before"),
         Command::Schema => out!("{}", cobox_schema::json_schema::schema_text()),
         Command::Completions { shell } => {
             let mut text = Vec::new();

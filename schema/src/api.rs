@@ -650,6 +650,54 @@ pub struct SyncResponse {
     pub until: String,
 }
 
+/// `POST /v1/files/versions`: every version of a file in a space this device knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VersionsRequest {
+    pub space: String,
+    /// The file's path within the space, like `docs/minutes.md`.
+    pub path: String,
+}
+
+/// One version of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FileVersion {
+    /// When its writer wrote it (RFC 3339, milliseconds): what `restore --at` takes.
+    pub time: String,
+    /// The writing device's name.
+    pub device: String,
+    pub size: u64,
+    /// It is what the path shows now.
+    pub current: bool,
+}
+
+/// The versions of a file, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct VersionsResponse {
+    pub space: String,
+    pub path: String,
+    pub versions: Vec<FileVersion>,
+}
+
+/// `POST /v1/files/restore`: put back the version of a file that was the newest written at
+/// or before `at` (a deleted file too); no content is stored again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    pub space: String,
+    pub path: String,
+    /// RFC 3339, like `2026-12-04T10:00:00Z`.
+    pub at: String,
+}
+
+/// The version put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoreResponse {
+    pub space: String,
+    pub path: String,
+    pub restored: FileVersion,
+}
+
 /// What the agent did or saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

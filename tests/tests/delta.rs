@@ -166,6 +166,61 @@ fn an_append_or_an_edit_in_place_costs_what_changed_on_every_device() {
     );
     assert!(std::fs::read(b.mount("home").join("saved.bin")).unwrap() == saved);
 
+    // Every version is kept: the first one, restored through the API, reads back as it
+    // was written, on both members, and costs no content.
+    let listed: serde_json::Value =
+        serde_json::from_str(&a.ctl_ok(&["versions", "home", "big.bin", "-o", "json"])).unwrap();
+    let versions = listed["versions"].as_array().unwrap();
+    assert!(versions.len() >= 3, "{listed}");
+    assert_eq!(versions[0]["size"], 32 * MIB);
+    assert_eq!(versions.last().unwrap()["current"], true, "{listed}");
+    let first = versions[0]["time"].as_str().unwrap().to_string();
+    let text = a.ctl_ok(&["versions", "home", "big.bin"]);
+    assert!(text.lines().any(|l| l.starts_with('*')), "{text}");
+    let before = data(&feeds_a);
+    let said = a.ctl_ok(&["restore", "home", "/big.bin", "--at", &first]);
+    assert!(said.contains("restored big.bin in space home"), "{said}");
+    let original = noise(32 * MIB as usize, 1);
+    assert!(
+        std::fs::read(&path).unwrap() == original,
+        "A reads the first version"
+    );
+    assert!(
+        data(&feeds_a) - before < 64 * 1024,
+        "a restore stores no content"
+    );
+    eventually(
+        "B shows the restored version",
+        120,
+        || std::fs::read(b.mount("home").join("big.bin")).is_ok_and(|c| c == original),
+        logs,
+    );
+    // Bad requests change nothing and say why.
+    for (args, says) in [
+        (
+            vec!["restore", "home", "big.bin", "--at", "yesterday"],
+            "RFC 3339",
+        ),
+        (
+            vec!["restore", "home", "big.bin", "--at", "2000-01-01T00:00:00Z"],
+            "no version written at or before",
+        ),
+        (
+            vec!["versions", "home", "never.txt"],
+            "no file has been there",
+        ),
+        (vec!["versions", "home", "../etc/passwd"], "path"),
+        (vec!["versions", "nowhere", "big.bin"], "nowhere"),
+    ] {
+        let out = a.ctl(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(std::fs::read(&path).unwrap() == original);
+
     agent_s.stop();
     agent_b.stop();
     agent_a.stop();

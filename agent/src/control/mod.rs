@@ -11,7 +11,8 @@ pub mod openapi;
 pub mod server;
 
 use cobox_schema::api::{
-    ConfigRequest, PruneRequest, RollbackRequest, SyncRequest, WireDiagnostic,
+    ConfigRequest, PruneRequest, RestoreRequest, RollbackRequest, SyncRequest, VersionsRequest,
+    WireDiagnostic,
 };
 
 /// A request only the agent's loop can answer (it plans against the live device or changes
@@ -24,6 +25,8 @@ pub enum Call {
     PruneCandidates,
     Prune(PruneRequest),
     Sync(SyncRequest),
+    Versions(VersionsRequest),
+    Restore(RestoreRequest),
 }
 
 /// Why the loop could not answer a call, in its own terms; the server maps each to an HTTP

@@ -117,6 +117,34 @@ pub mod ops {
         )
     }
 
+    pub fn versions(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::VersionsRequest),
+            schema!(g, api::VersionsResponse),
+        );
+        op(
+            g,
+            "every version of a file in a space this device knows, oldest first",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn restore(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::RestoreRequest),
+            schema!(g, api::RestoreResponse),
+        );
+        op(
+            g,
+            "put back the version of a file newest at a time (a deleted file too)",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
     pub fn prune_candidates(g: &mut SchemaGenerator) -> Value {
         let ok = schema!(g, api::PruneCandidates);
         op(

@@ -24,7 +24,7 @@ use cobox_keys::KeyStore;
 use cobox_schema::api::{
     self, ApiError, ConfigRequest, Generations as GenerationsDoc, Identity, InviteInspectRequest,
     InviteRequest, InviteResponse, KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES,
-    PruneRequest, RollbackRequest, SyncRequest, error_code,
+    PruneRequest, RestoreRequest, RollbackRequest, SyncRequest, VersionsRequest, error_code,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -247,6 +247,8 @@ pub const ROUTES: &[Route] = &[
     route!(get, "/v1/prune", prune_candidates),
     route!(post, "/v1/prune", prune),
     route!(post, "/v1/sync", sync),
+    route!(post, "/v1/files/versions", versions),
+    route!(post, "/v1/files/restore", restore),
     route!(post, "/v1/invites", invite_create),
     route!(post, "/v1/invites/inspect", invite_inspect),
     route!(post, "/v1/keys/export", keys_export),
@@ -397,6 +399,14 @@ async fn prune(State(s): State<ApiState>, req: JsonBody<PruneRequest>) -> Reply 
 
 async fn sync(State(s): State<ApiState>, req: JsonBody<SyncRequest>) -> Reply {
     call(&s, Call::Sync(req.required()?)).await
+}
+
+async fn versions(State(s): State<ApiState>, req: JsonBody<VersionsRequest>) -> Reply {
+    call(&s, Call::Versions(req.required()?)).await
+}
+
+async fn restore(State(s): State<ApiState>, req: JsonBody<RestoreRequest>) -> Reply {
+    call(&s, Call::Restore(req.required()?)).await
 }
 
 fn bad(e: anyhow::Error, code: &str) -> Failure {

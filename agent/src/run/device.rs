@@ -112,6 +112,16 @@ impl Device {
     }
 
     /// The device's replication, once it has an identity.
+    /// The runtime the device's work runs on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
+    /// The open space `name`.
+    pub fn space(&self, name: &str) -> Option<Arc<tokio::sync::Mutex<Space>>> {
+        self.spaces.get(name).cloned()
+    }
+
     /// The traffic and storage policy in force (its counters are live).
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy

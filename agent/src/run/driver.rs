@@ -491,7 +491,13 @@ impl Agent {
 
     /// Answer an API call; returns whether the desired state changed (reconcile now).
     pub fn answer(&mut self, msg: CallMsg) -> bool {
-        let (answer, changed) = match msg.call {
+        let CallMsg { call, reply } = msg;
+        let (answer, changed) = match call {
+            // Answered beside the loop: they wait for the space's lock.
+            call @ (Call::Versions(_) | Call::Restore(_)) => {
+                self.answer_files(call, reply);
+                return false;
+            }
             Call::Plan(req) => (self.dry_run(&req).map(|p| to_value(&p.0)), false),
             Call::Apply(req) => match self.apply(&req, GenerationSource::Api, None) {
                 Ok(a) => {
@@ -522,8 +528,38 @@ impl Agent {
             Call::Sync(req) => (self.sync(&req).map(|c| to_value(&c)), true),
         };
         // The caller may have given up waiting; that is fine.
-        let _ = msg.reply.send(answer);
+        let _ = reply.send(answer);
         changed
+    }
+
+    /// Answer a call about a space's files on a task of its own, under the space's lock.
+    fn answer_files(
+        &self,
+        call: Call,
+        reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, CallError>>,
+    ) {
+        let name = match &call {
+            Call::Versions(r) => r.space.clone(),
+            Call::Restore(r) => r.space.clone(),
+            _ => return,
+        };
+        let Some(space) = self.device.space(&name) else {
+            let _ = reply.send(Err(CallError::NoSuchSpace(format!(
+                "space {name} is not open on this device"
+            ))));
+            return;
+        };
+        self.device.runtime().spawn(async move {
+            let mut space = space.lock().await;
+            let answer = match call {
+                Call::Versions(r) => super::files_api::versions(&space, &r).map(|v| to_value(&v)),
+                Call::Restore(r) => super::files_api::restore(&mut space, &r)
+                    .await
+                    .map(|v| to_value(&v)),
+                _ => return,
+            };
+            let _ = reply.send(answer);
+        });
     }
 
     /// Validate a candidate and plan it against the device as it is now.

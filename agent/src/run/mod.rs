@@ -7,6 +7,7 @@ pub mod action_error;
 pub mod config_source;
 pub mod device;
 mod driver;
+mod files_api;
 pub mod service;
 
 use std::sync::mpsc;
