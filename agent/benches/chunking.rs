@@ -8,20 +8,10 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use cobox_tests::files::noise;
+
 const BLOCK: usize = 64 * 1024;
 const MIB: usize = 1 << 20;
-
-fn noise(bytes: usize, seed: u64) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
-    (0..bytes)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// The chunks of `data`: fixed blocks, or FastCDC's.
 fn chunks(data: &[u8], cdc: bool) -> Vec<&[u8]> {

@@ -114,10 +114,11 @@ fn conflict_base(path: &str, head: &Head) -> String {
 /// Add `v` to the earlier versions of `path`, in order, once.
 fn keep_earlier(earlier: &mut BTreeMap<String, Vec<Version>>, path: &str, v: Version) {
     let list = earlier.entry(path.to_string()).or_default();
-    if list.iter().any(|e| e.id == v.id) {
+    // The rank ends with the operation's id: equal ranks are the same version.
+    let at = list.partition_point(|e| e.rank() < v.rank());
+    if list.get(at).is_some_and(|e| e.id == v.id) {
         return;
     }
-    let at = list.partition_point(|e| e.rank() < v.rank());
     list.insert(at, v);
 }
 
@@ -223,15 +224,6 @@ impl Drive {
             .into_iter()
             .rev()
             .find(|v| v.time <= time_ms)
-    }
-
-    /// Paths that held files no longer shown there (deleted or moved away), sorted.
-    pub fn deleted(&self) -> Vec<String> {
-        self.earlier
-            .keys()
-            .filter(|p| !matches!(self.node(p), Some(Node::File(_))))
-            .cloned()
-            .collect()
     }
 
     fn has_put(&self, path: &str) -> bool {

@@ -8,6 +8,7 @@
 //! the base, or the file grew past it). A block is *changed* when a write, a truncate or
 //! a growth altered its bytes or its length; only changed blocks are stored at commit.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -16,23 +17,46 @@ use crate::space::blocks::{BLOCK_SIZE, BlockAt, FileBlocks, blocks_for};
 
 const BS: u64 = BLOCK_SIZE as u64;
 
-/// A growable set of block numbers.
+/// A set of block numbers kept as ranges, so that its size follows the writes made, not
+/// the offsets they were made at.
 #[derive(Debug, Default, Clone)]
-struct BlockSet(Vec<u64>);
+struct BlockSet(BTreeMap<u64, u64>);
 
 impl BlockSet {
     fn contains(&self, i: u64) -> bool {
         self.0
-            .get((i / 64) as usize)
-            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+            .range(..=i)
+            .next_back()
+            .is_some_and(|(_, &end)| i < end)
     }
-    fn insert(&mut self, i: u64) {
-        let word = (i / 64) as usize;
-        if self.0.len() <= word {
-            self.0.resize(word + 1, 0);
+
+    /// Add blocks `from..to`, merged with the ranges they touch.
+    fn insert(&mut self, mut from: u64, mut to: u64) {
+        if from >= to {
+            return;
         }
-        self.0[word] |= 1 << (i % 64);
+        if let Some((&start, &end)) = self.0.range(..=from).next_back()
+            && end >= from
+        {
+            from = start;
+            to = to.max(end);
+        }
+        let touched: Vec<u64> = self.0.range(from..=to).map(|(&k, _)| k).collect();
+        for k in touched {
+            if let Some(end) = self.0.remove(&k) {
+                to = to.max(end);
+            }
+        }
+        self.0.insert(from, to);
     }
+
+    /// Add every block of `other`.
+    fn extend(&mut self, other: &BlockSet) {
+        for (&from, &to) in &other.0 {
+            self.insert(from, to);
+        }
+    }
+
     fn clear(&mut self) {
         self.0.clear();
     }
@@ -46,6 +70,9 @@ pub struct Staging {
     base: FileBlocks,
     /// Base blocks still part of the file (a truncate cuts this).
     base_reach: u64,
+    /// Blocks from here on are held: where the base ended (or a truncate cut it) when a
+    /// commit made the staging file's bytes the new base (it only goes down).
+    held_from: u64,
     held: BlockSet,
     changed: BlockSet,
     size: u64,
@@ -68,6 +95,7 @@ impl Staging {
             path,
             file,
             base_reach: base.count(),
+            held_from: base.count(),
             size: base.size,
             base,
             held: BlockSet::default(),
@@ -80,7 +108,7 @@ impl Staging {
     }
 
     fn is_held(&self, i: u64) -> bool {
-        i >= self.base_reach || self.held.contains(i)
+        i >= self.base_reach.min(self.held_from) || self.held.contains(i)
     }
 
     /// Base blocks among `first..=last` that must be copied in before their bytes are used.
@@ -136,7 +164,7 @@ impl Staging {
     pub fn fill(&mut self, i: u64, plain: &[u8]) -> std::io::Result<()> {
         if !self.is_held(i) {
             self.file.write_all_at(plain, i * BS)?;
-            self.held.insert(i);
+            self.held.insert(i, i + 1);
         }
         Ok(())
     }
@@ -166,10 +194,9 @@ impl Staging {
             self.set_len(end)?;
         }
         self.file.write_all_at(data, offset)?;
-        for i in offset / BS..=(end - 1) / BS {
-            self.held.insert(i);
-            self.changed.insert(i);
-        }
+        let (first, last) = (offset / BS, (end - 1) / BS);
+        self.held.insert(first, last + 1);
+        self.changed.insert(first, last + 1);
         Ok(())
     }
 
@@ -182,8 +209,8 @@ impl Staging {
         self.file.set_len(size)?;
         if !edge.is_multiple_of(BS) {
             // The block at the edge changes length.
-            self.held.insert(edge / BS);
-            self.changed.insert(edge / BS);
+            self.held.insert(edge / BS, edge / BS + 1);
+            self.changed.insert(edge / BS, edge / BS + 1);
         }
         if size < self.size {
             self.base_reach = self.base_reach.min(blocks_for(size));
@@ -192,18 +219,28 @@ impl Staging {
         Ok(())
     }
 
-    /// How block `i` of the file is committed: a base block unchanged, or its bytes here.
-    pub fn block(&self, i: u64) -> std::io::Result<Block> {
-        if i < self.base_reach
-            && !self.changed.contains(i)
-            && let Some(at) = self.base.locate(i)
-        {
-            return Ok(Block::Unchanged(at, self.base.block_len(i)));
-        }
-        let len = self.size.saturating_sub(i * BS).min(BS) as usize;
-        let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, i * BS)?;
-        Ok(Block::Changed(buf))
+    /// How each block of the file is committed, in order: a base block unchanged, or its
+    /// bytes here. One pass over the base's runs, however many blocks.
+    pub fn blocks(&self) -> impl Iterator<Item = std::io::Result<Block>> + '_ {
+        let mut base = self.base.from(0);
+        (0..self.block_count()).map(move |i| {
+            let at = if i < self.base_reach {
+                base.next()
+            } else {
+                None
+            };
+            match at {
+                Some(at) if !self.changed.contains(i) => {
+                    Ok(Block::Unchanged(at, self.base.block_len(i)))
+                }
+                _ => {
+                    let len = self.size.saturating_sub(i * BS).min(BS) as usize;
+                    let mut buf = vec![0u8; len];
+                    self.file.read_exact_at(&mut buf, i * BS)?;
+                    Ok(Block::Changed(buf))
+                }
+            }
+        })
     }
 
     /// Blocks the file has now.
@@ -213,11 +250,9 @@ impl Staging {
 
     /// The changes were committed as `blocks`: they are the base from now on.
     pub fn committed(&mut self, blocks: FileBlocks) {
-        for i in 0..blocks.count() {
-            if i >= self.base_reach || self.changed.contains(i) {
-                self.held.insert(i);
-            }
-        }
+        // What was held stays held: the changed blocks, and everything past the old base.
+        self.held.extend(&self.changed);
+        self.held_from = self.held_from.min(self.base_reach);
         self.base_reach = blocks.count();
         self.size = blocks.size;
         self.base = blocks;

@@ -83,11 +83,6 @@ impl ContentStream {
         self.blocks.size + self.partial.len() as u64
     }
 
-    /// New blocks stored so far.
-    pub fn stored(&self) -> u64 {
-        self.fresh.len() as u64
-    }
-
     /// Add bytes to the file.
     pub async fn write(
         &mut self,

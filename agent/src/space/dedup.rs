@@ -21,11 +21,19 @@ pub type BlockHash = [u8; 32];
 
 const RECORD: usize = 32 + 8;
 
+/// The first 128 bits of a keyed hash, what the index keeps in memory (24 bytes an entry
+/// rather than 40: a million blocks, 64 GiB of content, in 30 to 60 MB). Keyed, they cannot
+/// be made to collide without the space's key, and by chance two of 2^32 blocks collide
+/// with odds below 2^-64.
+fn short(hash: &BlockHash) -> u128 {
+    u128::from_le_bytes(hash[..16].try_into().expect("16 bytes"))
+}
+
 /// This device's stored blocks of one space, by hash.
 pub struct BlockHashes {
     key: [u8; 32],
     path: PathBuf,
-    stored: Mutex<HashMap<BlockHash, u64>>,
+    stored: Mutex<HashMap<u128, u64>>,
 }
 
 impl std::fmt::Debug for BlockHashes {
@@ -50,7 +58,7 @@ impl BlockHashes {
             let index = u64::from_le_bytes(record[32..].try_into().expect("8 bytes"));
             if index < committed {
                 let hash: BlockHash = record[..32].try_into().expect("32 bytes");
-                stored.insert(hash, index);
+                stored.insert(short(&hash), index);
                 kept.extend_from_slice(record);
             }
         }
@@ -71,7 +79,7 @@ impl BlockHashes {
 
     /// Where a block with this hash is stored in this device's content feed.
     pub fn find(&self, hash: &BlockHash) -> Option<u64> {
-        self.lock().get(hash).copied()
+        self.lock().get(&short(hash)).copied()
     }
 
     /// How many blocks are indexed.
@@ -91,7 +99,7 @@ impl BlockHashes {
         let mut stored = self.lock();
         let mut out = Vec::with_capacity(blocks.len() * RECORD);
         for (hash, index) in blocks {
-            stored.entry(*hash).or_insert(*index);
+            stored.entry(short(hash)).or_insert(*index);
             out.extend_from_slice(hash);
             out.extend_from_slice(&index.to_le_bytes());
         }
@@ -105,7 +113,7 @@ impl BlockHashes {
             .write_all(&out)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BlockHash, u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, u64>> {
         self.stored.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -465,11 +465,6 @@ impl Space {
         Ok(content::open_block(&self.block, at, &sealed)?)
     }
 
-    /// Blocks of this device's content feed indexed by hash (stored once each).
-    pub fn indexed_blocks(&self) -> usize {
-        self.hashes.len()
-    }
-
     /// Append a drive operation, durable on return, and apply it.
     async fn commit_op(&mut self, op: Vec<u8>) -> Result<(), SpaceError> {
         self.record_op(op, Durability::Now).await

@@ -29,6 +29,11 @@ impl SpaceFs {
 
     /// A staging file over the committed version `base`.
     pub(super) fn new_staging(&self, fh: u64, base: FileBlocks) -> Result<Staging, Errno> {
+        // A block list from another writer that does not match its size is not edited,
+        // as it is not read.
+        if !base.is_consistent() {
+            return Err(Errno::EIO);
+        }
         Staging::create(&self.staging_dir, fh, base).map_err(|_| Errno::EIO)
     }
 
@@ -186,11 +191,8 @@ impl SpaceFs {
                     let mut space = self.space.lock().await;
                     let mode = space.node(&path).map_or(0o644, |n| n.mode);
                     let mut stream = space.begin_content();
-                    for i in 0..staging.block_count() {
-                        match staging
-                            .block(i)
-                            .map_err(|_| SpaceError::NotFound(path.clone()))?
-                        {
+                    for block in staging.blocks() {
+                        match block.map_err(|_| SpaceError::NotFound(path.clone()))? {
                             Block::Unchanged(at, len) => stream.reuse(at, len),
                             Block::Changed(bytes) => {
                                 space.content_write(&mut stream, &bytes).await?

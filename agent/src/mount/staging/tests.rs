@@ -50,8 +50,8 @@ fn fill(s: &mut Staging, plain: &HashMap<BlockAt, Vec<u8>>, needs: Vec<(u64, Blo
 fn commit(s: &Staging, plain: &HashMap<BlockAt, Vec<u8>>) -> (Vec<u8>, u64) {
     let mut out = vec![];
     let mut stored = 0;
-    for i in 0..s.block_count() {
-        match s.block(i).unwrap() {
+    for block in s.blocks() {
+        match block.unwrap() {
             Block::Unchanged(at, len) => {
                 assert_eq!(plain[&at].len(), len);
                 out.extend_from_slice(&plain[&at]);
@@ -101,6 +101,21 @@ fn a_change_in_the_middle_stores_the_blocks_it_touched() {
     model[at as usize..at as usize + 200].copy_from_slice(&data);
     let (back, stored) = commit(&s, &plain);
     assert_eq!((back == model, stored), (true, 2));
+}
+
+#[test]
+fn a_write_far_past_the_end_costs_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (blocks, plain, _) = base(3 * BS);
+    let mut s = Staging::create(dir.path(), 1, blocks).unwrap();
+    // A block a terabyte in: the sets of held and changed blocks stay one range each.
+    let far = 1u64 << 40;
+    let needs = s.needs_for_write(far, 10);
+    fill(&mut s, &plain, needs);
+    s.write_at(b"0123456789", far).unwrap();
+    assert_eq!((s.held.0.len(), s.changed.0.len()), (1, 1));
+    assert_eq!(s.read_at(far, 10).unwrap(), b"0123456789");
+    assert_eq!(s.read_at(3 * BS, 4).unwrap(), [0; 4]);
 }
 
 proptest! {
@@ -156,11 +171,11 @@ proptest! {
             prop_assert!(stored <= touched.len() as u64, "round {round}: stored {stored}, touched {touched:?}");
             // Commit: the stored blocks get new places, and become the base.
             let mut next = FileBlocks { runs: vec![], size: s.size() };
-            for i in 0..s.block_count() {
-                match s.block(i).unwrap() {
+            for (i, block) in s.blocks().enumerate() {
+                match block.unwrap() {
                     Block::Unchanged(at, _) => next.push(at),
                     Block::Changed(bytes) => {
-                        let at = ([round as u8 + 9; 32], i);
+                        let at = ([round as u8 + 9; 32], i as u64);
                         plain.insert(at, bytes);
                         next.push(at);
                     }
