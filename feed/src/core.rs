@@ -193,6 +193,12 @@ impl Core {
         self.signer.is_some()
     }
 
+    /// The writer's ed25519 signature over `message` (`None` on a replica). For statements
+    /// about the feed that replicas check against its key.
+    pub fn sign_detached(&self, message: &[u8]) -> Option<[u8; 64]> {
+        self.signer.as_ref().map(|s| s.sign(message))
+    }
+
     pub fn public_key(&self) -> [u8; 32] {
         self.public
     }
@@ -204,6 +210,17 @@ impl Core {
     /// Whether this device holds block `index`.
     pub fn has(&self, index: u64) -> bool {
         index < self.length && self.bitfield.get(index)
+    }
+
+    /// The first block at or after `from` this device holds (its length when none).
+    pub fn first_held(&self, from: u64) -> u64 {
+        if from >= self.length {
+            return self.length.max(from);
+        }
+        self.bitfield
+            .first_set(from)
+            .unwrap_or(self.length)
+            .min(self.length)
     }
 
     /// The first block at or after `from` this device does not hold.

@@ -1,8 +1,13 @@
 //! A feed: one signed append-only log on disk ([`cobox_feed::Core`]), written only by its
-//! owner, durable at each append; plus what a seed evicted on purpose (its floor).
+//! owner, durable at each append; plus what a seed evicted on purpose (its floor) and what
+//! the writer cleared (its signed [`cleared::Statement`]).
 
+pub mod cleared;
 pub mod copy;
 pub mod shared;
+
+use crate::replicate::have::Ranges;
+pub use cleared::Statement;
 
 pub use shared::{Held, RemoteCopy, SharedFeed};
 
@@ -30,10 +35,14 @@ pub struct Feed {
     floor: u64,
     /// Known end of the run of blocks held from the floor; see [`Feed::run_end`].
     run: std::sync::atomic::AtomicU64,
+    /// The writer's newest statement of the blocks it cleared (file `cleared`).
+    cleared: Option<Statement>,
 }
 
 /// The file holding a feed's eviction floor (u64 LE).
 const FLOOR_FILE: &str = "floor";
+/// The file holding the writer's newest cleared-blocks statement, as it was signed.
+const CLEARED_FILE: &str = "cleared";
 
 /// Whether `dir` holds a feed.
 pub fn exists(dir: &Path) -> bool {
@@ -64,11 +73,118 @@ impl Feed {
             .ok()
             .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
             .map_or(0, u64::from_le_bytes);
-        Ok(Feed {
+        let cleared = match std::fs::read(dir.join(CLEARED_FILE)) {
+            Ok(bytes) => match Statement::decode(&public, &bytes) {
+                Ok(st) => Some(st),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "ignoring a cleared-blocks statement");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let mut feed = Feed {
             floor,
             run: Default::default(),
             core,
-        })
+            cleared,
+        };
+        // The writer clears what it stated (a crash may have come between the two).
+        if feed.writable() && feed.cleared.is_some() {
+            feed.clear_stated()?;
+        }
+        Ok(feed)
+    }
+
+    /// The writer's newest statement of the blocks it cleared, if any.
+    pub fn cleared(&self) -> Option<&Statement> {
+        self.cleared.as_ref()
+    }
+
+    /// The kept statement, encoded as its writer signed it.
+    pub fn statement_bytes(&self) -> Option<Vec<u8>> {
+        self.cleared.as_ref().map(Statement::encode)
+    }
+
+    /// Whether the writer cleared block `index` (it is not fetched or served again).
+    pub fn is_cleared(&self, index: u64) -> bool {
+        self.cleared.as_ref().is_some_and(|c| c.contains(index))
+    }
+
+    /// Keep `statement` when it is newer than the one kept (durably, before anything is
+    /// cleared by it); whether it was. It must have been checked against this feed's key
+    /// ([`Statement::decode`] does).
+    pub fn take_cleared(&mut self, statement: Statement) -> Result<bool, FeedError> {
+        if self
+            .cleared
+            .as_ref()
+            .is_some_and(|c| c.seq >= statement.seq)
+        {
+            return Ok(false);
+        }
+        let dir = self.dir().to_path_buf();
+        cobox_keys::atomic_file::replace(&dir.join(CLEARED_FILE), &statement.encode())
+            .map_err(|source| FeedError::Io { dir, source })?;
+        self.cleared = Some(statement);
+        Ok(true)
+    }
+
+    /// As the writer: state that every block of `ranges` (and every one stated before) is
+    /// cleared, and clear them here. The statement is durable before any block goes.
+    /// `None` when the feed is not writable or the ranges are too many for a statement.
+    pub fn state_cleared(&mut self, ranges: &Ranges) -> Result<Option<u64>, FeedError> {
+        let mut all = self
+            .cleared
+            .as_ref()
+            .map(|c| c.ranges.clone())
+            .unwrap_or_default();
+        for (s, e) in ranges.iter() {
+            all.insert(s, e.min(self.len()));
+        }
+        if self.cleared.as_ref().is_some_and(|c| c.ranges == all) {
+            return Ok(Some(0));
+        }
+        let seq = self.cleared.as_ref().map_or(1, |c| c.seq + 1);
+        let key = self.public_key();
+        let Some(statement) = Statement::sign(&key, seq, all, |m| self.core.sign_detached(m))
+        else {
+            return Ok(None);
+        };
+        self.take_cleared(statement)?;
+        self.clear_stated().map(Some)
+    }
+
+    /// Clear every held block the kept statement names; how many were held.
+    pub fn clear_stated(&mut self) -> Result<u64, FeedError> {
+        let ranges = match &self.cleared {
+            Some(c) => c.ranges.clone(),
+            None => return Ok(0),
+        };
+        self.clear_within(&ranges)
+    }
+
+    /// Clear the held blocks of `ranges`, durably; how many were held.
+    pub fn clear_within(&mut self, ranges: &Ranges) -> Result<u64, FeedError> {
+        let mut held = 0;
+        for (s, e) in ranges.iter() {
+            let e = e.min(self.len());
+            let mut i = self.core.first_held(s);
+            while i < e {
+                let end = self.core.first_missing(i).min(e);
+                held += end - i;
+                i = self.core.first_held(end);
+            }
+        }
+        if held == 0 {
+            return Ok(0);
+        }
+        self.commit()?;
+        for (s, e) in ranges.iter() {
+            self.core.clear(s, e.min(self.len()))?;
+        }
+        self.commit()?;
+        self.run.store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(held)
     }
 
     /// Make every write so far durable.
@@ -108,7 +224,7 @@ impl Feed {
             return self.contiguous_len();
         }
         let from = self.run.load(Ordering::Relaxed).max(self.floor);
-        let r = self.core.first_missing(from).min(self.len());
+        let r = self.complete_from(from).min(self.len());
         self.run.store(r, Ordering::Relaxed);
         r
     }
@@ -141,9 +257,26 @@ impl Feed {
         self.core.len()
     }
 
-    /// How many blocks from the start this device has without a gap.
+    /// How many blocks from the start this device has without a gap, counting those the
+    /// writer cleared as had: nothing before it is still to be fetched.
     pub fn contiguous_len(&self) -> u64 {
-        self.core.contiguous_len()
+        self.complete_from(self.core.contiguous_len())
+    }
+
+    /// The first block at or after `from` that is neither held nor cleared.
+    fn complete_from(&self, from: u64) -> u64 {
+        let mut at = from;
+        let len = self.len();
+        while at < len {
+            if let Some(end) = self.cleared.as_ref().and_then(|c| c.ranges.end_of(at)) {
+                at = end;
+            } else if self.core.has(at) {
+                at = self.core.first_missing(at);
+            } else {
+                break;
+            }
+        }
+        at.min(len.max(from))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -25,8 +25,10 @@ pub struct Held {
     pub bytes: u64,
     /// Blocks below it were evicted (a seed making room).
     pub floor: u64,
-    /// Blocks from `floor` up to it are held without a gap.
+    /// Blocks from `floor` up to it are held (or cleared by the writer) without a gap.
     pub run: u64,
+    /// The number of the writer's newest cleared-blocks statement kept (0: none).
+    pub cleared: u64,
 }
 
 impl Held {
@@ -44,6 +46,7 @@ impl Held {
             } else {
                 feed.run_end()
             },
+            cleared: feed.cleared().map_or(0, |c| c.seq),
         }
     }
 }
@@ -85,6 +88,11 @@ pub struct SharedFeed {
     wanted_changed: watch::Sender<u64>,
     /// Blocks a local reader needed that no connected peer could supply.
     unavailable: std::sync::Mutex<BTreeSet<u64>>,
+    /// The writer's newest cleared-blocks statement as published, encoded.
+    statement: std::sync::Mutex<Option<Arc<Vec<u8>>>>,
+    /// Whether a statement received clears this device's copy at once (a seed's feeds);
+    /// otherwise the space that holds the feed clears what nothing here refers to.
+    auto_clear: std::sync::atomic::AtomicBool,
 }
 
 impl SharedFeed {
@@ -92,6 +100,7 @@ impl SharedFeed {
     pub fn new(feed: Feed) -> Arc<SharedFeed> {
         let key = feed.public_key();
         let (held, _) = watch::channel(Held::of(&feed));
+        let statement = feed.cleared().map(|c| Arc::new(c.encode()));
         Arc::new(SharedFeed {
             key,
             discovery_key: hypercore_protocol::discovery_key(&key),
@@ -103,7 +112,26 @@ impl SharedFeed {
             wanted: std::sync::Mutex::default(),
             wanted_changed: watch::channel(0).0,
             unavailable: std::sync::Mutex::default(),
+            statement: std::sync::Mutex::new(statement),
+            auto_clear: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// The writer's newest cleared-blocks statement, encoded, as last published.
+    pub fn statement(&self) -> Option<Arc<Vec<u8>>> {
+        lock(&self.statement).clone()
+    }
+
+    /// Whether a statement received clears this device's copy at once.
+    pub fn auto_clear(&self) -> bool {
+        self.auto_clear.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Leave clearing to the holder of the feed (a member space, which keeps what its own
+    /// tree or an open file still refers to).
+    pub fn set_auto_clear(&self, on: bool) {
+        self.auto_clear
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The blocks local readers wait for, lowest first.
@@ -203,6 +231,9 @@ impl SharedFeed {
     /// served to peers.
     pub fn publish(&self, feed: &Feed) {
         let now = Held::of(feed);
+        if now.cleared != self.held().cleared {
+            *lock(&self.statement) = feed.cleared().map(|c| Arc::new(c.encode()));
+        }
         self.held.send_if_modified(|held| {
             let changed = *held != now;
             *held = now;

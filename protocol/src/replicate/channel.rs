@@ -83,6 +83,10 @@ impl ChannelTask {
             held,
             open,
         );
+        rules.announce_cleared(
+            held.cleared,
+            self.feed.statement().as_deref().map(|v| &v[..]),
+        );
         let mut watches = Watches {
             held: held_rx,
             stop: self.stop.clone(),
@@ -96,7 +100,7 @@ impl ChannelTask {
         let finished = if ended.is_ok() {
             let mut feed = self.feed.lock().await;
             let done = rules.finish(Some(&mut feed));
-            self.carry_out(&mut rules, &feed);
+            self.carry_out(&mut rules, &mut feed);
             done
         } else {
             rules.finish(None)
@@ -137,7 +141,7 @@ impl ChannelTask {
                     let mut feed = self.feed.lock().await;
                     let (held, readers) = (self.feed.held(), self.feed.wanted());
                     let handled = rules.on_messages(&mut feed, held, &readers, batch, Instant::now());
-                    self.carry_out(rules, &feed);
+                    self.carry_out(rules, &mut feed);
                     handled?;
                     let (length, prefix) = rules.remote();
                     self.feed.note_remote(&self.peer_name, length, prefix, rules.in_flight());
@@ -158,7 +162,9 @@ impl ChannelTask {
                     if r.is_err() {
                         break;
                     }
-                    rules.on_held(*held_rx.borrow_and_update());
+                    let held = *held_rx.borrow_and_update();
+                    rules.announce_cleared(held.cleared, self.feed.statement().as_deref().map(|v| &v[..]));
+                    rules.on_held(held);
                 }
                 r = open_rx.changed() => {
                     if r.is_err() {
@@ -168,7 +174,7 @@ impl ChannelTask {
                     let mut feed = self.feed.lock().await;
                     let (held, readers) = (self.feed.held(), self.feed.wanted());
                     let handled = rules.on_window(&mut feed, held, &readers, open);
-                    self.carry_out(rules, &feed);
+                    self.carry_out(rules, &mut feed);
                     handled?;
                 }
                 r = wanted_rx.changed() => {
@@ -190,7 +196,7 @@ impl ChannelTask {
                 _ = tokio::time::sleep_until(deadline) => {
                     let mut feed = self.feed.lock().await;
                     let handled = rules.on_deadline(&mut feed, &self.feed.wanted());
-                    self.carry_out(rules, &feed);
+                    self.carry_out(rules, &mut feed);
                     handled?;
                 }
             }
@@ -204,7 +210,7 @@ impl ChannelTask {
 
     /// Carry out what the rules decided, with the feed still locked: publish what was
     /// committed (before anyone else commits) and report growth; record faults.
-    fn carry_out(&self, rules: &mut Rules, feed: &Feed) {
+    fn carry_out(&self, rules: &mut Rules, feed: &mut Feed) {
         for effect in rules.take_effects() {
             match effect {
                 Effect::Committed { held, grew } => {
@@ -219,6 +225,14 @@ impl ChannelTask {
                 }
                 Effect::Fault(reason) => {
                     self.feed.set_fault(reason);
+                }
+                Effect::Cleared => {
+                    if self.feed.auto_clear()
+                        && let Err(e) = feed.clear_stated()
+                    {
+                        self.feed.set_fault(e.to_string());
+                    }
+                    self.feed.publish(feed);
                 }
             }
         }

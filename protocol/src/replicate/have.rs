@@ -58,6 +58,33 @@ impl Ranges {
             .is_some_and(|(_, &e)| index < e)
     }
 
+    /// The ranges, lowest first.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.by_start.iter().map(|(&s, &e)| (s, e))
+    }
+
+    /// How many ranges the set is made of.
+    pub fn range_count(&self) -> usize {
+        self.by_start.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_start.is_empty()
+    }
+
+    /// How many indexes the set holds.
+    pub fn count(&self) -> u64 {
+        self.by_start.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// The end of the range holding `index`, if one does.
+    pub fn end_of(&self, index: u64) -> Option<u64> {
+        self.by_start
+            .range(..=index)
+            .next_back()
+            .and_then(|(_, &e)| (index < e).then_some(e))
+    }
+
     /// How many blocks from index 0 on are in the set without a gap.
     pub fn prefix(&self) -> u64 {
         self.by_start.get(&0).copied().unwrap_or(0)

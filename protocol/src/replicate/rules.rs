@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hypercore_protocol::Message;
-use hypercore_protocol::schema::{Data, NoData, Range, Request, Synchronize};
+use hypercore_protocol::schema::{Data, Extension, NoData, Range, Request, Synchronize};
 use hypercore_schema::{Proof, RequestBlock, RequestUpgrade};
 use tokio::time::Instant;
 
@@ -17,7 +17,7 @@ use super::error::{ReplicateError, hex};
 use super::peer::{Limits, Local, Peer, Pending};
 use super::traffic::Traffic;
 use super::wire::{on_disk, request, short, summary, wire_size};
-use crate::feed::{Feed, FeedError, Held};
+use crate::feed::{Feed, FeedError, Held, Statement, cleared};
 
 /// Received blocks are made durable when this many wait, or this many bytes, or this long
 /// after the first, or when nothing more is in flight.
@@ -35,6 +35,9 @@ pub enum Effect {
     Committed { held: Held, grew: bool },
     /// What this device holds cannot be read: record it on the feed.
     Fault(String),
+    /// A newer statement of the blocks the writer cleared was kept: clear them here if
+    /// the feed's holder leaves that to replication, and publish.
+    Cleared,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +68,8 @@ pub struct Rules {
     deferred: Vec<Request>,
     /// Block bytes and blocks received and not yet paid to the download caps.
     owed: (u64, u64),
+    /// The number of the cleared-blocks statement last sent (0: none).
+    sent_cleared: u64,
 }
 
 impl Rules {
@@ -94,6 +99,7 @@ impl Rules {
             open,
             deferred: Vec::new(),
             owed: (0, 0),
+            sent_cleared: 0,
         };
         r.outbox.push(r.sync_message(held));
         if held.run > held.floor {
@@ -104,6 +110,27 @@ impl Rules {
             }));
         }
         r
+    }
+
+    /// Tell the remote the writer's cleared-blocks statement number `seq` (encoded in
+    /// `statement`) unless it was told already. Sent before the ranges held, which count
+    /// cleared blocks as had.
+    pub fn announce_cleared(&mut self, seq: u64, statement: Option<&[u8]>) {
+        let Some(bytes) = statement.filter(|_| seq > self.sent_cleared) else {
+            return;
+        };
+        self.sent_cleared = seq;
+        let m = Message::Extension(Extension {
+            name: cleared::EXTENSION.to_string(),
+            message: bytes.to_vec(),
+        });
+        // Ahead of any range announcement waiting in the outbox.
+        let at = self
+            .outbox
+            .iter()
+            .position(|m| matches!(m, Message::Range(_)))
+            .unwrap_or(self.outbox.len());
+        self.outbox.insert(at, m);
     }
 
     /// The messages to send, in order.
@@ -208,6 +235,7 @@ impl Rules {
             bytes: self.announced.bytes.max(now.bytes),
             floor: self.announced.floor.max(now.floor),
             run: self.announced.run.max(now.run),
+            cleared: self.announced.cleared.max(now.cleared),
         };
     }
 
@@ -321,6 +349,16 @@ impl Rules {
                 }
             }
             Message::Data(d) => self.on_data(feed, d, now)?,
+            Message::Extension(e) if e.name == cleared::EXTENSION => {
+                // Only the writer can sign one: anything else is a peer misbehaving.
+                let statement =
+                    Statement::decode(&self.key, &e.message).map_err(|_| self.invalid())?;
+                // What the remote stated is known there: not sent back.
+                self.sent_cleared = self.sent_cleared.max(statement.seq);
+                if feed.take_cleared(statement).map_err(|e| self.feed_err(e))? {
+                    self.effects.push(Effect::Cleared);
+                }
+            }
             Message::Close(_) => self.stop = true,
             _ => {}
         }
@@ -468,10 +506,12 @@ impl Rules {
         let core = feed.core();
         let quota = self.traffic.quota.clone();
         let admit = |bytes| quota.as_ref().is_none_or(|q| q.reserve(on_disk(bytes)));
-        // What a local reader waits for goes first.
+        // What a local reader waits for goes first (even a block the writer cleared: the
+        // tree here still refers to it); blocks the writer cleared are not fetched else.
         let mut wanted = self.peer.wanted(&local, readers, |i| core.has(i), admit);
         if self.open {
-            wanted.extend(self.peer.blocks(&local, |i| core.has(i), admit));
+            let had = |i| core.has(i) || feed.is_cleared(i);
+            wanted.extend(self.peer.blocks(&local, had, admit));
         }
         for (id, index) in wanted {
             let nodes = feed

@@ -2,6 +2,7 @@
 //! time given: nothing sleeps, every step is deterministic.
 
 use super::*;
+use crate::replicate::have::Ranges;
 use crate::replicate::traffic::{Bucket, Caps, Quota};
 use cobox_keys::Secret32;
 use cobox_schema::hexkey::Address;
@@ -424,6 +425,7 @@ async fn growth_and_eviction_are_announced_once_each() {
         bytes: 0,
         floor,
         run,
+        cleared: 0,
     };
     w.rules.on_held(held(12, 12, 0));
     let out = w.rules.take_outbox();
@@ -439,4 +441,75 @@ async fn growth_and_eviction_are_announced_once_each() {
     w.rules.on_held(held(12, 12, 5));
     let out = w.rules.take_outbox();
     assert!(matches!(&out[..], [Message::Range(r)] if r.drop && (r.start, r.length) == (0, 5)));
+}
+
+#[tokio::test]
+async fn a_writers_cleared_blocks_are_not_fetched_and_a_seed_clears_its_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Side::writer(&dir.path().join("w"), 100, true).await;
+    let mut r = Side::replica(&dir.path().join("r"), traffic(None), true).await;
+    let now = Instant::now();
+    settle(&mut w, &mut r, now);
+    assert_eq!(r.feed.core().contiguous_len(), 100, "the seed holds all");
+
+    // The writer clears 10..60 and says so; the seed's copy goes too.
+    let mut gone = Ranges::default();
+    gone.insert(10, 60);
+    assert_eq!(w.feed.state_cleared(&gone).unwrap(), Some(50));
+    assert!(!w.feed.core().has(10) && w.feed.core().has(60));
+    let st = w.feed.statement_bytes();
+    w.rules.announce_cleared(1, st.as_deref());
+    w.rules.announce_cleared(1, st.as_deref());
+    let out = w.rules.take_outbox();
+    assert_eq!(out.len(), 1, "announced once: {out:?}");
+    r.deliver(out, now).unwrap();
+    assert!(r.effects.contains(&Effect::Cleared));
+    assert_eq!(r.feed.clear_stated().unwrap(), 50);
+    assert!(!r.feed.core().has(30) && r.feed.core().has(9) && r.feed.core().has(60));
+    assert_eq!(r.feed.contiguous_len(), 100, "cleared blocks count as had");
+
+    // The writer grows; a fresh replica fetches only what was not cleared.
+    w.feed.append_batch(&[vec![7u8; BLOCK]]).await.unwrap();
+    let mut fresh = Side::replica(&dir.path().join("f"), traffic(None), true).await;
+    fresh.rules.announce_cleared(0, None);
+    let mut w2 = Side::on(
+        Feed::open(&dir.path().join("w"), keys().public.0, None)
+            .await
+            .unwrap(),
+        traffic(None),
+        true,
+    );
+    let st = w2.feed.statement_bytes();
+    w2.rules.announce_cleared(1, st.as_deref());
+    let mut asked = 0;
+    for _ in 0..10_000 {
+        let (to_f, to_w) = (w2.rules.take_outbox(), fresh.rules.take_outbox());
+        if to_f.is_empty() && to_w.is_empty() {
+            break;
+        }
+        asked += to_w
+            .iter()
+            .filter(|m| matches!(m, Message::Request(q) if q.block.as_ref().is_some_and(|b| (10..60).contains(&b.index))))
+            .count();
+        fresh.deliver(to_f, now).unwrap();
+        w2.deliver(to_w, now).unwrap();
+    }
+    assert_eq!(asked, 0, "no cleared block was asked for");
+    assert_eq!(fresh.feed.contiguous_len(), 101);
+    assert!(fresh.feed.core().has(100) && !fresh.feed.core().has(10));
+
+    // A statement not signed by the writer ends the channel.
+    let mut forged = st.unwrap().to_vec();
+    forged[12] ^= 1;
+    let e = fresh.deliver(
+        vec![Message::Extension(Extension {
+            name: cleared::EXTENSION.into(),
+            message: forged,
+        })],
+        now,
+    );
+    assert!(
+        matches!(e, Err(ReplicateError::InvalidData { .. })),
+        "{e:?}"
+    );
 }
