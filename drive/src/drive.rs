@@ -59,6 +59,23 @@ impl Version {
     }
 }
 
+/// How long earlier versions are kept: each for `keep_ms` after it stopped being the
+/// newest (forever when `None`), and at least the newest `min` of every path whatever
+/// their age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_ms: Option<i64>,
+    pub min: usize,
+}
+
+impl Retention {
+    /// Every version kept, forever.
+    pub const FOREVER: Retention = Retention {
+        keep_ms: None,
+        min: 0,
+    };
+}
+
 /// What a path shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
@@ -224,6 +241,67 @@ impl Drive {
             .into_iter()
             .rev()
             .find(|v| v.time <= time_ms)
+    }
+
+    /// Forget the earlier versions `retention` no longer keeps at `now_ms`; how many. A
+    /// version's age counts from when the next version of its path (or the path's
+    /// deletion) was written; the newest `min` of each path stay whatever their age.
+    pub fn prune(&mut self, now_ms: i64, retention: Retention) -> usize {
+        let Some(keep) = retention.keep_ms else {
+            return 0;
+        };
+        let cutoff = now_ms.saturating_sub(keep);
+        let mut pruned = 0;
+        let heads = &self.heads;
+        self.earlier.retain(|path, list| {
+            // When each version stopped being the newest.
+            let after_last = heads
+                .get(path)
+                .into_iter()
+                .flatten()
+                .map(|h| h.time)
+                .filter(|&t| list.last().is_some_and(|v| t >= v.time))
+                .min();
+            let ended: Vec<i64> = (0..list.len())
+                .map(|i| match list.get(i + 1) {
+                    Some(next) => next.time,
+                    None => after_last.unwrap_or(list[i].time),
+                })
+                .collect();
+            let protected = list.len().saturating_sub(retention.min);
+            let before = list.len();
+            let mut i = 0;
+            list.retain(|_| {
+                let drop = i < protected && ended[i] <= cutoff;
+                i += 1;
+                !drop
+            });
+            pruned += before - list.len();
+            !list.is_empty()
+        });
+        pruned
+    }
+
+    /// Every file version the drive refers to: `(path, meta, current)`, the current ones
+    /// (every file put among its path's heads, conflict copies too) and the earlier ones
+    /// kept, in path order.
+    pub fn file_versions(&self) -> impl Iterator<Item = (&str, &FileMeta, bool)> {
+        let current = self.heads.iter().flat_map(|(p, hs)| {
+            hs.iter().filter_map(move |h| match &h.value {
+                Value::File(m) => Some((p.as_str(), m, true)),
+                _ => None,
+            })
+        });
+        let earlier = self
+            .earlier
+            .iter()
+            .flat_map(|(p, vs)| vs.iter().map(move |v| (p.as_str(), &v.meta, false)));
+        current.chain(earlier)
+    }
+
+    /// How many earlier versions are kept.
+    pub fn earlier_count(&self) -> usize {
+        self.earlier.values().map(Vec::len).sum()
     }
 
     fn has_put(&self, path: &str) -> bool {

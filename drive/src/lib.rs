@@ -9,5 +9,5 @@ pub mod path;
 mod time;
 
 pub use clock::{Clock, FeedId, OpId};
-pub use drive::{Drive, Node, Version};
+pub use drive::{Drive, Node, Retention, Version};
 pub use op::{DecodeError, Effect, FileMeta, Op, Run, Value};

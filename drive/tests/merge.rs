@@ -1,6 +1,6 @@
 //! The merge rules, and that every arrival order gives the same tree.
 
-use cobox_drive::{Clock, Drive, Effect, FeedId, FileMeta, Node, Op, Run, Value};
+use cobox_drive::{Clock, Drive, Effect, FeedId, FileMeta, Node, Op, Retention, Run, Value};
 use proptest::prelude::*;
 
 const A: FeedId = [1; 32];
@@ -92,6 +92,81 @@ fn every_version_of_a_file_is_kept_through_edits_a_rename_and_a_delete() {
     late.apply(A, 0, &op(100, "a", &[], &[("doc.txt", file(1))]));
     assert_eq!(late.versions("doc.txt"), d.versions("doc.txt"));
     assert_eq!(size_of(&late, "doc.txt"), Some(2));
+}
+
+#[test]
+fn versions_are_pruned_by_age_since_replaced_keeping_the_newest_few() {
+    let mut d = Drive::default();
+    // doc.txt: versions written at 100, 200, 300, 400 (current); gone.txt: written at 100,
+    // deleted at 500.
+    for (seq, t) in [100, 200, 300, 400].into_iter().enumerate() {
+        let seen = [(A, seq as u64)];
+        d.apply(
+            A,
+            seq as u64,
+            &op(t, "a", &seen, &[("doc.txt", file(seq as u8 + 1))]),
+        );
+    }
+    d.apply(A, 4, &op(100, "a", &[(A, 4)], &[("gone.txt", file(9))]));
+    d.apply(
+        A,
+        5,
+        &op(500, "a", &[(A, 5)], &[("gone.txt", Value::Tombstone)]),
+    );
+    let sizes = |d: &Drive, path: &str| -> Vec<u64> {
+        d.versions(path).iter().map(|v| v.meta.size).collect()
+    };
+    assert_eq!(d.earlier_count(), 4);
+    let mut forever = d.clone();
+    assert_eq!(forever.prune(i64::MAX, Retention::FOREVER), 0);
+    assert_eq!(forever, d);
+
+    // Kept 150 ms after being replaced: at 420 the version replaced at 300 (written at
+    // 200) is 120 old and stays, the one replaced at 200 goes; the deleted file (deleted
+    // at 500) stays.
+    let keep = |ms, min| Retention {
+        keep_ms: Some(ms),
+        min,
+    };
+    let mut a = d.clone();
+    assert_eq!(a.prune(420, keep(150, 0)), 1);
+    assert_eq!(sizes(&a, "doc.txt"), vec![2, 3, 4]);
+    assert_eq!(sizes(&a, "gone.txt"), vec![9]);
+    // Everything past: only the current file stays; with min 1, the newest earlier one
+    // of each path too.
+    let mut b = d.clone();
+    assert_eq!(b.prune(10_000, keep(0, 0)), 4);
+    assert_eq!(sizes(&b, "doc.txt"), vec![4]);
+    assert!(sizes(&b, "gone.txt").is_empty());
+    assert_eq!(
+        b.file_versions().count(),
+        1,
+        "only the current file refers to blocks"
+    );
+    let mut c = d.clone();
+    assert_eq!(c.prune(10_000, keep(0, 1)), 2);
+    assert_eq!(sizes(&c, "doc.txt"), vec![3, 4]);
+    assert_eq!(sizes(&c, "gone.txt"), vec![9]);
+    // Pruning is a function of the versions, the time and the policy: pruning again
+    // changes nothing, and a drive that got the operations in another order agrees.
+    assert_eq!(c.clone().prune(10_000, keep(0, 1)), 0);
+    let mut other = Drive::default();
+    for (seq, t) in [100, 200, 300, 400].into_iter().enumerate().rev() {
+        let seen = [(A, seq as u64)];
+        other.apply(
+            A,
+            seq as u64,
+            &op(t, "a", &seen, &[("doc.txt", file(seq as u8 + 1))]),
+        );
+    }
+    other.apply(
+        A,
+        5,
+        &op(500, "a", &[(A, 5)], &[("gone.txt", Value::Tombstone)]),
+    );
+    other.apply(A, 4, &op(100, "a", &[(A, 4)], &[("gone.txt", file(9))]));
+    other.prune(10_000, keep(0, 1));
+    assert_eq!(other, c);
 }
 
 #[test]

@@ -118,6 +118,41 @@ pub struct Space {
     pub windows: Vec<Window>,
     pub upload: Option<Rate>,
     pub download: Option<Rate>,
+    pub versions: Versions,
+}
+
+/// How long earlier versions of a space's files are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Versions {
+    /// After a newer version replaced one (or its file was deleted); `None`: forever.
+    #[serde(with = "keep_secs")]
+    pub keep: Option<std::time::Duration>,
+    /// The newest this many of each file are kept whatever their age.
+    pub min: u32,
+}
+
+impl Default for Versions {
+    fn default() -> Self {
+        Versions {
+            keep: Some(std::time::Duration::from_secs(30 * 86_400)),
+            min: 0,
+        }
+    }
+}
+
+/// `keep` as whole seconds, or `"forever"`.
+mod keep_secs {
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(
+        keep: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match keep {
+            Some(d) => s.serialize_u64(d.as_secs()),
+            None => s.serialize_str("forever"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

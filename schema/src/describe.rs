@@ -66,7 +66,7 @@ pub fn desired_state(config: &Config) -> String {
     for sp in &config.spaces {
         let _ = writeln!(
             out,
-            "space    {} address={} mount={} seeders={} min_replicas={} windows={} upload={} download={}{}",
+            "space    {} address={} mount={} seeders={} min_replicas={} windows={} upload={} download={} versions={}{}",
             sp.name,
             sp.address
                 .map(|a| a.to_string())
@@ -80,6 +80,7 @@ pub fn desired_state(config: &Config) -> String {
             windows(&sp.windows),
             opt(sp.upload),
             opt(sp.download),
+            versions(&sp.versions),
             if sp.invite.is_some() {
                 " (joins by invite)"
             } else {
@@ -139,4 +140,12 @@ fn windows(ws: &[Window]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A retention policy as written: `keep 30d min 3`.
+fn versions(v: &crate::config::Versions) -> String {
+    let keep = v
+        .keep
+        .map_or_else(|| "forever".to_string(), crate::units::format_duration);
+    format!("keep:{keep},min:{}", v.min)
 }

@@ -147,6 +147,22 @@ pub struct RawSpace {
     pub upload: Option<String>,
     /// Download cap for this space.
     pub download: Option<String>,
+    /// How long earlier versions of files (replaced or deleted) are kept before their
+    /// blocks are cleared. Default `{ keep = "30d", min = 0 }`.
+    pub versions: Option<RawVersions>,
+}
+
+/// How long earlier versions of a space's files are kept.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVersions {
+    /// How long a version is kept after a newer one replaced it (or the file was deleted),
+    /// like `"30d"` or `"12h"`; `"0s"` keeps none; `"forever"` keeps all. Default `"30d"`.
+    pub keep: Option<String>,
+    /// How many of the newest earlier versions of each file are kept whatever their age
+    /// (a deleted file's last versions too). Default `0`.
+    #[schemars(range(max = 10000))]
+    pub min: Option<u32>,
 }
 
 /// Where a space is mounted.

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Api, Config, Device, Limit, Network, Peer, Relays, Seed, Space, Storage};
+use crate::config::{
+    Api, Config, Device, Limit, Network, Peer, Relays, Seed, Space, Storage, Versions,
+};
 use crate::convert::Ctx;
 use crate::hexkey::{Address, PublicKey};
-use crate::raw::{RawConfig, RawMount, RawWindow, WindowAction};
+use crate::raw::{RawConfig, RawMount, RawVersions, RawWindow, WindowAction};
 use crate::tree::{index_path, key_path};
 use crate::units::Size;
 use crate::window::{Recurring, Window, deny_covers_allow};
@@ -60,6 +62,7 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
                 windows: windows(ctx, &key_path(&p, "windows"), &s.windows),
                 upload: ctx.rate(&key_path(&p, "upload"), s.upload.as_deref()),
                 download: ctx.rate(&key_path(&p, "download"), s.download.as_deref()),
+                versions: versions(ctx, &key_path(&p, "versions"), s.versions.as_ref()),
             }
         })
         .collect();
@@ -99,6 +102,36 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
 
 /// The longest device name, in characters.
 const MAX_DEVICE_NAME: usize = 64;
+
+/// How long a space keeps earlier versions: `keep` is a duration (zero keeps none) or
+/// `"forever"`.
+fn versions(ctx: &mut Ctx<'_>, path: &str, raw: Option<&RawVersions>) -> Versions {
+    let default = Versions::default();
+    let Some(raw) = raw else {
+        return default;
+    };
+    let keep = match raw.keep.as_deref().map(str::trim) {
+        None => default.keep,
+        Some("forever") => None,
+        Some(text) => {
+            let at = key_path(path, "keep");
+            match crate::units::parse_duration(text) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    ctx.error("invalid-duration", &at, format!("`{at}`: {e}"))
+                        .help = Some(
+                        "write how long, like \"30d\" or \"12h\"; \"0s\" keeps no earlier version, \"forever\" keeps all".into(),
+                    );
+                    default.keep
+                }
+            }
+        }
+    };
+    Versions {
+        keep,
+        min: raw.min.unwrap_or(default.min),
+    }
+}
 
 /// A quota that is set must hold something.
 fn quota(ctx: &mut Ctx<'_>, path: &str, text: Option<&str>) -> Option<Size> {

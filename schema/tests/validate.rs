@@ -155,3 +155,51 @@ fn the_same_input_gives_the_same_diagnostics_in_the_same_order() {
         assert_eq!(codes(text), first);
     }
 }
+
+#[test]
+fn version_retention_defaults_parses_and_refuses_nonsense_at_its_place() {
+    use std::time::Duration;
+    let c = check(
+        "version = 1\n[[space]]\nname = \"a\"\n[[space]]\nname = \"b\"\nversions = { keep = \"0s\" }\n\
+         [[space]]\nname = \"c\"\nversions = { keep = \"forever\", min = 3 }\n\
+         [[space]]\nname = \"d\"\n[space.versions]\nkeep = \"12h\"\nmin = 2\n",
+    )
+    .config
+    .unwrap();
+    let v: Vec<_> = c
+        .spaces
+        .iter()
+        .map(|s| (s.versions.keep, s.versions.min))
+        .collect();
+    assert_eq!(
+        v,
+        vec![
+            (Some(Duration::from_secs(30 * 86_400)), 0),
+            (Some(Duration::ZERO), 0),
+            (None, 3),
+            (Some(Duration::from_secs(12 * 3600)), 2),
+        ]
+    );
+    let src = "version = 1\n[[space]]\nname = \"a\"\nversions = { keep = \"a while\" }\n";
+    let d = check(src).diagnostics;
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (d[0].code, d[0].path.as_str()),
+        ("invalid-duration", "space[0].versions.keep")
+    );
+    let at = d[0].located(&Source::new("cobox.toml", src));
+    assert_eq!((at.line, at.column), (4, 21));
+    assert_eq!(
+        codes("version = 1\n[[space]]\nname = \"a\"\nversions = { keep = \"1d\", min = -1 }\n")
+            .len(),
+        1
+    );
+    let unknown = codes("version = 1\n[[space]]\nname = \"a\"\nversions = { kept = \"1d\" }\n");
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert_eq!(unknown[0].1, "space[0].versions.kept");
+    assert!(
+        check("version = 1\n[[space]]\nname = \"a\"\nversions = { min = 10001 }\n")
+            .config
+            .is_none()
+    );
+}
