@@ -78,6 +78,7 @@ async fn main() {
             &dir.path().join("blocks"),
             &Secret32::from_bytes([4; 32]),
             0,
+            None,
         )
         .unwrap(),
     );
@@ -92,7 +93,8 @@ async fn main() {
         })
         .collect();
     let start = Instant::now();
-    let mut stream = ContentStream::new(feed.public_key(), feed.len(), hashes);
+    let pin = std::sync::Arc::new(coboxd::space::pins::Pins::default()).pin([]);
+    let mut stream = ContentStream::new(feed.public_key(), feed.len(), hashes, pin);
     for chunk in chunks.drain(..) {
         stream.write(&mut feed, &key, &chunk).await.unwrap();
     }

@@ -278,3 +278,100 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// How many blocks of `space`'s content feed `key` this device holds.
+async fn held(space: &mut Space, key: &[u8; 32]) -> u64 {
+    let f = space.feeds_mut().get(key).await.unwrap().unwrap();
+    let feed = f.lock().await;
+    (0..feed.len()).filter(|&i| feed.core().has(i)).count() as u64
+}
+
+#[test]
+fn reclaiming_clears_only_what_no_file_kept_version_or_open_file_refers_to() {
+    use cobox_drive::Retention;
+    use cobox_tests::files::noise;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (device(tmp.path(), "a"), device(tmp.path(), "b"));
+    let keys = SpaceKeys::generate("s");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut sa = open(&a, &keys, "ada").await;
+        let mut sb = open(&b, &keys, "bo").await;
+        let own = sa.content_key();
+        let (keep, gone, edit1, edit2) = (
+            noise(300_000, 1),
+            noise(200_000, 2),
+            noise(150_000, 3),
+            noise(150_000, 4),
+        );
+        write(&mut sa, "keep.bin", &keep, 1).await;
+        write(&mut sa, "gone.bin", &gone, 1).await;
+        write(&mut sa, "edit.bin", &edit1, 1).await;
+        write(&mut sa, "edit.bin", &edit2, 2).await;
+        assert_eq!(held(&mut sa, &own).await, 5 + 4 + 3 + 3);
+        // B holds all of it, and (unknown to A) makes a copy of gone.bin.
+        sync(&mut sa, &mut sb).await;
+        let gone_blocks = sb.node("gone.bin").unwrap().blocks.unwrap();
+        sb.put_file("mine.bin", gone_blocks.clone(), 0o644, 3)
+            .await
+            .unwrap();
+        sa.remove("gone.bin", NodeKind::File).await.unwrap();
+
+        // Versions are kept while the retention keeps them; an open file's base too.
+        let keep_hour = Retention {
+            keep_ms: Some(3_600_000),
+            min: 0,
+        };
+        let r = sa.reclaim(keep_hour, now_ms()).await.unwrap();
+        assert_eq!((r.versions, r.cleared), (0, 0));
+        let none = Retention {
+            keep_ms: Some(0),
+            min: 0,
+        };
+        let open_file = sa.pin(&gone_blocks);
+        let r = sa.reclaim(none, now_ms() + 1).await.unwrap();
+        assert_eq!((r.versions, r.cleared), (2, 3), "edit.bin's first version");
+        assert_eq!(held(&mut sa, &own).await, 5 + 4 + 3);
+        drop(open_file);
+        let r = sa.reclaim(none, now_ms() + 1).await.unwrap();
+        assert_eq!(r.cleared, 4, "gone.bin, once closed");
+        assert_eq!(held(&mut sa, &own).await, 5 + 3);
+        assert_eq!(read(&mut sa, "keep.bin").await, keep);
+        assert_eq!(read(&mut sa, "edit.bin").await, edit2);
+        let u = sa.usage().await;
+        assert_eq!(u.total.tree, 450_000);
+        assert_eq!((u.total.versions, u.reclaimable, u.versions), (0, 0, 0));
+
+        // B takes A's statement: it clears A's blocks except those its own copy refers to.
+        let statement = sa.feeds().content().lock().await.statement_bytes().unwrap();
+        let st = coboxd::feed::Statement::decode(&own, &statement).unwrap();
+        sync(&mut sa, &mut sb).await;
+        {
+            let f = sb.feeds_mut().get(&own).await.unwrap().unwrap();
+            assert!(f.lock().await.take_cleared(st).unwrap());
+        }
+        assert_eq!(held(&mut sb, &own).await, 15);
+        let r = sb.reclaim(none, now_ms() + 1).await.unwrap();
+        assert_eq!(
+            r.cleared, 3,
+            "edit.bin's first version; gone.bin stays for mine.bin"
+        );
+        assert_eq!(held(&mut sb, &own).await, 12);
+        assert_eq!(read(&mut sb, "mine.bin").await, gone);
+        assert!(sb.node("gone.bin").is_none());
+
+        // A cleared block is never reused: the same content is stored again.
+        let before = sa.feeds().content().lock().await.len();
+        write(&mut sa, "again.bin", &gone, 4).await;
+        assert_eq!(sa.feeds().content().lock().await.len(), before + 4);
+        assert_eq!(read(&mut sa, "again.bin").await, gone);
+        // ... and what was cleared stays cleared across a reopen.
+        sa.checkpoint().await.unwrap();
+        drop(sa);
+        let mut sa = open(&a, &keys, "ada").await;
+        assert_eq!(held(&mut sa, &own).await, 5 + 3 + 4);
+        assert_eq!(read(&mut sa, "keep.bin").await, keep);
+        write(&mut sa, "twice.bin", &edit1, 5).await;
+        assert_eq!(sa.feeds().content().lock().await.len(), before + 7);
+    });
+}

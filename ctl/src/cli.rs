@@ -173,6 +173,9 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         at: String,
     },
+    /// Look into a space.
+    #[command(subcommand)]
+    Space(SpaceCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -180,6 +183,21 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpaceCommand {
+    /// Show what a space's content takes on this device: bytes the current files refer
+    /// to, bytes only kept earlier versions refer to, and bytes nothing refers to any more
+    /// (cleared by the next reclaim pass), in total and by top-level entry. A block several
+    /// files share counts once.
+    Du {
+        /// The space.
+        space: String,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

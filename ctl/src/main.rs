@@ -25,7 +25,7 @@ use cobox_client::host::{Portable, SystemHost};
 use cobox_schema::Host;
 use cobox_schema::render::Colour;
 
-use cli::{Cli, ColourChoice, Command, InviteCommand, KeysCommand};
+use cli::{Cli, ColourChoice, Command, InviteCommand, KeysCommand, SpaceCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -142,6 +142,9 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
         Command::Restore { space, path, at } => {
             client().and_then(|c| files_cmd::restore(&c, space, path, at))
         }
+        Command::Space(SpaceCommand::Du { space, output }) => {
+            client().and_then(|c| files_cmd::du(&c, space, *output))
+        }
         _ => return None,
     })
 }
@@ -174,7 +177,8 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
         | Command::Prune { .. }
         | Command::Sync { .. }
         | Command::Versions { .. }
-        | Command::Restore { .. } => unreachable!("handled before"),
+        | Command::Restore { .. }
+        | Command::Space(_) => unreachable!("handled before"),
         Command::Schema => out!("{}", cobox_schema::json_schema::schema_text()),
         Command::Completions { shell } => {
             let mut text = Vec::new();

@@ -180,6 +180,14 @@ fn render_flows(s: &Status, colour: Colour) -> String {
             Size(t.received_bytes),
             cap(t.download_cap),
         ));
+        if let Some(u) = &r.usage {
+            out.push_str(&format!(
+                " · files {} · versions {} · reclaimable {}",
+                Size(u.tree_bytes),
+                Size(u.versions_bytes),
+                Size(u.reclaimable_bytes)
+            ));
+        }
         if let Some(q) = &r.quota {
             let of = q
                 .limit

@@ -178,6 +178,29 @@ pub struct ResourceStatus {
     /// For a seed: the storage its data takes against its quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaStatus>,
+    /// For a space: what its content takes, as of the last reclaim pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageStatus>,
+}
+
+/// What a space's content takes on this device, in bytes; a block several files share
+/// (copies, repeated content) counts once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UsageStatus {
+    /// Referred to by the current files.
+    pub tree_bytes: u64,
+    /// Referred to only by earlier versions kept by the space's retention.
+    pub versions_bytes: u64,
+    /// Stored here with nothing referring to them: cleared by the next reclaim pass (or
+    /// kept while an open file still refers to them).
+    pub reclaimable_bytes: u64,
+    /// What the space's feeds take on this device's disk.
+    pub on_disk_bytes: u64,
+    pub files: u64,
+    /// Earlier versions kept.
+    pub versions: u64,
+    /// The retention in force, like `keep 30d, min 0`.
+    pub retention: String,
 }
 
 /// Whether a space or seed may replicate now, and until when.
@@ -677,6 +700,30 @@ pub struct VersionsResponse {
     pub space: String,
     pub path: String,
     pub versions: Vec<FileVersion>,
+}
+
+/// `POST /v1/spaces/usage`: what a space's content takes, measured now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsageRequest {
+    pub space: String,
+}
+
+/// What one top-level entry of a space takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EntryUsage {
+    /// The file or directory at the top of the space ("" for nothing: not used).
+    pub name: String,
+    pub tree_bytes: u64,
+    pub versions_bytes: u64,
+}
+
+/// A space's usage in total and by top-level entry (sorted by name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UsageResponse {
+    pub space: String,
+    pub total: UsageStatus,
+    pub entries: Vec<EntryUsage>,
 }
 
 /// `POST /v1/files/restore`: put back the version of a file that was the newest written at

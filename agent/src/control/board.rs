@@ -187,6 +187,7 @@ impl Board {
                 window: r.flow.as_ref().map(|f| f.window.clone()),
                 traffic: r.flow.as_ref().map(|f| f.traffic.clone()),
                 quota: r.flow.and_then(|f| f.quota),
+                usage: r.usage,
             });
         }
         g.since = since;
@@ -296,6 +297,7 @@ fn config_resource(status: &Status) -> Res {
         details: BTreeMap::new(),
         replicas: Vec::new(),
         flow: None,
+        usage: None,
     }
 }
 
@@ -328,6 +330,7 @@ mod tests {
             details: BTreeMap::new(),
             replicas: Vec::new(),
             flow: None,
+            usage: None,
         }
     }
 

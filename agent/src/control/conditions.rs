@@ -28,6 +28,7 @@ pub struct Res {
     pub details: BTreeMap<String, String>,
     pub replicas: Vec<Replica>,
     pub flow: Option<Flow>,
+    pub usage: Option<cobox_schema::api::UsageStatus>,
 }
 
 /// A space's or seed's window, traffic and quota, as the policy in force has them.
@@ -50,6 +51,8 @@ pub struct Live {
     pub peers: Vec<PeerStatus>,
     /// Blocks readers of a space (by name) needed that no connected peer supplied.
     pub unavailable: BTreeMap<String, usize>,
+    /// What each space's content takes (by name), as of its last reclaim pass.
+    pub usage: BTreeMap<String, cobox_schema::api::UsageStatus>,
 }
 
 /// A space or seed with feeds that cannot be read or written here is stalled (an operator
@@ -211,6 +214,7 @@ pub fn resources(
         details,
         replicas: Vec::new(),
         flow: None,
+        usage: None,
     };
     let plain = |id: &ResourceId, ready: Option<(&str, String)>| {
         standard(
@@ -267,6 +271,7 @@ pub fn resources(
         out.push(Res {
             replicas: copies,
             flow: live.spaces.get(&s.name).cloned(),
+            usage: live.usage.get(&s.name).cloned(),
             ..res(&id, conditions, details)
         });
         if let Some(path) = &s.mount {
@@ -357,6 +362,7 @@ pub fn resources(
             details,
             replicas: Vec::new(),
             flow: None,
+            usage: None,
         });
     }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));

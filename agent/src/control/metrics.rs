@@ -146,7 +146,7 @@ pub fn render(s: &Status) -> String {
         );
     }
     type Pick = fn(&ResourceStatus) -> Option<f64>;
-    let per_flow: [(&'static str, &str, &str, Pick); 12] = [
+    let per_flow: [(&'static str, &str, &str, Pick); 16] = [
         (
             "cobox_sent_bytes_total",
             "counter",
@@ -210,6 +210,30 @@ pub fn render(s: &Status) -> String {
             "gauge",
             "1 while a seed's downloads are refused for room",
             |r| r.quota.as_ref().map(|q| flag(q.full)),
+        ),
+        (
+            "cobox_space_tree_bytes",
+            "gauge",
+            "bytes a space's current files refer to (shared blocks once)",
+            |r| r.usage.as_ref().map(|u| u.tree_bytes as f64),
+        ),
+        (
+            "cobox_space_versions_bytes",
+            "gauge",
+            "bytes only a space's kept earlier versions refer to",
+            |r| r.usage.as_ref().map(|u| u.versions_bytes as f64),
+        ),
+        (
+            "cobox_space_reclaimable_bytes",
+            "gauge",
+            "bytes of a space stored here that nothing refers to",
+            |r| r.usage.as_ref().map(|u| u.reclaimable_bytes as f64),
+        ),
+        (
+            "cobox_space_disk_bytes",
+            "gauge",
+            "bytes a space's feeds take on this device's disk",
+            |r| r.usage.as_ref().map(|u| u.on_disk_bytes as f64),
         ),
         (
             "cobox_replicas",
@@ -392,6 +416,7 @@ mod tests {
                 full: true,
                 when_full: "stop".into(),
             }),
+            usage: None,
         };
         let space = ResourceStatus {
             kind: ResourceKind::Space,
@@ -401,6 +426,11 @@ mod tests {
             window: None,
             traffic: None,
             quota: None,
+            usage: Some(cobox_schema::api::UsageStatus {
+                tree_bytes: 4096,
+                versions_bytes: 1024,
+                ..Default::default()
+            }),
             ..seed.clone()
         };
         let status = Status {
@@ -434,6 +464,7 @@ mod tests {
             "cobox_download_cap_bytes_per_second{kind=\"seed\",name=\"river \\\"north\\\"\"} 1048576",
             "cobox_window_open{kind=\"seed\",name=\"river \\\"north\\\"\"} 0",
             "cobox_quota_full{kind=\"seed\",name=\"river \\\"north\\\"\"} 1",
+            "cobox_space_versions_bytes{kind=\"space\",name=\"home\"} 1024",
             "cobox_replica_behind_blocks{kind=\"seed\",name=\"river \\\"north\\\"\",peer=\"ab\",role=\"member\"} 7",
         ] {
             assert!(

@@ -11,8 +11,8 @@ pub mod openapi;
 pub mod server;
 
 use cobox_schema::api::{
-    ConfigRequest, PruneRequest, RestoreRequest, RollbackRequest, SyncRequest, VersionsRequest,
-    WireDiagnostic,
+    ConfigRequest, PruneRequest, RestoreRequest, RollbackRequest, SyncRequest, UsageRequest,
+    VersionsRequest, WireDiagnostic,
 };
 
 /// A request only the agent's loop can answer (it plans against the live device or changes
@@ -27,6 +27,7 @@ pub enum Call {
     Sync(SyncRequest),
     Versions(VersionsRequest),
     Restore(RestoreRequest),
+    Usage(UsageRequest),
 }
 
 /// Why the loop could not answer a call, in its own terms; the server maps each to an HTTP

@@ -131,6 +131,20 @@ pub mod ops {
         )
     }
 
+    pub fn usage(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::UsageRequest),
+            schema!(g, api::UsageResponse),
+        );
+        op(
+            g,
+            "what a space's content takes on this device, measured now, in total and by top-level entry",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
     pub fn restore(g: &mut SchemaGenerator) -> Value {
         let (req, ok) = (
             schema!(g, api::RestoreRequest),

@@ -24,7 +24,8 @@ use cobox_keys::KeyStore;
 use cobox_schema::api::{
     self, ApiError, ConfigRequest, Generations as GenerationsDoc, Identity, InviteInspectRequest,
     InviteRequest, InviteResponse, KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES,
-    PruneRequest, RestoreRequest, RollbackRequest, SyncRequest, VersionsRequest, error_code,
+    PruneRequest, RestoreRequest, RollbackRequest, SyncRequest, UsageRequest, VersionsRequest,
+    error_code,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -249,6 +250,7 @@ pub const ROUTES: &[Route] = &[
     route!(post, "/v1/sync", sync),
     route!(post, "/v1/files/versions", versions),
     route!(post, "/v1/files/restore", restore),
+    route!(post, "/v1/spaces/usage", usage),
     route!(post, "/v1/invites", invite_create),
     route!(post, "/v1/invites/inspect", invite_inspect),
     route!(post, "/v1/keys/export", keys_export),
@@ -407,6 +409,10 @@ async fn versions(State(s): State<ApiState>, req: JsonBody<VersionsRequest>) -> 
 
 async fn restore(State(s): State<ApiState>, req: JsonBody<RestoreRequest>) -> Reply {
     call(&s, Call::Restore(req.required()?)).await
+}
+
+async fn usage(State(s): State<ApiState>, req: JsonBody<UsageRequest>) -> Reply {
+    call(&s, Call::Usage(req.required()?)).await
 }
 
 fn bad(e: anyhow::Error, code: &str) -> Failure {

@@ -76,6 +76,8 @@ pub struct Staging {
     held: BlockSet,
     changed: BlockSet,
     size: u64,
+    /// Keeps the base's blocks from being cleared while the file is open.
+    pin: Option<crate::space::pins::Pin>,
 }
 
 impl Staging {
@@ -100,6 +102,7 @@ impl Staging {
             base,
             held: BlockSet::default(),
             changed: BlockSet::default(),
+            pin: None,
         })
     }
 
@@ -249,6 +252,11 @@ impl Staging {
     }
 
     /// The changes were committed as `blocks`: they are the base from now on.
+    /// Keep the base's blocks from being cleared with `pin` (replacing the pin held).
+    pub fn hold(&mut self, pin: crate::space::pins::Pin) {
+        self.pin = Some(pin);
+    }
+
     pub fn committed(&mut self, blocks: FileBlocks) {
         // What was held stays held: the changed blocks, and everything past the old base.
         self.held.extend(&self.changed);

@@ -1,7 +1,8 @@
 //! The network's background upkeep, in one task: roster files read again (an invite made by
-//! another path admits someone), health reports published, what seeds store measured for
-//! their quotas, one-off syncs ended once caught up, and room made for full seeds set to
-//! evict. It runs every few seconds, when poked (each reconcile does), and at once when a
+//! another path admits someone), health reports published, space reclaimed in member
+//! spaces (versions past their retention, blocks nothing refers to), what seeds store
+//! measured for their quotas, one-off syncs ended once caught up, and room made for full
+//! seeds set to evict. It runs every few seconds, when poked (each reconcile does), and at once when a
 //! quota fills.
 
 use std::collections::BTreeMap;
@@ -84,6 +85,7 @@ impl Housekeeping {
                 }
                 net.reload_rosters().await;
                 net.publish_health().await;
+                net.reclaim(&policy).await;
                 measure(&policy, &r, &data_dir);
                 if policy.evicts() {
                     let wanted = policy.to_evict();

@@ -86,6 +86,8 @@ struct Share {
     behind_since: BTreeMap<[u8; 32], std::time::SystemTime>,
     /// When this device last published a health report, and what it said.
     published: Option<(std::time::Instant, Vec<health::Sighting>)>,
+    /// A member space's usage, as of its last reclaim pass.
+    usage: Option<cobox_schema::api::UsageStatus>,
 }
 
 #[derive(Debug)]

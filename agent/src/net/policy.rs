@@ -68,6 +68,8 @@ struct State {
     when_full: WhenFull,
     rules: BTreeMap<Class, Rules>,
     entries: BTreeMap<Class, Entry>,
+    /// How long each space keeps earlier versions, by name.
+    versions: BTreeMap<String, cobox_schema::config::Versions>,
 }
 
 /// The device's policy, shared by the agent's loop, the network and a clock task.
@@ -163,6 +165,11 @@ impl Policy {
                 download: r.download.map(|r| r.0),
                 quota: r.quota.map(|q| q.0),
             };
+            st.versions = spec
+                .spaces
+                .iter()
+                .filter_map(|s| Some((s.name.clone(), s.versions?)))
+                .collect();
             st.rules = spec
                 .spaces
                 .iter()
@@ -175,6 +182,22 @@ impl Policy {
                 .collect();
         }
         self.apply(Utc::now());
+    }
+
+    /// How long space `space` keeps earlier versions (the default until configured).
+    pub fn retention(&self, space: &str) -> cobox_drive::Retention {
+        let v = self
+            .state()
+            .versions
+            .get(space)
+            .copied()
+            .unwrap_or_default();
+        cobox_drive::Retention {
+            keep_ms: v
+                .keep
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            min: v.min as usize,
+        }
     }
 
     /// Open the window of `class` until `until`, whatever its windows say. False when

@@ -60,6 +60,7 @@ impl Network {
             names: Some(names),
             behind_since: BTreeMap::new(),
             published: None,
+            usage: None,
         };
         self.insert(address, share).await;
         Ok(())
@@ -89,6 +90,7 @@ impl Network {
             names: None,
             behind_since: BTreeMap::new(),
             published: None,
+            usage: None,
         };
         self.insert(address, share).await;
         Ok(())
@@ -169,6 +171,46 @@ impl Network {
                 (n > 0).then(|| (share.name.clone(), n))
             })
             .collect()
+    }
+
+    /// What each member space's content takes (by name), as of its last reclaim pass.
+    pub fn usage(&self) -> BTreeMap<String, cobox_schema::api::UsageStatus> {
+        self.state()
+            .shares
+            .values()
+            .filter_map(|s| Some((s.name.clone(), s.usage.clone()?)))
+            .collect()
+    }
+
+    /// Reclaim space in every member space that is due, under the retention `policy`
+    /// gives it, and measure what its content takes.
+    pub async fn reclaim(&self, policy: &super::policy::Policy) {
+        let spaces: Vec<([u8; 32], String, Arc<tokio::sync::Mutex<Space>>)> = self
+            .state()
+            .shares
+            .iter()
+            .filter_map(|(a, s)| match &s.holder {
+                Holder::Member(space) => Some((*a, s.name.clone(), space.clone())),
+                Holder::Seed(_) => None,
+            })
+            .collect();
+        for (address, name, space) in spaces {
+            let retention = policy.retention(&name);
+            let usage = {
+                let mut s = space.lock().await;
+                if !s.reclaim_due() {
+                    continue;
+                }
+                let now = chrono::Utc::now().timestamp_millis();
+                if let Err(e) = s.reclaim(retention, now).await {
+                    tracing::error!(space = %name, error = %e, "cannot reclaim space");
+                }
+                s.usage().await.to_status(retention)
+            };
+            if let Some(share) = self.state().shares.get_mut(&address) {
+                share.usage = Some(usage);
+            }
+        }
     }
 
     /// Whether the share named `name` is in step with every connected peer: each holds

@@ -16,6 +16,9 @@ pub struct ShareRules {
     pub download: Option<Rate>,
     /// Seeds only.
     pub quota: Option<Size>,
+    /// Spaces only: how long earlier versions are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<config::Versions>,
 }
 
 /// The traffic and storage policy: device caps and their schedule, the storage limits and
@@ -50,6 +53,7 @@ impl PolicySpec {
                     upload: s.upload,
                     download: s.download,
                     quota: None,
+                    versions: Some(s.versions),
                 })
                 .collect(),
             seeds: c
@@ -61,6 +65,7 @@ impl PolicySpec {
                     upload: s.upload,
                     download: s.download,
                     quota: s.quota,
+                    versions: None,
                 })
                 .collect(),
         }

@@ -208,6 +208,7 @@ impl Device {
                 .as_ref()
                 .map(|n| n.unavailable())
                 .unwrap_or_default(),
+            usage: self.network.as_ref().map(|n| n.usage()).unwrap_or_default(),
         }
     }
 

@@ -494,7 +494,7 @@ impl Agent {
         let CallMsg { call, reply } = msg;
         let (answer, changed) = match call {
             // Answered beside the loop: they wait for the space's lock.
-            call @ (Call::Versions(_) | Call::Restore(_)) => {
+            call @ (Call::Versions(_) | Call::Restore(_) | Call::Usage(_)) => {
                 self.answer_files(call, reply);
                 return false;
             }
@@ -541,8 +541,10 @@ impl Agent {
         let name = match &call {
             Call::Versions(r) => r.space.clone(),
             Call::Restore(r) => r.space.clone(),
+            Call::Usage(r) => r.space.clone(),
             _ => return,
         };
+        let retention = self.device.policy().retention(&name);
         let Some(space) = self.device.space(&name) else {
             let _ = reply.send(Err(CallError::NoSuchSpace(format!(
                 "space {name} is not open on this device"
@@ -556,6 +558,9 @@ impl Agent {
                 Call::Restore(r) => super::files_api::restore(&mut space, &r)
                     .await
                     .map(|v| to_value(&v)),
+                Call::Usage(r) => Ok(to_value(
+                    &super::files_api::usage(&mut space, &r, retention).await,
+                )),
                 _ => return,
             };
             let _ = reply.send(answer);

@@ -1,7 +1,8 @@
 //! API calls about the files of a space: the versions of a file, and putting one back.
 
 use cobox_schema::api::{
-    FileVersion, RestoreRequest, RestoreResponse, VersionsRequest, VersionsResponse,
+    EntryUsage, FileVersion, RestoreRequest, RestoreResponse, UsageRequest, UsageResponse,
+    VersionsRequest, VersionsResponse,
 };
 
 use crate::control::CallError;
@@ -105,4 +106,26 @@ pub async fn restore(
         path,
         restored: wire(&v, true),
     })
+}
+
+/// What the space's content takes, measured now, in total and by top-level entry.
+pub async fn usage(
+    space: &mut Space,
+    req: &UsageRequest,
+    retention: cobox_drive::Retention,
+) -> UsageResponse {
+    let usage = space.usage().await;
+    UsageResponse {
+        space: req.space.clone(),
+        total: usage.to_status(retention),
+        entries: usage
+            .by_entry
+            .iter()
+            .map(|(name, b)| EntryUsage {
+                name: name.clone(),
+                tree_bytes: b.tree,
+                versions_bytes: b.versions,
+            })
+            .collect(),
+    }
 }

@@ -13,6 +13,7 @@ use cobox_keys::block::BlockKey;
 
 use super::blocks::{BlockAt, FileBlocks};
 use super::dedup::{BlockHash, BlockHashes};
+use super::pins::{Pin, Pins};
 use crate::feed::{Feed, FeedError};
 use cobox_keys::secret::hex;
 
@@ -53,6 +54,8 @@ pub struct ContentStream {
     hashes: Arc<BlockHashes>,
     /// Blocks this stream stored, by hash: recorded in `hashes` once committed.
     fresh: HashMap<BlockHash, u64>,
+    /// What the stream appended and reused, kept from clearing until the file is recorded.
+    pin: Pin,
 }
 
 impl std::fmt::Debug for ContentStream {
@@ -65,8 +68,14 @@ impl std::fmt::Debug for ContentStream {
 }
 
 impl ContentStream {
-    /// A stream appending to content feed `feed` from block `start` (its current end).
-    pub fn new(feed: [u8; 32], start: u64, hashes: Arc<BlockHashes>) -> ContentStream {
+    /// A stream appending to content feed `feed` from block `start` (its current end),
+    /// pinning what it appends and reuses with `pin`.
+    pub fn new(feed: [u8; 32], start: u64, hashes: Arc<BlockHashes>, pin: Pin) -> ContentStream {
+        pin.add(cobox_drive::Run {
+            feed,
+            start,
+            count: u64::MAX - start,
+        });
         ContentStream {
             feed,
             next: start,
@@ -75,6 +84,7 @@ impl ContentStream {
             batch: Vec::with_capacity(BATCH_BLOCKS),
             hashes,
             fresh: HashMap::new(),
+            pin,
         }
     }
 
@@ -102,6 +112,11 @@ impl ContentStream {
     /// between whole blocks: the bytes written so far fill whole blocks.
     pub fn reuse(&mut self, at: BlockAt, len: usize) {
         debug_assert!(self.partial.is_empty(), "reuse after a partial block");
+        self.pin.add(cobox_drive::Run {
+            feed: at.0,
+            start: at.1,
+            count: 1,
+        });
         self.blocks.push(at);
         self.blocks.size += len as u64;
     }
@@ -135,11 +150,12 @@ impl ContentStream {
     fn seal_partial(&mut self, key: &BlockKey) -> Option<Vec<u8>> {
         let hash = self.hashes.hash(&self.partial);
         let len = self.partial.len() as u64;
+        let (hashes, pin) = (&self.hashes, &self.pin);
         let known = self
             .fresh
             .get(&hash)
             .copied()
-            .or_else(|| self.hashes.find(&hash));
+            .or_else(|| pin.pin_found(self.feed, || hashes.find(&hash)));
         let sealed = match known {
             Some(index) => {
                 self.blocks.push((self.feed, index));
@@ -201,7 +217,8 @@ pub async fn store(
     hashes: Arc<BlockHashes>,
     mut source: impl Read,
 ) -> Result<FileBlocks, ContentError> {
-    let mut w = ContentStream::new(feed.public_key(), feed.len(), hashes);
+    let pin = Arc::new(Pins::default()).pin([]);
+    let mut w = ContentStream::new(feed.public_key(), feed.len(), hashes, pin);
     let mut buf = vec![0u8; BLOCK_SIZE];
     loop {
         let n = source.read(&mut buf).map_err(ContentError::Source)?;
@@ -242,7 +259,10 @@ mod tests {
     use cobox_keys::Secret32;
 
     fn hashes(dir: &std::path::Path) -> Arc<BlockHashes> {
-        Arc::new(BlockHashes::open(&dir.join("blocks"), &Secret32::from_bytes([5; 32]), 0).unwrap())
+        Arc::new(
+            BlockHashes::open(&dir.join("blocks"), &Secret32::from_bytes([5; 32]), 0, None)
+                .unwrap(),
+        )
     }
 
     async fn read_all(f: &mut Feed, key: &BlockKey, blocks: &FileBlocks) -> Vec<u8> {
@@ -323,6 +343,7 @@ mod tests {
             &dir.path().join("blocks"),
             &Secret32::from_bytes([5; 32]),
             f.len(),
+            None,
         )
         .unwrap();
         assert_eq!(h.len(), 3);

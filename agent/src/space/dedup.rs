@@ -7,7 +7,8 @@
 //! records of `hash [32] ‖ index u64 LE`, appended only after the blocks they name are
 //! committed, so a crash can lose records (those blocks are then not reused) but never
 //! leave one naming a block that is not there. Opening drops records at or past the
-//! content feed's length and a torn last record.
+//! content feed's length, of blocks the writer cleared, and a torn last record; clearing
+//! forgets the records of the blocks it clears before it clears them.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use cobox_keys::Secret32;
+
+use crate::replicate::have::Ranges;
 
 /// A block's keyed hash.
 pub type BlockHash = [u8; 32];
@@ -45,8 +48,14 @@ impl std::fmt::Debug for BlockHashes {
 }
 
 impl BlockHashes {
-    /// The index at `path` for a content feed of `committed` blocks, keyed with `key`.
-    pub fn open(path: &Path, key: &Secret32, committed: u64) -> std::io::Result<BlockHashes> {
+    /// The index at `path` for a content feed of `committed` blocks, keyed with `key`,
+    /// without the blocks in `cleared`.
+    pub fn open(
+        path: &Path,
+        key: &Secret32,
+        committed: u64,
+        cleared: Option<&Ranges>,
+    ) -> std::io::Result<BlockHashes> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
@@ -56,7 +65,7 @@ impl BlockHashes {
         let mut kept = Vec::with_capacity(bytes.len());
         for record in bytes.chunks_exact(RECORD) {
             let index = u64::from_le_bytes(record[32..].try_into().expect("8 bytes"));
-            if index < committed {
+            if index < committed && !cleared.is_some_and(|c| c.contains(index)) {
                 let hash: BlockHash = record[..32].try_into().expect("32 bytes");
                 stored.insert(short(&hash), index);
                 kept.extend_from_slice(record);
@@ -113,6 +122,31 @@ impl BlockHashes {
             .write_all(&out)
     }
 
+    /// Forget the blocks in `gone` (about to be cleared), durably: they are never reused.
+    pub fn forget(&self, gone: &Ranges) -> std::io::Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut stored = self.lock();
+        let before = stored.len();
+        stored.retain(|_, index| !gone.contains(*index));
+        if stored.len() == before {
+            return Ok(());
+        }
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let kept: Vec<u8> = bytes
+            .chunks_exact(RECORD)
+            .filter(|r| !gone.contains(u64::from_le_bytes(r[32..].try_into().expect("8 bytes"))))
+            .flatten()
+            .copied()
+            .collect();
+        crate::atomic_file::replace(&self.path, &kept)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, u64>> {
         self.stored.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -127,7 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("blocks");
         let key = Secret32::from_bytes([7; 32]);
-        let h = BlockHashes::open(&path, &key, 0).unwrap();
+        let h = BlockHashes::open(&path, &key, 0, None).unwrap();
         let (a, b) = (h.hash(b"a"), h.hash(b"b"));
         assert_ne!(a, *blake3::hash(b"a").as_bytes(), "the hash is keyed");
         h.record(&[(a, 0), (b, 1)]).unwrap();
@@ -137,14 +171,38 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&[1, 2, 3]);
         std::fs::write(&path, &bytes).unwrap();
-        let h = BlockHashes::open(&path, &key, 1).unwrap();
+        let h = BlockHashes::open(&path, &key, 1, None).unwrap();
         assert_eq!((h.find(&a), h.find(&b), h.len()), (Some(0), None, 1));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), RECORD as u64);
-        let other = BlockHashes::open(&path, &Secret32::from_bytes([8; 32]), 1).unwrap();
+        let other = BlockHashes::open(&path, &Secret32::from_bytes([8; 32]), 1, None).unwrap();
         assert_ne!(
             other.hash(b"a"),
             a,
             "another space's key hashes differently"
         );
+    }
+
+    #[test]
+    fn cleared_blocks_are_forgotten_and_stay_forgotten_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blocks");
+        let key = Secret32::from_bytes([7; 32]);
+        let h = BlockHashes::open(&path, &key, 0, None).unwrap();
+        let hs: Vec<BlockHash> = (0..4u8).map(|i| h.hash(&[i])).collect();
+        h.record(&hs.iter().copied().zip(0..4).collect::<Vec<_>>())
+            .unwrap();
+        let mut gone = Ranges::default();
+        gone.insert(1, 3);
+        h.forget(&gone).unwrap();
+        let found = |h: &BlockHashes| hs.iter().map(|x| h.find(x)).collect::<Vec<_>>();
+        assert_eq!(found(&h), vec![Some(0), None, None, Some(3)]);
+        drop(h);
+        let h = BlockHashes::open(&path, &key, 4, None).unwrap();
+        assert_eq!(found(&h), vec![Some(0), None, None, Some(3)]);
+        // A crash between clearing and forgetting: the statement filters on open.
+        let mut stated = Ranges::default();
+        stated.insert(3, 4);
+        let h = BlockHashes::open(&path, &key, 4, Some(&stated)).unwrap();
+        assert_eq!(found(&h), vec![Some(0), None, None, None]);
     }
 }

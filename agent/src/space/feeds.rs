@@ -31,6 +31,14 @@ fn seed(k: &SigningKeyPair) -> [u8; 32] {
         .expect("64-byte secret key")
 }
 
+/// A member's feed: what its writer cleared is cleared here by the space, which keeps
+/// the blocks its own tree or an open file still refers to.
+fn shared(feed: Feed) -> Arc<SharedFeed> {
+    let f = SharedFeed::new(feed);
+    f.set_auto_clear(false);
+    f
+}
+
 impl Feeds {
     /// Open (creating) this device's log and content feeds of the space at `address`.
     pub async fn open(
@@ -43,7 +51,7 @@ impl Feeds {
         let mut open = BTreeMap::new();
         for kp in [&log, &content] {
             let feed = Feed::open(&layout.feed(&kp.public.0), kp.public.0, Some(&seed(kp))).await?;
-            open.insert(kp.public.0, SharedFeed::new(feed));
+            open.insert(kp.public.0, shared(feed));
         }
         Ok(Feeds {
             layout,
@@ -73,7 +81,7 @@ impl Feeds {
                 return Ok(None);
             }
             let feed = Feed::open(&dir, *key, None).await?;
-            self.open.insert(*key, SharedFeed::new(feed));
+            self.open.insert(*key, shared(feed));
         }
         Ok(self.open.get(key).cloned())
     }
@@ -82,7 +90,7 @@ impl Feeds {
     pub async fn replica(&mut self, key: &[u8; 32]) -> Result<Arc<SharedFeed>, FeedError> {
         if !self.open.contains_key(key) {
             let feed = Feed::open(&self.layout.feed(key), *key, None).await?;
-            self.open.insert(*key, SharedFeed::new(feed));
+            self.open.insert(*key, shared(feed));
         }
         Ok(self.open[key].clone())
     }

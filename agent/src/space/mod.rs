@@ -8,8 +8,11 @@ pub mod feeds;
 pub mod index;
 pub mod layout;
 pub mod message;
+pub mod pins;
+mod reclaim;
 pub use cobox_keys::roster;
 mod tree;
+pub mod usage;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -100,6 +103,10 @@ pub struct Space {
     content_len: u64,
     /// The blocks of this device's content feed by keyed hash, to store each only once.
     hashes: Arc<BlockHashes>,
+    /// Blocks open files and files being stored refer to: never cleared.
+    pins: Arc<pins::Pins>,
+    /// When the last reclaim pass ran, and how many entries had been read then.
+    reclaimed: Option<(std::time::Instant, u64)>,
     /// The newest health report read from each log, by log key.
     health: HealthReports,
     /// The device names the writers gave, by log key.
@@ -140,11 +147,15 @@ impl Space {
         let feeds = Feeds::open(layout.clone(), parent, &keys.address).await?;
         let index = index::Index::open(&layout.index(), &keys.address.0)
             .map_err(|e| SpaceError::Index(e.to_string()))?;
-        let content_len = feeds.content().lock().await.len();
+        let (content_len, cleared) = {
+            let feed = feeds.content().lock().await;
+            (feed.len(), feed.cleared().map(|c| c.ranges.clone()))
+        };
         let hashes = BlockHashes::open(
             &index.dir().join(index::BLOCKS),
             &cobox_keys::block::hash_key(&encryption_key),
             content_len,
+            cleared.as_ref(),
         )
         .map_err(|e| SpaceError::Index(format!("block hashes: {e}")))?;
         let mut space = Space {
@@ -161,6 +172,8 @@ impl Space {
             unsaved: 0,
             content_len,
             hashes: Arc::new(hashes),
+            pins: Arc::default(),
+            reclaimed: None,
             health: HealthReports::default(),
             names: DeviceNames::default(),
         };
@@ -395,7 +408,14 @@ impl Space {
             self.feeds.content_key,
             self.content_len,
             self.hashes.clone(),
+            self.pins.pin([]),
         )
+    }
+
+    /// Keep the blocks of `blocks` from being cleared until the pin is dropped (a file
+    /// open for editing refers to them). Take it under the same lock that read them.
+    pub fn pin(&self, blocks: &FileBlocks) -> pins::Pin {
+        self.pins.pin(blocks.runs.iter().copied())
     }
 
     pub async fn content_write(

@@ -79,6 +79,16 @@ impl Tree {
         self.drive.applied(log)
     }
 
+    /// The merged drive.
+    pub fn drive(&self) -> &Drive {
+        &self.drive
+    }
+
+    /// Forget the earlier versions `retention` no longer keeps; how many.
+    pub fn prune(&mut self, now_ms: i64, retention: cobox_drive::Retention) -> usize {
+        self.drive.prune(now_ms, retention)
+    }
+
     pub fn skip(&mut self, log: &[u8; 32], seq: u64) {
         self.drive.skip(log, seq);
     }

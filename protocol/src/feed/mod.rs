@@ -163,8 +163,8 @@ impl Feed {
         self.clear_within(&ranges)
     }
 
-    /// Clear the held blocks of `ranges`, durably; how many were held.
-    pub fn clear_within(&mut self, ranges: &Ranges) -> Result<u64, FeedError> {
+    /// How many blocks of `ranges` this device holds.
+    pub fn held_within(&self, ranges: &Ranges) -> u64 {
         let mut held = 0;
         for (s, e) in ranges.iter() {
             let e = e.min(self.len());
@@ -175,6 +175,12 @@ impl Feed {
                 i = self.core.first_held(end);
             }
         }
+        held
+    }
+
+    /// Clear the held blocks of `ranges`, durably; how many were held.
+    pub fn clear_within(&mut self, ranges: &Ranges) -> Result<u64, FeedError> {
+        let held = self.held_within(ranges);
         if held == 0 {
             return Ok(0);
         }

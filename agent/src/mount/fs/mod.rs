@@ -317,7 +317,8 @@ impl Filesystem for SpaceFs {
                     // No handle: commit the truncated file at once, copying only what stays.
                     None => {
                         let fh = self.state().handles.reserve();
-                        let mut staging = self.new_staging(fh, node.blocks.unwrap_or_default())?;
+                        let mut staging =
+                            self.new_staging(fh, node.blocks.unwrap_or_default(), None)?;
                         self.staging_set_len(&mut staging, size)?;
                         self.state().handles.insert(
                             fh,

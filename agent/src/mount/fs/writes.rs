@@ -12,6 +12,7 @@ use crate::mount::staging::{Block, Staging};
 use crate::mount::stream::BackgroundStream;
 use crate::space::SpaceError;
 use crate::space::blocks::{BlockAt, FileBlocks};
+use crate::space::pins::Pin;
 
 impl SpaceFs {
     /// The size a writer of `ino` has written but not committed yet, if any.
@@ -27,14 +28,29 @@ impl SpaceFs {
         })
     }
 
-    /// A staging file over the committed version `base`.
-    pub(super) fn new_staging(&self, fh: u64, base: FileBlocks) -> Result<Staging, Errno> {
+    /// A staging file over the committed version `base`, which `pin` keeps from being
+    /// cleared (pinned here when `None`: take it under the lock that read `base` when
+    /// nothing else refers to it).
+    pub(super) fn new_staging(
+        &self,
+        fh: u64,
+        base: FileBlocks,
+        pin: Option<Pin>,
+    ) -> Result<Staging, Errno> {
         // A block list from another writer that does not match its size is not edited,
         // as it is not read.
         if !base.is_consistent() {
             return Err(Errno::EIO);
         }
-        Staging::create(&self.staging_dir, fh, base).map_err(|_| Errno::EIO)
+        let pin = match pin {
+            Some(p) => p,
+            None => self
+                .rt
+                .block_on(async { self.space.lock().await.pin(&base) }),
+        };
+        let mut staging = Staging::create(&self.staging_dir, fh, base).map_err(|_| Errno::EIO)?;
+        staging.hold(pin);
+        Ok(staging)
     }
 
     /// Copy the base blocks a change needs into the staging file.
@@ -88,27 +104,37 @@ impl SpaceFs {
                     .path(ino)
                     .map(str::to_string)
                     .ok_or(Errno::ENOENT)?;
-                let node = self
-                    .rt
-                    .block_on(async { self.space.lock().await.node(&path) })
-                    .ok_or(Errno::ENOENT)?;
-                let staging = self.new_staging(fh, node.blocks.unwrap_or_default())?;
+                let (node, pin) = self.rt.block_on(async {
+                    let s = self.space.lock().await;
+                    let node = s.node(&path);
+                    let pin = node
+                        .as_ref()
+                        .and_then(|n| n.blocks.as_ref())
+                        .map(|b| s.pin(b));
+                    (node, pin)
+                });
+                let node = node.ok_or(Errno::ENOENT)?;
+                let staging = self.new_staging(fh, node.blocks.unwrap_or_default(), pin)?;
                 *body = Body::Staging {
                     staging,
                     dirty: false,
                 };
             }
             Body::Streaming(stream) => {
-                let blocks = stream
+                // Nothing refers to the stream's blocks yet: pinned under the same lock.
+                let (blocks, pin) = stream
                     .finish(&self.rt)
                     .and_then(|stream| {
                         self.rt.block_on(async {
-                            self.space.lock().await.content_finish(stream).await
+                            let mut s = self.space.lock().await;
+                            let blocks = s.content_finish(stream).await?;
+                            let pin = s.pin(&blocks);
+                            Ok((blocks, pin))
                         })
                     })
                     .map_err(|e| errno(&e))?;
                 self.state().handles.release_content(fh);
-                let staging = self.new_staging(fh, blocks)?;
+                let staging = self.new_staging(fh, blocks, Some(pin))?;
                 *body = Body::Staging {
                     staging,
                     dirty: true,
@@ -203,12 +229,14 @@ impl SpaceFs {
                     space
                         .put_file(&path, blocks.clone(), mode, now_ms())
                         .await?;
-                    Ok::<_, SpaceError>(blocks)
+                    let pin = space.pin(&blocks);
+                    Ok::<_, SpaceError>((blocks, pin))
                 });
                 self.state().handles.release_content(fh);
                 let ok = match result {
-                    Ok(blocks) => {
+                    Ok((blocks, pin)) => {
                         staging.committed(blocks);
+                        staging.hold(pin);
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -240,7 +268,7 @@ impl SpaceFs {
                 )))
             } else {
                 Body::Staging {
-                    staging: self.new_staging(fh, FileBlocks::default())?,
+                    staging: self.new_staging(fh, FileBlocks::default(), None)?,
                     dirty: true,
                 }
             }
