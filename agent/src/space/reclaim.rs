@@ -42,12 +42,22 @@ fn by_feed<'a>(runs: impl Iterator<Item = &'a Run>) -> BTreeMap<FeedId, Ranges> 
 const UNCHANGED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Space {
-    /// Whether a reclaim pass is due: the drive changed since the last, or a while passed.
+    /// Whether a reclaim pass is due: the drive changed since the last, a writer stated
+    /// newly cleared blocks, or a while passed.
     pub fn reclaim_due(&self) -> bool {
         match self.reclaimed {
             None => true,
-            Some((at, read)) => read != self.stats.read || at.elapsed() >= UNCHANGED_EVERY,
+            Some((at, seen)) => seen != self.changes() || at.elapsed() >= UNCHANGED_EVERY,
         }
+    }
+
+    /// A number that grows whenever an entry is read or a writer's statement is taken in.
+    fn changes(&self) -> u64 {
+        self.feeds
+            .open_feeds()
+            .iter()
+            .map(|f| f.held().cleared)
+            .fold(self.stats.read, u64::wrapping_add)
     }
 
     /// What the space's blocks are used for, as of now.
@@ -163,7 +173,7 @@ impl Space {
                 shared.publish(&feed);
             }
         }
-        self.reclaimed = Some((std::time::Instant::now(), self.stats.read));
+        self.reclaimed = Some((std::time::Instant::now(), self.changes()));
         if done != Reclaimed::default() {
             tracing::info!(
                 space = %self.keys.name,
