@@ -3,7 +3,9 @@
 //! kill the reopened feed must hold every acknowledged block, intact, and verify block by
 //! block (Merkle proofs and signature) into a fresh replica. The next child appends to the
 //! same feed. Likewise for evictions: a child evicts a replica a few blocks at a time and
-//! is killed; no block may be left marked present with its data gone.
+//! is killed; no block may be left marked present with its data gone. And for clears: a
+//! writer states blocks nothing refers to cleared (and appends) and is killed; every block
+//! still referred to must be intact, every acknowledged clear must hold.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -332,4 +334,159 @@ async fn evictions_killed_at_random_points_never_leave_a_block_marked_without_it
             break;
         }
     }
+}
+
+const CLEAR_CHILD_ENV: &str = "COBOX_CLEAR_CRASH_CHILD";
+/// Blocks the writer holds before the clear crash test starts clearing.
+const CLEAR_BLOCKS: u64 = 1000;
+/// Blocks cleared per statement.
+const CLEAR_GROUP: usize = 5;
+
+/// Whether block `i` is one nothing refers to any more (cleared by the test); blocks past
+/// [`CLEAR_BLOCKS`] are appended while clearing and always referred to.
+fn unreferenced(i: u64) -> bool {
+    i < CLEAR_BLOCKS && mix(i ^ 0xc1ea).is_multiple_of(3)
+}
+
+/// The groups of unreferenced blocks, cleared one statement each, in order.
+fn clear_groups() -> Vec<Vec<u64>> {
+    let all: Vec<u64> = (0..CLEAR_BLOCKS).filter(|&i| unreferenced(i)).collect();
+    all.chunks(CLEAR_GROUP).map(<[u64]>::to_vec).collect()
+}
+
+/// Not a test on its own: the child process of the clear crash test. As the writer, it
+/// states one group of unreferenced blocks cleared and prints `cleared G` (groups done),
+/// then appends a block and prints `acked N`, until killed.
+#[tokio::test]
+async fn crash_child_clears_until_killed() {
+    let Ok(dir) = std::env::var(CLEAR_CHILD_ENV) else {
+        return;
+    };
+    let (k, seed) = keys();
+    let mut feed = Feed::open(Path::new(&dir), k.public.0, Some(&seed))
+        .await
+        .unwrap();
+    let mut out = std::io::stdout();
+    let groups = clear_groups();
+    let started = Instant::now();
+    while started.elapsed() < CHILD_LIFETIME {
+        let done = groups
+            .iter()
+            .take_while(|g| g.iter().all(|&i| feed.is_cleared(i)))
+            .count();
+        if let Some(group) = groups.get(done) {
+            let mut ranges = cobox_protocol::replicate::have::Ranges::default();
+            for &i in group {
+                ranges.insert(i, i + 1);
+            }
+            feed.state_cleared(&ranges).unwrap().unwrap();
+            writeln!(out, "cleared {}", done + 1).unwrap();
+        }
+        let from = feed.len();
+        let length = feed.append_batch(&[block(from)]).await.unwrap();
+        writeln!(out, "acked {length}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn clears_killed_at_random_points_never_lose_a_referenced_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("writer");
+    let (k, seed) = keys();
+    {
+        let mut writer = Feed::open(&dir, k.public.0, Some(&seed)).await.unwrap();
+        let blocks: Vec<Vec<u8>> = (0..CLEAR_BLOCKS).map(block).collect();
+        writer.append_batch(&blocks).await.unwrap();
+    }
+    let groups = clear_groups();
+    let mut rng = Rng(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1);
+    let (mut cleared, mut acked) = (0u64, CLEAR_BLOCKS);
+    for round in 0..ROUNDS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash_child_clears_until_killed", "--nocapture"])
+            .env(CLEAR_CHILD_ENV, &dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel::<(bool, u64)>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let said = match line.split_once(' ') {
+                    Some(("cleared", n)) => (true, n.parse().unwrap()),
+                    Some(("acked", n)) => (false, n.parse().unwrap()),
+                    _ => continue,
+                };
+                let _ = tx.send(said);
+            }
+        });
+        // Kill after a few statements and a random extra delay (inside a clear, an
+        // append, or between them).
+        let target = cleared + 1 + rng.next() % 6;
+        let started = Instant::now();
+        let take = |(is_clear, n): (bool, u64), cleared: &mut u64, acked: &mut u64| {
+            if is_clear {
+                *cleared = (*cleared).max(n);
+            } else {
+                *acked = (*acked).max(n);
+            }
+        };
+        while cleared < target.min(groups.len() as u64) && started.elapsed() < PATIENCE {
+            if let Ok(said) = rx.recv_timeout(Duration::from_millis(100)) {
+                take(said, &mut cleared, &mut acked);
+            }
+        }
+        std::thread::sleep(Duration::from_micros(rng.next() % 3_000));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        for said in rx.try_iter() {
+            take(said, &mut cleared, &mut acked);
+        }
+
+        // Reopened: every block something refers to is intact, every acknowledged clear
+        // holds, and a fresh replica verifies what is left block by block.
+        let mut feed = Feed::open(&dir, k.public.0, Some(&seed)).await.unwrap();
+        let len = feed.len();
+        assert!(
+            len >= acked,
+            "round {round}: {len} blocks, {acked} acknowledged"
+        );
+        let done: Vec<u64> = groups[..cleared as usize].concat();
+        for i in 0..len {
+            let got = feed.get(i).await.unwrap();
+            if !unreferenced(i) {
+                assert!(
+                    got.as_deref() == Some(block(i).as_slice()),
+                    "round {round}: referenced block {i} was lost"
+                );
+            } else if done.contains(&i) {
+                assert!(got.is_none(), "round {round}: cleared block {i} is back");
+                assert!(feed.is_cleared(i), "round {round}: block {i} not stated");
+            } else {
+                assert!(
+                    got.is_none() || got.as_deref() == Some(block(i).as_slice()),
+                    "round {round}: block {i} is marked present but its data is gone"
+                );
+            }
+        }
+        let replica_dir = tmp.path().join(format!("replica{round}"));
+        let mut replica = Feed::open(&replica_dir, k.public.0, None).await.unwrap();
+        copy_missing(&mut feed, &mut replica).await.unwrap();
+        for i in (0..len).filter(|&i| !unreferenced(i)) {
+            let got = replica.get(i).await.unwrap();
+            assert!(
+                got.as_deref() == Some(block(i).as_slice()),
+                "round {round}: replica block {i} differs"
+            );
+        }
+        eprintln!("round {round}: killed with {cleared} clears and {acked} blocks acknowledged");
+    }
+    assert!(cleared > 0, "no clear was ever acknowledged");
 }
