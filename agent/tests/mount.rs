@@ -575,3 +575,79 @@ fn a_mount_never_hides_files_or_lands_on_a_system_directory() {
     }
     assert!(!Path::new("/usr/share/cobox-test").exists());
 }
+
+#[test]
+fn earlier_versions_are_read_only_files_under_a_hidden_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, at) = (tmp.path().join("data"), tmp.path().join("mnt"));
+    let m = Mount::start(&data, &at);
+    std::fs::create_dir(at.join("docs")).unwrap();
+    std::fs::write(at.join("docs/a.md"), "one\n").unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    std::fs::write(at.join("docs/a.md"), "two\n").unwrap();
+    std::fs::remove_file(at.join("docs/a.md")).unwrap();
+    std::fs::write(at.join("b.txt"), "bee\n").unwrap();
+    let names = |p: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    // Not listed (a copy of the mount copies no versions), reached by name.
+    assert_eq!(names(&at), ["b.txt", "docs"]);
+    let versions = at.join(".cobox/versions");
+    assert_eq!(names(&versions), ["b.txt", "docs"]);
+    assert_eq!(names(&versions.join("docs")), ["a.md"]);
+    let kept = names(&versions.join("docs/a.md"));
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let read = |name: &str| std::fs::read_to_string(versions.join("docs/a.md").join(name)).unwrap();
+    assert_eq!(
+        (read(&kept[0]).as_str(), read(&kept[1]).as_str()),
+        ("one\n", "two\n")
+    );
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&kept[0]).is_ok(),
+        "named by the time it was written: {}",
+        kept[0]
+    );
+    let first = versions.join("docs/a.md").join(&kept[0]);
+    assert_eq!(
+        std::fs::metadata(&first).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
+
+    // Nothing in it can be changed; a version is put back by copying it out.
+    let erofs = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(30), "{what}: {e}");
+    };
+    erofs(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&first)
+            .map(drop),
+        "writing a version",
+    );
+    erofs(std::fs::remove_file(&first), "deleting a version");
+    erofs(
+        std::fs::write(versions.join("new"), "x").map(drop),
+        "creating a file",
+    );
+    erofs(
+        std::fs::create_dir(versions.join("d")),
+        "making a directory",
+    );
+    erofs(
+        std::fs::rename(&first, at.join("moved.md")),
+        "moving a version out",
+    );
+    std::fs::copy(&first, at.join("docs/a.md")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(at.join("docs/a.md")).unwrap(),
+        "one\n"
+    );
+    assert_eq!(names(&versions.join("docs/a.md")).len(), 3);
+    m.stop();
+}

@@ -299,6 +299,43 @@ impl Drive {
         current.chain(earlier)
     }
 
+    /// The names of the entries directly under `dir` ("" for the top) that have file
+    /// versions at or under them, sorted: the paths of every file put ever kept.
+    pub fn versioned_under(&self, dir: &str) -> std::collections::BTreeSet<String> {
+        let lo = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let has_file = |p: &String| {
+            self.earlier.get(p).is_some_and(|v| !v.is_empty())
+                || self
+                    .heads
+                    .get(p)
+                    .is_some_and(|hs| hs.iter().any(|h| matches!(h.value, Value::File(_))))
+        };
+        let mut out = std::collections::BTreeSet::new();
+        for map_keys in [
+            Box::new(
+                self.earlier
+                    .range::<String, _>(lo.clone()..)
+                    .map(|(p, _)| p),
+            ) as Box<dyn Iterator<Item = &String>>,
+            Box::new(self.heads.range::<String, _>(lo.clone()..).map(|(p, _)| p)),
+        ] {
+            for p in map_keys {
+                let Some(rest) = p.strip_prefix(&lo) else {
+                    break;
+                };
+                if !rest.is_empty() && has_file(p) {
+                    let name = rest.split('/').next().unwrap_or(rest);
+                    out.insert(name.to_string());
+                }
+            }
+        }
+        out
+    }
+
     /// How many earlier versions are kept.
     pub fn earlier_count(&self) -> usize {
         self.earlier.values().map(Vec::len).sum()

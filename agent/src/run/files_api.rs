@@ -16,11 +16,7 @@ fn path_of(given: &str) -> Result<String, CallError> {
     Ok(path)
 }
 
-fn rfc3339_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+use crate::space::history::rfc3339_ms;
 
 fn wire(v: &cobox_drive::Version, current: bool) -> FileVersion {
     FileVersion {
@@ -33,9 +29,10 @@ fn wire(v: &cobox_drive::Version, current: bool) -> FileVersion {
 
 fn space_error(e: SpaceError) -> CallError {
     match e {
-        SpaceError::NotFound(_) | SpaceError::IsADirectory(_) | SpaceError::InvalidName(_) => {
-            CallError::BadRequest(e.to_string())
-        }
+        SpaceError::NotFound(_)
+        | SpaceError::IsADirectory(_)
+        | SpaceError::InvalidName(_)
+        | SpaceError::ReadOnly(_) => CallError::BadRequest(e.to_string()),
         other => CallError::Internal(other.to_string()),
     }
 }
@@ -43,19 +40,7 @@ fn space_error(e: SpaceError) -> CallError {
 /// Every version of the file, oldest first; the one the path shows is `current`.
 pub fn versions(space: &Space, req: &VersionsRequest) -> Result<VersionsResponse, CallError> {
     let path = path_of(&req.path)?;
-    let mut all = space.versions(&path);
-    // A file is recorded empty when it is created, then with its content on close: an empty
-    // version its own writer followed with another says nothing.
-    let mut later = std::collections::BTreeSet::new();
-    let mut followed = vec![false; all.len()];
-    for (i, v) in all.iter().enumerate().rev() {
-        followed[i] = !later.insert(v.id.feed);
-    }
-    let mut i = 0;
-    all.retain(|v| {
-        i += 1;
-        !(v.meta.size == 0 && followed[i - 1])
-    });
+    let all = crate::space::history::listed(space.versions(&path));
     if all.is_empty() {
         return Err(CallError::BadRequest(format!(
             "{path}: no file has been there in space {}",

@@ -5,6 +5,7 @@ pub mod blocks;
 pub mod content;
 pub mod dedup;
 pub mod feeds;
+pub mod history;
 pub mod index;
 pub mod layout;
 pub mod message;
@@ -55,6 +56,8 @@ pub enum SpaceError {
     IsADirectory(String),
     #[error("invalid path {0:?}")]
     InvalidName(String),
+    #[error("{0} is read-only: earlier versions are put back with `coboxctl restore`")]
+    ReadOnly(String),
     #[error("the content writer stopped: {0}")]
     WriterStopped(String),
 }
@@ -392,14 +395,26 @@ impl Space {
         Ok(())
     }
 
-    /// The file or directory at `path` ("" is the root).
+    /// The file or directory at `path` ("" is the root); under `.cobox`, the read-only
+    /// view of earlier versions ([`history`]).
     pub fn node(&self, path: &str) -> Option<Node> {
+        if history::is_hidden(path) {
+            return history::node(self.tree.drive(), path);
+        }
         self.tree.node(path)
     }
 
     /// The entries of directory `dir`, sorted by name; `None` if it is not a directory.
+    /// The top directory does not list `.cobox` (it is reached by name).
     pub fn children(&self, dir: &str) -> Option<Vec<(String, Node)>> {
-        self.tree.children(dir)
+        if history::is_hidden(dir) {
+            return history::children(self.tree.drive(), dir);
+        }
+        let mut entries = self.tree.children(dir)?;
+        if dir.is_empty() {
+            entries.retain(|(name, _)| name != history::DIR);
+        }
+        Some(entries)
     }
 
     /// Start storing a file's content (one at a time per space).

@@ -71,6 +71,9 @@ pub struct Tree {
 }
 
 fn checked(path: &str) -> Result<(), SpaceError> {
+    if super::history::is_hidden(path) {
+        return Err(SpaceError::ReadOnly(path.to_string()));
+    }
     check_path(path).map_err(|_| SpaceError::InvalidName(path.to_string()))
 }
 

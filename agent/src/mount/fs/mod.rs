@@ -87,6 +87,7 @@ fn errno(e: &SpaceError) -> Errno {
         SpaceError::NotADirectory(_) => Errno::ENOTDIR,
         SpaceError::IsADirectory(_) => Errno::EISDIR,
         SpaceError::InvalidName(_) => Errno::EINVAL,
+        SpaceError::ReadOnly(_) => Errno::EROFS,
         _ => Errno::EIO,
     }
 }
@@ -299,6 +300,11 @@ impl Filesystem for SpaceFs {
         let result = (|| {
             let path = self.path_of(ino)?;
             let (_, node) = self.entry(&path)?;
+            if crate::space::history::is_hidden(&path)
+                && (size.is_some() || mode.is_some() || mtime.is_some())
+            {
+                return Err(Errno::EROFS);
+            }
             if let Some(size) = size {
                 if node.kind == NodeKind::Dir {
                     return Err(Errno::EISDIR);
@@ -419,6 +425,9 @@ impl Filesystem for SpaceFs {
                 return Err(Errno::EISDIR);
             }
             let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+            if write && crate::space::history::is_hidden(&path) {
+                return Err(Errno::EROFS);
+            }
             let truncate = flags.0 & libc_o_trunc() != 0;
             self.open_handle(ino.0, write, truncate)
         })();
