@@ -98,7 +98,7 @@ async fn main() {
     for chunk in chunks.drain(..) {
         stream.write(&mut feed, &key, &chunk).await.unwrap();
     }
-    let file = stream.finish(&mut feed, &key).await.unwrap();
+    let file = stream.finish(&mut feed, &key, true).await.unwrap();
     let w = mib as f64 / start.elapsed().as_secs_f64();
     assert_eq!(feed.len(), file.count());
     let start = Instant::now();

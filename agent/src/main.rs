@@ -49,6 +49,9 @@ enum Command {
         /// The name other members see for this device.
         #[arg(long, default_value = "coboxd")]
         device_name: String,
+        /// How soon a closed file is durable, like `1s`; `0s`: at every close.
+        #[arg(long, value_name = "DURATION", default_value = "1s")]
+        commit_interval: String,
         /// Where to mount it.
         mountpoint: PathBuf,
     },
@@ -99,8 +102,13 @@ fn main() -> ExitCode {
             space,
             create,
             device_name,
+            commit_interval,
             mountpoint,
-        }) => coboxd::run_mount::run(&data_dir, &space, create, &device_name, &mountpoint)
+        }) => cobox_schema::units::parse_duration(&commit_interval)
+            .map_err(|e| anyhow::anyhow!("--commit-interval: {e}"))
+            .and_then(|every| {
+                coboxd::run_mount::run(&data_dir, &space, create, &device_name, every, &mountpoint)
+            })
             .map(|()| ExitCode::SUCCESS),
         None if args.check => show_desired(&args.config, args.output),
         None => run_agent(args.config).map(|()| ExitCode::SUCCESS),

@@ -15,6 +15,7 @@ pub fn run(
     name: &str,
     create: bool,
     device_name: &str,
+    commit_interval: std::time::Duration,
     mountpoint: &Path,
 ) -> Result<()> {
     let store = KeyStore::new(data_dir);
@@ -38,9 +39,12 @@ pub fn run(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let space = rt.block_on(Space::open(data_dir, &parent, keys, device_name))?;
+    let mut space = rt.block_on(Space::open(data_dir, &parent, keys, device_name))?;
+    let interval = crate::space::flush::CommitInterval::new(commit_interval);
+    space.set_commit_interval(interval.clone());
     let staging = space.layout().staging();
     let space = Arc::new(tokio::sync::Mutex::new(space));
+    crate::space::flush::spawn_flusher(rt.handle(), Arc::downgrade(&space), interval);
     let mounted = crate::mount::mount(space.clone(), rt.handle().clone(), mountpoint, staging)?;
     eprintln!("coboxd: mounted space `{name}` at {}", mountpoint.display());
     rt.block_on(async {

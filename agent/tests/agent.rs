@@ -2,6 +2,7 @@
 //! edits of the file applied live; a bad edit ignored; drift repaired; a clean stop.
 
 use std::io::Read;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -284,7 +285,11 @@ fn kill_9_while_converging_loses_nothing_and_the_next_start_converges() {
     let mounts: Vec<PathBuf> = names.iter().map(|n| root.join("mnt").join(n)).collect();
     let mut agent = Agent::start(&config);
     eventually("s0 mounted", 30, || is_mounted(&mounts[0]));
-    std::fs::write(mounts[0].join("before.txt"), "committed before the crash\n").unwrap();
+    // Durable once fsync returns (a close alone is durable within the commit interval).
+    let mut f = std::fs::File::create(mounts[0].join("before.txt")).unwrap();
+    f.write_all(b"committed before the crash\n").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
     // Declare more spaces and kill the agent while it is creating and mounting them.
     write_config(&config, root, &names, "");
     eventually("the apply under way", 30, || {

@@ -353,13 +353,22 @@ fn kill_9_leaves_no_corrupt_feed_and_the_next_start_mounts_again() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, at) = (tmp.path().join("data"), tmp.path().join("mnt"));
     let m = Mount::start(&data, &at);
-    for i in 0..20 {
+    let write = |i: usize| {
         std::fs::write(
             at.join(format!("kept-{i}.txt")),
             format!("file {i}\n").repeat(1000),
         )
+        .unwrap()
+    };
+    // Closed more than the commit interval (1 s) before the kill: durable.
+    (0..10).for_each(write);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Closed just before, then one fsync: durable with it, as everything closed before.
+    (10..20).for_each(write);
+    std::fs::File::open(at.join("kept-19.txt"))
+        .unwrap()
+        .sync_all()
         .unwrap();
-    }
     // Kill while a large write is under way.
     let writer = {
         let at = at.clone();

@@ -34,6 +34,18 @@ pub struct Device {
     pub name: Option<String>,
     pub data_dir: PathBuf,
     pub mount_root: PathBuf,
+    /// How soon a closed file is durable (zero: at the close).
+    #[serde(serialize_with = "millis")]
+    pub commit_interval: std::time::Duration,
+}
+
+/// The default [`Device::commit_interval`].
+pub const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest [`Device::commit_interval`].
+pub const MAX_COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn millis<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -48,6 +48,11 @@ pub struct RawDevice {
     /// The directory under which spaces without an explicit `mount` are mounted.
     /// Defaults to `~/cobox`.
     pub mount_root: Option<String>,
+    /// How soon a file closed in a mounted space is durable, like `"1s"`: changes closed
+    /// within it share one sync, as a local file system's journal does (`fsync` is durable
+    /// at once). `"0s"`: every close is durable before it returns. Default `"1s"`, at most
+    /// `"60s"`.
+    pub commit_interval: Option<String>,
 }
 
 /// Connectivity and device-wide bandwidth.

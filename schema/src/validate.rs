@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{
-    Api, Config, Device, Limit, Network, Peer, Relays, Seed, Space, Storage, Versions,
+    Api, COMMIT_INTERVAL, Config, Device, Limit, MAX_COMMIT_INTERVAL, Network, Peer, Relays, Seed,
+    Space, Storage, Versions,
 };
 use crate::convert::Ctx;
 use crate::hexkey::{Address, PublicKey};
@@ -179,6 +180,32 @@ fn device(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Device {
             None => Some(ctx.host.default_mount_root()),
         }
         .unwrap_or_default(),
+        commit_interval: commit_interval(ctx, d.commit_interval.as_deref()),
+    }
+}
+
+/// How soon a closed file is durable: zero or up to [`MAX_COMMIT_INTERVAL`].
+fn commit_interval(ctx: &mut Ctx<'_>, text: Option<&str>) -> Duration {
+    const PATH: &str = "device.commit_interval";
+    let Some(text) = text else {
+        return COMMIT_INTERVAL;
+    };
+    match crate::units::parse_duration(text) {
+        Ok(d) if d > MAX_COMMIT_INTERVAL => {
+            ctx.error(
+                "too-long",
+                PATH,
+                format!("`{PATH}` is {text:?}, longer than 60s: closed files could be lost for that long"),
+            )
+            .help = Some("a second or a few (\"1s\", \"5s\"), or \"0s\" to make every close durable".into());
+            COMMIT_INTERVAL
+        }
+        Ok(d) => d,
+        Err(e) => {
+            ctx.error("invalid-duration", PATH, format!("`{PATH}`: {e}"))
+                .help = Some("write how long, like \"1s\" or \"500ms\"".into());
+            COMMIT_INTERVAL
+        }
     }
 }
 

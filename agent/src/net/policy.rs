@@ -83,6 +83,8 @@ pub struct Policy {
     wake: Notify,
     /// Told when a seed's quota or the total becomes full.
     full: Arc<Notify>,
+    /// How soon changes made through mounts are durable, for every space.
+    commit: crate::space::flush::CommitInterval,
 }
 
 impl Policy {
@@ -97,6 +99,7 @@ impl Policy {
             state: Mutex::default(),
             wake: Notify::new(),
             full,
+            commit: crate::space::flush::CommitInterval::new(cobox_schema::config::COMMIT_INTERVAL),
         })
     }
 
@@ -149,8 +152,15 @@ impl Policy {
         traffic
     }
 
+    /// The commit interval every space follows (a new config changes it live).
+    pub fn commit_interval(&self) -> crate::space::flush::CommitInterval {
+        self.commit.clone()
+    }
+
     /// Take the policy of `config`, and apply it at once.
     pub fn configure(&self, spec: &PolicySpec) {
+        self.commit
+            .set(std::time::Duration::from_millis(spec.commit_interval_ms));
         {
             let mut st = self.state();
             st.upload = spec.upload.map(|r| r.0);

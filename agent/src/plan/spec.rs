@@ -33,6 +33,8 @@ pub struct PolicySpec {
     pub when_full: WhenFull,
     pub spaces: Vec<ShareRules>,
     pub seeds: Vec<ShareRules>,
+    /// How soon a file closed in a mount is durable, in milliseconds.
+    pub commit_interval_ms: u64,
 }
 
 impl PolicySpec {
@@ -44,6 +46,7 @@ impl PolicySpec {
             quota: c.storage.quota,
             min_free: c.storage.min_free,
             when_full: c.storage.when_full,
+            commit_interval_ms: c.device.commit_interval.as_millis() as u64,
             spaces: c
                 .spaces
                 .iter()

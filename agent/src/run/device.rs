@@ -418,10 +418,16 @@ impl Device {
                     .ok_or_else(|| anyhow!("space {space} has no keys"))?;
                 let parent = self.parent()?.clone();
                 let data_dir = self.store.data_dir().to_path_buf();
-                let opened =
+                let mut opened =
                     self.rt
                         .block_on(Space::open(&data_dir, &parent, keys, &self.device_name))?;
+                opened.set_commit_interval(self.policy.commit_interval());
                 let opened = Arc::new(tokio::sync::Mutex::new(opened));
+                crate::space::flush::spawn_flusher(
+                    &self.rt,
+                    Arc::downgrade(&opened),
+                    self.policy.commit_interval(),
+                );
                 let keys: Vec<[u8; 32]> = seeders.iter().map(|k| k.0).collect();
                 let traffic = self.policy.traffic(&Class::Space(space.clone()));
                 self.rt

@@ -186,17 +186,22 @@ impl ContentStream {
         Ok(())
     }
 
-    /// Store the rest and return the file's blocks, durable on return.
+    /// Store the rest and return the file's blocks, durable on return when `commit` (else
+    /// with the feed's next commit). The index records the new blocks either way: records
+    /// past the feed's durable length are dropped when it opens.
     pub async fn finish(
         mut self,
         feed: &mut Feed,
         key: &BlockKey,
+        commit: bool,
     ) -> Result<FileBlocks, ContentError> {
         if let Some(last) = self.seal_rest(key) {
             self.batch.push(last);
         }
         self.flush(feed).await?;
-        feed.commit()?;
+        if commit {
+            feed.commit()?;
+        }
         let mut fresh: Vec<(BlockHash, u64)> = self.fresh.into_iter().collect();
         fresh.sort_by_key(|&(_, index)| index);
         self.hashes.record(&fresh).map_err(ContentError::Index)?;
@@ -227,7 +232,7 @@ pub async fn store(
         }
         w.write(feed, key, &buf[..n]).await?;
     }
-    w.finish(feed, key).await
+    w.finish(feed, key, true).await
 }
 
 /// Open a sealed block stored at `at`.

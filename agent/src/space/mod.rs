@@ -5,6 +5,7 @@ pub mod blocks;
 pub mod content;
 pub mod dedup;
 pub mod feeds;
+pub mod flush;
 pub mod history;
 pub mod index;
 pub mod layout;
@@ -67,7 +68,7 @@ const CHECKPOINT_EVERY: u64 = 2_000;
 
 /// When entries appended to this device's log become durable and are shown to peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Durability {
+pub enum Durability {
     /// Before the append returns.
     Now,
     /// With the next durable append or checkpoint (a crash before it drops them, and
@@ -110,6 +111,10 @@ pub struct Space {
     pins: Arc<pins::Pins>,
     /// When the last reclaim pass ran, and how many entries had been read then.
     reclaimed: Option<(std::time::Instant, u64)>,
+    /// How soon a change made through the mount is durable (group commit).
+    commit: flush::CommitInterval,
+    /// Since when changes wait for the next commit, if any do.
+    dirty_since: Option<std::time::Instant>,
     /// The newest health report read from each log, by log key.
     health: HealthReports,
     /// The device names the writers gave, by log key.
@@ -177,6 +182,8 @@ impl Space {
             hashes: Arc::new(hashes),
             pins: Arc::default(),
             reclaimed: None,
+            commit: flush::CommitInterval::default(),
+            dirty_since: None,
             health: HealthReports::default(),
             names: DeviceNames::default(),
         };
@@ -267,6 +274,12 @@ impl Space {
         messages: &[Message],
         durability: Durability,
     ) -> Result<u64, SpaceError> {
+        if durability == Durability::Now {
+            // What the log will refer to is durable before the log is.
+            self.sync_content().await?;
+        } else {
+            self.dirtied();
+        }
         let key = self.feeds.log_key;
         let log = self.feeds.log().clone();
         let mut feed = log.lock().await;
@@ -375,17 +388,10 @@ impl Space {
     }
 
     /// Save the drive to the index, so the next open replays only later entries. This
-    /// device's log is made durable first: the index never counts an entry a crash could
-    /// take back.
+    /// device's changes are made durable first: the index never counts an entry a crash
+    /// could take back.
     pub async fn checkpoint(&mut self) -> Result<(), SpaceError> {
-        let log = self.feeds.log().clone();
-        {
-            let mut feed = log.lock().await;
-            if log.held().length != feed.len() {
-                feed.commit()?;
-                log.publish(&feed);
-            }
-        }
+        self.sync().await?;
         if self.unsaved > 0 {
             self.index
                 .save_tree(&self.tree)
@@ -454,17 +460,25 @@ impl Space {
         Ok(appended?)
     }
 
-    /// Store the rest of a file's content and make all of it durable (and servable).
+    /// Store the rest of a file's content: durable (and servable) on return, or with the
+    /// space's next commit (see [`Space::durability`]).
     pub async fn content_finish(
         &mut self,
         stream: ContentStream,
     ) -> Result<FileBlocks, SpaceError> {
         let content = self.feeds.content().clone();
-        let mut feed = content.lock().await;
-        let finished = stream.finish(&mut feed, &self.block).await;
-        self.content_len = feed.len();
-        if finished.is_ok() {
-            content.publish(&feed);
+        let now = self.durability() == Durability::Now;
+        let finished = {
+            let mut feed = content.lock().await;
+            let finished = stream.finish(&mut feed, &self.block, now).await;
+            self.content_len = feed.len();
+            if finished.is_ok() && now {
+                content.publish(&feed);
+            }
+            finished
+        };
+        if finished.is_ok() && !now {
+            self.dirtied();
         }
         Ok(finished?)
     }
@@ -500,9 +514,10 @@ impl Space {
         Ok(content::open_block(&self.block, at, &sealed)?)
     }
 
-    /// Append a drive operation, durable on return, and apply it.
+    /// Append a drive operation and apply it: durable on return, or within the commit
+    /// interval (see [`Space::durability`]).
     async fn commit_op(&mut self, op: Vec<u8>) -> Result<(), SpaceError> {
-        self.record_op(op, Durability::Now).await
+        self.record_op(op, self.durability()).await
     }
 
     async fn record_op(&mut self, op: Vec<u8>, durability: Durability) -> Result<(), SpaceError> {

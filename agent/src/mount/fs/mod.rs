@@ -580,6 +580,8 @@ impl Filesystem for SpaceFs {
         }
     }
 
+    /// Durable before it returns: the file's content and operation, and every change
+    /// closed before them (one sync of the content feed and one of the log).
     fn fsync(
         &self,
         _req: &Request,
@@ -588,7 +590,22 @@ impl Filesystem for SpaceFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.commit(fh.0) {
+        match self.commit(fh.0).and_then(|()| self.sync()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// A directory's entries are operations of the log: durable like a file's.
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.sync() {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -706,6 +723,13 @@ impl Filesystem for SpaceFs {
 }
 
 impl SpaceFs {
+    /// Make every change so far durable.
+    fn sync(&self) -> Result<(), Errno> {
+        self.rt
+            .block_on(async { self.space.lock().await.sync().await })
+            .map_err(|e| errno(&e))
+    }
+
     fn remove(&self, parent: INodeNo, name: &OsStr, kind: NodeKind, reply: ReplyEmpty) {
         let result = (|| {
             let path = self.child_path(parent, name)?;
