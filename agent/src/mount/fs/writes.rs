@@ -252,30 +252,46 @@ impl SpaceFs {
     }
 
     /// Open `ino`; writers of a truncated file stream when no other file is streaming.
+    /// The handle is in the table, its body locked, before it claims the content feed: a
+    /// committer that finds the claim held waits for the body and then finds the stream
+    /// (never a claim without a handle, which it would take for a dead one).
     pub(super) fn open_handle(&self, ino: u64, write: bool, truncate: bool) -> Result<u64, Errno> {
-        let fh = self.state().handles.reserve();
-        let body = if write && truncate {
-            if self.state().handles.claim_content(fh).is_ok() {
-                let (stream, key) = self.rt.block_on(async {
-                    let mut s = self.space.lock().await;
-                    (s.begin_content(), s.block_key())
-                });
-                Body::Streaming(Box::new(BackgroundStream::start(
-                    &self.rt,
-                    self.space.clone(),
-                    stream,
-                    key,
-                )))
-            } else {
-                Body::Staging {
-                    staging: self.new_staging(fh, FileBlocks::default(), None)?,
+        let fh = {
+            let mut st = self.state();
+            let fh = st.handles.reserve();
+            st.handles.insert(fh, Handle::new(ino, Body::Clean));
+            fh
+        };
+        if !(write && truncate) {
+            return Ok(fh);
+        }
+        let h = self.handle(fh)?;
+        let mut body = h.body();
+        let claimed = self.state().handles.claim_content(fh).is_ok();
+        *body = if claimed {
+            let (stream, key) = self.rt.block_on(async {
+                let mut s = self.space.lock().await;
+                (s.begin_content(), s.block_key())
+            });
+            Body::Streaming(Box::new(BackgroundStream::start(
+                &self.rt,
+                self.space.clone(),
+                stream,
+                key,
+            )))
+        } else {
+            match self.new_staging(fh, FileBlocks::default(), None) {
+                Ok(staging) => Body::Staging {
+                    staging,
                     dirty: true,
+                },
+                Err(e) => {
+                    drop(body);
+                    self.state().handles.remove(fh);
+                    return Err(e);
                 }
             }
-        } else {
-            Body::Clean
         };
-        self.state().handles.insert(fh, Handle::new(ino, body));
         Ok(fh)
     }
 }
