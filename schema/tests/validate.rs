@@ -203,3 +203,34 @@ fn version_retention_defaults_parses_and_refuses_nonsense_at_its_place() {
             .is_none()
     );
 }
+
+#[test]
+fn the_commit_interval_defaults_to_a_second_and_refuses_more_than_a_minute() {
+    use std::time::Duration;
+    let interval = |text: &str| check(text).config.map(|c| c.device.commit_interval);
+    assert_eq!(interval("version = 1\n"), Some(Duration::from_secs(1)));
+    assert_eq!(
+        interval("version = 1\n[device]\ncommit_interval = \"0s\"\n"),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(
+        interval("version = 1\n[device]\ncommit_interval = \"250ms\"\n"),
+        Some(Duration::from_millis(250))
+    );
+    for (text, code) in [
+        (
+            "version = 1\n[device]\ncommit_interval = \"2m\"\n",
+            "too-long",
+        ),
+        (
+            "version = 1\n[device]\ncommit_interval = \"soon\"\n",
+            "invalid-duration",
+        ),
+    ] {
+        assert_eq!(
+            codes(text),
+            vec![(code, "device.commit_interval".to_string())],
+            "{text}"
+        );
+    }
+}

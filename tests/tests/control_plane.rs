@@ -305,7 +305,11 @@ fn kill_9_during_an_apply_loses_nothing_and_the_restarted_agent_converges() {
     std::fs::write(&env.config, env.text(&["alpha"])).unwrap();
     let mut agent = env.start_agent();
     env.wait_converged(30);
-    std::fs::write(env.mount("alpha").join("kept.txt"), "before the apply\n").unwrap();
+    // Durable once fsync returns (a close alone is durable within the commit interval).
+    let mut kept = std::fs::File::create(env.mount("alpha").join("kept.txt")).unwrap();
+    std::io::Write::write_all(&mut kept, b"before the apply\n").unwrap();
+    kept.sync_all().unwrap();
+    drop(kept);
     let names = ["alpha", "b1", "b2", "b3", "b4", "b5", "b6"];
     let next = env.root.join("next.toml");
     std::fs::write(&next, env.text(&names)).unwrap();
