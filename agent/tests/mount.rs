@@ -698,7 +698,6 @@ fn which_version(w: u64, i: u64, bytes: &[u8]) -> Option<u64> {
 
 #[test]
 fn kill_9_under_concurrent_writers_keeps_every_fsync_and_every_commit_and_tears_nothing() {
-    const INTERVAL: Duration = Duration::from_millis(200);
     // Closes older than this at the kill must be durable: the interval, plus room for
     // the sync itself on a loaded machine.
     const DURABLE_AFTER: Duration = Duration::from_millis(1200);
