@@ -1,5 +1,7 @@
 //! Sequential write and read of a large file through a mounted space, against the same on
-//! the underlying disk in the same run; and create+stat of many small files.
+//! the underlying disk in the same run; and create+stat of many small files, with every
+//! close durable and with the default commit interval (group commit), against the disk
+//! with and without an fsync per file.
 //!
 //! Run: `cargo bench -p coboxd --bench mount_io` (as root or with FUSE access).
 //! `COBOX_BENCH_MIB` sets the large file's size (default 1024).
@@ -8,10 +10,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cobox_keys::{KeyStore, SpaceKeys};
 use coboxd::space::Space;
+use coboxd::space::flush::CommitInterval;
 
 const CHUNK: usize = 1 << 20;
 
@@ -57,15 +60,20 @@ fn read_file(path: &Path) -> f64 {
     (total as f64 / CHUNK as f64) / start.elapsed().as_secs_f64()
 }
 
-/// Files per second creating `n` files of 4 KiB under `dir`, then stat-ing each.
-fn create_and_stat(dir: &Path, n: usize) -> (f64, f64) {
+/// Files per second creating `n` files of 4 KiB under `dir` (each synced with `fsync`
+/// before its close), then stat-ing each.
+fn create_and_stat(dir: &Path, n: usize, fsync: bool) -> (f64, f64) {
     let mut data = vec![7u8; 4096];
     std::fs::create_dir_all(dir).unwrap();
     let start = Instant::now();
     for i in 0..n {
         // Each file differs, so that each is stored.
         data[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        std::fs::write(dir.join(format!("f{i:05}")), &data).unwrap();
+        let mut f = File::create(dir.join(format!("f{i:05}"))).unwrap();
+        f.write_all(&data).unwrap();
+        if fsync {
+            f.sync_all().unwrap();
+        }
     }
     let create = n as f64 / start.elapsed().as_secs_f64();
     let start = Instant::now();
@@ -107,11 +115,15 @@ fn main() {
     let (parent, _) = store.load_or_create_parent().unwrap();
     let keys = SpaceKeys::generate("bench");
     store.save_space(&keys).unwrap();
-    let space = rt
+    let mut space = rt
         .block_on(Space::open(&data, &parent, keys, "bench"))
         .unwrap();
+    // Every close durable first (the sequential part syncs at its end either way).
+    let interval = CommitInterval::new(Duration::ZERO);
+    space.set_commit_interval(interval.clone());
     let staging = space.layout().staging();
     let space = Arc::new(tokio::sync::Mutex::new(space));
+    coboxd::space::flush::spawn_flusher(rt.handle(), Arc::downgrade(&space), interval.clone());
     let mounted = coboxd::mount::mount(space.clone(), rt.handle().clone(), &mnt, staging).unwrap();
 
     let cold = drop_caches();
@@ -164,12 +176,21 @@ fn main() {
     let log_rate = ops as f64 / start.elapsed().as_secs_f64();
     println!("space log: {ops} operations appended, each durable: {log_rate:.0} ops/s");
 
-    let (dc, ds) = create_and_stat(&plain.join("many"), files);
-    let (mc, ms) = create_and_stat(&mnt.join("many"), files);
+    let (dc, ds) = create_and_stat(&plain.join("many"), files, false);
+    let (dcf, _) = create_and_stat(&plain.join("many-fsync"), files, true);
+    let (mc0, _) = create_and_stat(&mnt.join("many-0s"), files, false);
+    interval.set(Duration::from_secs(1));
+    let (mc, ms) = create_and_stat(&mnt.join("many"), files, false);
     println!("{files} x 4 KiB files:");
+    println!("  create: disk {dc:9.0}/s   disk, fsync each {dcf:9.0}/s");
     println!(
-        "  create: disk {dc:9.0}/s   mount {mc:9.0}/s   ratio {:.3}",
-        mc / dc
+        "  create: mount, every close durable {mc0:9.0}/s   ratio {:.3}",
+        mc0 / dc
+    );
+    println!(
+        "  create: mount, commit interval 1s  {mc:9.0}/s   ratio {:.3}   vs fsync each {:.2}",
+        mc / dc,
+        mc / dcf
     );
     println!(
         "  stat:   disk {ds:9.0}/s   mount {ms:9.0}/s   ratio {:.3}",

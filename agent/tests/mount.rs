@@ -885,3 +885,69 @@ fn merges_identically_on_a_peer(data: &Path, root: &Path) {
         assert!(ta == tb, "the peer's tree differs");
     });
 }
+
+#[test]
+fn kill_9_during_an_rsync_of_small_files_tears_none_and_a_second_rsync_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src, 1500, 0);
+    let want = fingerprint(&src);
+    let (data, at) = (tmp.path().join("data"), tmp.path().join("mnt"));
+    let m = Mount::start(&data, &at);
+    let mut rsync = Command::new("rsync")
+        .arg("-a")
+        .arg(format!("{}/", src.display()))
+        .arg(format!("{}/", at.display()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    std::thread::sleep(Duration::from_millis(800 + seed % 1500));
+    m.kill();
+    let _ = rsync.wait();
+
+    let m = Mount::start(&data, &at);
+    let got = fingerprint(&at);
+    let mut whole = 0;
+    for (path, (mode, hash)) in &got {
+        let name = path.rsplit('/').next().unwrap();
+        if path.ends_with('/') {
+            continue;
+        }
+        if let Some(rest) = name.strip_prefix('.') {
+            // rsync's temporary file: what it had closed (or the empty file it created).
+            let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+            let of = rest.rsplit_once('.').map_or(rest, |(n, _)| n);
+            let original = if dir.is_empty() {
+                of.to_string()
+            } else {
+                format!("{dir}/{of}")
+            };
+            let empty = libsodium_rs::crypto_generichash::State::new(None, 32)
+                .unwrap()
+                .finalize();
+            assert!(
+                *hash == empty || want.get(&original).is_some_and(|(_, h)| h == hash),
+                "{path} is torn"
+            );
+            continue;
+        }
+        let (want_mode, want_hash) = want
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is not in the source"));
+        assert!(want_hash == hash, "{path} is torn");
+        assert_eq!(want_mode, mode, "{path}'s mode");
+        whole += 1;
+    }
+    eprintln!("killed with {whole} of {} files in place", want.len());
+    // A second rsync puts everything in place, temporary files gone.
+    sh(
+        &at,
+        &format!("rsync -a --delete {}/ {}/", src.display(), at.display()),
+    );
+    assert_eq!(fingerprint(&at), want);
+    m.stop();
+}

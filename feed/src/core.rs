@@ -114,6 +114,9 @@ pub struct Core {
     fork: u64,
     roots: Vec<Node>,
     signature: Option<[u8; 64]>,
+    /// Appended since the head was last signed: the writer signs at the next commit or
+    /// proof (one signature for many appends), as nothing unsigned leaves the device.
+    unsigned: bool,
     pending: BTreeMap<u64, Node>,
     bitfield: Bitfield,
     contiguous: u64,
@@ -241,11 +244,11 @@ impl Core {
         blocks: &[B],
         hashes: &[[u8; 32]],
     ) -> Result<u64, CoreError> {
-        let Some(signer) = &self.signer else {
+        if self.signer.is_none() {
             return Err(CoreError::ReadOnly {
                 dir: self.dir.clone(),
             });
-        };
+        }
         assert_eq!(blocks.len(), hashes.len(), "one hash per block");
         if blocks.is_empty() {
             return Ok(self.length);
@@ -268,8 +271,6 @@ impl Core {
             g.append_root(leaf, &mut c)
                 .expect("sizes of our own blocks do not overflow");
         }
-        let hash = crypto::tree_hash(&g.roots);
-        let signature = signer.sign(&crypto::signable(&hash, g.length, self.fork));
         // Data first: small blocks gathered into one write.
         let mut offset = self.byte_length;
         if bytes / blocks.len() as u64 >= 16 * 1024 {
@@ -292,13 +293,7 @@ impl Core {
         self.roots = g.roots;
         self.length = g.length;
         self.byte_length += bytes;
-        self.signature = Some(signature);
-        self.header.tree = header::TreeHead {
-            fork: self.fork,
-            length: self.length,
-            root_hash: hash.to_vec(),
-            signature: signature.to_vec(),
-        };
+        self.unsigned = true;
         self.header_dirty = true;
         self.bitfield.set_range(start, self.length, true);
         if self.contiguous == start {
@@ -306,6 +301,23 @@ impl Core {
         }
         self.spill_nodes()?;
         Ok(self.length)
+    }
+
+    /// Sign the tree as it is now, if appends came since it was signed.
+    fn sign_head(&mut self) {
+        if !std::mem::take(&mut self.unsigned) {
+            return;
+        }
+        let signer = self.signer.as_ref().expect("only a writer appends");
+        let hash = crypto::tree_hash(&self.roots);
+        let signature = signer.sign(&crypto::signable(&hash, self.length, self.fork));
+        self.signature = Some(signature);
+        self.header.tree = header::TreeHead {
+            fork: self.fork,
+            length: self.length,
+            root_hash: hash.to_vec(),
+            signature: signature.to_vec(),
+        };
     }
 
     /// Write held tree nodes out (uncommitted) once there are many.
@@ -437,6 +449,7 @@ impl Core {
 
     /// Make every change so far durable (see the module's documentation for the order).
     pub fn commit(&mut self) -> Result<(), CoreError> {
+        self.sign_head();
         self.write_nodes()?;
         if std::mem::take(&mut self.data_dirty) {
             self.files
@@ -521,6 +534,7 @@ impl Core {
         seek: Option<RequestSeek>,
         upgrade: Option<RequestUpgrade>,
     ) -> Result<Option<Proof>, CoreError> {
+        self.sign_head();
         let proof_err = |dir: &Path, source| CoreError::Proof {
             dir: dir.to_path_buf(),
             source,
@@ -596,9 +610,18 @@ impl Core {
 
 /// The leaf hashes of `blocks`, on several threads when there is much to hash.
 fn crypto_leaves<B: AsRef<[u8]> + Sync>(blocks: &[B]) -> Vec<[u8; 32]> {
+    // Asked once: the answer reads cgroup files, too slow for every append.
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let total: usize = blocks.iter().map(|b| b.as_ref().len()).sum();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    if total < 1 << 20 || blocks.len() < 2 || threads < 2 {
+    if total < 1 << 20 || blocks.len() < 2 {
+        return blocks
+            .iter()
+            .map(|b| crypto::leaf_hash(b.as_ref()))
+            .collect();
+    }
+    let threads =
+        *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)));
+    if threads < 2 {
         return blocks
             .iter()
             .map(|b| crypto::leaf_hash(b.as_ref()))

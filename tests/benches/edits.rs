@@ -8,14 +8,12 @@
 //! Syncthing from Debian's package `syncthing`, skipped when it is not installed).
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cobox_tests::files::{data_bytes, files_under, noise};
-use cobox_tests::node::{Node, QUIET, free_port};
+use cobox_tests::node::two_members;
+use cobox_tests::syncthing::Syncthing;
 
 const MIB: u64 = 1 << 20;
 
@@ -137,27 +135,7 @@ fn workloads(
 }
 
 fn cobox(dir: &Path, mib: u64) -> Vec<(&'static str, Cost)> {
-    let (a, b) = (Node::new(dir, "a"), Node::new(dir, "b"));
-    let pa = free_port();
-    a.write_config(&format!(
-        "[network]\nlisten = [\"127.0.0.1:{pa}\"]\n{QUIET}[[space]]\nname = \"home\"\n"
-    ));
-    let agent_a = a.start();
-    a.wait_converged(60);
-    let code = a.ctl_ok(&[
-        "invite",
-        "create",
-        "--space",
-        "home",
-        "--for",
-        &b.identity(),
-    ]);
-    b.write_config(&format!(
-        "[network]\npeers = [\"127.0.0.1:{pa}\"]\n{QUIET}\
-         [[space]]\nname = \"home\"\ninvite = \"{code}\"\n"
-    ));
-    let agent_b = b.start();
-    b.wait_converged(60);
+    let ((a, agent_a), (b, agent_b)) = two_members(dir, "");
     let address = a.space_address();
     let feeds_a = a.data().join("spaces").join(&address).join("feeds");
     let feeds_b = b.data().join("spaces").join(&address).join("feeds");
@@ -181,219 +159,12 @@ fn cobox(dir: &Path, mib: u64) -> Vec<(&'static str, Cost)> {
     costs
 }
 
-/// A Syncthing instance: its home, GUI port and API key.
-struct Syncthing {
-    home: PathBuf,
-    gui: u16,
-    /// Where it listens for its peer.
-    port: u16,
-    key: String,
-    id: String,
-    child: Option<Child>,
-}
-
-impl Drop for Syncthing {
-    fn drop(&mut self) {
-        // Syncthing runs as a monitor and its child: stop the whole group.
-        if let Some(c) = &mut self.child {
-            let _ = Command::new("kill")
-                .args(["-s", "KILL", "--"])
-                .arg(format!("-{}", c.id()))
-                .status();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A REST call; the response body.
-fn rest(port: u16, key: &str, method: &str, path: &str, body: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    assert!(
-        head.starts_with("HTTP/1.1 2"),
-        "{method} {path}: {head}\n{rest}"
-    );
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        // Join the chunks.
-        let mut out = String::new();
-        let mut rest = rest;
-        while let Some((len, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = &tail[n + 2..];
-        }
-        return out;
-    }
-    rest.to_string()
-}
-
-impl Syncthing {
-    fn new(dir: &Path, name: &str) -> Syncthing {
-        let home = dir.join(name);
-        let out = Command::new("syncthing")
-            .args([
-                "generate",
-                "--no-default-folder",
-                "--skip-port-probing",
-                "--home",
-            ])
-            .arg(&home)
-            .output()
-            .expect("syncthing runs");
-        assert!(out.status.success(), "syncthing generate: {out:?}");
-        let mut config = std::fs::read_to_string(home.join("config.xml")).unwrap();
-        // Only loopback: no discovery, relays, NAT traversal or usage reports; listening
-        // on a port of ours (set before the start: a changed listener needs a restart).
-        let port = free_port();
-        for (from, to) in [
-            (
-                "<listenAddress>default</listenAddress>".to_string(),
-                format!("<listenAddress>tcp://127.0.0.1:{port}</listenAddress>"),
-            ),
-            (
-                "<globalAnnounceEnabled>true".into(),
-                "<globalAnnounceEnabled>false".into(),
-            ),
-            (
-                "<localAnnounceEnabled>true".into(),
-                "<localAnnounceEnabled>false".into(),
-            ),
-            ("<relaysEnabled>true".into(), "<relaysEnabled>false".into()),
-            ("<natEnabled>true".into(), "<natEnabled>false".into()),
-            ("<urAccepted>0<".into(), "<urAccepted>-1<".into()),
-            (
-                "<autoUpgradeIntervalH>12<".into(),
-                "<autoUpgradeIntervalH>0<".into(),
-            ),
-        ] {
-            config = config.replace(&from, &to);
-        }
-        std::fs::write(home.join("config.xml"), &config).unwrap();
-        let between = |open: &str, close: &str| {
-            let from = config.find(open).unwrap() + open.len();
-            config[from..from + config[from..].find(close).unwrap()].to_string()
-        };
-        let key = between("<apikey>", "</apikey>");
-        let id = between("<device id=\"", "\"");
-        Syncthing {
-            home,
-            gui: free_port(),
-            port,
-            key,
-            id,
-            child: None,
-        }
-    }
-
-    fn start(&mut self) {
-        let child = Command::new("syncthing")
-            .args([
-                "serve",
-                "--no-browser",
-                "--no-restart",
-                "--no-default-folder",
-            ])
-            .arg(format!("--home={}", self.home.display()))
-            .arg(format!("--gui-address=127.0.0.1:{}", self.gui))
-            .env("STNODEFAULTFOLDER", "1")
-            .process_group(0)
-            .stdout(std::fs::File::create(self.home.join("log")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("syncthing starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", self.gui)).is_err() {
-            assert!(Instant::now() < deadline, "syncthing's GUI did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-
-    fn call(&self, method: &str, path: &str, body: &str) -> String {
-        rest(self.gui, &self.key, method, path, body)
-    }
-
-    fn share(&self, other: &Syncthing, folder: &Path) {
-        self.call(
-            "POST",
-            "/rest/config/devices",
-            &format!(
-                "{{\"deviceID\":\"{}\",\"name\":\"peer\",\"addresses\":[\"tcp://127.0.0.1:{}\"]}}",
-                other.id, other.port
-            ),
-        );
-        self.call(
-            "POST",
-            "/rest/config/folders",
-            &format!(
-                "{{\"id\":\"bench\",\"label\":\"bench\",\"path\":\"{}\",\"type\":\"sendreceive\",\
-                 \"rescanIntervalS\":3600,\"fsWatcherEnabled\":false,\
-                 \"devices\":[{{\"deviceID\":\"{}\"}},{{\"deviceID\":\"{}\"}}]}}",
-                folder.display(),
-                self.id,
-                other.id
-            ),
-        );
-    }
-
-    /// Bytes received from any peer so far.
-    fn received(&self) -> u64 {
-        let text = self.call("GET", "/rest/system/connections", "");
-        let at = text.find("\"total\"").unwrap_or(0);
-        let tail = &text[at..];
-        let from = tail.find("\"inBytesTotal\":").map(|i| i + 15).unwrap_or(0);
-        tail[from..]
-            .trim_start()
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
 fn syncthing(dir: &Path, mib: u64) -> Option<Vec<(&'static str, Cost)>> {
-    if Command::new("syncthing").arg("--version").output().is_err() {
+    if !cobox_tests::syncthing::installed() {
         return None;
     }
-    let (mut a, mut b) = (Syncthing::new(dir, "sa"), Syncthing::new(dir, "sb"));
     let (fa, fb) = (dir.join("fa"), dir.join("fb"));
-    std::fs::create_dir_all(&fa).unwrap();
-    std::fs::create_dir_all(&fb).unwrap();
-    a.start();
-    b.start();
-    a.share(&b, &fa);
-    b.share(&a, &fb);
-    // Connected both ways.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    // The API answers indented JSON.
-    let connected = || {
-        a.call("GET", "/rest/system/connections", "")
-            .replace([' ', '\n'], "")
-            .contains("\"connected\":true")
-    };
-    while !connected() {
-        assert!(
-            Instant::now() < deadline,
-            "the Syncthing instances did not connect"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (a, b) = Syncthing::pair(dir, &fa, &fb);
     let costs = workloads(
         &fa.join("big.bin"),
         &fb.join("big.bin"),
@@ -401,7 +172,7 @@ fn syncthing(dir: &Path, mib: u64) -> Option<Vec<(&'static str, Cost)>> {
         &|| b.received(),
         &|| du(&fb) + du(&b.home),
         &|| {
-            a.call("POST", "/rest/db/scan?folder=bench", "");
+            a.scan();
         },
         // Syncthing shows a file only once it is whole (a temporary file renamed).
         &|| true,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 pub mod files;
 pub mod lan;
 pub mod node;
+pub mod syncthing;
 
 /// The workspace root.
 pub fn root() -> PathBuf {

@@ -246,3 +246,30 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Two members of a new space `home`: `a` listens on loopback, `b` joins by invite and
+/// dials it; both started and converged. `extra` goes into both `[[space]]` tables.
+pub fn two_members(dir: &Path, extra: &str) -> ((Node, Agent), (Node, Agent)) {
+    let (a, b) = (Node::new(dir, "a"), Node::new(dir, "b"));
+    let pa = free_port();
+    a.write_config(&format!(
+        "[network]\nlisten = [\"127.0.0.1:{pa}\"]\n{QUIET}[[space]]\nname = \"home\"\n{extra}"
+    ));
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let code = a.ctl_ok(&[
+        "invite",
+        "create",
+        "--space",
+        "home",
+        "--for",
+        &b.identity(),
+    ]);
+    b.write_config(&format!(
+        "[network]\npeers = [\"127.0.0.1:{pa}\"]\n{QUIET}\
+         [[space]]\nname = \"home\"\ninvite = \"{code}\"\n{extra}"
+    ));
+    let agent_b = b.start();
+    b.wait_converged(60);
+    ((a, agent_a), (b, agent_b))
+}

@@ -57,6 +57,7 @@ impl Core {
             length: header.tree.length,
             fork: header.tree.fork,
             signature: header.tree.signature.as_slice().try_into().ok(),
+            unsigned: false,
             header,
             slots,
             header_dirty: fresh,
