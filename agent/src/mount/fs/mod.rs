@@ -161,12 +161,18 @@ impl SpaceFs {
         Ok(join(&self.path_of(parent)?, name_str(name)?))
     }
 
+    /// Read the space: at once when its lock is free (no trip through the runtime, which
+    /// costs more than most reads: a `stat` is one), else waiting for it.
+    fn read_space<R>(&self, read: impl FnOnce(&Space) -> R) -> R {
+        match self.space.try_lock() {
+            Ok(s) => read(&s),
+            Err(_) => self.rt.block_on(async { read(&*self.space.lock().await) }),
+        }
+    }
+
     /// The node at `path` with its inode, as the kernel should see it now.
     fn entry(&self, path: &str) -> Result<(FileAttr, Node), Errno> {
-        let node = self
-            .rt
-            .block_on(async { self.space.lock().await.node(path) })
-            .ok_or(Errno::ENOENT)?;
+        let node = self.read_space(|s| s.node(path)).ok_or(Errno::ENOENT)?;
         let ino = self.state().inodes.ino(path);
         let pending = self.pending_size(ino);
         Ok((self.attr(ino, &node, pending), node))
@@ -530,7 +536,7 @@ impl Filesystem for SpaceFs {
                     .inodes
                     .path(ino.0)
                     .map(str::to_string)
-                    .and_then(|p| self.rt.block_on(async { self.space.lock().await.node(&p) }))
+                    .and_then(|p| self.read_space(|s| s.node(&p)))
                     .is_some_and(|n| n.size == 0);
                 if empty && self.state().handles.claim_content(fh.0).is_ok() {
                     let (stream, key) = self.rt.block_on(async {
@@ -650,8 +656,7 @@ impl Filesystem for SpaceFs {
         let result = (|| {
             let path = self.path_of(ino)?;
             let children = self
-                .rt
-                .block_on(async { self.space.lock().await.children(&path) })
+                .read_space(|s| s.children(&path))
                 .ok_or(Errno::ENOTDIR)?;
             let parent_ino = if ino.0 == ROOT {
                 ROOT
