@@ -3,6 +3,9 @@
 //! writer's mounted space (a Syncthing folder), timed from the first write until the
 //! other device shows every one at its size, and the writing alone.
 //!
+//! Then `rsync -a` of the same tree from a local directory into the mounted space, against
+//! into a plain directory on the same disk.
+//!
 //! Run: `cargo bench -p cobox-tests --bench small_files` (count: `COBOX_BENCH_FILES`,
 //! default 10000; Syncthing from Debian's package `syncthing`, skipped when it is not
 //! installed).
@@ -68,6 +71,29 @@ fn main() {
             &b.mount("home").join("tree"),
             n,
             &|| {},
+        );
+        // rsync -a of the same tree from a local directory, into the mount and into a
+        // plain directory.
+        let src = tmp.path().join("src");
+        write_tree(&src, n);
+        let rsync = |to: &Path| {
+            let start = Instant::now();
+            let ok = std::process::Command::new("rsync")
+                .arg("-a")
+                .arg(format!("{}/", src.display()))
+                .arg(format!("{}/", to.display()))
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "rsync into {} failed", to.display());
+            start.elapsed().as_secs_f64()
+        };
+        let plain = rsync(&tmp.path().join("plain"));
+        let mounted = rsync(&a.mount("home").join("rsynced"));
+        println!(
+            "rsync -a of {n} files: plain directory {plain:.2} s ({:.0} files/s), mounted space {mounted:.2} s ({:.0} files/s): {:.3}x the disk's rate",
+            n as f64 / plain,
+            n as f64 / mounted,
+            plain / mounted
         );
         agent_b.stop();
         agent_a.stop();
