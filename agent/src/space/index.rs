@@ -19,11 +19,16 @@ pub enum IndexError {
         source: std::io::Error,
     },
     #[error("index checkpoint: {0}")]
-    Encoding(#[from] serde_json::Error),
+    Encoding(#[from] postcard::Error),
 }
 
 const LOGS: &str = "logs";
-const CHECKPOINT: &str = "checkpoint.json";
+/// The drive's checkpoint: [`CHECKPOINT_FORMAT`] then the drive in postcard (compact, and
+/// an order of magnitude cheaper to write than JSON: it is rewritten every 2,000 entries).
+const CHECKPOINT: &str = "checkpoint.bin";
+const CHECKPOINT_FORMAT: u8 = 1;
+/// Where earlier versions kept it, in JSON: still read, removed once replaced.
+const LEGACY_CHECKPOINT: &str = "checkpoint.json";
 /// The file of this device's stored blocks by hash (`dedup.rs`).
 pub const BLOCKS: &str = "blocks";
 
@@ -106,8 +111,19 @@ impl Index {
 
     /// The last checkpoint of the drive, if there is a readable one.
     pub fn load_tree(&self) -> Option<Tree> {
-        let bytes = std::fs::read(self.dir.join(CHECKPOINT)).ok()?;
-        match serde_json::from_slice(&bytes) {
+        let read = match std::fs::read(self.dir.join(CHECKPOINT)) {
+            Ok(bytes) => match bytes.split_first() {
+                Some((&CHECKPOINT_FORMAT, rest)) => {
+                    postcard::from_bytes(rest).map_err(|e| e.to_string())
+                }
+                _ => Err("a checkpoint format this program does not know".into()),
+            },
+            Err(_) => {
+                let bytes = std::fs::read(self.dir.join(LEGACY_CHECKPOINT)).ok()?;
+                serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+            }
+        };
+        match read {
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring an unreadable drive checkpoint; rebuilding from the feeds");
@@ -119,7 +135,15 @@ impl Index {
     /// Save a checkpoint of the drive.
     pub fn save_tree(&self, tree: &Tree) -> Result<(), IndexError> {
         let path = self.dir.join(CHECKPOINT);
-        cobox_keys::atomic_file::replace(&path, &serde_json::to_vec(tree)?).map_err(io(&path))
+        let mut bytes = vec![CHECKPOINT_FORMAT];
+        bytes.extend(postcard::to_stdvec(tree)?);
+        cobox_keys::atomic_file::replace(&path, &bytes).map_err(io(&path))?;
+        let legacy = self.dir.join(LEGACY_CHECKPOINT);
+        match std::fs::remove_file(&legacy) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&legacy)(e)),
+        }
     }
 }
 
@@ -130,5 +154,55 @@ pub fn forget(dir: &Path, space: &[u8; 32]) -> Result<(), IndexError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io(&dir)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::blocks::FileBlocks;
+    use crate::space::tree::OpContext;
+
+    #[test]
+    fn a_checkpoint_round_trips_and_a_json_one_is_read_then_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = Index::open(tmp.path(), &[3; 32]).unwrap();
+        let mut tree = Tree::default();
+        let ctx = OpContext {
+            feed: [1; 32],
+            seq: 0,
+            device: "d".into(),
+            time_ms: 5,
+        };
+        let op = tree
+            .write_op(ctx, "a/b.txt", FileBlocks::default(), 0o644, 5)
+            .unwrap();
+        assert!(tree.apply_encoded(&[1; 32], 0, &op));
+        let shown = |t: &Tree| t.node("a/b.txt").map(|n| (n.size, n.mode));
+
+        // Left by an earlier version: JSON, still read.
+        let legacy = index.dir().join(LEGACY_CHECKPOINT);
+        std::fs::write(&legacy, serde_json::to_vec(&tree).unwrap()).unwrap();
+        let back = index.load_tree().unwrap();
+        assert_eq!(shown(&back), Some((0, 0o644)));
+        assert_eq!(back.applied(&[1; 32]), 1);
+
+        index.save_tree(&back).unwrap();
+        assert!(!legacy.exists(), "the JSON checkpoint is replaced");
+        let bin = std::fs::read(index.dir().join(CHECKPOINT)).unwrap();
+        assert_eq!(bin[0], CHECKPOINT_FORMAT);
+        let again = index.load_tree().unwrap();
+        assert_eq!(shown(&again), Some((0, 0o644)));
+        assert_eq!(again.applied(&[1; 32]), 1);
+
+        // A damaged one is ignored (the drive is rebuilt from the feeds), never trusted.
+        std::fs::write(
+            index.dir().join(CHECKPOINT),
+            [CHECKPOINT_FORMAT, 0xff, 0xff],
+        )
+        .unwrap();
+        assert!(index.load_tree().is_none());
+        std::fs::write(index.dir().join(CHECKPOINT), [9, 0]).unwrap();
+        assert!(index.load_tree().is_none());
     }
 }
