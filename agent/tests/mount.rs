@@ -698,9 +698,9 @@ fn which_version(w: u64, i: u64, bytes: &[u8]) -> Option<u64> {
 
 #[test]
 fn kill_9_under_concurrent_writers_keeps_every_fsync_and_every_commit_and_tears_nothing() {
-    // Closes older than this at the kill must be durable: the interval, plus room for
-    // the sync itself on a loaded machine.
-    const DURABLE_AFTER: Duration = Duration::from_millis(1200);
+    // Closes older than this at the kill must be durable: the 200 ms interval, plus room
+    // for the sync itself on a machine busy with other tests.
+    const DURABLE_AFTER: Duration = Duration::from_millis(2000);
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -765,7 +765,7 @@ fn kill_9_under_concurrent_writers_keeps_every_fsync_and_every_commit_and_tears_
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(1500 + seed % 1500));
+        std::thread::sleep(Duration::from_millis(2000 + seed % 2000));
         let killed_at = Instant::now();
         m.kill();
         for w in writers {
