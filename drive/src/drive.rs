@@ -307,33 +307,39 @@ impl Drive {
         } else {
             format!("{dir}/")
         };
-        let has_file = |p: &String| {
-            self.earlier.get(p).is_some_and(|v| !v.is_empty())
-                || self
-                    .heads
-                    .get(p)
-                    .is_some_and(|hs| hs.iter().any(|h| matches!(h.value, Value::File(_))))
-        };
-        let mut out = std::collections::BTreeSet::new();
-        for map_keys in [
-            Box::new(
-                self.earlier
-                    .range::<String, _>(lo.clone()..)
-                    .map(|(p, _)| p),
-            ) as Box<dyn Iterator<Item = &String>>,
-            Box::new(self.heads.range::<String, _>(lo.clone()..).map(|(p, _)| p)),
-        ] {
-            for p in map_keys {
-                let Some(rest) = p.strip_prefix(&lo) else {
-                    break;
-                };
-                if !rest.is_empty() && has_file(p) {
-                    let name = rest.split('/').next().unwrap_or(rest);
-                    out.insert(name.to_string());
-                }
-            }
-        }
-        out
+        self.paths_from(&lo)
+            .filter_map(|p| {
+                let rest = p.strip_prefix(lo.as_str())?;
+                (!rest.is_empty() && self.has_file_versions(p))
+                    .then(|| rest.split('/').next().unwrap_or(rest).to_string())
+            })
+            .collect()
+    }
+
+    /// Whether `path`, or a path beneath it, has file versions (a lookup, not a scan).
+    pub fn has_file_versions_at_or_under(&self, path: &str) -> bool {
+        let below = format!("{path}/");
+        self.has_file_versions(path) || self.paths_from(&below).any(|p| self.has_file_versions(p))
+    }
+
+    /// Whether `path` has a file put, current or kept.
+    fn has_file_versions(&self, path: &str) -> bool {
+        self.earlier.get(path).is_some_and(|v| !v.is_empty())
+            || self
+                .heads
+                .get(path)
+                .is_some_and(|hs| hs.iter().any(|h| matches!(h.value, Value::File(_))))
+    }
+
+    /// The paths with heads or kept versions that start with `prefix`: those of the kept
+    /// versions, then those of the heads (a path in both comes twice).
+    fn paths_from<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let range = (Bound::Included(prefix), Bound::Unbounded);
+        let earlier = self.earlier.range::<str, _>(range).map(|(p, _)| p.as_str());
+        let heads = self.heads.range::<str, _>(range).map(|(p, _)| p.as_str());
+        earlier
+            .take_while(move |p| p.starts_with(prefix))
+            .chain(heads.take_while(move |p| p.starts_with(prefix)))
     }
 
     /// How many earlier versions are kept.

@@ -92,6 +92,21 @@ fn every_version_of_a_file_is_kept_through_edits_a_rename_and_a_delete() {
     late.apply(A, 0, &op(100, "a", &[], &[("doc.txt", file(1))]));
     assert_eq!(late.versions("doc.txt"), d.versions("doc.txt"));
     assert_eq!(size_of(&late, "doc.txt"), Some(2));
+    // Where versions are, as the mount's hidden directory lists them: the moved-away
+    // path counts, a directory only through what is beneath it.
+    let names = |dir: &str| d.versioned_under(dir).into_iter().collect::<Vec<_>>();
+    assert_eq!(names(""), ["doc.txt", "old"]);
+    assert_eq!(names("old"), ["doc.txt"]);
+    assert!(names("doc.txt").is_empty());
+    for (path, has) in [
+        ("old", true),
+        ("old/doc.txt", true),
+        ("doc.txt", true),
+        ("ol", false),
+        ("old/doc", false),
+    ] {
+        assert_eq!(d.has_file_versions_at_or_under(path), has, "{path}");
+    }
 }
 
 #[test]

@@ -202,10 +202,13 @@ impl Network {
                     continue;
                 }
                 let now = chrono::Utc::now().timestamp_millis();
-                if let Err(e) = s.reclaim(retention, now).await {
-                    tracing::error!(space = %name, error = %e, "cannot reclaim space");
+                match s.reclaim(retention, now).await {
+                    Ok(done) => done.usage.to_status(retention),
+                    Err(e) => {
+                        tracing::error!(space = %name, error = %e, "cannot reclaim space");
+                        s.usage().await.to_status(retention)
+                    }
                 }
-                s.usage().await.to_status(retention)
             };
             if let Some(share) = self.state().shares.get_mut(&address) {
                 share.usage = Some(usage);

@@ -56,9 +56,11 @@ impl Space {
         }
     }
 
-    /// Changes wait for the next commit.
+    /// Changes wait for the next commit. With an interval of zero nothing waits on the
+    /// flusher: what is not durable yet (a file's creation) becomes so with the next
+    /// durable change, its close.
     pub(super) fn dirtied(&mut self) {
-        if self.dirty_since.is_none() {
+        if self.dirty_since.is_none() && !self.commit.get().is_zero() {
             self.dirty_since = Some(std::time::Instant::now());
             self.commit.dirtied.notify_waiters();
         }
@@ -106,15 +108,17 @@ pub fn spawn_flusher(
 ) -> JoinHandle<()> {
     rt.spawn(async move {
         loop {
+            // Listening before looking, so a change made in between is not missed.
+            let dirtied = interval.dirtied.notified();
+            tokio::pin!(dirtied);
+            dirtied.as_mut().enable();
             let Some(s) = space.upgrade() else { return };
             let waiting = s.lock().await.dirty_since();
             drop(s);
             let Some(since) = waiting else {
-                // Woken by any space's change, or look again in a while.
-                let every = interval
-                    .get()
-                    .clamp(Duration::from_millis(10), Duration::from_secs(1));
-                let _ = tokio::time::timeout(every, interval.dirtied.notified()).await;
+                // Woken by a change (of any space) or a new interval; now and then, to
+                // notice the space is gone.
+                let _ = tokio::time::timeout(Duration::from_secs(10), dirtied).await;
                 continue;
             };
             tokio::time::sleep_until((since + interval.get()).into()).await;

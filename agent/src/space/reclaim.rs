@@ -5,19 +5,21 @@
 //! an open file still refers to).
 //!
 //! Order, for crashes: the pruned drive is checkpointed first; the block index forgets
-//! the blocks (so nothing reuses them) before the statement names them; the statement is
-//! durable before any block goes; the feed clears what its statement names again on every
+//! the blocks in memory (so nothing reuses them) before the statement names them, and
+//! drops their records when it next opens, by the statement; the statement is durable
+//! before any block goes; the feed clears what its statement names again on every
 //! open. A crash anywhere leaves every referenced block in place.
 
 use std::collections::BTreeMap;
 
-use cobox_drive::{FeedId, Retention, Run};
+use cobox_drive::{FeedId, Retention};
 
+use super::usage::{Usage, by_feed, measure};
 use super::{Space, SpaceError};
 use crate::replicate::have::Ranges;
 
-/// What one pass reclaimed.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What one pass reclaimed, and what the space's blocks are used for after it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Reclaimed {
     /// Earlier versions forgotten.
     pub versions: usize,
@@ -25,17 +27,8 @@ pub struct Reclaimed {
     pub stated: u64,
     /// Blocks cleared on this device (own and other members' feeds).
     pub cleared: u64,
-}
-
-/// The blocks of each feed in `runs`.
-fn by_feed<'a>(runs: impl Iterator<Item = &'a Run>) -> BTreeMap<FeedId, Ranges> {
-    let mut out: BTreeMap<FeedId, Ranges> = BTreeMap::new();
-    for r in runs {
-        out.entry(r.feed)
-            .or_default()
-            .insert(r.start, r.start.saturating_add(r.count));
-    }
-    out
+    /// Measured in the same pass over the drive (totals only).
+    pub usage: Usage,
 }
 
 /// How often a space that did not change is looked at again (versions age meanwhile).
@@ -60,10 +53,16 @@ impl Space {
             .fold(self.stats.read, u64::wrapping_add)
     }
 
-    /// What the space's blocks are used for, as of now.
-    pub async fn usage(&mut self) -> super::usage::Usage {
-        let mut usage = super::usage::measure(self.tree.drive());
-        let refs = self.referenced();
+    /// What the space's blocks are used for, as of now (by top-level entry too).
+    pub async fn usage(&mut self) -> Usage {
+        let (mut usage, refs) = measure(self.tree.drive(), true);
+        self.measure_held(&mut usage, &refs).await;
+        usage
+    }
+
+    /// Fill in what the drive alone does not say: bytes held here that nothing in `refs`
+    /// refers to, and the feeds' size on disk.
+    async fn measure_held(&self, usage: &mut Usage, refs: &BTreeMap<FeedId, Ranges>) {
         for shared in self.feeds.open_feeds() {
             let feed = shared.lock().await;
             let mut loose = Ranges::default();
@@ -83,12 +82,6 @@ impl Space {
             }
         }
         usage.on_disk = crate::net::housekeeping::disk_usage(&self.layout.feeds());
-        usage
-    }
-
-    /// The blocks of each feed that a file or a kept version refers to.
-    pub fn referenced(&self) -> BTreeMap<FeedId, Ranges> {
-        super::usage::referenced(self.tree.drive())
     }
 
     /// Forget what `retention` no longer keeps at `now_ms` and clear the blocks nothing
@@ -106,7 +99,8 @@ impl Space {
             self.unsaved += 1;
             self.checkpoint().await?;
         }
-        let mut refs = self.referenced();
+        let (mut usage, referenced) = measure(self.tree.drive(), false);
+        let mut refs = referenced.clone();
         let own = self.feeds.content_key;
 
         let content = self.feeds.content().clone();
@@ -134,9 +128,9 @@ impl Space {
                         r.insert(s, e);
                     }
                 }
-                hashes.forget(&fresh).map(|()| fresh)
+                hashes.forget(&fresh);
+                fresh
             });
-            let fresh = fresh.map_err(|e| SpaceError::Index(format!("block hashes: {e}")))?;
             if !fresh.is_empty() {
                 match feed.state_cleared(&fresh)? {
                     Some(cleared) => {
@@ -174,7 +168,9 @@ impl Space {
             }
         }
         self.reclaimed = Some((std::time::Instant::now(), self.changes()));
-        if done != Reclaimed::default() {
+        self.measure_held(&mut usage, &referenced).await;
+        done.usage = usage;
+        if done.versions > 0 || done.stated > 0 || done.cleared > 0 {
             tracing::info!(
                 space = %self.keys.name,
                 versions = done.versions,

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cobox_drive::{Drive, FeedId, FileMeta};
+use cobox_drive::{Drive, FeedId, FileMeta, Run};
 use serde::Serialize;
 
 use super::blocks::{BLOCK_SIZE, blocks_for};
@@ -67,12 +67,7 @@ impl Usage {
 
 impl Refs {
     fn add(&mut self, meta: &FileMeta) {
-        for r in &meta.runs {
-            self.blocks
-                .entry(r.feed)
-                .or_default()
-                .insert(r.start, r.start.saturating_add(r.count));
-        }
+        insert_runs(&mut self.blocks, meta.runs.iter());
         let n = blocks_for(meta.size);
         let tail = meta.size - n.saturating_sub(1) * BLOCK_SIZE as u64;
         if n > 0 && tail < BLOCK_SIZE as u64 {
@@ -117,26 +112,50 @@ impl Refs {
     }
 }
 
-/// What the file versions of `drive` refer to, in total and by top-level entry.
-pub fn measure(drive: &Drive) -> Usage {
+/// Add the blocks of `runs` to `into`, by feed.
+fn insert_runs<'a>(into: &mut BTreeMap<FeedId, Ranges>, runs: impl Iterator<Item = &'a Run>) {
+    for r in runs {
+        into.entry(r.feed)
+            .or_default()
+            .insert(r.start, r.start.saturating_add(r.count));
+    }
+}
+
+/// The blocks of each feed in `runs`.
+pub fn by_feed<'a>(runs: impl Iterator<Item = &'a Run>) -> BTreeMap<FeedId, Ranges> {
+    let mut out = BTreeMap::new();
+    insert_runs(&mut out, runs);
+    out
+}
+
+/// What the file versions of `drive` refer to, in one pass: the usage in total (and by
+/// top-level entry when `by_entry`: only `space du` shows it), and the blocks of every feed
+/// a file or a kept version refers to.
+pub fn measure(drive: &Drive, by_entry: bool) -> (Usage, BTreeMap<FeedId, Ranges>) {
     let mut current = Refs::default();
     let mut earlier = Refs::default();
-    let mut by_entry: BTreeMap<String, (Refs, Refs)> = BTreeMap::new();
+    let mut entries: BTreeMap<String, (Refs, Refs)> = BTreeMap::new();
     let (mut files, mut versions) = (0, 0);
     for (path, meta, is_current) in drive.file_versions() {
-        let entry = path.split('/').next().unwrap_or_default().to_string();
-        let (cur, old) = by_entry.entry(entry).or_default();
+        let entry = by_entry.then(|| {
+            let name = path.split('/').next().unwrap_or_default().to_string();
+            entries.entry(name).or_default()
+        });
         if is_current {
             files += 1;
             current.add(meta);
-            cur.add(meta);
+            if let Some((cur, _)) = entry {
+                cur.add(meta);
+            }
         } else {
             versions += 1;
             earlier.add(meta);
-            old.add(meta);
+            if let Some((_, old)) = entry {
+                old.add(meta);
+            }
         }
     }
-    Usage {
+    let usage = Usage {
         total: Bytes {
             tree: current.bytes_without(None),
             versions: earlier.bytes_without(Some(&current)),
@@ -145,7 +164,7 @@ pub fn measure(drive: &Drive) -> Usage {
         on_disk: 0,
         files,
         versions,
-        by_entry: by_entry
+        by_entry: entries
             .into_iter()
             .map(|(name, (cur, old))| {
                 let b = Bytes {
@@ -155,16 +174,15 @@ pub fn measure(drive: &Drive) -> Usage {
                 (name, b)
             })
             .collect(),
+    };
+    let mut referenced = current.blocks;
+    for (feed, ranges) in earlier.blocks {
+        let all = referenced.entry(feed).or_default();
+        for (s, e) in ranges.iter() {
+            all.insert(s, e);
+        }
     }
-}
-
-/// The blocks of every feed that `drive` refers to.
-pub fn referenced(drive: &Drive) -> BTreeMap<FeedId, Ranges> {
-    let mut refs = Refs::default();
-    for (_, meta, _) in drive.file_versions() {
-        refs.add(meta);
-    }
-    refs.blocks
+    (usage, referenced)
 }
 
 #[cfg(test)]
@@ -213,7 +231,7 @@ mod tests {
         put(&mut d, 0, 1, "docs/a", 2 * B + B / 2, &[(0, 3)]);
         put(&mut d, 1, 2, "b", 2 * B + B / 2, &[(0, 3)]);
         put(&mut d, 2, 3, "docs/a", 3 * B + 10, &[(0, 2), (3, 2)]);
-        let u = measure(&d);
+        let (u, referenced) = measure(&d, true);
         // Current: blocks 0..5 (0,1,2 through b; 3,4 through docs/a): 4 whole blocks,
         // block 2 is half, block 4 holds 10 bytes.
         assert_eq!(u.total.tree, 3 * B + B / 2 + 10);
@@ -224,6 +242,8 @@ mod tests {
         assert_eq!(u.by_entry["docs"].tree, 3 * B + 10);
         // The earlier docs/a has block 2 that no current docs/ file has.
         assert_eq!(u.by_entry["docs"].versions, B / 2);
-        assert_eq!(referenced(&d)[&[1; 32]].count(), 5);
+        assert_eq!(referenced[&[1; 32]].count(), 5);
+        let (totals, _) = measure(&d, false);
+        assert_eq!((totals.total, totals.by_entry.len()), (u.total, 0));
     }
 }
