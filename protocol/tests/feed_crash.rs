@@ -94,16 +94,17 @@ impl Rng {
     }
 }
 
-/// Run the child test `test` of this binary on the feed in `dir` (passed in `env`); the
-/// numbers it prints after `prefix` arrive on the receiver.
+/// Run the child test `test` of this binary on the feed in `dir` (passed in `env`); each
+/// number it prints after one of `prefixes` arrives on the receiver with that prefix's
+/// position in the list.
 fn spawn_child(
     test: &str,
     env: &str,
     dir: &Path,
-    prefix: &'static str,
+    prefixes: &'static [&'static str],
 ) -> (
     std::process::Child,
-    mpsc::Receiver<u64>,
+    mpsc::Receiver<(usize, u64)>,
     std::thread::JoinHandle<()>,
 ) {
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -117,8 +118,12 @@ fn spawn_child(
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix(prefix) {
-                let _ = tx.send(n.parse::<u64>().unwrap());
+            let said = prefixes
+                .iter()
+                .enumerate()
+                .find_map(|(i, p)| Some((i, line.strip_prefix(p)?.parse::<u64>().unwrap())));
+            if let Some(said) = said {
+                let _ = tx.send(said);
             }
         }
     });
@@ -195,7 +200,7 @@ async fn appends_killed_at_random_points_keep_every_acknowledged_block() {
             "crash_child_appends_until_killed",
             CHILD_ENV,
             &dir,
-            "acked ",
+            &["acked "],
         );
         let started = Instant::now();
         let mut last = acked;
@@ -205,7 +210,7 @@ async fn appends_killed_at_random_points_keep_every_acknowledged_block() {
             let target = acked + more;
             while last < target && started.elapsed() < PATIENCE {
                 match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(n) => last = n,
+                    Ok((_, n)) => last = n,
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
@@ -220,7 +225,7 @@ async fn appends_killed_at_random_points_keep_every_acknowledged_block() {
             ended_by_itself.is_none(),
             "round {round}: the child ended by itself ({ended_by_itself:?})"
         );
-        for n in rx.try_iter() {
+        for (_, n) in rx.try_iter() {
             assert!(n > last, "round {round}: acknowledged lengths go up");
             last = n;
         }
@@ -291,13 +296,13 @@ async fn evictions_killed_at_random_points_never_leave_a_block_marked_without_it
             "crash_child_evicts_until_killed",
             EVICT_CHILD_ENV,
             &dir,
-            "evicted ",
+            &["evicted "],
         );
         // Kill after a few evictions and a random extra delay (inside one, or between).
         let target = (acked + 1 + rng.next() % 12).min(EVICT_BLOCKS);
         let started = Instant::now();
         while acked < target && started.elapsed() < PATIENCE {
-            if let Ok(n) = rx.recv_timeout(Duration::from_millis(100)) {
+            if let Ok((_, n)) = rx.recv_timeout(Duration::from_millis(100)) {
                 acked = n;
             }
         }
@@ -305,7 +310,7 @@ async fn evictions_killed_at_random_points_never_leave_a_block_marked_without_it
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         reader.join().unwrap();
-        acked = rx.try_iter().fold(acked, u64::max);
+        acked = rx.try_iter().map(|(_, n)| n).fold(acked, u64::max);
         // Reopened: every acknowledged eviction holds, no block is marked present
         // without its data, and nothing past the eviction in progress was touched.
         let mut feed = Feed::open(&dir, k.public.0, None).await.unwrap();
@@ -407,31 +412,18 @@ async fn clears_killed_at_random_points_never_lose_a_referenced_block() {
         | 1);
     let (mut cleared, mut acked) = (0u64, CLEAR_BLOCKS);
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child_clears_until_killed", "--nocapture"])
-            .env(CLEAR_CHILD_ENV, &dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel::<(bool, u64)>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let said = match line.split_once(' ') {
-                    Some(("cleared", n)) => (true, n.parse().unwrap()),
-                    Some(("acked", n)) => (false, n.parse().unwrap()),
-                    _ => continue,
-                };
-                let _ = tx.send(said);
-            }
-        });
+        let (mut child, rx, reader) = spawn_child(
+            "crash_child_clears_until_killed",
+            CLEAR_CHILD_ENV,
+            &dir,
+            &["cleared ", "acked "],
+        );
         // Kill after a few statements and a random extra delay (inside a clear, an
         // append, or between them).
         let target = cleared + 1 + rng.next() % 6;
         let started = Instant::now();
-        let take = |(is_clear, n): (bool, u64), cleared: &mut u64, acked: &mut u64| {
-            if is_clear {
+        let take = |(said, n): (usize, u64), cleared: &mut u64, acked: &mut u64| {
+            if said == 0 {
                 *cleared = (*cleared).max(n);
             } else {
                 *acked = (*acked).max(n);

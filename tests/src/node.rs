@@ -273,3 +273,92 @@ pub fn two_members(dir: &Path, extra: &str) -> ((Node, Agent), (Node, Agent)) {
     b.wait_converged(60);
     ((a, agent_a), (b, agent_b))
 }
+
+/// Two members of a space `home` and a seed of it, running and converged.
+#[derive(Debug)]
+pub struct Trio {
+    pub a: Node,
+    pub b: Node,
+    pub s: Node,
+    /// A's, B's and the seed's agents, in that order.
+    pub agents: [Agent; 3],
+    /// The space's address.
+    pub address: String,
+}
+
+/// `a` creates the space and dials the seed `s`; `b` joins by invite and dials `a`; both
+/// declare `s` a seeder; `extra` goes into both members' `[[space]]` tables.
+pub fn two_members_and_a_seed(dir: &Path, extra: &str) -> Trio {
+    let (a, b, s) = (
+        Node::new(dir, "a"),
+        Node::new(dir, "b"),
+        Node::new(dir, "s"),
+    );
+    let (pa, ps) = (free_port(), free_port());
+    let (kb, ks) = (b.identity(), s.identity());
+    let space =
+        |more: &str| format!("[[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n{extra}{more}");
+    a.write_config(&format!(
+        "[network]\nlisten = [\"127.0.0.1:{pa}\"]\npeers = [\"127.0.0.1:{ps}\"]\n{QUIET}{}",
+        space("")
+    ));
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let address = a.space_address();
+    let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kb]);
+    b.write_config(&format!(
+        "[network]\npeers = [\"127.0.0.1:{pa}\"]\n{QUIET}{}",
+        space(&format!("invite = \"{code}\"\n"))
+    ));
+    s.write_config(&format!(
+        "[network]\nlisten = [\"127.0.0.1:{ps}\"]\n{QUIET}\
+         [[seed]]\nname = \"home\"\naddress = \"{address}\"\n"
+    ));
+    let (agent_b, agent_s) = (b.start(), s.start());
+    b.wait_converged(60);
+    s.wait_converged(60);
+    Trio {
+        a,
+        b,
+        s,
+        agents: [agent_a, agent_b, agent_s],
+        address,
+    }
+}
+
+impl Trio {
+    /// The three agents' logs, for a failure's message.
+    pub fn logs(&self) -> String {
+        format!(
+            "a:\n{}\nb:\n{}\ns:\n{}",
+            self.a.log(),
+            self.b.log(),
+            self.s.log()
+        )
+    }
+
+    /// Where A, B and the seed keep the space's feeds.
+    pub fn feeds(&self) -> [PathBuf; 3] {
+        [
+            self.a
+                .data()
+                .join("spaces")
+                .join(&self.address)
+                .join("feeds"),
+            self.b
+                .data()
+                .join("spaces")
+                .join(&self.address)
+                .join("feeds"),
+            self.s.data().join("seeds").join(&self.address),
+        ]
+    }
+
+    /// Stop the three agents cleanly (SIGTERM), the seed first.
+    pub fn stop(self) {
+        let [a, b, s] = self.agents;
+        s.stop();
+        b.stop();
+        a.stop();
+    }
+}

@@ -6,7 +6,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use cobox_tests::files::{files_under, noise};
-use cobox_tests::node::{Node, QUIET, eventually, free_port};
+use cobox_tests::node::{Node, eventually, two_members_and_a_seed};
 
 const MIB: u64 = 1 << 20;
 
@@ -33,36 +33,10 @@ fn received(n: &Node, kind: &str, name: &str) -> u64 {
 #[test]
 fn an_append_or_an_edit_in_place_costs_what_changed_on_every_device() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, s) = (
-        Node::new(tmp.path(), "a"),
-        Node::new(tmp.path(), "b"),
-        Node::new(tmp.path(), "s"),
-    );
-    let (pa, ps) = (free_port(), free_port());
-    let (kb, ks) = (b.identity(), s.identity());
-    a.write_config(&format!(
-        "[network]\nlisten = [\"127.0.0.1:{pa}\"]\npeers = [\"127.0.0.1:{ps}\"]\n{QUIET}\
-         [[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\n"
-    ));
-    let agent_a = a.start();
-    a.wait_converged(60);
-    let address = a.space_address();
-    let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kb]);
-    b.write_config(&format!(
-        "[network]\npeers = [\"127.0.0.1:{pa}\"]\n{QUIET}\
-         [[space]]\nname = \"home\"\ninvite = \"{code}\"\nseeders = [\"{ks}\"]\n"
-    ));
-    s.write_config(&format!(
-        "[network]\nlisten = [\"127.0.0.1:{ps}\"]\n{QUIET}\
-         [[seed]]\nname = \"home\"\naddress = \"{address}\"\n"
-    ));
-    let (agent_b, agent_s) = (b.start(), s.start());
-    b.wait_converged(60);
-    s.wait_converged(60);
-    let logs = || format!("a:\n{}\nb:\n{}\ns:\n{}", a.log(), b.log(), s.log());
-    let feeds_a = a.data().join("spaces").join(&address).join("feeds");
-    let feeds_b = b.data().join("spaces").join(&address).join("feeds");
-    let feeds_s = s.data().join("seeds").join(&address);
+    let trio = two_members_and_a_seed(tmp.path(), "");
+    let (a, b, s) = (&trio.a, &trio.b, &trio.s);
+    let logs = || trio.logs();
+    let [feeds_a, feeds_b, feeds_s] = trio.feeds();
     let data = |dir: &Path| cobox_tests::files::data_bytes(dir);
     // Every device holds every block of the space, and B's mount shows `want`.
     let settled = |want: &[u8], what: &str| {
@@ -90,11 +64,11 @@ fn an_append_or_an_edit_in_place_costs_what_changed_on_every_device() {
     // received, against the bytes changed. A whole copy would be 32 times the change.
     let mut cost = |what: &str, changed: u64, change: &dyn Fn(&mut Vec<u8>)| {
         let before = [disk(&feeds_a), disk(&feeds_b), disk(&feeds_s)];
-        let wire = [received(&b, "space", "home"), received(&s, "seed", "home")];
+        let wire = [received(b, "space", "home"), received(s, "seed", "home")];
         change(&mut big);
         settled(&big, what);
         let after = [disk(&feeds_a), disk(&feeds_b), disk(&feeds_s)];
-        let wire_after = [received(&b, "space", "home"), received(&s, "seed", "home")];
+        let wire_after = [received(b, "space", "home"), received(s, "seed", "home")];
         // Within twice the change, plus the operation and the feeds' own bookkeeping.
         let bound = 2 * changed + 256 * 1024;
         for (who, (x, y)) in ["A's disk", "B's disk", "the seed's disk"]
@@ -221,7 +195,5 @@ fn an_append_or_an_edit_in_place_costs_what_changed_on_every_device() {
     }
     assert!(std::fs::read(&path).unwrap() == original);
 
-    agent_s.stop();
-    agent_b.stop();
-    agent_a.stop();
+    trio.stop();
 }

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use cobox_tests::files::{files_under, noise};
-use cobox_tests::node::{Node, QUIET, eventually, free_port};
+use cobox_tests::node::{eventually, two_members_and_a_seed};
 
 const MIB: u64 = 1 << 20;
 
@@ -23,43 +23,10 @@ fn stored(dir: &Path) -> u64 {
 #[test]
 fn with_no_versions_kept_deleted_files_leave_every_device_including_the_seed() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, s) = (
-        Node::new(tmp.path(), "a"),
-        Node::new(tmp.path(), "b"),
-        Node::new(tmp.path(), "s"),
-    );
-    let (pa, ps) = (free_port(), free_port());
-    let (kb, ks) = (b.identity(), s.identity());
-    let space = |extra: &str| {
-        format!(
-            "[[space]]\nname = \"home\"\nseeders = [\"{ks}\"]\nversions = {{ keep = \"0s\" }}\n{extra}"
-        )
-    };
-    a.write_config(&format!(
-        "[network]\nlisten = [\"127.0.0.1:{pa}\"]\npeers = [\"127.0.0.1:{ps}\"]\n{QUIET}{}",
-        space("")
-    ));
-    let _agent_a = a.start();
-    a.wait_converged(60);
-    let address = a.space_address();
-    let code = a.ctl_ok(&["invite", "create", "--space", "home", "--for", &kb]);
-    b.write_config(&format!(
-        "[network]\npeers = [\"127.0.0.1:{pa}\"]\n{QUIET}{}",
-        space(&format!("invite = \"{code}\"\n"))
-    ));
-    s.write_config(&format!(
-        "[network]\nlisten = [\"127.0.0.1:{ps}\"]\n{QUIET}\
-         [[seed]]\nname = \"home\"\naddress = \"{address}\"\n"
-    ));
-    let (_agent_b, _agent_s) = (b.start(), s.start());
-    b.wait_converged(60);
-    s.wait_converged(60);
-    let logs = || format!("a:\n{}\nb:\n{}\ns:\n{}", a.log(), b.log(), s.log());
-    let dirs = [
-        a.data().join("spaces").join(&address).join("feeds"),
-        b.data().join("spaces").join(&address).join("feeds"),
-        s.data().join("seeds").join(&address),
-    ];
+    let trio = two_members_and_a_seed(tmp.path(), "versions = { keep = \"0s\" }\n");
+    let (a, b) = (&trio.a, &trio.b);
+    let logs = || trio.logs();
+    let dirs = trio.feeds();
 
     // Four files of 4 MiB, two written on each member; every device holds them all.
     let files: Vec<(String, Vec<u8>)> = (0..4)
