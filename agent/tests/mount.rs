@@ -428,11 +428,20 @@ fn earlier_versions_are_read_only_files_under_a_hidden_directory() {
     let (data, at) = (tmp.path().join("data"), tmp.path().join("mnt"));
     let m = Mount::start(&data, &at);
     std::fs::create_dir(at.join("docs")).unwrap();
-    std::fs::write(at.join("docs/a.md"), "one\n").unwrap();
+    // Each version made durable is kept (here by fsync; else by the next commit).
+    let durable = |path: &Path, text: &str| {
+        let mut f = std::fs::File::create(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f.sync_all().unwrap();
+    };
+    durable(&at.join("docs/a.md"), "one\n");
     std::thread::sleep(Duration::from_millis(5));
-    std::fs::write(at.join("docs/a.md"), "two\n").unwrap();
+    durable(&at.join("docs/a.md"), "two\n");
     std::fs::remove_file(at.join("docs/a.md")).unwrap();
     std::fs::write(at.join("b.txt"), "bee\n").unwrap();
+    // A file written and removed within one commit interval was never recorded.
+    std::fs::write(at.join("scratch.tmp"), "gone\n").unwrap();
+    std::fs::remove_file(at.join("scratch.tmp")).unwrap();
     let names = |p: &Path| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(p)
             .unwrap()
@@ -444,6 +453,8 @@ fn earlier_versions_are_read_only_files_under_a_hidden_directory() {
     // Not listed (a copy of the mount copies no versions), reached by name.
     assert_eq!(names(&at), ["b.txt", "docs"]);
     let versions = at.join(".cobox/versions");
+    // fsync of any file commits every change waiting.
+    std::fs::File::open(at.join("b.txt")).unwrap().sync_all().unwrap();
     assert_eq!(names(&versions), ["b.txt", "docs"]);
     assert_eq!(names(&versions.join("docs")), ["a.md"]);
     let kept = names(&versions.join("docs/a.md"));
@@ -494,6 +505,10 @@ fn earlier_versions_are_read_only_files_under_a_hidden_directory() {
         std::fs::read_to_string(at.join("docs/a.md")).unwrap(),
         "one\n"
     );
+    std::fs::File::open(at.join("docs/a.md"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
     assert_eq!(names(&versions.join("docs/a.md")).len(), 3);
     m.stop();
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use cobox_keys::{KeyStore, Secret32, SpaceKeys};
 use coboxd::feed::copy::copy_missing;
+use coboxd::space::flush::CommitInterval;
 use coboxd::space::{NodeKind, Space};
 
 struct Device {
@@ -373,5 +374,77 @@ fn reclaiming_clears_only_what_no_file_kept_version_or_open_file_refers_to() {
         assert_eq!(read(&mut sa, "keep.bin").await, keep);
         write(&mut sa, "twice.bin", &edit1, 5).await;
         assert_eq!(sa.feeds().content().lock().await.len(), before + 7);
+    });
+}
+
+/// Log entries on this device, durable or not.
+async fn log_len(space: &Space) -> u64 {
+    space.feeds().log().lock().await.len()
+}
+
+#[test]
+fn a_file_created_written_touched_and_renamed_within_a_commit_is_one_operation() {
+    let (tmp, a, keys, rt) = one_device();
+    rt.block_on(async {
+        let mut s = open(&a, &keys, "ada").await;
+        s.set_commit_interval(CommitInterval::new(Duration::from_secs(60)));
+        let before = log_len(&s).await;
+        // What `rsync -a` does for each file: a temporary name, content, times, rename.
+        s.create_file(".minutes.md.Xa12", 0o600, 1).await.unwrap();
+        write(&mut s, ".minutes.md.Xa12", b"the minutes", 2).await;
+        s.set_meta(".minutes.md.Xa12", 0o644, 1_700_000_000_000)
+            .await
+            .unwrap();
+        s.rename(".minutes.md.Xa12", "minutes.md").await.unwrap();
+        // A scratch file written and deleted before the commit leaves nothing.
+        s.create_file("scratch", 0o600, 3).await.unwrap();
+        s.remove("scratch", NodeKind::File).await.unwrap();
+        let shown = s.node("minutes.md").unwrap();
+        assert_eq!((shown.size, shown.mode), (11, 0o644));
+        assert!(s.node(".minutes.md.Xa12").is_none() && s.node("scratch").is_none());
+        let names: Vec<String> = s.children("").unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["minutes.md"], "listed before it is recorded");
+        assert_eq!(log_len(&s).await, before, "nothing recorded before the commit");
+        s.sync().await.unwrap();
+        assert_eq!(log_len(&s).await, before + 1, "one operation for the file");
+
+        // A peer sees only the outcome.
+        let b = device(tmp.path(), "b");
+        let mut p = open(&b, &keys, "bob").await;
+        sync(&mut s, &mut p).await;
+        let names: Vec<String> = p.children("").unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["minutes.md"]);
+        let node = p.node("minutes.md").unwrap();
+        assert_eq!((node.mode, node.mtime_ms), (0o644, 1_700_000_000_000));
+        assert_eq!(read(&mut p, "minutes.md").await, b"the minutes");
+        assert_eq!(p.versions(".minutes.md.Xa12").len(), 0, "no trace of the temporary name");
+    });
+}
+
+#[test]
+fn a_file_waiting_for_its_commit_stays_concurrent_with_an_edit_that_arrives_meanwhile() {
+    let (tmp, a, keys, rt) = one_device();
+    rt.block_on(async {
+        let mut ada = open(&a, &keys, "ada").await;
+        let b = device(tmp.path(), "b");
+        let mut bob = open(&b, &keys, "bob").await;
+        write(&mut bob, "plan.md", b"bob's plan", now_ms()).await;
+        ada.set_commit_interval(CommitInterval::new(Duration::from_secs(60)));
+        write(&mut ada, "plan.md", b"ada's plan", now_ms()).await;
+        // Bob's edit arrives before Ada's commits: Ada wrote hers without seeing his.
+        sync(&mut bob, &mut ada).await;
+        ada.sync().await.unwrap();
+        sync(&mut ada, &mut bob).await;
+        for s in [&ada, &bob] {
+            let names: Vec<String> = s.children("").unwrap().into_iter().map(|(n, _)| n).collect();
+            assert_eq!(names.len(), 2, "both edits shown, one as a conflict copy: {names:?}");
+            assert!(names.iter().any(|n| n.starts_with("plan.md.conflict-")), "{names:?}");
+        }
+        let mut contents = vec![];
+        for (name, _) in ada.children("").unwrap() {
+            contents.push(read(&mut ada, &name).await);
+        }
+        contents.sort();
+        assert_eq!(contents, [b"ada's plan".to_vec(), b"bob's plan".to_vec()]);
     });
 }

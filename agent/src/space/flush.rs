@@ -85,6 +85,7 @@ impl Space {
     /// Make every change so far durable — the content first, then the log that refers to
     /// it — and offer them to peers. What `fsync` waits for.
     pub async fn sync(&mut self) -> Result<(), SpaceError> {
+        self.record_pending().await?;
         self.sync_content().await?;
         let log = self.feeds.log().clone();
         {

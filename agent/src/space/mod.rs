@@ -10,6 +10,7 @@ pub mod history;
 pub mod index;
 pub mod layout;
 pub mod message;
+mod pending;
 pub mod pins;
 mod reclaim;
 pub use cobox_keys::roster;
@@ -115,6 +116,8 @@ pub struct Space {
     commit: flush::CommitInterval,
     /// Since when changes wait for the next commit, if any do.
     dirty_since: Option<std::time::Instant>,
+    /// Files written through the mount and not recorded in the log yet.
+    pending: pending::Pending,
     /// The newest health report read from each log, by log key.
     health: HealthReports,
     /// The device names the writers gave, by log key.
@@ -184,6 +187,7 @@ impl Space {
             reclaimed: None,
             commit: flush::CommitInterval::default(),
             dirty_since: None,
+            pending: pending::Pending::default(),
             health: HealthReports::default(),
             names: DeviceNames::default(),
         };
@@ -332,6 +336,11 @@ impl Space {
     /// Apply every log entry not applied yet, and checkpoint the drive index.
     pub async fn refresh(&mut self) -> Result<(), SpaceError> {
         let logs: Vec<[u8; 32]> = self.logs.keys().copied().collect();
+        if !self.pending.is_empty() && self.others_wrote(&logs).await? {
+            // What was written here did not see their entries: recorded with the clock
+            // it was written under.
+            self.record_pending().await?;
+        }
         for key in logs {
             let applied = self.tree.applied(&key);
             // This device's own entries not yet durable apply too (see `Durability::Later`).
@@ -387,6 +396,47 @@ impl Space {
         Ok(())
     }
 
+    /// Whether another writer's log has entries not applied yet.
+    async fn others_wrote(&mut self, logs: &[[u8; 32]]) -> Result<bool, SpaceError> {
+        let own = self.feeds.log_key;
+        for key in logs.iter().filter(|k| **k != own) {
+            if let Some(f) = self.feeds.get(key).await?
+                && f.held().length > self.tree.applied(key)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Record the files waiting in [`pending`] (as few operations as their paths allow) and
+    /// apply them, before anything that could depend on them.
+    pub(super) async fn record_pending(&mut self) -> Result<(), SpaceError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut puts = self.pending.take();
+        while !puts.is_empty() {
+            let ctx = self.next_op_context().await;
+            let (key, seq) = (ctx.feed, ctx.seq);
+            let op = self.tree.puts_op(ctx, &mut puts);
+            if let Err(e) = self
+                .append_to_log(&[Message::Drive(op.clone())], Durability::Later)
+                .await
+            {
+                // Still shown, and tried again at the next commit.
+                for (path, meta) in puts {
+                    self.pending.put(&path, meta);
+                }
+                return Err(e);
+            }
+            self.tree.apply_encoded(&key, seq, &op);
+            self.unsaved += 1;
+            self.stats.read += 1;
+        }
+        Ok(())
+    }
+
     /// Save the drive to the index, so the next open replays only later entries. This
     /// device's changes are made durable first: the index never counts an entry a crash
     /// could take back.
@@ -407,7 +457,7 @@ impl Space {
         if history::is_hidden(path) {
             return history::node(self.tree.drive(), path);
         }
-        self.tree.node(path)
+        self.pending.node(path).or_else(|| self.tree.node(path))
     }
 
     /// The entries of directory `dir`, sorted by name; `None` if it is not a directory.
@@ -417,6 +467,7 @@ impl Space {
             return history::children(self.tree.drive(), dir);
         }
         let mut entries = self.tree.children(dir)?;
+        self.pending.overlay(dir, &mut entries);
         if dir.is_empty() {
             entries.retain(|(name, _)| name != history::DIR);
         }
@@ -526,16 +577,19 @@ impl Space {
         self.refresh().await
     }
 
-    /// Record `path` as a new empty file, durable (and shown to peers) with this device's
-    /// next durable change: the file's content when it is closed. A crash before then
-    /// loses only the empty file, as it would lose the content being written into it.
+    /// Record `path` as a new empty file: with its content when it is closed (see
+    /// [`pending`]), so a crash before then loses only the empty file, as it would lose the
+    /// content being written into it.
     pub async fn create_file(
         &mut self,
         path: &str,
         mode: u32,
         mtime_ms: i64,
     ) -> Result<(), SpaceError> {
-        let ctx = self.op_context().await;
+        if self.durability() == Durability::Later {
+            return self.wait_put(path, FileBlocks::default(), mode, mtime_ms);
+        }
+        let ctx = self.op_context().await?;
         let op = self
             .tree
             .write_op(ctx, path, FileBlocks::default(), mode, mtime_ms)?;
@@ -550,9 +604,32 @@ impl Space {
         mode: u32,
         mtime_ms: i64,
     ) -> Result<(), SpaceError> {
-        let ctx = self.op_context().await;
+        if self.durability() == Durability::Later {
+            return self.wait_put(path, blocks, mode, mtime_ms);
+        }
+        let ctx = self.op_context().await?;
         let op = self.tree.write_op(ctx, path, blocks, mode, mtime_ms)?;
         self.commit_op(op).await
+    }
+
+    /// Put a file among those waiting for the next commit.
+    fn wait_put(
+        &mut self,
+        path: &str,
+        blocks: FileBlocks,
+        mode: u32,
+        mtime_ms: i64,
+    ) -> Result<(), SpaceError> {
+        tree::checked(path)?;
+        let meta = cobox_drive::FileMeta {
+            size: blocks.size,
+            mode,
+            mtime: mtime_ms,
+            runs: blocks.runs,
+        };
+        self.pending.put(path, meta);
+        self.dirtied();
+        Ok(())
     }
 
     /// Every version of the file at `path` this device knows (kept versions, deleted ones
@@ -596,10 +673,15 @@ impl Space {
         mode: u32,
         mtime_ms: i64,
     ) -> Result<(), SpaceError> {
-        let ctx = self.op_context().await;
         let node = self
             .node(path)
             .ok_or_else(|| SpaceError::NotFound(path.into()))?;
+        if let (NodeKind::File, Some(blocks), Durability::Later) =
+            (node.kind, &node.blocks, self.durability())
+        {
+            return self.wait_put(path, blocks.clone(), mode, mtime_ms);
+        }
+        let ctx = self.op_context().await?;
         let op = match (node.kind, node.blocks) {
             (NodeKind::File, Some(blocks)) => {
                 self.tree.write_op(ctx, path, blocks, mode, mtime_ms)?
@@ -611,18 +693,17 @@ impl Space {
     }
 
     pub async fn mkdir(&mut self, path: &str, mode: u32, mtime_ms: i64) -> Result<(), SpaceError> {
-        let ctx = self.op_context().await;
         if self.node(path).is_some() {
             return Err(SpaceError::Exists(path.into()));
         }
         self.parent_dir(path)?;
+        let ctx = self.op_context().await?;
         let op = self.tree.mkdir_op(ctx, path, mode, mtime_ms)?;
         self.commit_op(op).await
     }
 
     /// Remove a file (`kind` File) or an empty directory (`kind` Dir).
     pub async fn remove(&mut self, path: &str, kind: NodeKind) -> Result<(), SpaceError> {
-        let ctx = self.op_context().await;
         let node = self
             .node(path)
             .ok_or_else(|| SpaceError::NotFound(path.into()))?;
@@ -636,13 +717,17 @@ impl Space {
             }
             _ => {}
         }
+        if self.pending.remove(path).is_some() && self.tree.node(path).is_none() {
+            // Never recorded: nothing to delete.
+            return Ok(());
+        }
+        let ctx = self.op_context().await?;
         let op = self.tree.delete_op(ctx, path)?;
         self.commit_op(op).await
     }
 
     /// Move a file or directory, replacing a file (or empty directory) at `to`.
     pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), SpaceError> {
-        let ctx = self.op_context().await;
         let src = self
             .node(from)
             .ok_or_else(|| SpaceError::NotFound(from.into()))?;
@@ -667,6 +752,15 @@ impl Space {
                 _ => {}
             }
         }
+        if self.tree.node(from).is_none()
+            && let Some(meta) = self.pending.remove(from)
+        {
+            // A file not recorded yet: it waits under its new name.
+            tree::checked(to)?;
+            self.pending.put(to, meta);
+            return Ok(());
+        }
+        let ctx = self.op_context().await?;
         let op = self.tree.rename_op(ctx, from, to)?;
         self.commit_op(op).await
     }
@@ -680,8 +774,15 @@ impl Space {
         }
     }
 
-    /// The context of an operation about to be appended to this device's log.
-    async fn op_context(&mut self) -> tree::OpContext {
+    /// The context of an operation about to be appended to this device's log, after the
+    /// files waiting are recorded (the operation may depend on them).
+    async fn op_context(&mut self) -> Result<tree::OpContext, SpaceError> {
+        self.record_pending().await?;
+        Ok(self.next_op_context().await)
+    }
+
+    /// The context of the next entry of this device's log.
+    async fn next_op_context(&mut self) -> tree::OpContext {
         tree::OpContext {
             feed: self.feeds.log_key,
             seq: self.feeds.log().lock().await.len(),

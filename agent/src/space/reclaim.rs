@@ -55,6 +55,9 @@ impl Space {
 
     /// What the space's blocks are used for, as of now (by top-level entry too).
     pub async fn usage(&mut self) -> Usage {
+        if let Err(e) = self.record_pending().await {
+            tracing::warn!(space = %self.name(), error = %e, "cannot record the files written");
+        }
         let (mut usage, refs) = measure(self.tree.drive(), true);
         self.measure_held(&mut usage, &refs).await;
         usage
@@ -91,6 +94,8 @@ impl Space {
         retention: Retention,
         now_ms: i64,
     ) -> Result<Reclaimed, SpaceError> {
+        // The blocks of files not recorded yet are referred to by the drive once they are.
+        self.record_pending().await?;
         let mut done = Reclaimed {
             versions: self.tree.prune(now_ms, retention),
             ..Reclaimed::default()

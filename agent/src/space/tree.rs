@@ -1,6 +1,8 @@
 //! The space's merged drive as the mount sees it, and the drive operations the mount makes.
 
 use cobox_drive::{Drive, Effect, FileMeta, Op, Value, path::check_path};
+use std::collections::{BTreeSet, VecDeque};
+
 use serde::{Deserialize, Serialize};
 
 use super::SpaceError;
@@ -55,6 +57,9 @@ fn value_of(n: cobox_drive::Node) -> Value {
     }
 }
 
+/// Files put by one operation of [`Tree::puts_op`]: it stays a few hundred KiB.
+pub const MAX_PUTS: usize = 1_000;
+
 /// Who writes an operation, and where it goes in its log.
 #[derive(Debug, Clone)]
 pub struct OpContext {
@@ -70,7 +75,7 @@ pub struct Tree {
     drive: Drive,
 }
 
-fn checked(path: &str) -> Result<(), SpaceError> {
+pub(super) fn checked(path: &str) -> Result<(), SpaceError> {
     if super::history::is_hidden(path) {
         return Err(SpaceError::ReadOnly(path.to_string()));
     }
@@ -164,6 +169,35 @@ impl Tree {
             value: Value::File(meta),
         });
         Ok(self.op(ctx, effects))
+    }
+
+    /// One operation putting the files at the front of `puts`, taking them off: at most
+    /// [`MAX_PUTS`], and none whose effects would touch a path the operation already
+    /// touches (a conflict copy it keeps): that one starts the next operation, written
+    /// once this one is applied.
+    pub fn puts_op(&self, ctx: OpContext, puts: &mut VecDeque<(String, FileMeta)>) -> Vec<u8> {
+        let mut effects: Vec<Effect> = Vec::new();
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        let mut taken = 0;
+        while let Some((path, _)) = puts.front() {
+            let retired = self.drive.retire_effects(path);
+            let collides = std::iter::once(path)
+                .chain(retired.iter().map(|e| &e.path))
+                .any(|p| touched.contains(p));
+            if taken == MAX_PUTS || (taken > 0 && collides) {
+                break;
+            }
+            let (path, meta) = puts.pop_front().expect("a put at the front");
+            touched.extend(retired.iter().map(|e| e.path.clone()));
+            touched.insert(path.clone());
+            effects.extend(retired);
+            effects.push(Effect {
+                path,
+                value: Value::File(meta),
+            });
+            taken += 1;
+        }
+        self.op(ctx, effects)
     }
 
     pub fn mkdir_op(
