@@ -454,7 +454,10 @@ fn earlier_versions_are_read_only_files_under_a_hidden_directory() {
     assert_eq!(names(&at), ["b.txt", "docs"]);
     let versions = at.join(".cobox/versions");
     // fsync of any file commits every change waiting.
-    std::fs::File::open(at.join("b.txt")).unwrap().sync_all().unwrap();
+    std::fs::File::open(at.join("b.txt"))
+        .unwrap()
+        .sync_all()
+        .unwrap();
     assert_eq!(names(&versions), ["b.txt", "docs"]);
     assert_eq!(names(&versions.join("docs")), ["a.md"]);
     let kept = names(&versions.join("docs/a.md"));

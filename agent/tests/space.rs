@@ -233,6 +233,9 @@ fn a_created_file_is_durable_and_shown_to_peers_with_its_content_not_before() {
 /// The bytes of the file at `path`, read block by block.
 async fn read(space: &mut Space, path: &str) -> Vec<u8> {
     let blocks = space.node(path).unwrap().blocks.unwrap();
+    if let Some(data) = blocks.inline {
+        return data;
+    }
     let mut out = vec![];
     for at in blocks.from(0).collect::<Vec<_>>() {
         out.extend(space.read_block(at).await.unwrap());
@@ -389,6 +392,7 @@ fn a_file_created_written_touched_and_renamed_within_a_commit_is_one_operation()
         let mut s = open(&a, &keys, "ada").await;
         s.set_commit_interval(CommitInterval::new(Duration::from_secs(60)));
         let before = log_len(&s).await;
+        let blocks = s.feeds().content().lock().await.len();
         // What `rsync -a` does for each file: a temporary name, content, times, rename.
         s.create_file(".minutes.md.Xa12", 0o600, 1).await.unwrap();
         write(&mut s, ".minutes.md.Xa12", b"the minutes", 2).await;
@@ -402,22 +406,45 @@ fn a_file_created_written_touched_and_renamed_within_a_commit_is_one_operation()
         let shown = s.node("minutes.md").unwrap();
         assert_eq!((shown.size, shown.mode), (11, 0o644));
         assert!(s.node(".minutes.md.Xa12").is_none() && s.node("scratch").is_none());
-        let names: Vec<String> = s.children("").unwrap().into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = s
+            .children("")
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         assert_eq!(names, ["minutes.md"], "listed before it is recorded");
-        assert_eq!(log_len(&s).await, before, "nothing recorded before the commit");
+        assert_eq!(
+            log_len(&s).await,
+            before,
+            "nothing recorded before the commit"
+        );
         s.sync().await.unwrap();
         assert_eq!(log_len(&s).await, before + 1, "one operation for the file");
+        assert_eq!(
+            s.feeds().content().lock().await.len(),
+            blocks,
+            "a small file's content is in its operation: no block"
+        );
 
         // A peer sees only the outcome.
         let b = device(tmp.path(), "b");
         let mut p = open(&b, &keys, "bob").await;
         sync(&mut s, &mut p).await;
-        let names: Vec<String> = p.children("").unwrap().into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = p
+            .children("")
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         assert_eq!(names, ["minutes.md"]);
         let node = p.node("minutes.md").unwrap();
         assert_eq!((node.mode, node.mtime_ms), (0o644, 1_700_000_000_000));
         assert_eq!(read(&mut p, "minutes.md").await, b"the minutes");
-        assert_eq!(p.versions(".minutes.md.Xa12").len(), 0, "no trace of the temporary name");
+        assert_eq!(
+            p.versions(".minutes.md.Xa12").len(),
+            0,
+            "no trace of the temporary name"
+        );
     });
 }
 
@@ -436,9 +463,21 @@ fn a_file_waiting_for_its_commit_stays_concurrent_with_an_edit_that_arrives_mean
         ada.sync().await.unwrap();
         sync(&mut ada, &mut bob).await;
         for s in [&ada, &bob] {
-            let names: Vec<String> = s.children("").unwrap().into_iter().map(|(n, _)| n).collect();
-            assert_eq!(names.len(), 2, "both edits shown, one as a conflict copy: {names:?}");
-            assert!(names.iter().any(|n| n.starts_with("plan.md.conflict-")), "{names:?}");
+            let names: Vec<String> = s
+                .children("")
+                .unwrap()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(
+                names.len(),
+                2,
+                "both edits shown, one as a conflict copy: {names:?}"
+            );
+            assert!(
+                names.iter().any(|n| n.starts_with("plan.md.conflict-")),
+                "{names:?}"
+            );
         }
         let mut contents = vec![];
         for (name, _) in ada.children("").unwrap() {

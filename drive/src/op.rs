@@ -16,6 +16,11 @@
 //! tag 4 file `size u64 ‖ mode u32 ‖ mtime i64 ‖ runs (u32 n ‖ n × (feed [32] ‖ start u64
 //! ‖ count u64))`, tag 2 directory `mode u32 ‖ mtime i64`, tag 3 tombstone (no body).
 //!
+//! Version 3 adds tag 5, a small file whose content is in the operation itself (inside the
+//! sealed log entry, so as private as a block): `size u64 ‖ mode u32 ‖ mtime i64 ‖ data
+//! (size bytes, at most [`MAX_INLINE`])`. An operation is written as version 3 only when it
+//! has such a file, so a program that reads version 2 still reads every other.
+//!
 //! Version 1 (still read, never written) differs only in its file effect: tag 1
 //! `size u64 ‖ mode u32 ‖ mtime i64 ‖ feed [32] ‖ start u64 ‖ blocks u64 ‖ hash [32]`, one
 //! run and a BLAKE3 hash of the whole plaintext, which version 2 drops: every block is
@@ -27,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{Clock, FeedId};
 use crate::path::{PathError, check_path};
 
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
+/// The format of operations without content inside.
+pub const VERSION_2: u8 = 2;
 /// The first format, still decoded: one run per file.
 pub const VERSION_1: u8 = 1;
 /// Bounds that keep a hostile entry from costing much to decode.
@@ -35,6 +42,8 @@ pub const MAX_CLOCK: usize = 10_000;
 pub const MAX_EFFECTS: usize = 1_000_000;
 /// Runs in one file's block list.
 pub const MAX_RUNS: usize = 1 << 24;
+/// The most content a file may carry inside an operation.
+pub const MAX_INLINE: usize = 64 * 1024;
 const MAX_DEVICE: usize = 255;
 
 /// `count` consecutive blocks of content feed `feed` from block `start`.
@@ -53,6 +62,9 @@ pub struct FileMeta {
     pub mtime: i64,
     /// The file's blocks in order: runs of content feeds.
     pub runs: Vec<Run>,
+    /// A small file's whole content, carried by the operation instead (no runs then).
+    #[serde(default)]
+    pub inline: Option<Vec<u8>>,
 }
 
 impl FileMeta {
@@ -115,7 +127,11 @@ pub enum DecodeError {
 
 impl Op {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![VERSION];
+        let has_inline = self
+            .effects
+            .iter()
+            .any(|e| matches!(&e.value, Value::File(m) if m.inline.is_some()));
+        let mut out = vec![if has_inline { VERSION } else { VERSION_2 }];
         out.extend_from_slice(&self.time.to_le_bytes());
         let device = &self.device.as_bytes()[..self.device.len().min(MAX_DEVICE)];
         out.push(device.len() as u8);
@@ -128,7 +144,8 @@ impl Op {
         }
         out.extend_from_slice(&(self.effects.len() as u32).to_le_bytes());
         for e in &self.effects {
-            let tag = match e.value {
+            let tag = match &e.value {
+                Value::File(m) if m.inline.is_some() => 5,
                 Value::File(_) => 4,
                 Value::Dir { .. } => 2,
                 Value::Tombstone => 3,
@@ -137,6 +154,18 @@ impl Op {
             out.extend_from_slice(&(e.path.len() as u16).to_le_bytes());
             out.extend_from_slice(e.path.as_bytes());
             match &e.value {
+                Value::File(FileMeta {
+                    mode,
+                    mtime,
+                    inline: Some(data),
+                    ..
+                }) => {
+                    let data = &data[..data.len().min(MAX_INLINE)];
+                    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+                    out.extend_from_slice(&mode.to_le_bytes());
+                    out.extend_from_slice(&mtime.to_le_bytes());
+                    out.extend_from_slice(data);
+                }
                 Value::File(m) => {
                     out.extend_from_slice(&m.size.to_le_bytes());
                     out.extend_from_slice(&m.mode.to_le_bytes());
@@ -162,7 +191,7 @@ impl Op {
     pub fn decode(bytes: &[u8]) -> Result<Op, DecodeError> {
         let mut r = Reader(bytes);
         let version = r.u8()?;
-        if version != VERSION && version != VERSION_1 {
+        if !matches!(version, VERSION | VERSION_2 | VERSION_1) {
             return Err(DecodeError::UnknownVersion(version));
         }
         let time = i64::from_le_bytes(r.array()?);
@@ -202,9 +231,24 @@ impl Op {
                         mode,
                         mtime,
                         runs: vec![run],
+                        inline: None,
                     })
                 }
-                (VERSION, 4) => {
+                (VERSION, 5) => {
+                    let (size, mode, mtime) = r.file_head()?;
+                    if size > MAX_INLINE as u64 {
+                        return Err(DecodeError::TooLarge("content inside"));
+                    }
+                    let data = r.take(size as usize)?.to_vec();
+                    Value::File(FileMeta {
+                        size,
+                        mode,
+                        mtime,
+                        runs: vec![],
+                        inline: Some(data),
+                    })
+                }
+                (VERSION | VERSION_2, 4) => {
                     let (size, mode, mtime) = r.file_head()?;
                     let n = u32::from_le_bytes(r.array()?) as usize;
                     if n > MAX_RUNS || n > r.0.len() / RUN_BYTES {
@@ -216,6 +260,7 @@ impl Op {
                         mode,
                         mtime,
                         runs,
+                        inline: None,
                     })
                 }
                 (_, 2) => Value::Dir {
@@ -308,6 +353,7 @@ mod tests {
                                 count: 2,
                             },
                         ],
+                        inline: None,
                     }),
                 },
                 Effect {
@@ -340,9 +386,9 @@ mod tests {
         let mut long = bytes.clone();
         long.push(0);
         assert_eq!(Op::decode(&long), Err(DecodeError::Trailing(1)));
-        let mut v3 = bytes;
-        v3[0] = 3;
-        assert_eq!(Op::decode(&v3), Err(DecodeError::UnknownVersion(3)));
+        let mut v4 = bytes;
+        v4[0] = 4;
+        assert_eq!(Op::decode(&v4), Err(DecodeError::UnknownVersion(4)));
     }
 
     /// An operation as version 1 wrote it: a file is one extent and a whole-file hash.
@@ -424,6 +470,55 @@ mod tests {
         assert_eq!(bytes[at..at + 4], 2u32.to_le_bytes());
         bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(Op::decode(&bytes), Err(DecodeError::TooLarge("block list")));
+    }
+
+    fn small(data: &[u8]) -> Effect {
+        Effect {
+            path: "note.txt".into(),
+            value: Value::File(FileMeta {
+                size: data.len() as u64,
+                mode: 0o600,
+                mtime: 7,
+                runs: vec![],
+                inline: Some(data.to_vec()),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_small_file_inside_round_trips_and_only_it_makes_a_version_3_operation() {
+        assert_eq!(
+            sample().encode()[0],
+            VERSION_2,
+            "readable by version 2 programs"
+        );
+        let mut op = sample();
+        op.effects.push(small(b"four bytes of text"));
+        op.effects.push(small(b""));
+        let bytes = op.encode();
+        assert_eq!(bytes[0], VERSION);
+        assert_eq!(Op::decode(&bytes), Ok(op));
+        for cut in 0..bytes.len() {
+            assert!(Op::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // A version 2 operation cannot carry content inside.
+        let mut old = bytes.clone();
+        old[0] = VERSION_2;
+        assert_eq!(Op::decode(&old), Err(DecodeError::UnknownEffect(5)));
+    }
+
+    #[test]
+    fn content_inside_larger_than_the_bound_is_refused_before_it_is_read() {
+        let mut op = sample();
+        op.effects = vec![small(b"x")];
+        let mut bytes = op.encode();
+        let at = 1 + 8 + 1 + op.device.len() + 2 + 2 * 40 + 4 + 1 + 2 + "note.txt".len();
+        assert_eq!(bytes[at..at + 8], 1u64.to_le_bytes());
+        bytes[at..at + 8].copy_from_slice(&(MAX_INLINE as u64 + 1).to_le_bytes());
+        assert_eq!(
+            Op::decode(&bytes),
+            Err(DecodeError::TooLarge("content inside"))
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ fn file(tag: u8) -> Value {
             start: 0,
             count: 1,
         }],
+        inline: None,
     })
 }
 

@@ -82,7 +82,7 @@ pub struct Staging {
 
 impl Staging {
     /// A new staging file (mode 0600) in `dir` over the committed version `base`.
-    pub fn create(dir: &Path, fh: u64, base: FileBlocks) -> std::io::Result<Staging> {
+    pub fn create(dir: &Path, fh: u64, mut base: FileBlocks) -> std::io::Result<Staging> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{fh}-{}", std::process::id()));
         let file = OpenOptions::new()
@@ -93,6 +93,10 @@ impl Staging {
             .mode(0o600)
             .open(&path)?;
         file.set_len(base.size)?;
+        // Content kept in the operation is here from the start: no block to copy.
+        if let Some(data) = base.inline.take() {
+            file.write_all_at(&data, 0)?;
+        }
         Ok(Staging {
             path,
             file,

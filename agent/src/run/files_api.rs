@@ -49,8 +49,9 @@ pub fn versions(space: &Space, req: &VersionsRequest) -> Result<VersionsResponse
     }
     let shown = space.node(&path).and_then(|n| n.blocks);
     let current = shown.and_then(|b| {
-        all.iter()
-            .rposition(|v| v.meta.runs == b.runs && v.meta.size == b.size)
+        all.iter().rposition(|v| {
+            v.meta.runs == b.runs && v.meta.size == b.size && v.meta.inline == b.inline
+        })
     });
     Ok(VersionsResponse {
         space: req.space.clone(),

@@ -1,7 +1,7 @@
 //! A file's content as a list of block references: runs of consecutive blocks of content
 //! feeds, in file order, every block [`BLOCK_SIZE`] plaintext bytes but the last.
 
-use cobox_drive::Run;
+use cobox_drive::{FileMeta, Run};
 
 /// Plaintext bytes per content block.
 pub const BLOCK_SIZE: usize = 64 * 1024;
@@ -14,6 +14,8 @@ pub type BlockAt = ([u8; 32], u64);
 pub struct FileBlocks {
     pub runs: Vec<Run>,
     pub size: u64,
+    /// A small file's whole content, kept in its drive operation (no runs then).
+    pub inline: Option<Vec<u8>>,
 }
 
 /// The number of blocks a file of `size` bytes has.
@@ -77,7 +79,30 @@ impl FileBlocks {
     /// The runs name as many blocks as the size needs: a list from another writer that
     /// does not is refused when read.
     pub fn is_consistent(&self) -> bool {
-        self.count() == blocks_for(self.size)
+        match &self.inline {
+            Some(data) => self.runs.is_empty() && data.len() as u64 == self.size,
+            None => self.count() == blocks_for(self.size),
+        }
+    }
+
+    /// The blocks and content of a file the drive shows.
+    pub fn of(meta: FileMeta) -> FileBlocks {
+        FileBlocks {
+            runs: meta.runs,
+            size: meta.size,
+            inline: meta.inline,
+        }
+    }
+
+    /// A file of these blocks with `mode` and `mtime_ms`, as the drive records it.
+    pub fn meta(self, mode: u32, mtime_ms: i64) -> FileMeta {
+        FileMeta {
+            size: self.size,
+            mode,
+            mtime: mtime_ms,
+            runs: self.runs,
+            inline: self.inline,
+        }
     }
 }
 
@@ -111,6 +136,7 @@ mod tests {
         let f = FileBlocks {
             runs: vec![],
             size: BLOCK_SIZE as u64 * 2 + 10,
+            inline: None,
         };
         assert_eq!(
             (f.block_len(0), f.block_len(2), f.block_len(3)),

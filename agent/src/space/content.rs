@@ -18,6 +18,10 @@ use crate::feed::{Feed, FeedError};
 use cobox_keys::secret::hex;
 
 pub use super::blocks::BLOCK_SIZE;
+/// A file of at most this many bytes keeps its content inside its drive operation instead
+/// of a block of the content feed: one append to the log instead of one to each feed, and
+/// for a peer one entry to fetch instead of an entry and a block.
+pub const INLINE_MAX: usize = 4096;
 /// Blocks appended per batch (one commit each).
 pub const BATCH_BLOCKS: usize = 16;
 
@@ -56,6 +60,8 @@ pub struct ContentStream {
     fresh: HashMap<BlockHash, u64>,
     /// What the stream appended and reused, kept from clearing until the file is recorded.
     pin: Pin,
+    /// The whole content of a file no larger than [`INLINE_MAX`].
+    inline: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ContentStream {
@@ -85,6 +91,7 @@ impl ContentStream {
             hashes,
             fresh: HashMap::new(),
             pin,
+            inline: None,
         }
     }
 
@@ -139,8 +146,14 @@ impl ContentStream {
     }
 
     /// Seal the last, short block, if any (the file ends here).
+    /// A file no larger than [`INLINE_MAX`] keeps its content for its operation instead.
     pub fn seal_rest(&mut self, key: &BlockKey) -> Option<Vec<u8>> {
         if self.partial.is_empty() {
+            return None;
+        }
+        if self.blocks.runs.is_empty() && self.partial.len() <= INLINE_MAX {
+            self.blocks.size = self.partial.len() as u64;
+            self.inline = Some(std::mem::take(&mut self.partial));
             return None;
         }
         self.seal_partial(key)
@@ -205,6 +218,7 @@ impl ContentStream {
         let mut fresh: Vec<(BlockHash, u64)> = self.fresh.into_iter().collect();
         fresh.sort_by_key(|&(_, index)| index);
         self.hashes.record(&fresh).map_err(ContentError::Index)?;
+        self.blocks.inline = self.inline;
         Ok(self.blocks)
     }
 }
@@ -297,17 +311,40 @@ mod tests {
             .map(|i| (i * 7 % 251) as u8)
             .collect();
         let h = hashes(dir.path());
-        let first = store(&mut f, &key, h.clone(), &b"small"[..]).await.unwrap();
+        let first = store(&mut f, &key, h.clone(), &data[..BLOCK_SIZE + 5])
+            .await
+            .unwrap();
         let file = store(&mut f, &key, h.clone(), &data[..]).await.unwrap();
-        assert_eq!((first.runs[0].start, first.count(), first.size), (0, 1, 5));
+        assert_eq!((first.runs[0].start, first.count()), (0, 2));
         assert_eq!(
-            (file.runs[0].start, file.count(), file.size),
-            (1, 41, data.len() as u64)
+            (file.runs.len(), file.count(), file.size),
+            (2, 41, data.len() as u64),
+            "the first block is stored already"
         );
         assert_eq!(read_all(&mut f, &key, &file).await, data);
         // The plaintext is nowhere in the feed's files.
         let on_disk = std::fs::read(dir.path().join("data")).unwrap();
-        assert!(!on_disk.windows(5).any(|w| w == b"small"));
+        assert!(!on_disk.windows(64).any(|w| w == &data[1000..1064]));
+    }
+
+    #[tokio::test]
+    async fn a_small_file_keeps_its_content_for_its_operation_and_takes_no_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = feed(dir.path()).await;
+        let key = BlockKey::for_space(&Secret32::from_bytes([3; 32]));
+        let h = hashes(dir.path());
+        let small = vec![7u8; INLINE_MAX];
+        let file = store(&mut f, &key, h.clone(), &small[..]).await.unwrap();
+        assert_eq!(
+            (file.count(), file.size, file.inline.as_deref()),
+            (0, INLINE_MAX as u64, Some(&small[..]))
+        );
+        assert!(file.is_consistent());
+        assert_eq!(f.len(), 0);
+        // One byte more is a block.
+        let larger = vec![7u8; INLINE_MAX + 1];
+        let file = store(&mut f, &key, h, &larger[..]).await.unwrap();
+        assert_eq!((file.count(), file.inline, f.len()), (1, None, 1));
     }
 
     #[tokio::test]

@@ -78,10 +78,7 @@ fn file(v: &Version) -> Node {
         size: v.meta.size,
         mode: 0o444,
         mtime_ms: v.meta.mtime,
-        blocks: Some(FileBlocks {
-            runs: v.meta.runs.clone(),
-            size: v.meta.size,
-        }),
+        blocks: Some(FileBlocks::of(v.meta.clone())),
     }
 }
 

@@ -26,7 +26,9 @@ const LOGS: &str = "logs";
 /// The drive's checkpoint: [`CHECKPOINT_FORMAT`] then the drive in postcard (compact, and
 /// an order of magnitude cheaper to write than JSON: it is rewritten every 2,000 entries).
 const CHECKPOINT: &str = "checkpoint.bin";
-const CHECKPOINT_FORMAT: u8 = 1;
+/// Format 2: files may carry their content. A checkpoint of another format is not read:
+/// the drive is rebuilt from the logs.
+const CHECKPOINT_FORMAT: u8 = 2;
 /// Where earlier versions kept it, in JSON: still read, removed once replaced.
 const LEGACY_CHECKPOINT: &str = "checkpoint.json";
 /// The file of this device's stored blocks by hash (`dedup.rs`).

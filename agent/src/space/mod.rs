@@ -621,13 +621,7 @@ impl Space {
         mtime_ms: i64,
     ) -> Result<(), SpaceError> {
         tree::checked(path)?;
-        let meta = cobox_drive::FileMeta {
-            size: blocks.size,
-            mode,
-            mtime: mtime_ms,
-            runs: blocks.runs,
-        };
-        self.pending.put(path, meta);
+        self.pending.put(path, blocks.meta(mode, mtime_ms));
         self.dirtied();
         Ok(())
     }
@@ -655,10 +649,7 @@ impl Space {
         {
             return Err(SpaceError::IsADirectory(path.into()));
         }
-        let blocks = FileBlocks {
-            runs: v.meta.runs.clone(),
-            size: v.meta.size,
-        };
+        let blocks = FileBlocks::of(v.meta.clone());
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);

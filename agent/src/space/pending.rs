@@ -85,6 +85,7 @@ mod tests {
             mode: 0o644,
             mtime: 1,
             runs: vec![],
+            inline: None,
         }
     }
 
@@ -113,7 +114,11 @@ mod tests {
         p.put("a", file(1));
         p.put("z", file(9));
         assert_eq!(p.node("z").map(|n| n.size), Some(9));
-        let all: Vec<_> = p.take().into_iter().map(|(path, m)| (path, m.size)).collect();
+        let all: Vec<_> = p
+            .take()
+            .into_iter()
+            .map(|(path, m)| (path, m.size))
+            .collect();
         assert_eq!(all, [("a".to_string(), 1), ("z".to_string(), 9)]);
         assert!(p.is_empty());
     }

@@ -34,10 +34,7 @@ impl From<cobox_drive::Node> for Node {
                 size: m.size,
                 mode: m.mode,
                 mtime_ms: m.mtime,
-                blocks: Some(FileBlocks {
-                    runs: m.runs,
-                    size: m.size,
-                }),
+                blocks: Some(FileBlocks::of(m)),
             },
             cobox_drive::Node::Dir { mode, mtime } => Node {
                 kind: NodeKind::Dir,
@@ -158,12 +155,7 @@ impl Tree {
     ) -> Result<Vec<u8>, SpaceError> {
         checked(path)?;
         let mut effects = self.drive.retire_effects(path);
-        let meta = FileMeta {
-            size: blocks.size,
-            mode,
-            mtime: mtime_ms,
-            runs: blocks.runs,
-        };
+        let meta = blocks.meta(mode, mtime_ms);
         effects.push(Effect {
             path: path.to_string(),
             value: Value::File(meta),

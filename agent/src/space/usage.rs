@@ -40,6 +40,8 @@ struct Refs {
     blocks: BTreeMap<FeedId, Ranges>,
     /// The last blocks that are shorter than a whole block, with how much shorter.
     short: HashMap<(FeedId, u64), u64>,
+    /// Bytes of small files kept inside their operations (in the logs, not in blocks).
+    inline: u64,
 }
 
 impl Usage {
@@ -67,6 +69,10 @@ impl Usage {
 
 impl Refs {
     fn add(&mut self, meta: &FileMeta) {
+        if let Some(data) = &meta.inline {
+            self.inline = self.inline.saturating_add(data.len() as u64);
+            return;
+        }
         insert_runs(&mut self.blocks, meta.runs.iter());
         let n = blocks_for(meta.size);
         let tail = meta.size - n.saturating_sub(1) * BLOCK_SIZE as u64;
@@ -108,7 +114,7 @@ impl Refs {
             .filter(|(at, _)| minus.is_none_or(|m| !m.contains(**at)))
             .map(|(_, s)| s)
             .sum();
-        whole.saturating_sub(short)
+        whole.saturating_sub(short).saturating_add(self.inline)
     }
 }
 
@@ -205,6 +211,7 @@ mod tests {
                     count,
                 })
                 .collect(),
+            inline: None,
         };
         let mut clock = Clock::default();
         clock.set([9; 32], seq);

@@ -243,6 +243,9 @@ impl SpaceFs {
             );
             return Err(Errno::EIO);
         }
+        if let Some(data) = &blocks.inline {
+            return Ok(data[offset as usize..end as usize].to_vec());
+        }
         let bs = BLOCK_SIZE as u64;
         let (first, last) = (offset / bs, (end - 1) / bs);
         let ats: Vec<BlockAt> = blocks

@@ -12,7 +12,10 @@ const FEED: [u8; 32] = [4; 32];
 /// A committed file of `size` bytes with its blocks' plaintexts by location.
 fn base(size: u64) -> (FileBlocks, HashMap<BlockAt, Vec<u8>>, Vec<u8>) {
     let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8 ^ 0x5a).collect();
-    let mut blocks = FileBlocks { runs: vec![], size };
+    let mut blocks = FileBlocks {
+        size,
+        ..FileBlocks::default()
+    };
     let mut plain = HashMap::new();
     for (i, chunk) in bytes.chunks(BLOCK_SIZE).enumerate() {
         // Spread over runs: every third block elsewhere.
@@ -170,7 +173,10 @@ proptest! {
             prop_assert_eq!(&back, &model);
             prop_assert!(stored <= touched.len() as u64, "round {round}: stored {stored}, touched {touched:?}");
             // Commit: the stored blocks get new places, and become the base.
-            let mut next = FileBlocks { runs: vec![], size: s.size() };
+            let mut next = FileBlocks {
+                size: s.size(),
+                ..FileBlocks::default()
+            };
             for (i, block) in s.blocks().enumerate() {
                 match block.unwrap() {
                     Block::Unchanged(at, _) => next.push(at),
