@@ -234,7 +234,7 @@ fn a_created_file_is_durable_and_shown_to_peers_with_its_content_not_before() {
 async fn read(space: &mut Space, path: &str) -> Vec<u8> {
     let blocks = space.node(path).unwrap().blocks.unwrap();
     if let Some(data) = blocks.inline {
-        return data;
+        return data.to_vec();
     }
     let mut out = vec![];
     for at in blocks.from(0).collect::<Vec<_>>() {

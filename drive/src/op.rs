@@ -27,6 +27,8 @@
 //! authenticated on its own (sealed, and proven by its feed's Merkle tree), and a whole-file
 //! hash would make recording an append read the whole file.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, FeedId};
@@ -63,8 +65,9 @@ pub struct FileMeta {
     /// The file's blocks in order: runs of content feeds.
     pub runs: Vec<Run>,
     /// A small file's whole content, carried by the operation instead (no runs then).
+    /// Shared: a file's node is cloned for every `stat`.
     #[serde(default)]
-    pub inline: Option<Vec<u8>>,
+    pub inline: Option<Arc<[u8]>>,
 }
 
 impl FileMeta {
@@ -239,7 +242,7 @@ impl Op {
                     if size > MAX_INLINE as u64 {
                         return Err(DecodeError::TooLarge("content inside"));
                     }
-                    let data = r.take(size as usize)?.to_vec();
+                    let data = Arc::from(r.take(size as usize)?);
                     Value::File(FileMeta {
                         size,
                         mode,
@@ -480,7 +483,7 @@ mod tests {
                 mode: 0o600,
                 mtime: 7,
                 runs: vec![],
-                inline: Some(data.to_vec()),
+                inline: Some(data.into()),
             }),
         }
     }

@@ -15,7 +15,7 @@ pub struct FileBlocks {
     pub runs: Vec<Run>,
     pub size: u64,
     /// A small file's whole content, kept in its drive operation (no runs then).
-    pub inline: Option<Vec<u8>>,
+    pub inline: Option<std::sync::Arc<[u8]>>,
 }
 
 /// The number of blocks a file of `size` bytes has.

@@ -61,7 +61,7 @@ pub struct ContentStream {
     /// What the stream appended and reused, kept from clearing until the file is recorded.
     pin: Pin,
     /// The whole content of a file no larger than [`INLINE_MAX`].
-    inline: Option<Vec<u8>>,
+    inline: Option<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for ContentStream {
@@ -153,7 +153,8 @@ impl ContentStream {
         }
         if self.blocks.runs.is_empty() && self.partial.len() <= INLINE_MAX {
             self.blocks.size = self.partial.len() as u64;
-            self.inline = Some(std::mem::take(&mut self.partial));
+            self.inline = Some(Arc::from(&self.partial[..]));
+            self.partial.clear();
             return None;
         }
         self.seal_partial(key)
