@@ -515,3 +515,48 @@ fn earlier_versions_are_read_only_files_under_a_hidden_directory() {
     assert_eq!(names(&versions.join("docs/a.md")).len(), 3);
     m.stop();
 }
+
+/// `stat` and directory listings are answered while the space's lock is held (a commit
+/// syncing, a read fetching blocks): they read the space's view, not the space.
+#[test]
+fn stat_and_listing_do_not_wait_for_the_spaces_lock() {
+    use coboxd::space::Space;
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, at) = (tmp.path().join("data"), tmp.path().join("mnt"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = cobox_keys::KeyStore::new(&data);
+    let (parent, _) = store.load_or_create_parent().unwrap();
+    let keys = cobox_keys::SpaceKeys::generate("s");
+    let space = rt
+        .block_on(Space::open(&data, &parent, keys, "dev"))
+        .unwrap();
+    let staging = space.layout().staging();
+    let space = Arc::new(tokio::sync::Mutex::new(space));
+    let mounted = coboxd::mount::mount(space.clone(), rt.handle().clone(), &at, staging).unwrap();
+    std::fs::create_dir(at.join("docs")).unwrap();
+    std::fs::write(at.join("docs/a.txt"), "hello\n").unwrap();
+    // Past the kernel's one-second cache of names and attributes: the next stat asks us.
+    std::thread::sleep(Duration::from_millis(1500));
+    let held = rt.block_on(space.lock());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let at = at.clone();
+        std::thread::spawn(move || {
+            let size = std::fs::metadata(at.join("docs/a.txt")).map(|m| m.len());
+            let names: Vec<String> = std::fs::read_dir(at.join("docs"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            tx.send((size.ok(), names)).unwrap();
+        })
+    };
+    let answered = rx.recv_timeout(Duration::from_secs(20));
+    drop(held);
+    reader.join().unwrap();
+    assert_eq!(
+        answered.expect("stat waited for the space's lock"),
+        (Some(6), vec!["a.txt".to_string()])
+    );
+    drop(mounted);
+}

@@ -16,6 +16,7 @@ mod reclaim;
 pub use cobox_keys::roster;
 mod tree;
 pub mod usage;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -98,7 +99,8 @@ pub struct Space {
     feeds: Feeds,
     /// Log feeds of the space whose entries are merged into the drive.
     logs: BTreeMap<[u8; 32], ()>,
-    tree: tree::Tree,
+    /// The drive and the files waiting for the next commit, shared with the mount.
+    view: view::SharedView,
     index: index::Index,
     stats: LogStats,
     /// Entries applied since the last checkpoint.
@@ -116,8 +118,6 @@ pub struct Space {
     commit: flush::CommitInterval,
     /// Since when changes wait for the next commit, if any do.
     dirty_since: Option<std::time::Instant>,
-    /// Files written through the mount and not recorded in the log yet.
-    pending: pending::Pending,
     /// The newest health report read from each log, by log key.
     health: HealthReports,
     /// The device names the writers gave, by log key.
@@ -177,7 +177,7 @@ impl Space {
             layout,
             feeds,
             logs: BTreeMap::new(),
-            tree: tree::Tree::default(),
+            view: view::SharedView::default(),
             index,
             stats: LogStats::default(),
             unsaved: 0,
@@ -187,7 +187,6 @@ impl Space {
             reclaimed: None,
             commit: flush::CommitInterval::default(),
             dirty_since: None,
-            pending: pending::Pending::default(),
             health: HealthReports::default(),
             names: DeviceNames::default(),
         };
@@ -217,7 +216,7 @@ impl Space {
             };
             space.append(&[about, member]).await?;
         }
-        space.tree = space.index.load_tree().unwrap_or_default();
+        space.view.write().tree = space.index.load_tree().unwrap_or_default();
         space.refresh().await?;
         Ok(space)
     }
@@ -336,13 +335,14 @@ impl Space {
     /// Apply every log entry not applied yet, and checkpoint the drive index.
     pub async fn refresh(&mut self) -> Result<(), SpaceError> {
         let logs: Vec<[u8; 32]> = self.logs.keys().copied().collect();
-        if !self.pending.is_empty() && self.others_wrote(&logs).await? {
+        let waiting = !self.view.read().pending.is_empty();
+        if waiting && self.others_wrote(&logs).await? {
             // What was written here did not see their entries: recorded with the clock
             // it was written under.
             self.record_pending().await?;
         }
         for key in logs {
-            let applied = self.tree.applied(&key);
+            let applied = self.view.read().tree.applied(&key);
             // This device's own entries not yet durable apply too (see `Durability::Later`).
             let len = match self.feeds.get(&key).await? {
                 Some(f) if key == self.feeds.log_key => f.lock().await.len(),
@@ -355,7 +355,8 @@ impl Space {
                 };
                 match entry {
                     Ok(Decoded::Known(Message::Drive(op))) => {
-                        if !self.tree.apply_encoded(&key, i, &op) {
+                        let applied = self.view.write().tree.apply_encoded(&key, i, &op);
+                        if !applied {
                             self.stats.invalid += 1;
                         }
                     }
@@ -366,24 +367,24 @@ impl Space {
                             reports.insert(key, (at, seen));
                         }
                         drop(reports);
-                        self.tree.skip(&key, i);
+                        self.view.write().tree.skip(&key, i);
                     }
                     Ok(Decoded::Known(Message::About { device_name })) => {
                         self.names
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(key, device_name);
-                        self.tree.skip(&key, i);
+                        self.view.write().tree.skip(&key, i);
                     }
-                    Ok(Decoded::Known(_)) => self.tree.skip(&key, i),
+                    Ok(Decoded::Known(_)) => self.view.write().tree.skip(&key, i),
                     Ok(Decoded::Unknown { .. }) => {
                         self.stats.unknown += 1;
-                        self.tree.skip(&key, i);
+                        self.view.write().tree.skip(&key, i);
                     }
                     Err(e) => {
                         tracing::warn!(space = %self.keys.name, index = i, error = %e, "skipping an unreadable log entry");
                         self.stats.invalid += 1;
-                        self.tree.skip(&key, i);
+                        self.view.write().tree.skip(&key, i);
                     }
                 }
                 self.unsaved += 1;
@@ -400,8 +401,9 @@ impl Space {
     async fn others_wrote(&mut self, logs: &[[u8; 32]]) -> Result<bool, SpaceError> {
         let own = self.feeds.log_key;
         for key in logs.iter().filter(|k| **k != own) {
+            let applied = self.view.read().tree.applied(key);
             if let Some(f) = self.feeds.get(key).await?
-                && f.held().length > self.tree.applied(key)
+                && f.held().length > applied
             {
                 return Ok(true);
             }
@@ -412,25 +414,20 @@ impl Space {
     /// Record the files waiting in [`pending`] (as few operations as their paths allow) and
     /// apply them, before anything that could depend on them.
     pub(super) async fn record_pending(&mut self) -> Result<(), SpaceError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let mut puts = self.pending.take();
+        let mut puts = self.view.read().pending.all();
         while !puts.is_empty() {
             let ctx = self.next_op_context().await;
             let (key, seq) = (ctx.feed, ctx.seq);
-            let op = self.tree.puts_op(ctx, &mut puts);
-            if let Err(e) = self
-                .append_to_log(&[Message::Drive(op.clone())], Durability::Later)
-                .await
-            {
-                // Still shown, and tried again at the next commit.
-                for (path, meta) in puts {
-                    self.pending.put(&path, meta);
-                }
-                return Err(e);
+            let (op, taken) = self.view.read().tree.puts_op(ctx, &mut puts);
+            self.append_to_log(&[Message::Drive(op.clone())], Durability::Later)
+                .await?;
+            // Applied and no longer waiting in one step: the mount never misses the files.
+            let mut view = self.view.write();
+            view.tree.apply_encoded(&key, seq, &op);
+            for path in taken {
+                view.pending.remove(&path);
             }
-            self.tree.apply_encoded(&key, seq, &op);
+            drop(view);
             self.unsaved += 1;
             self.stats.read += 1;
         }
@@ -444,34 +441,26 @@ impl Space {
         self.sync().await?;
         if self.unsaved > 0 {
             self.index
-                .save_tree(&self.tree)
+                .save_tree(&self.view.read().tree)
                 .map_err(|e| SpaceError::Index(e.to_string()))?;
             self.unsaved = 0;
         }
         Ok(())
     }
 
-    /// The file or directory at `path` ("" is the root); under `.cobox`, the read-only
-    /// view of earlier versions ([`history`]).
+    /// The file or directory at `path` ("" is the root); see [`view::View::node`].
     pub fn node(&self, path: &str) -> Option<Node> {
-        if history::is_hidden(path) {
-            return history::node(self.tree.drive(), path);
-        }
-        self.pending.node(path).or_else(|| self.tree.node(path))
+        self.view.read().node(path)
     }
 
-    /// The entries of directory `dir`, sorted by name; `None` if it is not a directory.
-    /// The top directory does not list `.cobox` (it is reached by name).
+    /// The entries of directory `dir`, sorted by name; see [`view::View::children`].
     pub fn children(&self, dir: &str) -> Option<Vec<(String, Node)>> {
-        if history::is_hidden(dir) {
-            return history::children(self.tree.drive(), dir);
-        }
-        let mut entries = self.tree.children(dir)?;
-        self.pending.overlay(dir, &mut entries);
-        if dir.is_empty() {
-            entries.retain(|(name, _)| name != history::DIR);
-        }
-        Some(entries)
+        self.view.read().children(dir)
+    }
+
+    /// What the space shows, readable without the space's lock.
+    pub fn view(&self) -> view::SharedView {
+        self.view.clone()
     }
 
     /// Start storing a file's content (one at a time per space).
@@ -590,9 +579,11 @@ impl Space {
             return self.wait_put(path, FileBlocks::default(), mode, mtime_ms);
         }
         let ctx = self.op_context().await?;
-        let op = self
-            .tree
-            .write_op(ctx, path, FileBlocks::default(), mode, mtime_ms)?;
+        let op =
+            self.view
+                .read()
+                .tree
+                .write_op(ctx, path, FileBlocks::default(), mode, mtime_ms)?;
         self.record_op(op, Durability::Later).await
     }
 
@@ -608,7 +599,11 @@ impl Space {
             return self.wait_put(path, blocks, mode, mtime_ms);
         }
         let ctx = self.op_context().await?;
-        let op = self.tree.write_op(ctx, path, blocks, mode, mtime_ms)?;
+        let op = self
+            .view
+            .read()
+            .tree
+            .write_op(ctx, path, blocks, mode, mtime_ms)?;
         self.commit_op(op).await
     }
 
@@ -621,7 +616,10 @@ impl Space {
         mtime_ms: i64,
     ) -> Result<(), SpaceError> {
         tree::checked(path)?;
-        self.pending.put(path, blocks.meta(mode, mtime_ms));
+        self.view
+            .write()
+            .pending
+            .put(path, blocks.meta(mode, mtime_ms));
         self.dirtied();
         Ok(())
     }
@@ -629,7 +627,7 @@ impl Space {
     /// Every version of the file at `path` this device knows (kept versions, deleted ones
     /// and the current one), oldest first.
     pub fn versions(&self, path: &str) -> Vec<cobox_drive::Version> {
-        self.tree.versions(path)
+        self.view.read().tree.versions(path)
     }
 
     /// Put back the version of `path` that was the newest written at or before `time_ms`
@@ -641,6 +639,8 @@ impl Space {
         time_ms: i64,
     ) -> Result<cobox_drive::Version, SpaceError> {
         let v = self
+            .view
+            .read()
             .tree
             .version_at(path, time_ms)
             .ok_or_else(|| SpaceError::NotFound(path.into()))?;
@@ -673,13 +673,15 @@ impl Space {
             return self.wait_put(path, blocks.clone(), mode, mtime_ms);
         }
         let ctx = self.op_context().await?;
+        let view = self.view.read();
         let op = match (node.kind, node.blocks) {
             (NodeKind::File, Some(blocks)) => {
-                self.tree.write_op(ctx, path, blocks, mode, mtime_ms)?
+                view.tree.write_op(ctx, path, blocks, mode, mtime_ms)?
             }
             (NodeKind::File, None) => return Err(SpaceError::NotFound(path.into())),
-            (NodeKind::Dir, _) => self.tree.mkdir_op(ctx, path, mode, mtime_ms)?,
+            (NodeKind::Dir, _) => view.tree.mkdir_op(ctx, path, mode, mtime_ms)?,
         };
+        drop(view);
         self.commit_op(op).await
     }
 
@@ -689,7 +691,7 @@ impl Space {
         }
         self.parent_dir(path)?;
         let ctx = self.op_context().await?;
-        let op = self.tree.mkdir_op(ctx, path, mode, mtime_ms)?;
+        let op = self.view.read().tree.mkdir_op(ctx, path, mode, mtime_ms)?;
         self.commit_op(op).await
     }
 
@@ -708,12 +710,15 @@ impl Space {
             }
             _ => {}
         }
-        if self.pending.remove(path).is_some() && self.tree.node(path).is_none() {
-            // Never recorded: nothing to delete.
-            return Ok(());
+        {
+            let mut view = self.view.write();
+            if view.pending.remove(path).is_some() && view.tree.node(path).is_none() {
+                // Never recorded: nothing to delete.
+                return Ok(());
+            }
         }
         let ctx = self.op_context().await?;
-        let op = self.tree.delete_op(ctx, path)?;
+        let op = self.view.read().tree.delete_op(ctx, path)?;
         self.commit_op(op).await
     }
 
@@ -743,16 +748,19 @@ impl Space {
                 _ => {}
             }
         }
-        if self.tree.node(from).is_none()
-            && let Some(meta) = self.pending.remove(from)
+        tree::checked(to)?;
         {
-            // A file not recorded yet: it waits under its new name.
-            tree::checked(to)?;
-            self.pending.put(to, meta);
-            return Ok(());
+            let mut view = self.view.write();
+            if view.tree.node(from).is_none()
+                && let Some(meta) = view.pending.remove(from)
+            {
+                // A file not recorded yet: it waits under its new name.
+                view.pending.put(to, meta);
+                return Ok(());
+            }
         }
         let ctx = self.op_context().await?;
-        let op = self.tree.rename_op(ctx, from, to)?;
+        let op = self.view.read().tree.rename_op(ctx, from, to)?;
         self.commit_op(op).await
     }
 

@@ -40,9 +40,12 @@ impl Pending {
         self.puts.remove(path)
     }
 
-    /// Every put, in path order, leaving none.
-    pub fn take(&mut self) -> VecDeque<(String, FileMeta)> {
-        std::mem::take(&mut self.puts).into_iter().collect()
+    /// Every put, in path order (they stay until each is recorded).
+    pub fn all(&self) -> VecDeque<(String, FileMeta)> {
+        self.puts
+            .iter()
+            .map(|(p, m)| (p.clone(), m.clone()))
+            .collect()
     }
 
     /// `entries` (a directory's children, sorted by name) with the files waiting in
@@ -108,18 +111,20 @@ mod tests {
     }
 
     #[test]
-    fn a_put_replaces_what_waited_and_take_empties_in_path_order() {
+    fn a_put_replaces_what_waited_and_all_lists_in_path_order() {
         let mut p = Pending::default();
         p.put("z", file(1));
         p.put("a", file(1));
         p.put("z", file(9));
         assert_eq!(p.node("z").map(|n| n.size), Some(9));
         let all: Vec<_> = p
-            .take()
+            .all()
             .into_iter()
             .map(|(path, m)| (path, m.size))
             .collect();
         assert_eq!(all, [("a".to_string(), 1), ("z".to_string(), 9)]);
+        p.remove("a");
+        p.remove("z");
         assert!(p.is_empty());
     }
 }

@@ -58,7 +58,7 @@ impl Space {
         if let Err(e) = self.record_pending().await {
             tracing::warn!(space = %self.name(), error = %e, "cannot record the files written");
         }
-        let (mut usage, refs) = measure(self.tree.drive(), true);
+        let (mut usage, refs) = measure(self.view.read().tree.drive(), true);
         self.measure_held(&mut usage, &refs).await;
         usage
     }
@@ -97,14 +97,14 @@ impl Space {
         // The blocks of files not recorded yet are referred to by the drive once they are.
         self.record_pending().await?;
         let mut done = Reclaimed {
-            versions: self.tree.prune(now_ms, retention),
+            versions: self.view.write().tree.prune(now_ms, retention),
             ..Reclaimed::default()
         };
         if done.versions > 0 {
             self.unsaved += 1;
             self.checkpoint().await?;
         }
-        let (mut usage, referenced) = measure(self.tree.drive(), false);
+        let (mut usage, referenced) = measure(self.view.read().tree.drive(), false);
         let mut refs = referenced.clone();
         let own = self.feeds.content_key;
 

@@ -163,20 +163,25 @@ impl Tree {
         Ok(self.op(ctx, effects))
     }
 
-    /// One operation putting the files at the front of `puts`, taking them off: at most
+    /// One operation putting the files at the front of `puts`, taking them off (their
+    /// paths are returned with it): at most
     /// [`MAX_PUTS`], and none whose effects would touch a path the operation already
     /// touches (a conflict copy it keeps): that one starts the next operation, written
     /// once this one is applied.
-    pub fn puts_op(&self, ctx: OpContext, puts: &mut VecDeque<(String, FileMeta)>) -> Vec<u8> {
+    pub fn puts_op(
+        &self,
+        ctx: OpContext,
+        puts: &mut VecDeque<(String, FileMeta)>,
+    ) -> (Vec<u8>, Vec<String>) {
         let mut effects: Vec<Effect> = Vec::new();
         let mut touched: BTreeSet<String> = BTreeSet::new();
-        let mut taken = 0;
+        let mut taken = Vec::new();
         while let Some((path, _)) = puts.front() {
             let retired = self.drive.retire_effects(path);
             let collides = std::iter::once(path)
                 .chain(retired.iter().map(|e| &e.path))
                 .any(|p| touched.contains(p));
-            if taken == MAX_PUTS || (taken > 0 && collides) {
+            if taken.len() == MAX_PUTS || (!taken.is_empty() && collides) {
                 break;
             }
             let (path, meta) = puts.pop_front().expect("a put at the front");
@@ -184,12 +189,12 @@ impl Tree {
             touched.insert(path.clone());
             effects.extend(retired);
             effects.push(Effect {
-                path,
+                path: path.clone(),
                 value: Value::File(meta),
             });
-            taken += 1;
+            taken.push(path);
         }
-        self.op(ctx, effects)
+        (self.op(ctx, effects), taken)
     }
 
     pub fn mkdir_op(

@@ -23,6 +23,7 @@ use super::inodes::{Inodes, ROOT, join};
 use super::stream::BackgroundStream;
 use crate::space::blocks::BlockAt;
 use crate::space::content::{self, BLOCK_SIZE, ContentError};
+use crate::space::view::SharedView;
 use crate::space::{Node, NodeKind, Space, SpaceError};
 
 mod writes;
@@ -32,6 +33,8 @@ const TTL: Duration = Duration::from_secs(1);
 /// The state of one mount.
 pub struct SpaceFs {
     space: Arc<tokio::sync::Mutex<Space>>,
+    /// What the space shows, read without the space's lock (`stat`, lookups, listings).
+    view: SharedView,
     rt: Runtime,
     state: Mutex<State>,
     staging_dir: PathBuf,
@@ -109,8 +112,10 @@ impl SpaceFs {
         rt: Runtime,
         staging_dir: PathBuf,
     ) -> SpaceFs {
+        let view = rt.block_on(async { space.lock().await.view() });
         SpaceFs {
             space,
+            view,
             rt,
             state: Mutex::new(State::default()),
             staging_dir,
@@ -161,18 +166,9 @@ impl SpaceFs {
         Ok(join(&self.path_of(parent)?, name_str(name)?))
     }
 
-    /// Read the space: at once when its lock is free (no trip through the runtime, which
-    /// costs more than most reads: a `stat` is one), else waiting for it.
-    fn read_space<R>(&self, read: impl FnOnce(&Space) -> R) -> R {
-        match self.space.try_lock() {
-            Ok(s) => read(&s),
-            Err(_) => self.rt.block_on(async { read(&*self.space.lock().await) }),
-        }
-    }
-
     /// The node at `path` with its inode, as the kernel should see it now.
     fn entry(&self, path: &str) -> Result<(FileAttr, Node), Errno> {
-        let node = self.read_space(|s| s.node(path)).ok_or(Errno::ENOENT)?;
+        let node = self.view.read().node(path).ok_or(Errno::ENOENT)?;
         let ino = self.state().inodes.ino(path);
         let pending = self.pending_size(ino);
         Ok((self.attr(ino, &node, pending), node))
@@ -539,7 +535,7 @@ impl Filesystem for SpaceFs {
                     .inodes
                     .path(ino.0)
                     .map(str::to_string)
-                    .and_then(|p| self.read_space(|s| s.node(&p)))
+                    .and_then(|p| self.view.read().node(&p))
                     .is_some_and(|n| n.size == 0);
                 if empty && self.state().handles.claim_content(fh.0).is_ok() {
                     let (stream, key) = self.rt.block_on(async {
@@ -658,9 +654,7 @@ impl Filesystem for SpaceFs {
     ) {
         let result = (|| {
             let path = self.path_of(ino)?;
-            let children = self
-                .read_space(|s| s.children(&path))
-                .ok_or(Errno::ENOTDIR)?;
+            let children = self.view.read().children(&path).ok_or(Errno::ENOTDIR)?;
             let parent_ino = if ino.0 == ROOT {
                 ROOT
             } else {
