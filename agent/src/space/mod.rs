@@ -673,15 +673,16 @@ impl Space {
             return self.wait_put(path, blocks.clone(), mode, mtime_ms);
         }
         let ctx = self.op_context().await?;
-        let view = self.view.read();
-        let op = match (node.kind, node.blocks) {
-            (NodeKind::File, Some(blocks)) => {
-                view.tree.write_op(ctx, path, blocks, mode, mtime_ms)?
+        let op = {
+            let view = self.view.read();
+            match (node.kind, node.blocks) {
+                (NodeKind::File, Some(blocks)) => {
+                    view.tree.write_op(ctx, path, blocks, mode, mtime_ms)?
+                }
+                (NodeKind::File, None) => return Err(SpaceError::NotFound(path.into())),
+                (NodeKind::Dir, _) => view.tree.mkdir_op(ctx, path, mode, mtime_ms)?,
             }
-            (NodeKind::File, None) => return Err(SpaceError::NotFound(path.into())),
-            (NodeKind::Dir, _) => view.tree.mkdir_op(ctx, path, mode, mtime_ms)?,
         };
-        drop(view);
         self.commit_op(op).await
     }
 
