@@ -1,5 +1,5 @@
 //! Sequential write and read of a large file through a mounted space, against the same on
-//! the underlying disk in the same run; and create+stat of many small files, with every
+//! the underlying disk in the same run; and create, stat and a long listing of many small files, with every
 //! close durable and with the default commit interval (group commit), against the disk
 //! with and without an fsync per file.
 //!
@@ -86,6 +86,21 @@ fn create_and_stat(dir: &Path, n: usize, fsync: bool) -> (f64, f64) {
         );
     }
     (create, n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Entries per second listing `dir` with every entry's attributes, as `ls -l` does (after
+/// the kernel's one-second cache of names and attributes has expired).
+fn list_long(dir: &Path, n: usize) -> f64 {
+    std::thread::sleep(Duration::from_millis(1100));
+    let start = Instant::now();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        assert_eq!(std::fs::symlink_metadata(entry.path()).unwrap().len(), 4096);
+        seen += 1;
+    }
+    assert_eq!(seen, n);
+    n as f64 / start.elapsed().as_secs_f64()
 }
 
 fn main() {
@@ -195,6 +210,14 @@ fn main() {
     println!(
         "  stat:   disk {ds:9.0}/s   mount {ms:9.0}/s   ratio {:.3}",
         ms / ds
+    );
+    let (dl, ml) = (
+        list_long(&plain.join("many"), files),
+        list_long(&mnt.join("many"), files),
+    );
+    println!(
+        "  list with attributes (ls -l): disk {dl:9.0}/s   mount {ml:9.0}/s   ratio {:.3}",
+        ml / dl
     );
     mounted.unmount().unwrap();
 }

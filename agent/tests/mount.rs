@@ -23,9 +23,17 @@ fn an_rsynced_tree_survives_unmount_and_remount_byte_for_byte() {
     make_tree(&src, 1000, 100);
     let m = Mount::start(&data, &at);
     if rustix::process::geteuid().is_root() {
+        // Raised by the agent right after the mount appears.
+        let mut kib = readahead_kib(&at);
+        for _ in 0..50 {
+            if kib == 4096 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            kib = readahead_kib(&at);
+        }
         assert_eq!(
-            readahead_kib(&at),
-            4096,
+            kib, 4096,
             "sequential reads reach the space in large requests"
         );
     }
@@ -557,6 +565,34 @@ fn stat_and_listing_do_not_wait_for_the_spaces_lock() {
     assert_eq!(
         answered.expect("stat waited for the space's lock"),
         (Some(6), vec!["a.txt".to_string()])
+    );
+    // A long listing (attributes carried by the listing) shows each file as it is.
+    std::fs::write(at.join("docs/b.txt"), "bee bee\n").unwrap();
+    std::fs::set_permissions(
+        at.join("docs/b.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut long: Vec<(String, u64, u32)> = std::fs::read_dir(at.join("docs"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                m.len(),
+                m.permissions().mode() & 0o777,
+            )
+        })
+        .collect();
+    long.sort();
+    assert_eq!(
+        long,
+        [
+            ("a.txt".to_string(), 6, 0o644),
+            ("b.txt".to_string(), 8, 0o600)
+        ]
     );
     drop(mounted);
 }

@@ -5,6 +5,7 @@
 //! staging file (`writes.rs`), and are committed (content synced, then a drive operation
 //! appended and synced) on flush, fsync and close.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -13,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 use tokio::runtime::Handle as Runtime;
 
@@ -54,7 +55,13 @@ impl std::fmt::Debug for SpaceFs {
 struct State {
     inodes: Inodes,
     handles: Handles,
+    /// Open directories' listings, taken at open and at a rewind: a listing read in
+    /// many calls is computed once and stays consistent.
+    listings: HashMap<u64, Listing>,
 }
+
+/// A directory's entries in order: inode, name, node.
+type Listing = Arc<Vec<(u64, String, Node)>>;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -261,12 +268,67 @@ impl SpaceFs {
     }
 }
 
+/// The kernel's type of a node.
+fn file_type(node: &Node) -> FileType {
+    match node.kind {
+        NodeKind::Dir => FileType::Directory,
+        NodeKind::File => FileType::RegularFile,
+    }
+}
+
+impl SpaceFs {
+    /// Directory `ino`'s entries in order, `.` and `..` first: inode, name, node.
+    /// The listing of open directory `fh` (`ino`): taken again when read from the start.
+    fn listed(&self, ino: INodeNo, fh: FileHandle, offset: u64) -> Result<Listing, Errno> {
+        if offset > 0
+            && let Some(l) = self.state().listings.get(&fh.0)
+        {
+            return Ok(l.clone());
+        }
+        let listing = Arc::new(self.listing(ino)?);
+        if let Some(l) = self.state().listings.get_mut(&fh.0) {
+            *l = listing.clone();
+        }
+        Ok(listing)
+    }
+
+    fn listing(&self, ino: INodeNo) -> Result<Vec<(u64, String, Node)>, Errno> {
+        let path = self.path_of(ino)?;
+        let (children, this, parent) = {
+            let view = self.view.read();
+            let children = view.children(&path).ok_or(Errno::ENOTDIR)?;
+            let parent_path = path.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+            let this = view.node(&path).ok_or(Errno::ENOENT)?;
+            let parent = view.node(&parent_path).unwrap_or_else(|| this.clone());
+            (children, this, (parent_path, parent))
+        };
+        let mut st = self.state();
+        let parent_ino = if ino.0 == ROOT {
+            ROOT
+        } else {
+            st.inodes.ino(&parent.0)
+        };
+        let mut entries = vec![
+            (ino.0, ".".to_string(), this),
+            (parent_ino, "..".to_string(), parent.1),
+        ];
+        for (name, node) in children {
+            entries.push((st.inodes.ino(&join(&path, &name)), name, node));
+        }
+        Ok(entries)
+    }
+}
+
 impl Filesystem for SpaceFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
         // Let O_TRUNC reach open, so a rewritten file streams instead of being copied.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
+        // Listings carry attributes when the kernel sees them used (`ls -l`, `find`).
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+        );
         Ok(())
     }
 
@@ -636,9 +698,15 @@ impl Filesystem for SpaceFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.path_of(ino).and_then(|p| self.entry(&p)) {
-            Ok((_, n)) if n.kind == NodeKind::Dir => {
-                reply.opened(FileHandle(0), FopenFlags::empty())
-            }
+            Ok((_, n)) if n.kind == NodeKind::Dir => match self.listing(ino) {
+                Ok(listing) => {
+                    let mut st = self.state();
+                    let fh = st.handles.reserve();
+                    st.listings.insert(fh, Arc::new(listing));
+                    reply.opened(FileHandle(fh), FopenFlags::empty())
+                }
+                Err(e) => reply.error(e),
+            },
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(e),
         }
@@ -648,39 +716,14 @@ impl Filesystem for SpaceFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let result = (|| {
-            let path = self.path_of(ino)?;
-            let children = self.view.read().children(&path).ok_or(Errno::ENOTDIR)?;
-            let parent_ino = if ino.0 == ROOT {
-                ROOT
-            } else {
-                let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
-                self.state().inodes.ino(parent)
-            };
-            let mut entries = vec![
-                (ino.0, FileType::Directory, ".".to_string()),
-                (parent_ino, FileType::Directory, "..".to_string()),
-            ];
-            let mut st = self.state();
-            for (name, node) in children {
-                let kind = if node.kind == NodeKind::Dir {
-                    FileType::Directory
-                } else {
-                    FileType::RegularFile
-                };
-                entries.push((st.inodes.ino(&join(&path, &name)), kind, name));
-            }
-            Ok(entries)
-        })();
-        match result {
+        match self.listed(ino, fh, offset) {
             Ok(entries) => {
-                for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(offset as usize)
-                {
-                    if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
+                for (i, (ino, name, node)) in entries.iter().enumerate().skip(offset as usize) {
+                    if reply.add(INodeNo(*ino), (i + 1) as u64, file_type(node), name) {
                         break;
                     }
                 }
@@ -688,6 +731,49 @@ impl Filesystem for SpaceFs {
             }
             Err(e) => reply.error(e),
         }
+    }
+
+    /// A listing with every entry's attributes, so that `ls -l`, `find` or rsync listing a
+    /// directory cost one round trip, not one per entry.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        match self.listed(ino, fh, offset) {
+            Ok(entries) => {
+                for (i, (ino, name, node)) in entries.iter().enumerate().skip(offset as usize) {
+                    let attr = self.attr(*ino, node, self.pending_size(*ino));
+                    if reply.add(
+                        INodeNo(*ino),
+                        (i + 1) as u64,
+                        name,
+                        &TTL,
+                        &attr,
+                        Generation(0),
+                    ) {
+                        break;
+                    }
+                }
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.state().listings.remove(&fh.0);
+        reply.ok();
     }
 
     /// Spaces keep no extended attributes (POSIX ACLs, SELinux labels): say so quietly.
