@@ -2,6 +2,7 @@
 //! key, key files, block encryption, invites and paper keys.
 
 pub mod atomic_file;
+pub mod authority;
 pub mod block;
 pub mod derive;
 pub mod invite;
