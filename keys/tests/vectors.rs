@@ -1,9 +1,10 @@
 //! Committed test vectors: derivation, discovery keys, block encryption, invites, paper
-//! keys. A derivation or format can never drift silently: any change fails here.
+//! keys, admin authority entries. A derivation or format can never drift silently: any change fails here.
 //!
 //! `COBOX_WRITE_VECTORS=1 cargo test -p cobox-keys --test vectors` rewrites the file; only
 //! do that for a deliberate, versioned format change.
 
+use cobox_keys::authority::{Authority, Change, Entry};
 use cobox_keys::block::BlockKey;
 use cobox_keys::derive::{discovery_key, feed, feed_seed, identity, identity_seed};
 use cobox_keys::invite::{self, Invite, Role};
@@ -88,7 +89,17 @@ fn generate() -> Value {
         .iter()
         .map(|p| json!({"secret": hex(p.expose()), "words": paper::to_words(p).join(" ")}))
         .collect();
-    json!({"derivation": derivation, "discovery": discovery, "block": block, "invite": invite, "paper": paper})
+    let admins = [identity(&parents()[0]), identity(&parents()[1])];
+    let genesis = Authority::genesis(admins.iter().map(|a| a.public.0).collect(), 1).unwrap();
+    let entry = Entry::new(genesis.head, Change::Add([0x33; 32]), &admins[1]);
+    let authority = vec![json!({
+        "admin_parents": [hex(parents()[0].expose()), hex(parents()[1].expose())],
+        "threshold": 1,
+        "genesis": hex(&genesis.head),
+        "entry": hex(&entry.encode()),
+        "entry_digest": hex(&entry.digest()),
+    })];
+    json!({"derivation": derivation, "discovery": discovery, "block": block, "invite": invite, "paper": paper, "authority": authority})
 }
 
 #[test]
@@ -145,6 +156,26 @@ fn vectors_match() {
         let reparsed =
             invite::parse_signed(&unhex(i["signed_payload"].as_str().unwrap()).unwrap()).unwrap();
         assert_eq!(reparsed, opened);
+    }
+    for a in v["authority"].as_array().unwrap() {
+        let admins: std::collections::BTreeSet<[u8; 32]> = a["admin_parents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| identity(&secret(p)).public.0)
+            .collect();
+        let genesis = Authority::genesis(admins, a["threshold"].as_u64().unwrap() as u8).unwrap();
+        assert_eq!(hex(&genesis.head), a["genesis"]);
+        let bytes = unhex(a["entry"].as_str().unwrap()).unwrap();
+        let entry = Entry::decode(&bytes).unwrap();
+        assert_eq!(entry.encode(), bytes);
+        assert_eq!(hex(&entry.digest()), a["entry_digest"]);
+        let after = genesis.follow([entry]);
+        assert_eq!(
+            hex(&after.head),
+            a["entry_digest"],
+            "the entry verifies and applies"
+        );
     }
     for p in v["paper"].as_array().unwrap() {
         let s = secret(&p["secret"]);
