@@ -215,12 +215,7 @@ fn a_created_file_is_durable_and_shown_to_peers_with_its_content_not_before() {
         drop(s);
         let s = open(&a, &keys, "ada").await;
         assert_eq!(s.stats().read, 0, "the index counted only durable entries");
-        let names: Vec<String> = s
-            .children("")
-            .unwrap()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let names = top_names(&s);
         assert_eq!(
             names,
             ["kept.txt", "new.txt"],
@@ -380,6 +375,16 @@ fn reclaiming_clears_only_what_no_file_kept_version_or_open_file_refers_to() {
     });
 }
 
+/// The names at the top of the space, in order.
+fn top_names(space: &Space) -> Vec<String> {
+    space
+        .children("")
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
 /// Log entries on this device, durable or not.
 async fn log_len(space: &Space) -> u64 {
     space.feeds().log().lock().await.len()
@@ -406,12 +411,7 @@ fn a_file_created_written_touched_and_renamed_within_a_commit_is_one_operation()
         let shown = s.node("minutes.md").unwrap();
         assert_eq!((shown.size, shown.mode), (11, 0o644));
         assert!(s.node(".minutes.md.Xa12").is_none() && s.node("scratch").is_none());
-        let names: Vec<String> = s
-            .children("")
-            .unwrap()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let names = top_names(&s);
         assert_eq!(names, ["minutes.md"], "listed before it is recorded");
         assert_eq!(
             log_len(&s).await,
@@ -430,12 +430,7 @@ fn a_file_created_written_touched_and_renamed_within_a_commit_is_one_operation()
         let b = device(tmp.path(), "b");
         let mut p = open(&b, &keys, "bob").await;
         sync(&mut s, &mut p).await;
-        let names: Vec<String> = p
-            .children("")
-            .unwrap()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let names = top_names(&p);
         assert_eq!(names, ["minutes.md"]);
         let node = p.node("minutes.md").unwrap();
         assert_eq!((node.mode, node.mtime_ms), (0o644, 1_700_000_000_000));
@@ -463,12 +458,7 @@ fn a_file_waiting_for_its_commit_stays_concurrent_with_an_edit_that_arrives_mean
         ada.sync().await.unwrap();
         sync(&mut ada, &mut bob).await;
         for s in [&ada, &bob] {
-            let names: Vec<String> = s
-                .children("")
-                .unwrap()
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect();
+            let names = top_names(s);
             assert_eq!(
                 names.len(),
                 2,

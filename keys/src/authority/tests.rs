@@ -1,3 +1,6 @@
+//! The admin authority's rules on small histories: thresholds and co-signatures, removal and
+//! revocation, the threshold floor, the fork rule, order independence and the encoding.
+
 use super::*;
 use crate::Secret32;
 use proptest::prelude::*;

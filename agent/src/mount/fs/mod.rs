@@ -20,14 +20,17 @@ use fuser::{
 use tokio::runtime::Handle as Runtime;
 
 use super::handles::{Body, Handle, Handles};
-use super::inodes::{Inodes, ROOT, join};
+use super::inodes::{Inodes, join};
 use super::stream::BackgroundStream;
 use crate::space::blocks::BlockAt;
 use crate::space::content::{self, BLOCK_SIZE, ContentError};
 use crate::space::view::SharedView;
 use crate::space::{Node, NodeKind, Space, SpaceError};
 
+mod listing;
 mod writes;
+
+use listing::{Listing, file_type};
 
 const TTL: Duration = Duration::from_secs(1);
 
@@ -59,9 +62,6 @@ struct State {
     /// many calls is computed once and stays consistent.
     listings: HashMap<u64, Listing>,
 }
-
-/// A directory's entries in order: inode, name, node.
-type Listing = Arc<Vec<(u64, String, Node)>>;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -265,57 +265,6 @@ impl SpaceFs {
             }
         }
         Ok(out)
-    }
-}
-
-/// The kernel's type of a node.
-fn file_type(node: &Node) -> FileType {
-    match node.kind {
-        NodeKind::Dir => FileType::Directory,
-        NodeKind::File => FileType::RegularFile,
-    }
-}
-
-impl SpaceFs {
-    /// Directory `ino`'s entries in order, `.` and `..` first: inode, name, node.
-    /// The listing of open directory `fh` (`ino`): taken again when read from the start.
-    fn listed(&self, ino: INodeNo, fh: FileHandle, offset: u64) -> Result<Listing, Errno> {
-        if offset > 0
-            && let Some(l) = self.state().listings.get(&fh.0)
-        {
-            return Ok(l.clone());
-        }
-        let listing = Arc::new(self.listing(ino)?);
-        if let Some(l) = self.state().listings.get_mut(&fh.0) {
-            *l = listing.clone();
-        }
-        Ok(listing)
-    }
-
-    fn listing(&self, ino: INodeNo) -> Result<Vec<(u64, String, Node)>, Errno> {
-        let path = self.path_of(ino)?;
-        let (children, this, parent) = {
-            let view = self.view.read();
-            let children = view.children(&path).ok_or(Errno::ENOTDIR)?;
-            let parent_path = path.rsplit_once('/').map_or("", |(p, _)| p).to_string();
-            let this = view.node(&path).ok_or(Errno::ENOENT)?;
-            let parent = view.node(&parent_path).unwrap_or_else(|| this.clone());
-            (children, this, (parent_path, parent))
-        };
-        let mut st = self.state();
-        let parent_ino = if ino.0 == ROOT {
-            ROOT
-        } else {
-            st.inodes.ino(&parent.0)
-        };
-        let mut entries = vec![
-            (ino.0, ".".to_string(), this),
-            (parent_ino, "..".to_string(), parent.1),
-        ];
-        for (name, node) in children {
-            entries.push((st.inodes.ino(&join(&path, &name)), name, node));
-        }
-        Ok(entries)
     }
 }
 
