@@ -215,6 +215,8 @@ pub struct Authority {
     pub threshold: u8,
     /// Keys revoked so far (never added again).
     pub revoked: BTreeSet<[u8; 32]>,
+    /// The genesis's digest.
+    pub genesis: Digest,
     /// The genesis's digest, then each applied entry's.
     pub head: Digest,
     /// Entries applied since the genesis, in order.
@@ -248,8 +250,10 @@ impl Authority {
         for k in &keys {
             bytes.extend_from_slice(k);
         }
+        let genesis = digest(&[GENESIS_DOMAIN, &bytes]);
         Ok(Authority {
-            head: digest(&[GENESIS_DOMAIN, &bytes]),
+            genesis,
+            head: genesis,
             keys,
             threshold,
             revoked: BTreeSet::new(),
@@ -281,6 +285,11 @@ impl Authority {
         }
         // Never cut the branch the device sits on.
         (next.threshold >= 1 && next.threshold as usize <= next.keys.len()).then_some(next)
+    }
+
+    /// Whether `head` is this chain's genesis or one of its applied entries.
+    pub fn has_head(&self, head: &Digest) -> bool {
+        *head == self.genesis || self.applied.contains(head)
     }
 
     /// Whether `entry` may be applied now: on the head, a change that may be made, and

@@ -14,7 +14,6 @@
 
 use cobox_schema::hexkey::{Address, PublicKey};
 use cobox_schema::invite_code::{self, CodeError};
-use libsodium_rs::{crypto_box, crypto_sign};
 
 use crate::derive::{SigningKeyPair, verify};
 use crate::secret::Secret32;
@@ -137,14 +136,9 @@ impl Invite {
     pub fn create(&self, inviter: &SigningKeyPair) -> Result<String, InviteError> {
         crate::init();
         let signed = self.signed_payload(inviter)?;
-        let ed_pk = crypto_sign::PublicKey::from_bytes(&self.invitee.0)
-            .map_err(|_| InviteError::Malformed("invitee key".into()))?;
-        let x_pk = crypto_sign::ed25519_pk_to_curve25519(&ed_pk).map_err(|_| {
+        let sealed = crate::sealed::seal(&self.invitee.0, &signed).map_err(|_| {
             InviteError::Malformed("invitee key is not a valid ed25519 point".into())
         })?;
-        let box_pk = crypto_box::PublicKey::from_bytes(&x_pk).expect("32-byte key");
-        let sealed = crypto_box::seal_box(&signed, &box_pk)
-            .expect("sealing an in-memory buffer cannot fail");
         Ok(invite_code::encode(&sealed)?)
     }
 }
@@ -153,16 +147,7 @@ impl Invite {
 pub fn open(code: &str, me: &SigningKeyPair, now: u64) -> Result<Invite, InviteError> {
     crate::init();
     let sealed = invite_code::decode(code)?;
-    let x_sk = crypto_sign::ed25519_sk_to_curve25519(me.secret())
-        .map_err(|_| InviteError::NotForThisDevice)?;
-    let ed_pk = crypto_sign::PublicKey::from_bytes(&me.public.0)
-        .map_err(|_| InviteError::NotForThisDevice)?;
-    let x_pk =
-        crypto_sign::ed25519_pk_to_curve25519(&ed_pk).map_err(|_| InviteError::NotForThisDevice)?;
-    let box_sk = crypto_box::SecretKey::from_bytes(&x_sk).expect("32-byte key");
-    let box_pk = crypto_box::PublicKey::from_bytes(&x_pk).expect("32-byte key");
-    let signed = crypto_box::open_sealed_box(&sealed, &box_pk, &box_sk)
-        .map_err(|_| InviteError::NotForThisDevice)?;
+    let signed = crate::sealed::open(me, &sealed).map_err(|_| InviteError::NotForThisDevice)?;
     let invite = parse_signed(&signed)?;
     if invite.invitee != me.public {
         return Err(InviteError::WrongRecipient(invite.invitee));
@@ -324,12 +309,7 @@ mod tests {
         // A valid payload for Carol, re-sealed to Bob: the recipient check catches it.
         let carol = device(3);
         let for_carol = invite_for(&carol, &alice).signed_payload(&alice).unwrap();
-        let box_pk = {
-            let ed = crypto_sign::PublicKey::from_bytes(&bob.public.0).unwrap();
-            crypto_box::PublicKey::from_bytes(&crypto_sign::ed25519_pk_to_curve25519(&ed).unwrap())
-                .unwrap()
-        };
-        let sealed = crypto_box::seal_box(&for_carol, &box_pk).unwrap();
+        let sealed = crate::sealed::seal(&bob.public.0, &for_carol).unwrap();
         let code = invite_code::encode(&sealed).unwrap();
         assert_eq!(
             open(&code, &bob, 0),
