@@ -6,6 +6,7 @@ pub use cobox_protocol::{feed, replicate, transport};
 
 pub mod backoff;
 pub mod control;
+pub mod fleet;
 pub mod mount;
 pub mod net;
 pub mod plan;

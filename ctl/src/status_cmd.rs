@@ -342,7 +342,7 @@ fn event_line(e: &Event, colour: Colour) -> String {
     use cobox_schema::api::EventKind::*;
     let code = match e.kind {
         ActionFailed | ConfigInvalid | Blocked | FeedFault => RED,
-        Drift | Pruned => YELLOW,
+        Drift | Pruned | Admins => YELLOW,
         _ => GREEN,
     };
     let kind = serde_json::to_value(e.kind)

@@ -84,6 +84,52 @@ impl Step {
     }
 }
 
+/// What an admin keeps of an envelope published for a device: enough to find the chain's
+/// end without the payload (its signature was checked when it was read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    pub generation: u64,
+    pub digest: Digest,
+    pub parent: Digest,
+    pub signer: [u8; 32],
+}
+
+impl Head {
+    pub fn of(e: &Envelope) -> Head {
+        Head {
+            generation: e.generation,
+            digest: e.digest(),
+            parent: e.parent,
+            signer: e.signer,
+        }
+    }
+}
+
+/// Where the chain of `heads` ends, by the device's rule (signers in the set in force; the
+/// smallest digest at a fork): what the next envelope for that device continues.
+pub fn tip(authority: &Authority, heads: &[Head]) -> Mark {
+    let mut end = Mark::default();
+    loop {
+        let next = heads
+            .iter()
+            .filter(|h| {
+                h.generation == end.generation + 1
+                    && h.parent == end.digest
+                    && authority.keys.contains(&h.signer)
+            })
+            .min_by_key(|h| h.digest);
+        match next {
+            Some(h) => {
+                end = Mark {
+                    generation: h.generation,
+                    digest: h.digest,
+                }
+            }
+            None => return end,
+        }
+    }
+}
+
 /// Follow `envelopes` from `mark` for device `me` in `fleet` under `authority`.
 pub fn step<'a>(
     mark: Mark,

@@ -343,6 +343,114 @@ pub struct Status {
     /// Where the device listens and which peers it replicates with, now.
     #[serde(default)]
     pub network: NetworkStatus,
+    /// The device's admins and what it took from them, when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admins: Option<AdminsStatus>,
+}
+
+/// The device's admins as it follows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AdminsStatus {
+    /// The space the admins publish in.
+    pub fleet: Option<String>,
+    /// The admin set in force, sorted.
+    pub keys: Vec<String>,
+    pub threshold: u8,
+    /// The head of the authority chain (hex).
+    pub head: String,
+    /// Changes of the admin set applied since the genesis.
+    pub changes: usize,
+    /// The generation of the last envelope accepted (0: none).
+    pub admin_generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_envelope: Option<EnvelopeOutcome>,
+    /// Envelopes refused, newest last (at most 16).
+    #[serde(default)]
+    pub refused: Vec<RefusedEnvelope>,
+    /// Set when the device's owner took it back locally: when, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_override: Option<String>,
+}
+
+/// What became of an envelope the device accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvelopeOutcome {
+    pub generation: u64,
+    /// The admin who signed it.
+    pub signer: String,
+    /// `applied`, `unchanged` or `refused`.
+    pub outcome: String,
+    /// The local generation it became, when applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_generation: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An envelope the device did not take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RefusedEnvelope {
+    pub generation: u64,
+    pub signer: String,
+    pub digest: String,
+    /// `not-an-admin`, `replayed`, `forked`, `ahead`, `bad-signature`, `other-fleet`.
+    pub reason: String,
+}
+
+/// A managed device's report to its admins, published in the fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceReport {
+    /// The device's identity.
+    pub device: String,
+    pub name: String,
+    /// When it was written (RFC 3339).
+    pub at: String,
+    /// The running generation and its config's digest.
+    pub generation: u64,
+    pub digest: String,
+    pub source: GenerationSource,
+    pub converged: bool,
+    /// Resources not ready, as `kind name: reason`.
+    #[serde(default)]
+    pub not_ready: Vec<String>,
+    pub admins: AdminsStatus,
+}
+
+/// `POST /v1/remote/apply`: publish a device's desired config as an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteApplyRequest {
+    /// The device's identity.
+    pub target: String,
+    pub config: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RemoteApplyResponse {
+    pub target: String,
+    /// The envelope's generation for that device.
+    pub generation: u64,
+    pub digest: String,
+    pub fleet: String,
+}
+
+/// `POST /v1/remote/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteStatusRequest {
+    pub device: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RemoteStatusResponse {
+    /// The newest report of the device read here, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<DeviceReport>,
+    /// Seconds since it was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_s: Option<u64>,
+    /// The last envelope published for the device, as seen here (0: none).
+    pub published: u64,
 }
 
 /// The device on the network.
@@ -763,6 +871,9 @@ pub enum EventKind {
     /// A feed of a space or seed could not be read or written here (damaged or unreadable
     /// on disk): its replication stopped, every other feed goes on.
     FeedFault,
+    /// Something about the device's admins: trust taken on first use, the set changed, a
+    /// local edit took the device back, an envelope refused.
+    Admins,
 }
 
 /// One event; `GET /v1/events` streams them as server-sent events (`id:` is `id`,

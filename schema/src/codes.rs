@@ -25,6 +25,18 @@ pub const ALL: &[(&str, &str)] = &[
     ("invalid-key", "a public key that is not 64 hex characters"),
     ("duplicate-key", "the same public key listed twice"),
     (
+        "admin-threshold",
+        "an admin threshold larger than the number of admin keys",
+    ),
+    (
+        "unknown-fleet",
+        "an `admins.fleet` that names no declared space",
+    ),
+    (
+        "admins-without-fleet",
+        "admin keys without `admins.fleet`: the admins cannot reach the device",
+    ),
+    (
         "invalid-address",
         "a space address that is not 64 hex characters",
     ),

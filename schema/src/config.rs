@@ -24,8 +24,25 @@ pub struct Config {
     pub storage: Storage,
     pub spaces: Vec<Space>,
     pub seeds: Vec<Seed>,
-    pub admins: Vec<PublicKey>,
+    pub admins: Admins,
     pub api: Api,
+}
+
+/// Who may steer this device from elsewhere, and where they publish.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Admins {
+    pub keys: Vec<PublicKey>,
+    /// How many keys must sign a change of the admin set.
+    pub threshold: u8,
+    /// The name of the space that is the fleet.
+    pub fleet: Option<String>,
+}
+
+impl Admins {
+    /// Whether admins steer this device.
+    pub fn managed(&self) -> bool {
+        !self.keys.is_empty() && self.fleet.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

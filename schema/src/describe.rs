@@ -100,8 +100,16 @@ pub fn desired_state(config: &Config) -> String {
             opt(sd.download),
         );
     }
-    for k in &config.admins {
+    for k in &config.admins.keys {
         let _ = writeln!(out, "admin    {k}");
+    }
+    if !config.admins.keys.is_empty() || config.admins.fleet.is_some() {
+        let _ = writeln!(
+            out,
+            "admins   threshold={} fleet={}",
+            config.admins.threshold,
+            config.admins.fleet.as_deref().unwrap_or("none")
+        );
     }
     let _ = writeln!(
         out,

@@ -230,9 +230,18 @@ pub struct RawSeed {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmins {
-    /// Identities (64 hex characters) allowed to change this device's config and read its status.
+    /// Identities (64 hex characters) allowed to change this device's config and read its
+    /// status. Read from the first config the device accepts; later the admins change the
+    /// set themselves (`coboxctl admins`), and a local edit of this table takes the device
+    /// back (reported to the admins).
     #[serde(default)]
     pub keys: Vec<String>,
+    /// How many of the keys must sign a change of the admin set. Default `1`.
+    #[schemars(range(min = 1, max = 255))]
+    pub threshold: Option<u8>,
+    /// The `[[space]]` (its name here) the admins publish configs in and this device
+    /// reports its status in: the fleet. An admin's device names it too.
+    pub fleet: Option<String>,
 }
 
 /// The local control API.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{
-    Api, COMMIT_INTERVAL, Config, Device, Limit, MAX_COMMIT_INTERVAL, Network, Peer, Relays, Seed,
-    Space, Storage, Versions,
+    Admins, Api, COMMIT_INTERVAL, Config, Device, Limit, MAX_COMMIT_INTERVAL, Network, Peer,
+    Relays, Seed, Space, Storage, Versions,
 };
 use crate::convert::Ctx;
 use crate::hexkey::{Address, PublicKey};
@@ -85,7 +85,7 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
             }
         })
         .collect();
-    let admins = keys(ctx, "admins.keys", &raw.admins.keys);
+    let admins = admins(ctx, raw);
     let api = api(ctx, raw, &device);
 
     let config = Config {
@@ -99,6 +99,53 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
     };
     cross_checks(ctx, raw, &config);
     config
+}
+
+/// The admin set and the fleet: a threshold the keys can meet, a fleet this config declares.
+fn admins(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Admins {
+    let a = &raw.admins;
+    let keys = keys(ctx, "admins.keys", &a.keys);
+    let threshold = a.threshold.unwrap_or(1);
+    if a.threshold.is_some() && threshold as usize > a.keys.len() {
+        ctx.error(
+            "admin-threshold",
+            "admins.threshold",
+            format!(
+                "a threshold of {threshold} needs at least {threshold} admin keys, and `admins.keys` has {}",
+                a.keys.len()
+            ),
+        )
+        .help = Some("list more keys, or lower the threshold".into());
+    }
+    if let Some(fleet) = &a.fleet
+        && !raw.spaces.iter().any(|s| s.name == *fleet)
+    {
+        let known: Vec<&str> = raw.spaces.iter().map(|s| s.name.as_str()).collect();
+        ctx.error(
+            "unknown-fleet",
+            "admins.fleet",
+            format!("`admins.fleet` names space `{fleet}`, which this config does not declare"),
+        )
+        .help = Some(if known.is_empty() {
+            "declare the fleet as a `[[space]]` (joined with the invite an admin made for this device)".into()
+        } else {
+            format!("declared spaces: {}", known.join(", "))
+        });
+    }
+    if !a.keys.is_empty() && a.fleet.is_none() {
+        ctx.warning(
+            "admins-without-fleet",
+            "admins.keys",
+            "admins are listed but no `admins.fleet`: they have no way to reach this device"
+                .to_string(),
+        )
+        .help = Some("name the `[[space]]` the admins publish in as `admins.fleet`".into());
+    }
+    Admins {
+        keys,
+        threshold,
+        fleet: a.fleet.clone(),
+    }
 }
 
 /// The longest device name, in characters.

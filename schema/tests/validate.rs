@@ -35,7 +35,7 @@ fn a_minimal_file_gets_every_default() {
         c.api.socket,
         Path::new("/home/user/.local/share/cobox/coboxd.sock")
     );
-    assert!(c.spaces.is_empty() && c.seeds.is_empty() && c.admins.is_empty());
+    assert!(c.spaces.is_empty() && c.seeds.is_empty() && c.admins.keys.is_empty());
 }
 
 #[test]

@@ -57,6 +57,7 @@ impl Board {
                     config_invalid: None,
                     resources: vec![],
                     network: NetworkStatus::default(),
+                    admins: None,
                 },
                 since: BTreeMap::new(),
                 events: VecDeque::new(),
@@ -119,6 +120,11 @@ impl Board {
             }));
         }
         g.network = net.map(|n| (n, listening));
+    }
+
+    /// What the device follows of its admins.
+    pub fn set_admins(&self, admins: Option<cobox_schema::api::AdminsStatus>) {
+        self.lock().status.admins = admins;
     }
 
     pub fn set_identity(&self, identity: Option<String>) {

@@ -11,8 +11,8 @@ pub mod openapi;
 pub mod server;
 
 use cobox_schema::api::{
-    ConfigRequest, PruneRequest, RestoreRequest, RollbackRequest, SyncRequest, UsageRequest,
-    VersionsRequest, WireDiagnostic,
+    ConfigRequest, PruneRequest, RemoteApplyRequest, RemoteStatusRequest, RestoreRequest,
+    RollbackRequest, SyncRequest, UsageRequest, VersionsRequest, WireDiagnostic,
 };
 
 /// A request only the agent's loop can answer (it plans against the live device or changes
@@ -28,6 +28,10 @@ pub enum Call {
     Versions(VersionsRequest),
     Restore(RestoreRequest),
     Usage(UsageRequest),
+    /// Publish a device's desired config to the fleet (on an admin's device).
+    RemoteApply(RemoteApplyRequest),
+    /// A device's newest report, as read from the fleet here.
+    RemoteStatus(RemoteStatusRequest),
 }
 
 /// Why the loop could not answer a call, in its own terms; the server maps each to an HTTP
@@ -50,6 +54,18 @@ pub enum CallError {
 impl CallError {
     pub fn internal(e: anyhow::Error) -> CallError {
         CallError::Internal(format!("{e:#}"))
+    }
+
+    /// What went wrong, in words.
+    pub fn message(&self) -> &str {
+        match self {
+            CallError::Invalid { message, .. } => message,
+            CallError::NoSuchGeneration(m)
+            | CallError::NoSuchSpace(m)
+            | CallError::StillDeclared(m)
+            | CallError::BadRequest(m)
+            | CallError::Internal(m) => m,
+        }
     }
 }
 

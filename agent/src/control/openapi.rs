@@ -117,6 +117,34 @@ pub mod ops {
         )
     }
 
+    pub fn remote_apply(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::RemoteApplyRequest),
+            schema!(g, api::RemoteApplyResponse),
+        );
+        op(
+            g,
+            "publish a managed device's desired config to the fleet, sealed to it and signed by this device (an admin)",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn remote_status(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::RemoteStatusRequest),
+            schema!(g, api::RemoteStatusResponse),
+        );
+        op(
+            g,
+            "a managed device's newest status report as read from the fleet here, with its age",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
     pub fn versions(g: &mut SchemaGenerator) -> Value {
         let (req, ok) = (
             schema!(g, api::VersionsRequest),

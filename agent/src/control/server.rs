@@ -24,8 +24,8 @@ use cobox_keys::KeyStore;
 use cobox_schema::api::{
     self, ApiError, ConfigRequest, Generations as GenerationsDoc, Identity, InviteInspectRequest,
     InviteRequest, InviteResponse, KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES,
-    PruneRequest, RestoreRequest, RollbackRequest, SyncRequest, UsageRequest, VersionsRequest,
-    error_code,
+    PruneRequest, RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest,
+    SyncRequest, UsageRequest, VersionsRequest, error_code,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -251,6 +251,8 @@ pub const ROUTES: &[Route] = &[
     route!(post, "/v1/files/versions", versions),
     route!(post, "/v1/files/restore", restore),
     route!(post, "/v1/spaces/usage", usage),
+    route!(post, "/v1/remote/apply", remote_apply),
+    route!(post, "/v1/remote/status", remote_status),
     route!(post, "/v1/invites", invite_create),
     route!(post, "/v1/invites/inspect", invite_inspect),
     route!(post, "/v1/keys/export", keys_export),
@@ -413,6 +415,14 @@ async fn restore(State(s): State<ApiState>, req: JsonBody<RestoreRequest>) -> Re
 
 async fn usage(State(s): State<ApiState>, req: JsonBody<UsageRequest>) -> Reply {
     call(&s, Call::Usage(req.required()?)).await
+}
+
+async fn remote_apply(State(s): State<ApiState>, req: JsonBody<RemoteApplyRequest>) -> Reply {
+    call(&s, Call::RemoteApply(req.required()?)).await
+}
+
+async fn remote_status(State(s): State<ApiState>, req: JsonBody<RemoteStatusRequest>) -> Reply {
+    call(&s, Call::RemoteStatus(req.required()?)).await
 }
 
 fn bad(e: anyhow::Error, code: &str) -> Failure {

@@ -217,6 +217,17 @@ impl Device {
         self.tcp.bound()
     }
 
+    /// The device's name, as it gives it to others.
+    pub fn name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// The device's identity key pair, once it has one (it signs what the device
+    /// publishes to its fleet).
+    pub fn signer(&self) -> Option<cobox_keys::SigningKeyPair> {
+        self.parent.as_ref().map(cobox_keys::derive::identity)
+    }
+
     /// The device's identity public key, once it has one.
     pub fn identity(&self) -> Option<String> {
         self.parent

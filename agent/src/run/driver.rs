@@ -24,11 +24,14 @@ use crate::control::generations::{Generations, digest};
 use crate::control::metrics::MetricsServer;
 use crate::control::server::{ApiState, Server};
 use crate::control::{Call, CallError, CallMsg, changes};
+use crate::fleet::state::FleetState;
 use crate::host::SystemHost;
 use crate::net::policy::Class;
 use crate::plan::ResourceId;
 use crate::plan::{Observed, Plan, plan};
 use crate::{atomic_file, config_file};
+
+mod admins;
 
 fn wire(v: &Validation, src: &Source) -> Vec<WireDiagnostic> {
     v.diagnostics
@@ -66,6 +69,12 @@ pub struct Agent {
     server: Option<Server>,
     /// The Prometheus endpoint, when `[api] metrics` asks for one.
     metrics: Option<MetricsServer>,
+    /// Where the running generation came from.
+    generation_source: GenerationSource,
+    /// What the device follows of its admins (kept on disk).
+    fleet: FleetState,
+    /// Entries in the fleet's logs at the last look.
+    fleet_total: Option<u64>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -106,18 +115,21 @@ impl Agent {
         let generations = Generations::new(&config.device.data_dir);
         let text = src.text().to_string();
         let latest = generations.latest()?;
-        let generation = match latest {
-            Some(g) if g.info.digest == digest(&text) => g.info.number,
+        let (generation, generation_source) = match latest {
+            Some(g) if g.info.digest == digest(&text) => (g.info.number, g.info.source),
             _ => {
                 let kind = match source {
                     ConfigSource::File(_) => GenerationSource::File,
                     ConfigSource::Embedded => GenerationSource::Embedded,
                 };
-                generations
+                let number = generations
                     .record(&text, kind, src.name(), None, &now_rfc3339())?
-                    .number
+                    .number;
+                (number, kind)
             }
         };
+        // Unreadable, it would let the mark go back: nothing starts.
+        let fleet = FleetState::load(&config.device.data_dir)?;
         let board = Board::new(AgentInfo {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
@@ -147,7 +159,10 @@ impl Agent {
         };
         let server = Server::start(rt.handle(), &config.api.socket, state)?;
         let metrics = start_metrics(rt.handle(), config.api.metrics, &board);
-        Ok(Agent {
+        let mut agent = Agent {
+            generation_source,
+            fleet,
+            fleet_total: None,
             metrics,
             rt,
             source,
@@ -165,7 +180,9 @@ impl Agent {
             tx,
             watcher,
             server: Some(server),
-        })
+        };
+        agent.admins_accepted(generation_source);
+        Ok(agent)
     }
 
     pub fn generation(&self) -> u64 {
@@ -478,6 +495,8 @@ impl Agent {
             );
         }
         self.config = config;
+        self.generation_source = kind;
+        self.admins_accepted(kind);
         self.board.set_generation(g.number);
         self.board.emit(
             EventKind::ConfigAccepted,
@@ -526,6 +545,8 @@ impl Agent {
             Call::Prune(req) => (self.prune(&req).map(|c| to_value(&c)), false),
             // Reconciled at once, so status shows the sync.
             Call::Sync(req) => (self.sync(&req).map(|c| to_value(&c)), true),
+            Call::RemoteApply(req) => (self.remote_apply(&req).map(|r| to_value(&r)), false),
+            Call::RemoteStatus(req) => (self.remote_status(&req).map(|r| to_value(&r)), false),
         };
         // The caller may have given up waiting; that is fine.
         let _ = reply.send(answer);
@@ -608,7 +629,30 @@ impl Agent {
         kind: GenerationSource,
         restores: Option<u64>,
     ) -> Result<ApplyResponse, CallError> {
+        self.apply_with(req, kind, restores, |_| None)
+    }
+
+    /// Apply `req` unless `check` refuses the validated candidate (the reason is the error).
+    fn apply_checked(
+        &mut self,
+        req: &ConfigRequest,
+        kind: GenerationSource,
+        check: impl FnOnce(&Config) -> Option<String>,
+    ) -> Result<ApplyResponse, CallError> {
+        self.apply_with(req, kind, None, check)
+    }
+
+    fn apply_with(
+        &mut self,
+        req: &ConfigRequest,
+        kind: GenerationSource,
+        restores: Option<u64>,
+        check: impl FnOnce(&Config) -> Option<String>,
+    ) -> Result<ApplyResponse, CallError> {
         let (plan, candidate) = self.dry_run(req)?;
+        if let Some(why) = check(&candidate) {
+            return Err(CallError::BadRequest(why));
+        }
         if req.config == self.accepted_text && restores.is_none() {
             return Ok(ApplyResponse {
                 generation: self.generation,

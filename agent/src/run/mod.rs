@@ -20,6 +20,8 @@ pub use config_source::ConfigSource;
 
 /// How often the agent reconciles with no other trigger (drift: a mount removed by hand).
 pub const RESYNC: Duration = Duration::from_secs(10);
+/// How often the fleet's logs are looked at for something new from the admins.
+const FLEET_TICK: Duration = Duration::from_millis(250);
 /// Changes to the config file closer together than this make one reload.
 const DEBOUNCE: Duration = Duration::from_millis(30);
 
@@ -109,7 +111,12 @@ pub fn run(source: ConfigSource) -> Result<()> {
     let manager = service::Notifier::from_env();
     let mut announced = false;
     loop {
-        let converged = agent.reconcile();
+        let mut converged = agent.reconcile();
+        if agent.follow_admins() {
+            // The admins' config was applied: converge on it before reporting.
+            converged = agent.reconcile();
+        }
+        agent.report_to_admins(converged);
         let generation = agent.generation();
         let status = if converged {
             format!("generation {generation}: converged")
@@ -170,7 +177,14 @@ fn wait(agent: &mut driver::Agent, rx: &mpsc::Receiver<Wake>) -> Next {
             Some(_) => DEBOUNCE,
             None => deadline.saturating_duration_since(std::time::Instant::now()),
         };
+        let ticking = next.is_none() && agent.follows_fleet() && timeout > FLEET_TICK;
+        let timeout = if ticking { FLEET_TICK } else { timeout };
         match rx.recv_timeout(timeout) {
+            Err(mpsc::RecvTimeoutError::Timeout) if ticking => {
+                if agent.fleet_grew() && agent.follow_admins() {
+                    return Next::Reconcile;
+                }
+            }
             Ok(Wake::Call(call)) => {
                 if agent.answer(call) {
                     next = Some(next.unwrap_or(Next::Reconcile));

@@ -34,6 +34,13 @@ pub enum Message {
     /// What the writer knew, at `at` (unix seconds), of the other devices' copies of the
     /// space: so members see the seeds' state even when not connected to them.
     Health { at: u64, seen: Vec<Seen> },
+    /// A config envelope an admin published (`cobox_keys::envelope`, its own encoding).
+    Envelope(Vec<u8>),
+    /// A change of the admin set (`cobox_keys::authority::Entry`, its own encoding).
+    Authority(Vec<u8>),
+    /// A managed device's status report to its admins (JSON, at most
+    /// [`MAX_STATUS`] bytes).
+    Status(Vec<u8>),
 }
 
 /// One device's copy of a space, as a member saw it.
@@ -81,6 +88,11 @@ const ALLOW: u8 = 3;
 const INVITE: u8 = 4;
 const DRIVE: u8 = 5;
 const HEALTH: u8 = 6;
+const ENVELOPE: u8 = 7;
+const AUTHORITY: u8 = 8;
+const STATUS: u8 = 9;
+/// The longest status report.
+pub const MAX_STATUS: usize = 64 * 1024;
 /// Most devices in one health report.
 pub const MAX_SEEN: usize = 255;
 /// Longest device name kept.
@@ -126,6 +138,14 @@ impl Message {
             Message::Drive(op) => {
                 out.push(DRIVE);
                 out.extend_from_slice(op);
+            }
+            Message::Envelope(b) | Message::Authority(b) | Message::Status(b) => {
+                out.push(match self {
+                    Message::Envelope(_) => ENVELOPE,
+                    Message::Authority(_) => AUTHORITY,
+                    _ => STATUS,
+                });
+                out.extend_from_slice(b);
             }
             Message::Health { at, seen } => {
                 out.push(HEALTH);
@@ -178,6 +198,10 @@ impl Message {
                 expires: u64::from_le_bytes(r.array()?),
             },
             DRIVE => Message::Drive(r.take(r.buf.len())?.to_vec()),
+            ENVELOPE => Message::Envelope(r.take(r.buf.len())?.to_vec()),
+            AUTHORITY => Message::Authority(r.take(r.buf.len())?.to_vec()),
+            STATUS if r.buf.len() > MAX_STATUS => return Err(r.invalid("status report too long")),
+            STATUS => Message::Status(r.take(r.buf.len())?.to_vec()),
             HEALTH => {
                 let at = u64::from_le_bytes(r.array()?);
                 let n = r.u8()? as usize;
@@ -277,6 +301,9 @@ mod tests {
                 expires: 1_800_000_000,
             },
             Message::Drive(vec![1, 2, 3]),
+            Message::Envelope(vec![4, 5]),
+            Message::Authority(vec![6]),
+            Message::Status(b"{}".to_vec()),
             Message::Health {
                 at: 1_800_000_000,
                 seen: vec![

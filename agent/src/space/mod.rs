@@ -243,6 +243,20 @@ impl Space {
         self.feeds.log_key
     }
 
+    /// Every log of the space known here (this device's among them), in key order.
+    pub fn log_keys(&self) -> Vec<[u8; 32]> {
+        self.logs.keys().copied().collect()
+    }
+
+    /// How many entries of log `key` are here (this device's own: written, durable or not).
+    pub async fn log_len(&mut self, key: &[u8; 32]) -> Result<u64, SpaceError> {
+        Ok(match self.feeds.get(key).await? {
+            Some(f) if *key == self.feeds.log_key => f.lock().await.len(),
+            Some(f) => f.held().length,
+            None => 0,
+        })
+    }
+
     pub fn content_key(&self) -> [u8; 32] {
         self.feeds.content_key
     }

@@ -1,0 +1,239 @@
+//! What the device keeps of its admins, in one file replaced whole
+//! (`DATA_DIR/fleet/state.json`): the root of the authority and the changes known, the
+//! mark (the last envelope accepted, stored before its config is applied), the envelope
+//! being applied, what became of envelopes, how far each fleet log was read, and — on an
+//! admin's device — the envelopes published for each device and the devices' reports.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use cobox_keys::authority::{Authority, Entry};
+use cobox_keys::envelope::Envelope;
+use cobox_keys::follow::{Head, Mark};
+use cobox_schema::api::{DeviceReport, EnvelopeOutcome, RefusedEnvelope};
+use serde::{Deserialize, Serialize};
+
+/// Refusals kept for status, newest last.
+pub const MAX_REFUSED: usize = 16;
+/// Envelopes for this device kept until they can be followed.
+pub const MAX_INBOX: usize = 256;
+
+/// An admin set as a config states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminSet {
+    /// Hex, sorted.
+    pub keys: BTreeSet<String>,
+    pub threshold: u8,
+}
+
+impl AdminSet {
+    pub fn of(admins: &cobox_schema::config::Admins) -> AdminSet {
+        AdminSet {
+            keys: admins.keys.iter().map(|k| k.to_string()).collect(),
+            threshold: admins.threshold,
+        }
+    }
+
+    /// The authority rooted here.
+    pub fn genesis(&self) -> Option<Authority> {
+        let keys = self
+            .keys
+            .iter()
+            .filter_map(|k| k.parse::<cobox_schema::hexkey::PublicKey>().ok())
+            .map(|k| k.0)
+            .collect();
+        Authority::genesis(keys, self.threshold).ok()
+    }
+}
+
+/// The envelope accepted and not applied yet (a crash in between applies it at the start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub generation: u64,
+    pub signer: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FleetState {
+    /// The `[admins]` of the last accepted config: a local edit of it re-roots.
+    pub seen: Option<AdminSet>,
+    /// The root of the authority (trust on first use, or the owner's re-root).
+    pub genesis: Option<AdminSet>,
+    /// Set when the owner re-rooted the authority locally: when and how.
+    pub local_override: Option<String>,
+    /// Changes of the admin set known (encoded, base64), in the order first read.
+    pub entries: Vec<String>,
+    /// The last envelope accepted.
+    pub mark: Mark,
+    pub pending: Option<Pending>,
+    pub last: Option<EnvelopeOutcome>,
+    pub refused: Vec<RefusedEnvelope>,
+    /// The fleet's address (hex): the cursors below are for its logs.
+    pub fleet: Option<String>,
+    /// Entries of each fleet log read so far, by log key (hex).
+    pub cursors: BTreeMap<String, u64>,
+    /// The identity each fleet log belongs to, by log key (hex).
+    pub owners: BTreeMap<String, String>,
+    /// Envelopes for this device not followed yet (encoded, base64).
+    pub inbox: Vec<String>,
+    /// Envelopes published for each device, by its identity (hex).
+    pub published: BTreeMap<String, Vec<Head>>,
+    /// The newest report of each device, by identity (hex).
+    pub reports: BTreeMap<String, DeviceReport>,
+    /// The last report this device published, and when (unix seconds).
+    pub reported: Option<(DeviceReport, u64)>,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl FleetState {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("fleet").join("state.json")
+    }
+
+    /// The state kept under `data_dir`; none yet is the empty state. An unreadable file is
+    /// an error: the mark must never silently go back.
+    pub fn load(data_dir: &Path) -> anyhow::Result<FleetState> {
+        let path = Self::path(data_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("fleet state {} is unreadable: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FleetState::default()),
+            Err(e) => Err(anyhow::anyhow!("fleet state {}: {e}", path.display())),
+        }
+    }
+
+    /// Replace the file whole and durably.
+    pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let path = Self::path(data_dir);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let bytes = serde_json::to_vec_pretty(self)?;
+        crate::atomic_file::replace(&path, &bytes)
+            .map_err(|e| anyhow::anyhow!("fleet state {}: {e}", path.display()))
+    }
+
+    /// The authority in force: the genesis followed through the changes known.
+    pub fn authority(&self) -> Option<Authority> {
+        let root = self.genesis.as_ref()?.genesis()?;
+        Some(root.follow(self.entries().into_iter()))
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries
+            .iter()
+            .filter_map(|e| b64().decode(e).ok())
+            .filter_map(|b| Entry::decode(&b).ok())
+            .collect()
+    }
+
+    /// Keep a change of the admin set (a co-signature of a known one merges into it).
+    pub fn add_entry(&mut self, entry: &Entry) {
+        let d = entry.digest();
+        let mut all = self.entries();
+        match all.iter_mut().find(|e| e.digest() == d) {
+            Some(known) => {
+                let before = known.signatures.len();
+                known.signatures.extend(entry.signatures.clone());
+                if known.signatures.len() == before {
+                    return;
+                }
+            }
+            None => all.push(entry.clone()),
+        }
+        self.entries = all.iter().map(|e| b64().encode(e.encode())).collect();
+    }
+
+    pub fn inbox(&self) -> Vec<Envelope> {
+        self.inbox
+            .iter()
+            .filter_map(|e| b64().decode(e).ok())
+            .filter_map(|b| Envelope::decode(&b).ok())
+            .collect()
+    }
+
+    /// Keep envelopes for this device past the mark, at most [`MAX_INBOX`] (the lowest
+    /// generations first: they are the ones the chain continues with).
+    pub fn set_inbox(&mut self, mut envelopes: Vec<Envelope>) {
+        envelopes.retain(|e| e.generation > self.mark.generation);
+        envelopes.sort_by_key(|e| (e.generation, e.digest()));
+        envelopes.dedup_by_key(|e| e.digest());
+        envelopes.truncate(MAX_INBOX);
+        self.inbox = envelopes.iter().map(|e| b64().encode(e.encode())).collect();
+    }
+
+    /// Note a refusal once, keeping the newest [`MAX_REFUSED`].
+    pub fn refuse(&mut self, r: RefusedEnvelope) -> bool {
+        if self.refused.iter().any(|k| k.digest == r.digest) {
+            return false;
+        }
+        self.refused.push(r);
+        let over = self.refused.len().saturating_sub(MAX_REFUSED);
+        self.refused.drain(..over);
+        true
+    }
+
+    /// Forget what was read of another fleet's logs.
+    pub fn follow_fleet(&mut self, address: &str) {
+        if self.fleet.as_deref() != Some(address) {
+            self.fleet = Some(address.to_string());
+            self.cursors.clear();
+            self.owners.clear();
+            self.inbox.clear();
+            self.published.clear();
+            self.reports.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cobox_keys::authority::Change;
+    use cobox_keys::{Secret32, SigningKeyPair};
+
+    fn key(n: u8) -> SigningKeyPair {
+        SigningKeyPair::from_seed(&Secret32::from_bytes([n; 32]))
+    }
+
+    #[test]
+    fn the_state_survives_a_save_and_a_co_signature_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (key(1), key(2), key(3));
+        let mut s = FleetState {
+            genesis: Some(AdminSet {
+                keys: [a.public.to_string(), b.public.to_string()].into(),
+                threshold: 2,
+            }),
+            ..FleetState::default()
+        };
+        let head = s.authority().unwrap().head;
+        let add = Entry::new(head, Change::Add(c.public.0), &a);
+        s.add_entry(&add);
+        assert_eq!(s.authority().unwrap().keys.len(), 2, "one signature of two");
+        s.add_entry(&Entry::new(head, Change::Add(c.public.0), &b));
+        assert_eq!(s.entries.len(), 1);
+        s.mark = Mark {
+            generation: 4,
+            digest: [9; 32],
+        };
+        s.save(dir.path()).unwrap();
+        let back = FleetState::load(dir.path()).unwrap();
+        assert_eq!(back.mark, s.mark);
+        assert_eq!(back.authority().unwrap().keys.len(), 3);
+    }
+
+    #[test]
+    fn a_damaged_state_file_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("fleet")).unwrap();
+        std::fs::write(FleetState::path(dir.path()), b"{not json").unwrap();
+        assert!(FleetState::load(dir.path()).is_err());
+    }
+}

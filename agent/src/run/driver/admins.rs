@@ -1,0 +1,509 @@
+//! The loop's side of following the admins: the authority rooted on first use and re-rooted
+//! by a local edit of `[admins]`, the fleet read, the authority and the envelopes followed,
+//! a config from the admins checked and applied through the same path as `coboxctl apply`,
+//! this device's report published; on an admin's device, envelopes published and the
+//! devices' reports answered.
+
+use cobox_keys::authority::Authority;
+use cobox_keys::envelope::{Envelope, Header};
+use cobox_keys::follow::{self, Head, Mark};
+use cobox_schema::api::{
+    AdminsStatus, ConditionType, ConfigRequest, DeviceReport, EnvelopeOutcome, EventKind,
+    GenerationSource, RefusedEnvelope, RemoteApplyRequest, RemoteApplyResponse,
+    RemoteStatusRequest, RemoteStatusResponse,
+};
+use cobox_schema::hexkey::PublicKey;
+
+use super::Agent;
+use crate::control::CallError;
+use crate::control::board::now_rfc3339;
+use crate::fleet::state::{AdminSet, Pending};
+use crate::fleet::{checks, inbox};
+use crate::space::message::Message;
+
+/// A device publishes its report when it changed, and at least this often.
+const REPORT_EVERY: u64 = 600;
+
+fn hex(b: &[u8; 32]) -> String {
+    PublicKey(*b).to_string()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Agent {
+    /// After a config is accepted (and at the start): root the authority on first use; a
+    /// local edit of `[admins]` (the file, the socket) takes the device back: re-rooted,
+    /// reported loudly. A config from the admins never moves the root.
+    pub(super) fn admins_accepted(&mut self, kind: GenerationSource) {
+        let set = AdminSet::of(&self.config.admins);
+        let local = kind != GenerationSource::RemoteAdmin;
+        let edited = self.fleet.seen.as_ref() != Some(&set);
+        let mut note = None;
+        if set.keys.is_empty() {
+            if self.fleet.genesis.is_some() && local && edited {
+                self.fleet.genesis = None;
+                self.fleet.entries.clear();
+                note = Some(format!(
+                    "the admins were removed by a local edit ({kind}); this device is no longer managed"
+                ));
+            }
+        } else if self.fleet.genesis.is_none() {
+            note = Some(format!(
+                "trusting {} admin key(s), threshold {}, from this first config (trust on first use)",
+                set.keys.len(),
+                set.threshold
+            ));
+            self.fleet.genesis = Some(set.clone());
+        } else if local && edited && self.fleet.genesis.as_ref() != Some(&set) {
+            note = Some(format!(
+                "[admins] was edited locally ({kind}): the admin authority is re-rooted on its {} key(s), threshold {}",
+                set.keys.len(),
+                set.threshold
+            ));
+            self.fleet.local_override = Some(format!(
+                "{}: [admins] edited locally ({kind})",
+                now_rfc3339()
+            ));
+            self.fleet.genesis = Some(set.clone());
+            self.fleet.entries.clear();
+        }
+        self.fleet.seen = Some(set);
+        if let Some(message) = note {
+            tracing::warn!("{message}");
+            self.board
+                .emit(EventKind::Admins, self.generation, None, message);
+        }
+        self.save_fleet();
+    }
+
+    fn save_fleet(&self) {
+        if let Err(e) = self.fleet.save(&self.config.device.data_dir) {
+            tracing::error!(error = %format!("{e:#}"), "cannot keep what this device follows of its admins");
+        }
+    }
+
+    /// The fleet space, when this config names one and it is open.
+    fn fleet_space(&self) -> Option<std::sync::Arc<tokio::sync::Mutex<crate::space::Space>>> {
+        self.device.space(self.config.admins.fleet.as_deref()?)
+    }
+
+    /// Whether this device takes part in a fleet.
+    pub fn follows_fleet(&self) -> bool {
+        self.config.admins.fleet.is_some()
+    }
+
+    /// Whether anything was written to the fleet since the last look (cheap: log lengths;
+    /// a busy space is looked at the next time).
+    pub fn fleet_grew(&mut self) -> bool {
+        let Some(space) = self.fleet_space() else {
+            return false;
+        };
+        let Ok(mut s) = space.try_lock() else {
+            return false;
+        };
+        let total = self.rt.block_on(inbox::total(&mut s)).unwrap_or(0);
+        drop(s);
+        let grew = self.fleet_total != Some(total);
+        self.fleet_total = Some(total);
+        grew
+    }
+
+    /// Read the fleet, follow the authority and the envelopes, apply a config the admins
+    /// published, publish this device's report. Returns whether the running config changed.
+    pub fn follow_admins(&mut self) -> bool {
+        if self.config.admins.fleet.is_none() {
+            self.board.set_admins(None);
+            return false;
+        }
+        let mut changed = false;
+        if self.fleet.pending.is_some() {
+            // Accepted before a crash and not applied: applied now.
+            changed |= self.apply_pending();
+        }
+        let (Some(space), Some(me)) = (self.fleet_space(), self.device.signer()) else {
+            self.show_admins();
+            return changed;
+        };
+        let read = self.rt.block_on(async {
+            let mut s = space.lock().await;
+            inbox::read_new(&mut s, &mut self.fleet).await
+        });
+        let found = match read {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the fleet");
+                return changed;
+            }
+        };
+        let head_before = self.fleet.authority().map(|a| a.head);
+        for e in &found.entries {
+            self.fleet.add_entry(e);
+        }
+        let authority = self.fleet.authority();
+        if let Some(a) = &authority
+            && head_before.is_some_and(|h| h != a.head)
+        {
+            self.board.emit(
+                EventKind::Admins,
+                self.generation,
+                None,
+                format!(
+                    "the admin set changed: {} key(s), threshold {}",
+                    a.keys.len(),
+                    a.threshold
+                ),
+            );
+        }
+        for r in found.reports {
+            let newer = self
+                .fleet
+                .reports
+                .get(&r.device)
+                .is_none_or(|known| known.at <= r.at);
+            if newer {
+                self.fleet.reports.insert(r.device.clone(), r);
+            }
+        }
+        let mut mine = self.fleet.inbox();
+        for e in found.envelopes {
+            if !e.verifies() {
+                continue;
+            }
+            let heads = self.fleet.published.entry(hex(&e.target)).or_default();
+            let head = Head::of(&e);
+            if !heads.contains(&head) {
+                heads.push(head);
+            }
+            if e.target == me.public.0 {
+                mine.push(e);
+            }
+        }
+        if let (Some(auth), Some(fleet)) = (&authority, &self.fleet.fleet) {
+            let fleet: [u8; 32] = fleet.parse::<PublicKey>().map(|k| k.0).unwrap_or([0; 32]);
+            let step = follow::step(self.fleet.mark, auth, &me.public.0, &fleet, &mine);
+            for (digest, (generation, signer, why)) in &step.refused {
+                let r = RefusedEnvelope {
+                    generation: *generation,
+                    signer: hex(signer),
+                    digest: hex(digest),
+                    reason: why.code().into(),
+                };
+                if self.fleet.refuse(r) {
+                    self.board.emit(
+                        EventKind::Admins,
+                        self.generation,
+                        None,
+                        format!(
+                            "refused envelope generation {generation} signed by {}: {}",
+                            hex(signer),
+                            why.code()
+                        ),
+                    );
+                }
+            }
+            if let Some(tip) = step.chain.last() {
+                self.fleet.mark = Mark::of(tip);
+                match tip.open(&me) {
+                    Ok(text) => {
+                        self.fleet.pending = Some(Pending {
+                            generation: tip.generation,
+                            signer: hex(&tip.signer),
+                            text,
+                        })
+                    }
+                    Err(e) => {
+                        self.fleet.last = Some(EnvelopeOutcome {
+                            generation: tip.generation,
+                            signer: hex(&tip.signer),
+                            outcome: "refused".into(),
+                            local_generation: None,
+                            reason: Some(e.to_string()),
+                        })
+                    }
+                }
+                // The mark is durable before the config is applied: a replay of an older
+                // envelope is refused even after a crash.
+                self.fleet.set_inbox(mine);
+                self.save_fleet();
+                changed |= self.apply_pending();
+            } else {
+                self.fleet.set_inbox(mine);
+            }
+        }
+        self.save_fleet();
+        self.show_admins();
+        changed
+    }
+
+    /// Apply the envelope accepted last, through the same path as `coboxctl apply`, after
+    /// the pre-apply checks. Returns whether the running config changed.
+    fn apply_pending(&mut self) -> bool {
+        let Some(p) = self.fleet.pending.clone() else {
+            return false;
+        };
+        let Some(authority) = self.fleet.authority() else {
+            return false;
+        };
+        let req = ConfigRequest {
+            config: p.text.clone(),
+            name: Some(format!("admin {} gen {}", p.signer, p.generation)),
+        };
+        let current = self.config.clone();
+        let result = self.apply_checked(&req, GenerationSource::RemoteAdmin, |candidate| {
+            checks::refusal(&current, candidate, &authority)
+                .map(|why| format!("refused by the pre-apply check: {why}"))
+        });
+        let (outcome, changed) = match result {
+            Ok(a) => (
+                EnvelopeOutcome {
+                    generation: p.generation,
+                    signer: p.signer.clone(),
+                    outcome: if a.unchanged { "unchanged" } else { "applied" }.into(),
+                    local_generation: Some(a.generation),
+                    reason: None,
+                },
+                !a.unchanged,
+            ),
+            Err(e) => (
+                EnvelopeOutcome {
+                    generation: p.generation,
+                    signer: p.signer.clone(),
+                    outcome: "refused".into(),
+                    local_generation: None,
+                    reason: Some(e.message().to_string()),
+                },
+                false,
+            ),
+        };
+        let message = match &outcome.reason {
+            Some(why) => format!(
+                "envelope generation {} from admin {} refused: {why}; generation {} keeps running",
+                p.generation, p.signer, self.generation
+            ),
+            None => format!(
+                "envelope generation {} from admin {}: {} as generation {}",
+                p.generation, p.signer, outcome.outcome, self.generation
+            ),
+        };
+        tracing::info!("{message}");
+        self.board
+            .emit(EventKind::Admins, self.generation, None, message);
+        self.fleet.pending = None;
+        self.fleet.last = Some(outcome);
+        self.save_fleet();
+        changed
+    }
+
+    fn admins_status(&self) -> Option<AdminsStatus> {
+        let authority = self.fleet.authority();
+        if authority.is_none() && self.config.admins.fleet.is_none() {
+            return None;
+        }
+        let (keys, threshold, head, changes) = match &authority {
+            Some(a) => (
+                a.keys.iter().map(hex).collect(),
+                a.threshold,
+                hex(&a.head),
+                a.applied.len(),
+            ),
+            None => (vec![], 0, String::new(), 0),
+        };
+        Some(AdminsStatus {
+            fleet: self.config.admins.fleet.clone(),
+            keys,
+            threshold,
+            head,
+            changes,
+            admin_generation: self.fleet.mark.generation,
+            last_envelope: self.fleet.last.clone(),
+            refused: self.fleet.refused.clone(),
+            local_override: self.fleet.local_override.clone(),
+        })
+    }
+
+    fn show_admins(&self) {
+        self.board.set_admins(self.admins_status());
+    }
+
+    /// Publish this device's report to its admins when it changed, or when the last is
+    /// [`REPORT_EVERY`] old (only a managed device reports).
+    pub fn report_to_admins(&mut self, converged: bool) {
+        if !self.config.admins.managed() {
+            return;
+        }
+        let (Some(space), Some(me), Some(admins)) = (
+            self.fleet_space(),
+            self.device.signer(),
+            self.admins_status(),
+        ) else {
+            return;
+        };
+        let status = self.board.status();
+        let not_ready = status
+            .resources
+            .iter()
+            .filter_map(|r| {
+                let c = r
+                    .conditions
+                    .iter()
+                    .find(|c| c.kind == ConditionType::Ready && !c.status)?;
+                Some(format!("{} {}: {} {}", r.kind, r.name, c.reason, c.message))
+            })
+            .collect();
+        let digest = crate::control::generations::digest(&self.accepted_text);
+        let report = DeviceReport {
+            device: me.public.to_string(),
+            name: self.device.name().to_string(),
+            at: now_rfc3339(),
+            generation: self.generation,
+            digest,
+            source: self.generation_source,
+            converged,
+            not_ready,
+            admins,
+        };
+        let now = unix_now();
+        let same = self.fleet.reported.as_ref().is_some_and(|(last, when)| {
+            now < when + REPORT_EVERY
+                && DeviceReport {
+                    at: last.at.clone(),
+                    ..report.clone()
+                } == *last
+        });
+        if same {
+            return;
+        }
+        let bytes = serde_json::to_vec(&report).expect("reports serialize");
+        let written = self
+            .rt
+            .block_on(async { space.lock().await.append(&[Message::Status(bytes)]).await });
+        match written {
+            Ok(_) => {
+                self.fleet.reported = Some((report, now));
+                self.save_fleet();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot publish this device's report to its admins")
+            }
+        }
+    }
+
+    /// Publish `req.config` as the next envelope for `req.target`, signed by this device.
+    pub(super) fn remote_apply(
+        &mut self,
+        req: &RemoteApplyRequest,
+    ) -> Result<RemoteApplyResponse, CallError> {
+        let target: PublicKey = req.target.parse().map_err(|_| {
+            CallError::BadRequest(format!(
+                "target {:?} is not a device key (64 hex characters)",
+                req.target
+            ))
+        })?;
+        let fleet_name = self.config.admins.fleet.clone().ok_or_else(|| {
+            CallError::BadRequest("this device's config names no fleet (`admins.fleet`)".into())
+        })?;
+        let space = self.fleet_space().ok_or_else(|| {
+            CallError::NoSuchSpace(format!(
+                "the fleet space {fleet_name} is not open on this device"
+            ))
+        })?;
+        let me = self
+            .device
+            .signer()
+            .ok_or_else(|| CallError::BadRequest("this device has no identity yet".into()))?;
+        // What the others published is read first: the envelope continues the chain's end.
+        self.follow_admins();
+        let authority: Authority = self.fleet.authority().ok_or_else(|| {
+            CallError::BadRequest("this device has no admin set (`[admins] keys`)".into())
+        })?;
+        if !authority.keys.contains(&me.public.0) {
+            return Err(CallError::BadRequest(format!(
+                "this device's key {} is not among the admins in force",
+                me.public
+            )));
+        }
+        let fleet = self
+            .fleet
+            .fleet
+            .as_deref()
+            .and_then(|f| f.parse::<PublicKey>().ok())
+            .ok_or_else(|| CallError::Internal("the fleet's address is not known yet".into()))?;
+        let heads = self
+            .fleet
+            .published
+            .get(&req.target)
+            .cloned()
+            .unwrap_or_default();
+        let end = follow::tip(&authority, &heads);
+        let envelope = Envelope::seal(
+            Header {
+                fleet: fleet.0,
+                target: target.0,
+                generation: end.generation + 1,
+                parent: end.digest,
+                authority: authority.head,
+            },
+            &req.config,
+            &me,
+        )
+        .map_err(|e| CallError::BadRequest(e.to_string()))?;
+        self.rt
+            .block_on(async {
+                space
+                    .lock()
+                    .await
+                    .append(&[Message::Envelope(envelope.encode())])
+                    .await
+            })
+            .map_err(|e| CallError::Internal(format!("fleet space {fleet_name}: {e}")))?;
+        self.fleet
+            .published
+            .entry(req.target.clone())
+            .or_default()
+            .push(Head::of(&envelope));
+        self.save_fleet();
+        Ok(RemoteApplyResponse {
+            target: req.target.clone(),
+            generation: envelope.generation,
+            digest: hex(&envelope.digest()),
+            fleet: fleet_name,
+        })
+    }
+
+    /// A device's newest report read here.
+    pub(super) fn remote_status(
+        &mut self,
+        req: &RemoteStatusRequest,
+    ) -> Result<RemoteStatusResponse, CallError> {
+        let device: PublicKey = req.device.parse().map_err(|_| {
+            CallError::BadRequest(format!(
+                "device {:?} is not a device key (64 hex characters)",
+                req.device
+            ))
+        })?;
+        self.follow_admins();
+        let key = device.to_string();
+        let report = self.fleet.reports.get(&key).cloned();
+        let age_s = report.as_ref().and_then(|r| {
+            let at = chrono::DateTime::parse_from_rfc3339(&r.at).ok()?;
+            Some(
+                (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+                    .num_seconds()
+                    .max(0) as u64,
+            )
+        });
+        let published = match (self.fleet.authority(), self.fleet.published.get(&key)) {
+            (Some(a), Some(heads)) => follow::tip(&a, heads).generation,
+            _ => 0,
+        };
+        Ok(RemoteStatusResponse {
+            report,
+            age_s,
+            published,
+        })
+    }
+}
