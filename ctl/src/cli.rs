@@ -176,6 +176,12 @@ pub enum Command {
     /// Look into a space.
     #[command(subcommand)]
     Space(SpaceCommand),
+    /// Steer a managed device from this (an admin's) device, through the fleet.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Change the admin set (signed by this device, an admin), or take this device back.
+    #[command(subcommand)]
+    Admins(AdminsCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -197,6 +203,74 @@ pub enum SpaceCommand {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
         output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Publish FILE as the desired config of device KEY (validated first, sealed to the
+    /// device, signed by this device) and wait for the device to report it converged.
+    ///
+    /// Exit status: 0 converged, 1 refused by the device or not reported in time, 2 error.
+    Apply {
+        /// The device's identity (`coboxctl identity` on it).
+        #[arg(value_name = "KEY")]
+        device: String,
+        /// The config for that device.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// How long to wait for the device's report, like 2m or 30s.
+        #[arg(long, default_value = "2m")]
+        timeout: String,
+        /// Publish and return without waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show device KEY's newest status report read here, with its age. Exit status 0 when
+    /// it reported converged on the newest envelope published for it, else 1.
+    Status {
+        /// The device's identity.
+        #[arg(value_name = "KEY")]
+        device: String,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminsCommand {
+    /// Propose adding KEY to the admin set.
+    Add {
+        #[arg(value_name = "KEY")]
+        key: String,
+    },
+    /// Propose removing KEY from the admin set.
+    Remove {
+        #[arg(value_name = "KEY")]
+        key: String,
+    },
+    /// Propose revoking KEY (a lost or stolen key: it can never be added again).
+    Revoke {
+        #[arg(value_name = "KEY")]
+        key: String,
+    },
+    /// Propose a new threshold: how many admins must sign a change of the set.
+    Threshold {
+        #[arg(value_name = "N")]
+        threshold: u8,
+    },
+    /// Co-sign a proposed change (the ENTRY another admin's command printed).
+    Sign {
+        #[arg(value_name = "ENTRY")]
+        entry: String,
+    },
+    /// Take this device back from its admins: the authority is re-rooted on the running
+    /// config's `[admins]` (logged and reported to the admins).
+    Reset {
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 

@@ -13,6 +13,7 @@ mod paint;
 mod plan_cmd;
 mod prune_cmd;
 mod qr_text;
+mod remote_cmd;
 mod status_cmd;
 mod validate;
 
@@ -25,7 +26,10 @@ use cobox_client::host::{Portable, SystemHost};
 use cobox_schema::Host;
 use cobox_schema::render::Colour;
 
-use cli::{Cli, ColourChoice, Command, InviteCommand, KeysCommand, SpaceCommand};
+use cli::{
+    AdminsCommand, Cli, ColourChoice, Command, InviteCommand, KeysCommand, RemoteCommand,
+    SpaceCommand,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -145,6 +149,25 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
         Command::Space(SpaceCommand::Du { space, output }) => {
             client().and_then(|c| files_cmd::du(&c, space, *output))
         }
+        Command::Remote(RemoteCommand::Apply {
+            device,
+            file,
+            timeout,
+            no_wait,
+        }) => client().and_then(|c| remote_cmd::apply(&c, device, file, timeout, !no_wait, colour)),
+        Command::Remote(RemoteCommand::Status { device, output }) => {
+            client().and_then(|c| remote_cmd::status(&c, device, *output, colour))
+        }
+        Command::Admins(a) => client().and_then(|c| match a {
+            AdminsCommand::Add { key } => remote_cmd::change(&c, "add", Some(key), None),
+            AdminsCommand::Remove { key } => remote_cmd::change(&c, "remove", Some(key), None),
+            AdminsCommand::Revoke { key } => remote_cmd::change(&c, "revoke", Some(key), None),
+            AdminsCommand::Threshold { threshold } => {
+                remote_cmd::change(&c, "threshold", None, Some(*threshold))
+            }
+            AdminsCommand::Sign { entry } => remote_cmd::sign(&c, entry),
+            AdminsCommand::Reset { yes } => remote_cmd::reset(&c, *yes),
+        }),
         _ => return None,
     })
 }
@@ -178,7 +201,9 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
         | Command::Sync { .. }
         | Command::Versions { .. }
         | Command::Restore { .. }
-        | Command::Space(_) => unreachable!("handled before"),
+        | Command::Space(_)
+        | Command::Remote(_)
+        | Command::Admins(_) => unreachable!("handled before"),
         Command::Schema => out!("{}", cobox_schema::json_schema::schema_text()),
         Command::Completions { shell } => {
             let mut text = Vec::new();

@@ -123,6 +123,19 @@ pub fn render(s: &Status, colour: Colour) -> String {
     out.push_str(&render_flows(s, colour));
     out.push_str(&render_replicas(s, colour));
     out.push_str(&render_network(&s.network, colour));
+    if let Some(a) = &s.admins {
+        out.push_str(&format!(
+            "\nadmins: {} key(s), threshold {}, fleet {} · envelope {} applied · authority {}\n",
+            a.keys.len(),
+            a.threshold,
+            a.fleet.as_deref().unwrap_or("none"),
+            a.admin_generation,
+            &a.head[..a.head.len().min(16)]
+        ));
+        for line in crate::remote_cmd::admins_text(a, colour).lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
     if s.resources
         .iter()
         .any(|r| r.kind == cobox_schema::api::ResourceKind::Endpoint && r.is_ready())

@@ -287,6 +287,12 @@ impl Authority {
         (next.threshold >= 1 && next.threshold as usize <= next.keys.len()).then_some(next)
     }
 
+    /// Whether `change` may be made to the set in force (it changes something, keeps at
+    /// least `threshold` keys, never brings a revoked key back).
+    pub fn allows(&self, change: &Change) -> bool {
+        self.after(change).is_some()
+    }
+
     /// Whether `head` is this chain's genesis or one of its applied entries.
     pub fn has_head(&self, head: &Digest) -> bool {
         *head == self.genesis || self.applied.contains(head)

@@ -434,6 +434,41 @@ pub struct RemoteApplyResponse {
     pub fleet: String,
 }
 
+/// `POST /v1/admins/change`: propose a change of the admin set, signed by this device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminChangeRequest {
+    /// `add`, `remove`, `revoke` (a compromised key: never added again) or `threshold`.
+    pub change: String,
+    /// The key added, removed or revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The new threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u8>,
+}
+
+/// `POST /v1/admins/sign`: add this device's signature to a proposed change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSignRequest {
+    /// The entry as `admins change` printed it (base64).
+    pub entry: String,
+}
+
+/// A change of the admin set as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AdminEntryResponse {
+    /// The entry with every signature known here (base64): what co-signers sign.
+    pub entry: String,
+    pub digest: String,
+    pub signatures: usize,
+    /// Signatures it needs.
+    pub threshold: u8,
+    /// Whether the admin set in force here took it.
+    pub applied: bool,
+}
+
 /// `POST /v1/remote/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -452,6 +452,7 @@ mod tests {
             config_invalid: None,
             resources: vec![space, seed],
             network: Default::default(),
+            admins: None,
         };
         let text = render(&status);
         for line in [

@@ -11,8 +11,9 @@ pub mod openapi;
 pub mod server;
 
 use cobox_schema::api::{
-    ConfigRequest, PruneRequest, RemoteApplyRequest, RemoteStatusRequest, RestoreRequest,
-    RollbackRequest, SyncRequest, UsageRequest, VersionsRequest, WireDiagnostic,
+    AdminChangeRequest, AdminSignRequest, ConfigRequest, PruneRequest, RemoteApplyRequest,
+    RemoteStatusRequest, RestoreRequest, RollbackRequest, SyncRequest, UsageRequest,
+    VersionsRequest, WireDiagnostic,
 };
 
 /// A request only the agent's loop can answer (it plans against the live device or changes
@@ -32,6 +33,12 @@ pub enum Call {
     RemoteApply(RemoteApplyRequest),
     /// A device's newest report, as read from the fleet here.
     RemoteStatus(RemoteStatusRequest),
+    /// Propose a change of the admin set.
+    AdminsChange(AdminChangeRequest),
+    /// Co-sign a proposed change of the admin set.
+    AdminsSign(AdminSignRequest),
+    /// The owner takes the device back: the authority re-rooted on the config's admins.
+    AdminsReset,
 }
 
 /// Why the loop could not answer a call, in its own terms; the server maps each to an HTTP

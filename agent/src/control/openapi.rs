@@ -145,6 +145,45 @@ pub mod ops {
         )
     }
 
+    pub fn admins_change(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::AdminChangeRequest),
+            schema!(g, api::AdminEntryResponse),
+        );
+        op(
+            g,
+            "propose a change of the admin set (add, remove, revoke, threshold), signed by this device, and publish it to the fleet",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn admins_sign(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::AdminSignRequest),
+            schema!(g, api::AdminEntryResponse),
+        );
+        op(
+            g,
+            "co-sign a proposed change of the admin set and publish the signature",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
+    pub fn admins_reset(g: &mut SchemaGenerator) -> Value {
+        let ok = schema!(g, api::AdminsStatus);
+        op(
+            g,
+            "take the device back from its admins: the authority re-rooted on the running config's [admins] (logged and reported)",
+            None,
+            ok,
+            JSON,
+        )
+    }
+
     pub fn versions(g: &mut SchemaGenerator) -> Value {
         let (req, ok) = (
             schema!(g, api::VersionsRequest),

@@ -22,10 +22,11 @@ use super::openapi::ops;
 use base64::Engine;
 use cobox_keys::KeyStore;
 use cobox_schema::api::{
-    self, ApiError, ConfigRequest, Generations as GenerationsDoc, Identity, InviteInspectRequest,
-    InviteRequest, InviteResponse, KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES,
-    PruneRequest, RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest,
-    SyncRequest, UsageRequest, VersionsRequest, error_code,
+    self, AdminChangeRequest, AdminSignRequest, ApiError, ConfigRequest,
+    Generations as GenerationsDoc, Identity, InviteInspectRequest, InviteRequest, InviteResponse,
+    KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES, PruneRequest, RemoteApplyRequest,
+    RemoteStatusRequest, RestoreRequest, RollbackRequest, SyncRequest, UsageRequest,
+    VersionsRequest, error_code,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -253,6 +254,9 @@ pub const ROUTES: &[Route] = &[
     route!(post, "/v1/spaces/usage", usage),
     route!(post, "/v1/remote/apply", remote_apply),
     route!(post, "/v1/remote/status", remote_status),
+    route!(post, "/v1/admins/change", admins_change),
+    route!(post, "/v1/admins/sign", admins_sign),
+    route!(post, "/v1/admins/reset", admins_reset),
     route!(post, "/v1/invites", invite_create),
     route!(post, "/v1/invites/inspect", invite_inspect),
     route!(post, "/v1/keys/export", keys_export),
@@ -423,6 +427,18 @@ async fn remote_apply(State(s): State<ApiState>, req: JsonBody<RemoteApplyReques
 
 async fn remote_status(State(s): State<ApiState>, req: JsonBody<RemoteStatusRequest>) -> Reply {
     call(&s, Call::RemoteStatus(req.required()?)).await
+}
+
+async fn admins_change(State(s): State<ApiState>, req: JsonBody<AdminChangeRequest>) -> Reply {
+    call(&s, Call::AdminsChange(req.required()?)).await
+}
+
+async fn admins_sign(State(s): State<ApiState>, req: JsonBody<AdminSignRequest>) -> Reply {
+    call(&s, Call::AdminsSign(req.required()?)).await
+}
+
+async fn admins_reset(State(s): State<ApiState>) -> Reply {
+    call(&s, Call::AdminsReset).await
 }
 
 fn bad(e: anyhow::Error, code: &str) -> Failure {

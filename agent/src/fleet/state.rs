@@ -122,7 +122,7 @@ impl FleetState {
     /// The authority in force: the genesis followed through the changes known.
     pub fn authority(&self) -> Option<Authority> {
         let root = self.genesis.as_ref()?.genesis()?;
-        Some(root.follow(self.entries().into_iter()))
+        Some(root.follow(self.entries()))
     }
 
     pub fn entries(&self) -> Vec<Entry> {

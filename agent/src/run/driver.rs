@@ -547,6 +547,9 @@ impl Agent {
             Call::Sync(req) => (self.sync(&req).map(|c| to_value(&c)), true),
             Call::RemoteApply(req) => (self.remote_apply(&req).map(|r| to_value(&r)), false),
             Call::RemoteStatus(req) => (self.remote_status(&req).map(|r| to_value(&r)), false),
+            Call::AdminsChange(req) => (self.admins_change(&req).map(|r| to_value(&r)), false),
+            Call::AdminsSign(req) => (self.admins_sign(&req).map(|r| to_value(&r)), false),
+            Call::AdminsReset => (self.admins_reset().map(|r| to_value(&r)), false),
         };
         // The caller may have given up waiting; that is fine.
         let _ = reply.send(answer);

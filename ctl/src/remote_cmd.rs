@@ -1,0 +1,275 @@
+//! `coboxctl remote` and `coboxctl admins`, from an admin's own device: publish a managed
+//! device's desired config and wait for its report; read its last report; change the admin
+//! set, co-sign a change, and (on the device itself) take it back from its admins.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use cobox_client::api::Client;
+use cobox_client::config_file;
+use cobox_client::host::{Portable, SystemHost};
+use cobox_schema::api::{
+    AdminChangeRequest, AdminEntryResponse, AdminSignRequest, AdminsStatus, DeviceReport,
+    RemoteApplyRequest, RemoteApplyResponse, RemoteStatusRequest, RemoteStatusResponse,
+};
+use cobox_schema::render::{self, Colour};
+use cobox_schema::units::parse_duration;
+
+use crate::cli::Output;
+use crate::paint::{GREEN, RED, YELLOW, paint};
+
+/// How often a waiting command asks for the device's report.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The report's lines for people.
+pub fn report_text(r: &RemoteStatusResponse, colour: Colour) -> String {
+    let mut out = String::new();
+    let Some(rep) = &r.report else {
+        out.push_str("no report from this device has been read here yet\n");
+        out.push_str(&format!("published  generation {}\n", r.published));
+        return out;
+    };
+    let age = r.age_s.map_or("?".into(), |s| {
+        cobox_schema::units::format_duration(Duration::from_secs(s))
+    });
+    let state = if rep.converged {
+        paint(colour, GREEN, "converged")
+    } else {
+        paint(colour, YELLOW, "converging")
+    };
+    out.push_str(&format!("device     {} ({})\n", rep.name, rep.device));
+    out.push_str(&format!("reported   {} ({age} ago)\n", rep.at));
+    out.push_str(&format!(
+        "running    generation {} from {} · {state}\n",
+        rep.generation, rep.source
+    ));
+    out.push_str(&format!(
+        "admins     applied envelope {} of {} published\n",
+        rep.admins.admin_generation, r.published
+    ));
+    out.push_str(&admins_text(&rep.admins, colour));
+    for n in &rep.not_ready {
+        out.push_str(&format!("not ready  {n}\n"));
+    }
+    out
+}
+
+/// What a device follows of its admins, for people.
+pub fn admins_text(a: &AdminsStatus, colour: Colour) -> String {
+    let mut out = String::new();
+    if let Some(e) = &a.last_envelope {
+        let outcome = match e.outcome.as_str() {
+            "refused" => paint(colour, RED, "refused"),
+            o => paint(colour, GREEN, o),
+        };
+        out.push_str(&format!(
+            "last       envelope {} from {}: {outcome}{}\n",
+            e.generation,
+            short(&e.signer),
+            e.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    for r in &a.refused {
+        out.push_str(&format!(
+            "{}    envelope {} from {}: {}\n",
+            paint(colour, RED, "refused"),
+            r.generation,
+            short(&r.signer),
+            r.reason
+        ));
+    }
+    if let Some(o) = &a.local_override {
+        out.push_str(&format!("{}  {o}\n", paint(colour, YELLOW, "override")));
+    }
+    out
+}
+
+fn short(key: &str) -> &str {
+    &key[..key.len().min(16)]
+}
+
+/// `coboxctl remote status KEY`: 0 when the device reported converged on the newest
+/// envelope published, 1 otherwise.
+pub fn status(client: &Client, device: &str, output: Output, colour: Colour) -> Result<u8> {
+    let r: RemoteStatusResponse = client.post(
+        "/v1/remote/status",
+        &RemoteStatusRequest {
+            device: device.to_string(),
+        },
+    )?;
+    match output {
+        Output::Json => out!("{}", serde_json::to_string_pretty(&r)?),
+        Output::Text => out!("{}", report_text(&r, colour).trim_end()),
+    }
+    let ok = r
+        .report
+        .as_ref()
+        .is_some_and(|rep| rep.converged && rep.admins.admin_generation >= r.published);
+    Ok(u8::from(!ok))
+}
+
+/// `coboxctl remote apply KEY FILE`: validate for another device, publish, wait for the
+/// device's report. Exit 0 converged on it, 1 refused or not reported in time, 2 error.
+pub fn apply(
+    client: &Client,
+    device: &str,
+    file: &Path,
+    timeout: &str,
+    wait: bool,
+    colour: Colour,
+) -> Result<u8> {
+    let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
+    let source = config_file::read(file)?;
+    let v = config_file::check(&source, &Portable(SystemHost::from_env()));
+    if !v.diagnostics.is_empty() {
+        eprint!("{}", render::report(&v.diagnostics, &source, colour));
+    }
+    if v.config.is_none() {
+        bail!("config {} is invalid; nothing was published", source.name());
+    }
+    let published: RemoteApplyResponse = client.post(
+        "/v1/remote/apply",
+        &RemoteApplyRequest {
+            target: device.to_string(),
+            config: source.text().to_string(),
+        },
+    )?;
+    eprintln!(
+        "published envelope {} for {} in fleet {}",
+        published.generation, published.target, published.fleet
+    );
+    if !wait {
+        return Ok(0);
+    }
+    let start = Instant::now();
+    let mut last: Option<DeviceReport> = None;
+    loop {
+        let r: RemoteStatusResponse = client.post(
+            "/v1/remote/status",
+            &RemoteStatusRequest {
+                device: device.to_string(),
+            },
+        )?;
+        if let Some(rep) = r.report {
+            let a = &rep.admins;
+            if let Some(e) = a
+                .last_envelope
+                .as_ref()
+                .filter(|e| e.generation == published.generation)
+            {
+                if e.outcome == "refused" {
+                    eprintln!(
+                        "{}: the device refused envelope {}: {}",
+                        paint(colour, RED, "refused"),
+                        e.generation,
+                        e.reason.as_deref().unwrap_or("no reason given")
+                    );
+                    return Ok(1);
+                }
+                if rep.converged && e.local_generation == Some(rep.generation) {
+                    eprintln!(
+                        "{}: {} runs envelope {} as its generation {}",
+                        paint(colour, GREEN, "converged"),
+                        rep.name,
+                        e.generation,
+                        rep.generation
+                    );
+                    return Ok(0);
+                }
+            }
+            if a.admin_generation > published.generation {
+                eprintln!(
+                    "the device has since taken a newer envelope ({})",
+                    a.admin_generation
+                );
+                return Ok(1);
+            }
+            last = Some(rep);
+        }
+        if start.elapsed() >= timeout {
+            eprintln!(
+                "timed out after {}: {}",
+                cobox_schema::units::format_duration(timeout),
+                match &last {
+                    Some(rep) => format!(
+                        "the device's last report ({}) shows envelope {} applied",
+                        rep.at, rep.admins.admin_generation
+                    ),
+                    None => "no report from the device was read".into(),
+                }
+            );
+            return Ok(1);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn entry_text(r: &AdminEntryResponse) -> String {
+    format!(
+        "entry {}\nsignatures {} of {} needed · {}\n{}\n",
+        r.digest,
+        r.signatures,
+        r.threshold,
+        if r.applied {
+            "applied"
+        } else {
+            "waiting for co-signers (`coboxctl admins sign ENTRY` on their devices)"
+        },
+        r.entry
+    )
+}
+
+/// `coboxctl admins add|remove|revoke KEY`, `admins threshold N`.
+pub fn change(
+    client: &Client,
+    change: &str,
+    key: Option<&str>,
+    threshold: Option<u8>,
+) -> Result<u8> {
+    let r: AdminEntryResponse = client.post(
+        "/v1/admins/change",
+        &AdminChangeRequest {
+            change: change.to_string(),
+            key: key.map(str::to_string),
+            threshold,
+        },
+    )?;
+    out!("{}", entry_text(&r).trim_end());
+    Ok(0)
+}
+
+/// `coboxctl admins sign ENTRY`.
+pub fn sign(client: &Client, entry: &str) -> Result<u8> {
+    let r: AdminEntryResponse = client.post(
+        "/v1/admins/sign",
+        &AdminSignRequest {
+            entry: entry.to_string(),
+        },
+    )?;
+    out!("{}", entry_text(&r).trim_end());
+    Ok(0)
+}
+
+/// `coboxctl admins reset`: take the device back (asks first on a terminal).
+pub fn reset(client: &Client, yes: bool) -> Result<u8> {
+    if !yes {
+        let answer = crate::ask::ask(
+            "take this device back from its admins (their changes of the admin set are dropped)? [y/N]",
+            "reset the admins",
+        )?;
+        if !matches!(answer.as_str(), "y" | "yes") {
+            bail!("nothing was changed");
+        }
+    }
+    let a: AdminsStatus = client.post("/v1/admins/reset", &serde_json::json!({}))?;
+    out!(
+        "admins re-rooted: {} key(s), threshold {}",
+        a.keys.len(),
+        a.threshold
+    );
+    Ok(0)
+}

@@ -1,0 +1,430 @@
+//! Admins steering devices through a fleet, with real agents: a config published by an
+//! admin is applied and reported; a config that would cut the device off is refused; a hub
+//! offline during several publications converges on the newest through a seed while the
+//! admin is away; a change of the admin set needs its threshold of signatures; a non-admin's
+//! envelope is refused and reported; the owner's local edit takes the device back.
+
+use std::path::Path;
+
+use cobox_tests::node::{Agent, Node, QUIET, eventually, free_port, show};
+
+/// A fleet space `fleet` created by admin `a` (listening), `b` a second admin device, and
+/// hub `h` joined to it by invite; `admins` is the `[admins]` table every device gets.
+struct Fleet {
+    a: Node,
+    h: Node,
+    /// The hub's config text after its `[device]` table: what admins publish changes of.
+    hub_base: String,
+    port_a: u16,
+}
+
+fn admins_table(keys: &[&str], threshold: u8) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!(
+        "[admins]\nkeys = [{}]\nthreshold = {threshold}\nfleet = \"fleet\"\n",
+        keys.join(", ")
+    )
+}
+
+/// Admin `a` with the fleet space, listening on loopback and dialling `more_peers`.
+fn admin(dir: &Path, admins: &str, more: &str) -> (Node, Agent, u16) {
+    let a = Node::new(dir, "a");
+    let port = free_port();
+    a.write_config(&format!(
+        "[network]\nlisten = [\"127.0.0.1:{port}\"]\n{more}{QUIET}[[space]]\nname = \"fleet\"\nmount = false\n{admins}"
+    ));
+    let agent = a.start();
+    a.wait_converged(60);
+    (a, agent, port)
+}
+
+/// Join `node` to the fleet by an invite from `a`, with `network` lines and `admins`.
+fn join(a: &Node, node: &Node, network: &str, admins: &str) -> String {
+    let code = a.ctl_ok(&[
+        "invite",
+        "create",
+        "--space",
+        "fleet",
+        "--for",
+        &node.identity(),
+    ]);
+    let base = format!(
+        "[network]\n{network}{QUIET}[[space]]\nname = \"fleet\"\ninvite = \"{code}\"\nmount = false\n{admins}"
+    );
+    node.write_config(&base);
+    base
+}
+
+fn hub_config(f: &Fleet, extra: &str) -> std::path::PathBuf {
+    let path = f.a.root.join(format!("hub-{}.toml", extra.len()));
+    std::fs::write(
+        &path,
+        format!("{}{}{extra}", f.h.device_table(), f.hub_base),
+    )
+    .unwrap();
+    path
+}
+
+fn logs(nodes: &[&Node]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("{}:\n{}", n.name, n.log()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn admins_status(n: &Node) -> serde_json::Value {
+    n.status()["admins"].clone()
+}
+
+#[test]
+fn an_admin_changes_a_hubs_config_and_a_config_that_cuts_it_off_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a0 = Node::new(dir.path(), "a");
+    let ka = a0.identity();
+    let admins = admins_table(&[&ka], 1);
+    let (a, _agent_a, port_a) = admin(dir.path(), &admins, "");
+    let h = Node::new(dir.path(), "h");
+    let hub_base = join(
+        &a,
+        &h,
+        &format!("peers = [\"127.0.0.1:{port_a}\"]\n"),
+        &admins,
+    );
+    let _agent_h = h.start();
+    h.wait_converged(60);
+    let kh = h.identity();
+    let f = Fleet {
+        a,
+        h,
+        hub_base,
+        port_a,
+    };
+    let st = admins_status(&f.h);
+    assert_eq!(st["keys"], serde_json::json!([ka]), "{st}");
+    assert_eq!(st["admin_generation"], 0);
+
+    // A new space on the hub, published by the admin from its own device.
+    let next = hub_config(&f, "[[space]]\nname = \"notes\"\nmount = false\n");
+    let out = f.a.ctl(&[
+        "remote",
+        "apply",
+        &kh,
+        next.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ]);
+    assert!(
+        out.status.success(),
+        "remote apply: {}\n{}",
+        show(&out),
+        logs(&[&f.a, &f.h])
+    );
+    f.h.resource("space", "notes");
+    let running = std::fs::read_to_string(f.h.config()).unwrap();
+    assert!(
+        running.contains("name = \"notes\""),
+        "the hub's file is the config it runs"
+    );
+    let gens: serde_json::Value =
+        serde_json::from_str(&f.h.ctl_ok(&["generations", "--output", "json"])).unwrap();
+    let newest = &gens["generations"][0];
+    assert_eq!(newest["source"], "remote-admin", "{gens}");
+    assert_eq!(newest["name"], format!("admin {ka} gen 1"));
+    let remote = f.a.ctl(&["remote", "status", &kh, "--output", "json"]);
+    assert_eq!(remote.status.code(), Some(0), "{}", show(&remote));
+    let r: serde_json::Value = serde_json::from_slice(&remote.stdout).unwrap();
+    assert_eq!(r["report"]["admins"]["admin_generation"], 1);
+    assert_eq!(r["report"]["converged"], true);
+
+    // Listening on nothing, dialling nobody, no discovery, no relays: refused.
+    let cut = f.a.root.join("cut.toml");
+    let base_cut = f
+        .hub_base
+        .replace(&format!("peers = [\"127.0.0.1:{}\"]\n", f.port_a), "");
+    std::fs::write(&cut, format!("{}{base_cut}", f.h.device_table())).unwrap();
+    let out = f.a.ctl(&[
+        "remote",
+        "apply",
+        &kh,
+        cut.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no way onto the network"), "{err}");
+    let st = admins_status(&f.h);
+    assert_eq!(
+        st["admin_generation"], 2,
+        "the refused envelope moved the mark: {st}"
+    );
+    assert_eq!(st["last_envelope"]["outcome"], "refused");
+    assert!(
+        std::fs::read_to_string(f.h.config())
+            .unwrap()
+            .contains("127.0.0.1:"),
+        "the hub keeps the config it ran"
+    );
+    // The chain goes on after a refusal.
+    let again = hub_config(
+        &f,
+        "[[space]]\nname = \"notes\"\nmount = false\n[[space]]\nname = \"more\"\nmount = false\n",
+    );
+    let out = f.a.ctl(&[
+        "remote",
+        "apply",
+        &kh,
+        again.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        show(&out),
+        logs(&[&f.a, &f.h])
+    );
+    f.h.resource("space", "more");
+}
+
+#[test]
+fn a_hub_offline_during_three_publications_converges_on_the_newest_through_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a0, s) = (Node::new(dir.path(), "a"), Node::new(dir.path(), "s"));
+    let (ka, ks) = (a0.identity(), s.identity());
+    let admins = admins_table(&[&ka], 1);
+    let port_s = free_port();
+    // The fleet is seeded by `s`; the admin dials it.
+    let a = Node::new(dir.path(), "a");
+    let port_a = free_port();
+    a.write_config(&format!(
+        "[network]\nlisten = [\"127.0.0.1:{port_a}\"]\npeers = [\"127.0.0.1:{port_s}\"]\n{QUIET}[[space]]\nname = \"fleet\"\nmount = false\nseeders = [\"{ks}\"]\n{admins}"
+    ));
+    let agent_a = a.start();
+    a.wait_converged(60);
+    let address = std::fs::read_dir(a.data().join("spaces"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.len() == 64)
+        .unwrap();
+    s.write_config(&format!(
+        "[network]\nlisten = [\"127.0.0.1:{port_s}\"]\n{QUIET}[[seed]]\nname = \"fleet\"\naddress = \"{address}\"\n"
+    ));
+    let agent_s = s.start();
+    s.wait_converged(60);
+    // The hub dials the seed only.
+    let h = Node::new(dir.path(), "h");
+    let code = a.ctl_ok(&[
+        "invite",
+        "create",
+        "--space",
+        "fleet",
+        "--for",
+        &h.identity(),
+    ]);
+    let hub_base = format!(
+        "[network]\npeers = [\"127.0.0.1:{port_s}\"]\n{QUIET}[[space]]\nname = \"fleet\"\ninvite = \"{code}\"\nmount = false\nseeders = [\"{ks}\"]\n{admins}"
+    );
+    h.write_config(&hub_base);
+    let agent_h = h.start();
+    h.wait_converged(60);
+    let kh = h.identity();
+    s.wait_admitted(&address, &kh, || logs(&[&a, &h, &s]));
+    agent_h.stop();
+
+    // Three publications while the hub is away; then the admin goes away too.
+    for i in 1..=3 {
+        let path = a.root.join(format!("hub{i}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "{}{hub_base}[[space]]\nname = \"v{i}\"\nmount = false\n",
+                h.device_table()
+            ),
+        )
+        .unwrap();
+        a.ctl_ok(&["remote", "apply", &kh, path.to_str().unwrap(), "--no-wait"]);
+    }
+    // The seed holds the admin's log with the three envelopes before the admin stops.
+    let admin_log_len = || -> u64 {
+        let r: serde_json::Value = a.status();
+        r["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "space" && r["name"] == "fleet")
+            .and_then(|r| r["replicas"].as_array().cloned())
+            .map_or(1, |reps| {
+                reps.iter()
+                    .map(|p| p["behind_blocks"].as_u64().unwrap_or(1))
+                    .sum()
+            })
+    };
+    eventually(
+        "the seed holds everything the admin wrote",
+        60,
+        || admin_log_len() == 0,
+        || format!("{}\n{}", a.status(), logs(&[&a, &s])),
+    );
+    agent_a.stop();
+
+    let _agent_h = h.start();
+    eventually(
+        "the hub converges on the third publication through the seed",
+        90,
+        || {
+            std::fs::read_to_string(h.config()).is_ok_and(|t| t.contains("name = \"v3\""))
+                && h.ctl(&["status"]).status.success()
+        },
+        || logs(&[&h, &s]),
+    );
+    let st = admins_status(&h);
+    assert_eq!(st["admin_generation"], 3, "{st}");
+    assert_eq!(st["last_envelope"]["outcome"], "applied");
+    let running = std::fs::read_to_string(h.config()).unwrap();
+    assert!(
+        !running.contains("\"v1\"") && !running.contains("\"v2\""),
+        "the newest only"
+    );
+    drop(agent_s);
+}
+
+#[test]
+fn the_admin_set_changes_only_with_its_threshold_and_outsiders_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a0, b, c) = (
+        Node::new(dir.path(), "a"),
+        Node::new(dir.path(), "b"),
+        Node::new(dir.path(), "c"),
+    );
+    let (ka, kb, kc) = (a0.identity(), b.identity(), c.identity());
+    // The hub trusts A and B, two signatures needed; C is a member of the fleet and names
+    // itself an admin in its own config, which counts for nothing on the hub.
+    let admins = admins_table(&[&ka, &kb], 2);
+    let (a, _agent_a, port_a) = admin(dir.path(), &admins, "");
+    let peers = format!("peers = [\"127.0.0.1:{port_a}\"]\n");
+    join(&a, &b, &peers, &admins);
+    join(&a, &c, &peers, &admins_table(&[&kc], 1));
+    let h = Node::new(dir.path(), "h");
+    let hub_base = join(&a, &h, &peers, &admins);
+    let (_agent_b, _agent_c, _agent_h) = (b.start(), c.start(), h.start());
+    for n in [&b, &c, &h] {
+        n.wait_converged(60);
+    }
+    let kh = h.identity();
+
+    // C publishes a config for the hub: refused as not an admin, and reported.
+    let path = c.root.join("from-c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}{hub_base}[[space]]\nname = \"evil\"\nmount = false\n",
+            h.device_table()
+        ),
+    )
+    .unwrap();
+    c.ctl_ok(&["remote", "apply", &kh, path.to_str().unwrap(), "--no-wait"]);
+    eventually(
+        "the hub refuses C's envelope",
+        60,
+        || {
+            admins_status(&h)["refused"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|x| x["reason"] == "not-an-admin" && x["signer"] == kc.as_str())
+            })
+        },
+        || logs(&[&c, &h]),
+    );
+    assert!(
+        !std::fs::read_to_string(h.config())
+            .unwrap()
+            .contains("evil")
+    );
+    eventually(
+        "A reads the hub's report of the refusal",
+        60,
+        || {
+            let r: serde_json::Value = serde_json::from_slice(
+                &a.ctl(&["remote", "status", &kh, "--output", "json"]).stdout,
+            )
+            .unwrap_or_default();
+            r["report"]["admins"]["refused"]
+                .as_array()
+                .is_some_and(|x| !x.is_empty())
+        },
+        || logs(&[&a, &h]),
+    );
+
+    // A proposes adding C: one signature of two is not enough.
+    let proposed = a.ctl_ok(&["admins", "add", &kc]);
+    let entry = proposed.lines().last().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let keys = || admins_status(&h)["keys"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        keys(),
+        2,
+        "one signature changed the set: {}",
+        admins_status(&h)
+    );
+    // B co-signs: the hub takes it.
+    let signed = b.ctl_ok(&["admins", "sign", &entry]);
+    assert!(signed.contains("applied"), "{signed}");
+    eventually(
+        "the hub adds C with two signatures",
+        60,
+        || keys() == 3,
+        || logs(&[&a, &b, &h]),
+    );
+    assert_eq!(admins_status(&h)["changes"], 1);
+}
+
+#[test]
+fn the_owner_takes_a_hub_back_with_a_local_edit_and_the_admin_is_refused_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let a0 = Node::new(dir.path(), "a");
+    let ka = a0.identity();
+    let admins = admins_table(&[&ka], 1);
+    let (a, _agent_a, port_a) = admin(dir.path(), &admins, "");
+    let h = Node::new(dir.path(), "h");
+    let hub_base = join(
+        &a,
+        &h,
+        &format!("peers = [\"127.0.0.1:{port_a}\"]\n"),
+        &admins,
+    );
+    let _agent_h = h.start();
+    h.wait_converged(60);
+    let kh = h.identity();
+    // The owner names another admin in the file: re-rooted, loudly.
+    let other = Node::new(dir.path(), "o").identity();
+    h.write_config(&hub_base.replace(&ka, &other));
+    eventually(
+        "the hub reports the local override",
+        30,
+        || admins_status(&h)["local_override"].is_string(),
+        || h.log(),
+    );
+    assert_eq!(admins_status(&h)["keys"], serde_json::json!([other]));
+    let events = h.ctl_ok(&["events"]);
+    assert!(events.contains("edited locally"), "{events}");
+    // A's next envelope is refused on the hub: A is no longer its admin.
+    let path = a.root.join("after.toml");
+    std::fs::write(&path, format!("{}{hub_base}", h.device_table())).unwrap();
+    a.ctl_ok(&["remote", "apply", &kh, path.to_str().unwrap(), "--no-wait"]);
+    eventually(
+        "the hub refuses the former admin's envelope",
+        60,
+        || {
+            admins_status(&h)["refused"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x["reason"] == "not-an-admin"))
+        },
+        || logs(&[&a, &h]),
+    );
+    assert!(
+        std::fs::read_to_string(h.config())
+            .unwrap()
+            .contains(&other)
+    );
+}
