@@ -33,6 +33,10 @@ pub const ALL: &[(&str, &str)] = &[
         "an `admins.fleet` that names no declared space",
     ),
     (
+        "fleet-unlimited",
+        "a cap, window or quota on the fleet, whose control traffic is never held back",
+    ),
+    (
         "admins-without-fleet",
         "admin keys without `admins.fleet`: the admins cannot reach the device",
     ),

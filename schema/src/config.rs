@@ -192,6 +192,8 @@ pub struct Seed {
     pub windows: Vec<Window>,
     pub upload: Option<Rate>,
     pub download: Option<Rate>,
+    /// A fleet's control traffic: never capped, windowed or held by quotas.
+    pub fleet: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -217,6 +217,10 @@ pub struct RawSeed {
     pub address: String,
     /// Most disk space this seed may use, like `"10 GiB"`. Absent: only the total quota applies.
     pub quota: Option<String>,
+    /// The seeded space is a fleet (admins' configs, changes of the admin set, devices'
+    /// reports): its control traffic is never held back by caps, windows or quotas.
+    /// Default `false`.
+    pub fleet: Option<bool>,
     /// When the seed may replicate. No windows: always.
     #[serde(default)]
     pub windows: Vec<RawWindow>,

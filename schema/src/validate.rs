@@ -82,10 +82,12 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
                 windows: windows(ctx, &key_path(&p, "windows"), &s.windows),
                 upload: ctx.rate(&key_path(&p, "upload"), s.upload.as_deref()),
                 download: ctx.rate(&key_path(&p, "download"), s.download.as_deref()),
+                fleet: s.fleet.unwrap_or(false),
             }
         })
         .collect();
     let admins = admins(ctx, raw);
+    fleet_unlimited(ctx, raw);
     let api = api(ctx, raw, &device);
 
     let config = Config {
@@ -99,6 +101,55 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
     };
     cross_checks(ctx, raw, &config);
     config
+}
+
+/// A fleet's control traffic is never held back: limits set on it are ignored, said once.
+fn fleet_unlimited(ctx: &mut Ctx<'_>, raw: &RawConfig) {
+    let limited = |windows: &[RawWindow], up: &Option<String>, down: &Option<String>| {
+        if !windows.is_empty() {
+            Some("windows")
+        } else if up.is_some() {
+            Some("upload")
+        } else if down.is_some() {
+            Some("download")
+        } else {
+            None
+        }
+    };
+    let fleet = raw.admins.fleet.as_deref();
+    let spaces = raw
+        .spaces
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| Some(s.name.as_str()) == fleet);
+    let mut found: Vec<(String, &str)> = spaces
+        .filter_map(|(i, s)| {
+            let key = limited(&s.windows, &s.upload, &s.download)?;
+            Some((key_path(&index_path("space", i), key), "space"))
+        })
+        .collect();
+    found.extend(
+        raw.seeds
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.fleet == Some(true))
+            .filter_map(|(i, s)| {
+                let key = if s.quota.is_some() {
+                    "quota"
+                } else {
+                    limited(&s.windows, &s.upload, &s.download)?
+                };
+                Some((key_path(&index_path("seed", i), key), "seed"))
+            }),
+    );
+    for (path, what) in found {
+        ctx.warning(
+            "fleet-unlimited",
+            &path,
+            format!("this {what} is a fleet: its control traffic is never held back, so this limit is ignored"),
+        )
+        .help = Some("remove the limit; caps, windows and quotas apply to every other space and seed".into());
+    }
 }
 
 /// The admin set and the fleet: a threshold the keys can meet, a fleet this config declares.

@@ -428,3 +428,54 @@ fn the_owner_takes_a_hub_back_with_a_local_edit_and_the_admin_is_refused_after()
             .contains(&other)
     );
 }
+
+#[test]
+fn configs_and_reports_flow_under_a_1_kib_cap_and_a_closed_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let a0 = Node::new(dir.path(), "a");
+    let ka = a0.identity();
+    let admins = admins_table(&[&ka], 1);
+    let (a, _agent_a, port_a) = admin(dir.path(), &admins, "");
+    let h = Node::new(dir.path(), "h");
+    // The hub's whole traffic is capped at 1 KiB/s each way, and the fleet space's own
+    // window opens for a minute once a year: neither holds the fleet back.
+    let network =
+        format!("peers = [\"127.0.0.1:{port_a}\"]\nupload = \"1 KiB/s\"\ndownload = \"1 KiB/s\"\n");
+    let base = join(&a, &h, &network, &admins).replace(
+        "mount = false\n",
+        "mount = false\n[[space.windows]]\nwhen = \"0 0 1 1 *\"\nfor = \"1m\"\n",
+    );
+    h.write_config(&base);
+    let _agent_h = h.start();
+    h.wait_converged(60);
+    let kh = h.identity();
+    // 48 KiB of comment: 48 s at the cap, never within the window.
+    let padding: String = (0..1200)
+        .map(|i| format!("# padding line {i:05} of the config, to weigh it\n"))
+        .collect();
+    assert!(padding.len() > 48 * 1024);
+    let path = a.root.join("heavy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}{base}{padding}[[space]]\nname = \"heavy\"\nmount = false\n",
+            h.device_table()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = a.ctl(&[
+        "remote",
+        "apply",
+        &kh,
+        path.to_str().unwrap(),
+        "--timeout",
+        "30s",
+    ]);
+    assert!(out.status.success(), "{}\n{}", show(&out), logs(&[&a, &h]));
+    h.resource("space", "heavy");
+    eprintln!(
+        "48 KiB config applied and reported under the cap in {:?}",
+        started.elapsed()
+    );
+}

@@ -46,6 +46,8 @@ struct Rules {
     upload: Option<u64>,
     download: Option<u64>,
     quota: Option<u64>,
+    /// A fleet's control traffic: none of the above, and not the device's caps.
+    control: bool,
 }
 
 #[derive(Debug)]
@@ -129,15 +131,24 @@ impl Policy {
                     q.on_full(self.full.clone());
                     q
                 });
+                // Control traffic has a device cap of its own that is never set.
+                let device = |d: &Arc<Bucket>| {
+                    if rules.control {
+                        Bucket::new(None)
+                    } else {
+                        d.clone()
+                    }
+                };
+                let quota = quota.filter(|_| !rules.control);
                 Entry {
                     traffic: Traffic::new(
                         Caps {
                             own: Bucket::new(None),
-                            device: self.device_up.clone(),
+                            device: device(&self.device_up),
                         },
                         Caps {
                             own: Bucket::new(None),
-                            device: self.device_down.clone(),
+                            device: device(&self.device_down),
                         },
                         quota,
                     ),
@@ -169,11 +180,18 @@ impl Policy {
             st.total = spec.quota.map(|s| s.0);
             st.min_free = spec.min_free.0;
             st.when_full = spec.when_full;
-            let rules = |r: &ShareRules| Rules {
-                windows: r.windows.clone(),
-                upload: r.upload.map(|r| r.0),
-                download: r.download.map(|r| r.0),
-                quota: r.quota.map(|q| q.0),
+            let rules = |r: &ShareRules| match r.control {
+                true => Rules {
+                    control: true,
+                    ..Rules::default()
+                },
+                false => Rules {
+                    windows: r.windows.clone(),
+                    upload: r.upload.map(|r| r.0),
+                    download: r.download.map(|r| r.0),
+                    quota: r.quota.map(|q| q.0),
+                    control: false,
+                },
             };
             st.versions = spec
                 .spaces

@@ -19,6 +19,9 @@ pub struct ShareRules {
     /// Spaces only: how long earlier versions are kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub versions: Option<config::Versions>,
+    /// The fleet: control traffic, never capped, windowed or held by quotas.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub control: bool,
 }
 
 /// The traffic and storage policy: device caps and their schedule, the storage limits and
@@ -57,6 +60,7 @@ impl PolicySpec {
                     download: s.download,
                     quota: None,
                     versions: Some(s.versions),
+                    control: c.admins.fleet.as_deref() == Some(s.name.as_str()),
                 })
                 .collect(),
             seeds: c
@@ -69,6 +73,7 @@ impl PolicySpec {
                     download: s.download,
                     quota: s.quota,
                     versions: None,
+                    control: s.fleet,
                 })
                 .collect(),
         }
