@@ -60,7 +60,8 @@ pub fn admins_text(a: &AdminsStatus, colour: Colour) -> String {
     let mut out = String::new();
     if let Some(e) = &a.last_envelope {
         let outcome = match e.outcome.as_str() {
-            "refused" => paint(colour, RED, "refused"),
+            o @ ("refused" | "rolled-back") => paint(colour, RED, o),
+            o @ "probation" => paint(colour, YELLOW, o),
             o => paint(colour, GREEN, o),
         };
         out.push_str(&format!(
@@ -161,16 +162,25 @@ pub fn apply(
                 .as_ref()
                 .filter(|e| e.generation == published.generation)
             {
-                if e.outcome == "refused" {
+                if e.outcome == "refused" || e.outcome == "rolled-back" {
                     eprintln!(
-                        "{}: the device refused envelope {}: {}",
-                        paint(colour, RED, "refused"),
+                        "{}: the device {} envelope {}: {}",
+                        paint(colour, RED, &e.outcome),
+                        if e.outcome == "refused" {
+                            "refused"
+                        } else {
+                            "rolled back"
+                        },
                         e.generation,
                         e.reason.as_deref().unwrap_or("no reason given")
                     );
                     return Ok(1);
                 }
-                if rep.converged && e.local_generation == Some(rep.generation) {
+                // On probation it is not a success yet.
+                if e.outcome != "probation"
+                    && rep.converged
+                    && e.local_generation == Some(rep.generation)
+                {
                     eprintln!(
                         "{}: {} runs envelope {} as its generation {}",
                         paint(colour, GREEN, "converged"),

@@ -378,7 +378,9 @@ pub struct EnvelopeOutcome {
     pub generation: u64,
     /// The admin who signed it.
     pub signer: String,
-    /// `applied`, `unchanged` or `refused`.
+    /// `applied`, `unchanged`, `refused`, `probation` (applied, not yet judged: success
+    /// once a peer reached before is reached again) or `rolled-back` (probation put the
+    /// config before it back).
     pub outcome: String,
     /// The local generation it became, when applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -29,13 +29,31 @@ pub struct Config {
 }
 
 /// Who may steer this device from elsewhere, and where they publish.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Admins {
     pub keys: Vec<PublicKey>,
     /// How many keys must sign a change of the admin set.
     pub threshold: u8,
     /// The name of the space that is the fleet.
     pub fleet: Option<String>,
+    /// How long a config from the admins has to reach a peer reached before (zero: no
+    /// probation).
+    #[serde(serialize_with = "millis")]
+    pub probation: std::time::Duration,
+}
+
+/// The default [`Admins::probation`].
+pub const PROBATION: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Default for Admins {
+    fn default() -> Admins {
+        Admins {
+            keys: Vec::new(),
+            threshold: 1,
+            fleet: None,
+            probation: PROBATION,
+        }
+    }
 }
 
 impl Admins {

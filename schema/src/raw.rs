@@ -246,6 +246,10 @@ pub struct RawAdmins {
     /// The `[[space]]` (its name here) the admins publish configs in and this device
     /// reports its status in: the fleet. An admin's device names it too.
     pub fleet: Option<String>,
+    /// After applying a config from the admins, how long the device waits to reach again
+    /// a peer it reached before; if it reaches none, it goes back to the config it ran and
+    /// reports `rolled-back`. `"0s"`: no probation. Default `"10m"`.
+    pub probation: Option<String>,
 }
 
 /// The local control API.

@@ -192,10 +192,26 @@ fn admins(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Admins {
         )
         .help = Some("name the `[[space]]` the admins publish in as `admins.fleet`".into());
     }
+    let probation = match &a.probation {
+        Some(text) => match crate::units::parse_duration(text) {
+            Ok(d) => d,
+            Err(e) => {
+                ctx.error(
+                    "invalid-duration",
+                    "admins.probation",
+                    format!("`admins.probation`: {e}"),
+                )
+                .help = Some("write a duration like \"10m\", or \"0s\" for none".into());
+                crate::config::PROBATION
+            }
+        },
+        None => crate::config::PROBATION,
+    };
     Admins {
         keys,
         threshold,
         fleet: a.fleet.clone(),
+        probation,
     }
 }
 

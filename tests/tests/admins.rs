@@ -281,7 +281,20 @@ fn a_hub_offline_during_three_publications_converges_on_the_newest_through_a_see
     );
     let st = admins_status(&h);
     assert_eq!(st["admin_generation"], 3, "{st}");
-    assert_eq!(st["last_envelope"]["outcome"], "applied");
+    // Success once probation saw the seed, reached before, reached again.
+    eventually(
+        "the hub's probation passes",
+        30,
+        || admins_status(&h)["last_envelope"]["outcome"] == "applied",
+        || {
+            format!(
+                "{}
+{}",
+                admins_status(&h),
+                logs(&[&h])
+            )
+        },
+    );
     let running = std::fs::read_to_string(h.config()).unwrap();
     assert!(
         !running.contains("\"v1\"") && !running.contains("\"v2\""),
@@ -478,4 +491,80 @@ fn configs_and_reports_flow_under_a_1_kib_cap_and_a_closed_window() {
         "48 KiB config applied and reported under the cap in {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_config_that_loses_every_peer_is_rolled_back_by_probation_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let a0 = Node::new(dir.path(), "a");
+    let ka = a0.identity();
+    let admins = format!("{}probation = \"5s\"\n", admins_table(&[&ka], 1));
+    let (a, _agent_a, port_a) = admin(dir.path(), &admins, "");
+    let h = Node::new(dir.path(), "h");
+    let peer = format!("peers = [\"127.0.0.1:{port_a}\"]\n");
+    let base = join(&a, &h, &peer, &admins);
+    let _agent_h = h.start();
+    h.wait_converged(60);
+    let kh = h.identity();
+    let before = std::fs::read_to_string(h.config()).unwrap();
+    // It passes the pre-apply check (it dials a peer), but that peer is not there.
+    let lost = a.root.join("lost.toml");
+    let dead = free_port();
+    std::fs::write(
+        &lost,
+        format!(
+            "{}{}",
+            h.device_table(),
+            base.replace(&peer, &format!("peers = [\"127.0.0.1:{dead}\"]\n"))
+        ),
+    )
+    .unwrap();
+    let out = a.ctl(&[
+        "remote",
+        "apply",
+        &kh,
+        lost.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        show(&out),
+        logs(&[&a, &h])
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rolled back"), "{err}");
+    let st = admins_status(&h);
+    assert_eq!(st["last_envelope"]["outcome"], "rolled-back", "{st}");
+    assert_eq!(
+        std::fs::read_to_string(h.config()).unwrap(),
+        before,
+        "the config before is back"
+    );
+    let gens: serde_json::Value =
+        serde_json::from_str(&h.ctl_ok(&["generations", "--output", "json"])).unwrap();
+    assert_eq!(gens["generations"][0]["source"], "rollback", "{gens}");
+    // Not retried: the hub stays where it is, and takes the next envelope normally.
+    h.wait_converged(30);
+    let next = a.root.join("next.toml");
+    std::fs::write(
+        &next,
+        format!(
+            "{}{base}[[space]]\nname = \"after\"\nmount = false\n",
+            h.device_table()
+        ),
+    )
+    .unwrap();
+    let out = a.ctl(&[
+        "remote",
+        "apply",
+        &kh,
+        next.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ]);
+    assert!(out.status.success(), "{}\n{}", show(&out), logs(&[&a, &h]));
+    assert_eq!(admins_status(&h)["admin_generation"], 2);
 }

@@ -55,6 +55,19 @@ pub struct Pending {
     pub text: String,
 }
 
+/// A config from the admins on probation: it must reach again a peer reached before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probation {
+    /// The local generation it became, and the one it replaced.
+    pub generation: u64,
+    pub previous: u64,
+    /// When it was applied, and when probation ends (unix seconds).
+    pub since: u64,
+    pub until: u64,
+    /// The peers (identities, hex) connected when it was applied.
+    pub before: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FleetState {
@@ -69,6 +82,8 @@ pub struct FleetState {
     /// The last envelope accepted.
     pub mark: Mark,
     pub pending: Option<Pending>,
+    /// The config from the admins on probation, if one is.
+    pub probation: Option<Probation>,
     pub last: Option<EnvelopeOutcome>,
     pub refused: Vec<RefusedEnvelope>,
     /// The fleet's address (hex): the cursors below are for its logs.

@@ -11,6 +11,22 @@ use super::{Network, Peer, PeerInfo, State};
 use crate::replicate::{self, Options, SessionEvent};
 use crate::space::roster::{self};
 
+/// A running session's owner: dropped, it ends the session and forgets the peer.
+struct Owner {
+    net: Network,
+    id: u64,
+    session: tokio::task::AbortHandle,
+    handler: tokio::task::AbortHandle,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.session.abort();
+        self.handler.abort();
+        self.net.state().peers.remove(&self.id);
+    }
+}
+
 impl Network {
     /// Run a replication session over `transport` (a connection we dialled when
     /// `initiator`; the peer must prove identity `expect` when given). Returns, when the
@@ -57,9 +73,16 @@ impl Network {
                 me.on_event(id, e).await;
             }
         });
+        // Whoever runs this (a dialler stopped by a new config) may drop it before the
+        // session ends: the session ends with it and the peer is forgotten.
+        let _owner = Owner {
+            net: self.clone(),
+            id,
+            session: session.abort_handle(),
+            handler: handler.abort_handle(),
+        };
         let ended = session.join().await;
         let who = self.state().peers.remove(&id).and_then(|p| p.identity);
-        handler.abort();
         if let Err(e) = &ended
             && misbehaved(e)
         {

@@ -75,6 +75,8 @@ pub struct Agent {
     fleet: FleetState,
     /// Entries in the fleet's logs at the last look.
     fleet_total: Option<u64>,
+    /// Probation is putting back the config before one from the admins.
+    fleet_reverting: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -163,6 +165,7 @@ impl Agent {
             generation_source,
             fleet,
             fleet_total: None,
+            fleet_reverting: false,
             metrics,
             rt,
             source,

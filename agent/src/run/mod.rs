@@ -112,8 +112,8 @@ pub fn run(source: ConfigSource) -> Result<()> {
     let mut announced = false;
     loop {
         let mut converged = agent.reconcile();
-        if agent.follow_admins() {
-            // The admins' config was applied: converge on it before reporting.
+        if agent.follow_admins() || agent.check_probation() {
+            // The admins' config was applied (or put back): converge before reporting.
             converged = agent.reconcile();
         }
         agent.report_to_admins(converged);
@@ -182,6 +182,11 @@ fn wait(agent: &mut driver::Agent, rx: &mpsc::Receiver<Wake>) -> Next {
         match rx.recv_timeout(timeout) {
             Err(mpsc::RecvTimeoutError::Timeout) if ticking => {
                 if agent.fleet_grew() && agent.follow_admins() {
+                    return Next::Reconcile;
+                }
+                // Probation is judged between reconciles too; its end is reported at once.
+                let was = agent.on_probation();
+                if agent.check_probation() || was && !agent.on_probation() {
                     return Next::Reconcile;
                 }
             }

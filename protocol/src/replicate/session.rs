@@ -209,6 +209,11 @@ impl Session {
         self.task.is_finished()
     }
 
+    /// Ends the session's task when aborted (its owner went away).
+    pub fn abort_handle(&self) -> tokio::task::AbortHandle {
+        self.task.abort_handle()
+    }
+
     /// Wait for the end: `Ok` when the transport closed or the session was closed.
     pub async fn join(self) -> Result<(), ReplicateError> {
         match self.task.await {

@@ -18,12 +18,15 @@ use cobox_schema::hexkey::PublicKey;
 use super::Agent;
 use crate::control::CallError;
 use crate::control::board::now_rfc3339;
-use crate::fleet::state::{AdminSet, Pending};
+use crate::fleet::state::{AdminSet, Pending, Probation};
 use crate::fleet::{checks, inbox};
 use crate::space::message::Message;
 
 /// A device publishes its report when it changed, and at least this often.
 const REPORT_EVERY: u64 = 600;
+/// Probation looks at the peers only this long after the apply, once the new config's
+/// teardown (dialers stopped, their sessions ended) has happened.
+const SETTLE: u64 = 3;
 
 fn hex(b: &[u8; 32]) -> String {
     PublicKey(*b).to_string()
@@ -41,7 +44,9 @@ impl Agent {
     /// reported loudly. A config from the admins never moves the root.
     pub(super) fn admins_accepted(&mut self, kind: GenerationSource) {
         let set = AdminSet::of(&self.config.admins);
-        let local = kind != GenerationSource::RemoteAdmin;
+        // A config from the admins, or probation putting back the one before it, is not
+        // the owner's doing.
+        let local = kind != GenerationSource::RemoteAdmin && !self.fleet_reverting;
         let edited = self.fleet.seen.as_ref() != Some(&set);
         let mut note = None;
         if set.keys.is_empty() {
@@ -254,21 +259,44 @@ impl Agent {
             name: Some(format!("admin {} gen {}", p.signer, p.generation)),
         };
         let current = self.config.clone();
+        let previous = self.generation;
+        let before = self.connected_peers();
         let result = self.apply_checked(&req, GenerationSource::RemoteAdmin, |candidate| {
             checks::refusal(&current, candidate, &authority)
                 .map(|why| format!("refused by the pre-apply check: {why}"))
         });
         let (outcome, changed) = match result {
-            Ok(a) => (
-                EnvelopeOutcome {
-                    generation: p.generation,
-                    signer: p.signer.clone(),
-                    outcome: if a.unchanged { "unchanged" } else { "applied" }.into(),
-                    local_generation: Some(a.generation),
-                    reason: None,
-                },
-                !a.unchanged,
-            ),
+            Ok(a) => {
+                // Success is reported only once the device reaches again a peer it
+                // reached before (nothing to lose when it reached none).
+                let probation =
+                    !a.unchanged && !current.admins.probation.is_zero() && !before.is_empty();
+                if probation {
+                    let now = unix_now();
+                    self.fleet.probation = Some(Probation {
+                        generation: a.generation,
+                        previous,
+                        since: now,
+                        until: now + current.admins.probation.as_secs().max(1),
+                        before,
+                    });
+                }
+                let word = match (a.unchanged, probation) {
+                    (true, _) => "unchanged",
+                    (false, true) => "probation",
+                    (false, false) => "applied",
+                };
+                (
+                    EnvelopeOutcome {
+                        generation: p.generation,
+                        signer: p.signer.clone(),
+                        outcome: word.into(),
+                        local_generation: Some(a.generation),
+                        reason: None,
+                    },
+                    !a.unchanged,
+                )
+            }
             Err(e) => (
                 EnvelopeOutcome {
                     generation: p.generation,
@@ -297,6 +325,88 @@ impl Agent {
         self.fleet.last = Some(outcome);
         self.save_fleet();
         changed
+    }
+
+    /// The identities (hex) of the peers connected now.
+    fn connected_peers(&self) -> Vec<String> {
+        self.device
+            .network()
+            .map(|n| n.peers().iter().map(|p| hex(&p.identity)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether a config from the admins is on probation.
+    pub fn on_probation(&self) -> bool {
+        self.fleet.probation.is_some()
+    }
+
+    /// Judge the config on probation: passed once a peer reached before is reached again
+    /// (after the teardown settled); past the deadline without one, the config before it is
+    /// put back, the envelope stays rejected (the mark does not go back, so it is never
+    /// applied again) and `rolled-back` is reported. Returns whether the config changed.
+    pub fn check_probation(&mut self) -> bool {
+        let Some(p) = self.fleet.probation.clone() else {
+            return false;
+        };
+        if self.generation != p.generation {
+            // Something newer replaced it: nothing left to judge.
+            self.fleet.probation = None;
+            self.save_fleet();
+            return false;
+        }
+        let now = unix_now();
+        let connected = self.connected_peers();
+        if now >= p.since + SETTLE && p.before.iter().any(|k| connected.contains(k)) {
+            self.fleet.probation = None;
+            if let Some(last) = self.fleet.last.as_mut() {
+                last.outcome = "applied".into();
+            }
+            self.board.emit(
+                EventKind::Admins,
+                self.generation,
+                None,
+                format!(
+                    "generation {} passed probation: a peer reached before is reached again",
+                    p.generation
+                ),
+            );
+            self.save_fleet();
+            self.show_admins();
+            return false;
+        }
+        if now < p.until {
+            return false;
+        }
+        let reason = format!(
+            "it reached none of the {} peer(s) reached before within {}s; generation {} was put back",
+            p.before.len(),
+            p.until - p.since,
+            p.previous
+        );
+        self.fleet_reverting = true;
+        let back = self.rollback(&cobox_schema::api::RollbackRequest {
+            generation: Some(p.previous),
+            dry_run: false,
+        });
+        self.fleet_reverting = false;
+        if let Err(e) = &back {
+            tracing::error!(error = %e.message(), "probation cannot put the previous generation back");
+        }
+        self.fleet.probation = None;
+        if let Some(last) = self.fleet.last.as_mut() {
+            last.outcome = "rolled-back".into();
+            last.reason = Some(reason.clone());
+        }
+        tracing::warn!("config from the admins rolled back: {reason}");
+        self.board.emit(
+            EventKind::Admins,
+            self.generation,
+            None,
+            format!("rolled back generation {}: {reason}", p.generation),
+        );
+        self.save_fleet();
+        self.show_admins();
+        back.is_ok()
     }
 
     fn admins_status(&self) -> Option<AdminsStatus> {
