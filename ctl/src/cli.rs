@@ -226,6 +226,23 @@ pub enum RemoteCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Show what FILE would change against the config device KEY last reported running,
+    /// as a unified diff. Exit status: 0 no changes, 1 changes, 2 error.
+    Diff {
+        #[arg(value_name = "KEY")]
+        device: String,
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print device KEY's recent events about its config and its admins, as its last
+    /// report carried them.
+    Events {
+        #[arg(value_name = "KEY")]
+        device: String,
+        /// Output format (json: one object per line).
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Show device KEY's newest status report read here, with its age. Exit status 0 when
     /// it reported converged on the newest envelope published for it, else 1.
     Status {

@@ -155,6 +155,12 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
             timeout,
             no_wait,
         }) => client().and_then(|c| remote_cmd::apply(&c, device, file, timeout, !no_wait, colour)),
+        Command::Remote(RemoteCommand::Diff { device, file }) => {
+            client().and_then(|c| remote_cmd::diff(&c, device, file, colour))
+        }
+        Command::Remote(RemoteCommand::Events { device, output }) => {
+            client().and_then(|c| remote_cmd::events(&c, device, *output))
+        }
         Command::Remote(RemoteCommand::Status { device, output }) => {
             client().and_then(|c| remote_cmd::status(&c, device, *output, colour))
         }

@@ -83,6 +83,9 @@ pub fn admins_text(a: &AdminsStatus, colour: Colour) -> String {
             r.reason
         ));
     }
+    if let Some(d) = &a.drift {
+        out.push_str(&format!("{}     {d}\n", paint(colour, YELLOW, "drift")));
+    }
     if let Some(o) = &a.local_override {
         out.push_str(&format!("{}  {o}\n", paint(colour, YELLOW, "override")));
     }
@@ -96,12 +99,7 @@ fn short(key: &str) -> &str {
 /// `coboxctl remote status KEY`: 0 when the device reported converged on the newest
 /// envelope published, 1 otherwise.
 pub fn status(client: &Client, device: &str, output: Output, colour: Colour) -> Result<u8> {
-    let r: RemoteStatusResponse = client.post(
-        "/v1/remote/status",
-        &RemoteStatusRequest {
-            device: device.to_string(),
-        },
-    )?;
+    let r = remote_status(client, device)?;
     match output {
         Output::Json => out!("{}", serde_json::to_string_pretty(&r)?),
         Output::Text => out!("{}", report_text(&r, colour).trim_end()),
@@ -111,6 +109,71 @@ pub fn status(client: &Client, device: &str, output: Output, colour: Colour) -> 
         .as_ref()
         .is_some_and(|rep| rep.converged && rep.admins.admin_generation >= r.published);
     Ok(u8::from(!ok))
+}
+
+fn remote_status(client: &Client, device: &str) -> Result<RemoteStatusResponse> {
+    Ok(client.post(
+        "/v1/remote/status",
+        &RemoteStatusRequest {
+            device: device.to_string(),
+        },
+    )?)
+}
+
+/// `coboxctl remote diff KEY FILE`: FILE against the config the device last reported, as a
+/// unified diff. Exit 0 no changes, 1 changes, 2 error (or nothing reported yet).
+pub fn diff(client: &Client, device: &str, file: &Path, colour: Colour) -> Result<u8> {
+    let source = config_file::read(file)?;
+    let r = remote_status(client, device)?;
+    let Some(running) = r.config else {
+        bail!("no config reported by {device} has been read here yet");
+    };
+    let label = r.report.as_ref().map_or("running".into(), |rep| {
+        format!("{} generation {}", rep.name, rep.generation)
+    });
+    if running == source.text() {
+        return Ok(0);
+    }
+    let diff = similar::TextDiff::from_lines(running.as_str(), source.text());
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&label, source.name())
+        .to_string();
+    for line in text.lines() {
+        let code = match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++") => Some(GREEN),
+            Some(b'-') if !line.starts_with("---") => Some(RED),
+            _ => None,
+        };
+        match code {
+            Some(c) => out!("{}", paint(colour, c, line)),
+            None => out!("{line}"),
+        }
+    }
+    Ok(1)
+}
+
+/// `coboxctl remote events KEY`: the device's recent events about its config and admins,
+/// as its last report carried them.
+pub fn events(client: &Client, device: &str, output: Output) -> Result<u8> {
+    let r = remote_status(client, device)?;
+    let Some(rep) = r.report else {
+        bail!("no report from {device} has been read here yet");
+    };
+    for e in &rep.events {
+        match output {
+            Output::Json => out!("{}", serde_json::to_string(e)?),
+            Output::Text => out!(
+                "{}  gen {:<4} {:<16} {}",
+                e.time,
+                e.generation,
+                serde_json::to_value(e.kind)?.as_str().unwrap_or("?"),
+                e.message
+            ),
+        }
+    }
+    Ok(0)
 }
 
 /// `coboxctl remote apply KEY FILE`: validate for another device, publish, wait for the
@@ -149,12 +212,7 @@ pub fn apply(
     let start = Instant::now();
     let mut last: Option<DeviceReport> = None;
     loop {
-        let r: RemoteStatusResponse = client.post(
-            "/v1/remote/status",
-            &RemoteStatusRequest {
-                device: device.to_string(),
-            },
-        )?;
+        let r = remote_status(client, device)?;
         if let Some(rep) = r.report {
             let a = &rep.admins;
             if let Some(e) = a

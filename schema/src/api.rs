@@ -370,6 +370,10 @@ pub struct AdminsStatus {
     /// Set when the device's owner took it back locally: when, and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_override: Option<String>,
+    /// Set while the device runs a config edited locally after one from its admins (the
+    /// file, the socket): drift the admins see, never lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
 }
 
 /// What became of an envelope the device accepted.
@@ -416,6 +420,14 @@ pub struct DeviceReport {
     #[serde(default)]
     pub not_ready: Vec<String>,
     pub admins: AdminsStatus,
+    /// The device's recent events about its config and its admins, oldest first (at most
+    /// 16).
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// The running config's text, when it changed since the device's previous report
+    /// (readers keep the last one they saw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 /// `POST /v1/remote/apply`: publish a device's desired config as an envelope.
@@ -488,6 +500,9 @@ pub struct RemoteStatusResponse {
     pub age_s: Option<u64>,
     /// The last envelope published for the device, as seen here (0: none).
     pub published: u64,
+    /// The device's running config as last reported, when a report carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 /// The device on the network.

@@ -136,6 +136,11 @@ fn an_admin_changes_a_hubs_config_and_a_config_that_cuts_it_off_is_refused() {
     let r: serde_json::Value = serde_json::from_slice(&remote.stdout).unwrap();
     assert_eq!(r["report"]["admins"]["admin_generation"], 1);
     assert_eq!(r["report"]["converged"], true);
+    // The admin compares a file with what the hub reported running, and reads its events.
+    let same = f.a.ctl(&["remote", "diff", &kh, next.to_str().unwrap()]);
+    assert_eq!(same.status.code(), Some(0), "{}", show(&same));
+    let events = f.a.ctl_ok(&["remote", "events", &kh]);
+    assert!(events.contains("envelope generation 1"), "{events}");
 
     // Listening on nothing, dialling nobody, no discovery, no relays: refused.
     let cut = f.a.root.join("cut.toml");
@@ -186,6 +191,31 @@ fn an_admin_changes_a_hubs_config_and_a_config_that_cuts_it_off_is_refused() {
         logs(&[&f.a, &f.h])
     );
     f.h.resource("space", "more");
+    let changed = f.a.ctl(&["remote", "diff", &kh, next.to_str().unwrap()]);
+    assert_eq!(changed.status.code(), Some(1), "{}", show(&changed));
+    let text = String::from_utf8_lossy(&changed.stdout);
+    assert!(text.contains("-name = \"more\""), "{text}");
+
+    // The owner edits the hub locally: allowed, and the admin sees it as drift.
+    let local = format!(
+        "{}{}[[space]]\nname = \"local\"\nmount = false\n",
+        f.h.device_table(),
+        f.hub_base
+    );
+    std::fs::write(f.h.config(), local).unwrap();
+    eventually(
+        "the admin sees the hub's local edit as drift",
+        60,
+        || {
+            let r: serde_json::Value = serde_json::from_slice(
+                &f.a.ctl(&["remote", "status", &kh, "--output", "json"])
+                    .stdout,
+            )
+            .unwrap_or_default();
+            r["report"]["admins"]["drift"].is_string() && r["report"]["source"] == "file"
+        },
+        || logs(&[&f.a, &f.h]),
+    );
 }
 
 #[test]

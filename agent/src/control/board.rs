@@ -228,6 +228,21 @@ impl Board {
         let _ = self.events.send(event);
     }
 
+    /// The newest `n` events of the given kinds, oldest first.
+    pub fn recent(&self, n: usize, kinds: &[EventKind]) -> Vec<Event> {
+        let g = self.lock();
+        let mut out: Vec<Event> = g
+            .events
+            .iter()
+            .rev()
+            .filter(|e| kinds.contains(&e.kind))
+            .take(n)
+            .cloned()
+            .collect();
+        out.reverse();
+        out
+    }
+
     /// Events after `after`, and (subscribed before they were read, so nothing falls in
     /// between) a receiver of the ones to come.
     pub fn events_after(

@@ -77,6 +77,8 @@ pub struct FleetState {
     pub genesis: Option<AdminSet>,
     /// Set when the owner re-rooted the authority locally: when and how.
     pub local_override: Option<String>,
+    /// Set while a local edit runs after a config from the admins.
+    pub drift: Option<String>,
     /// Changes of the admin set known (encoded, base64), in the order first read.
     pub entries: Vec<String>,
     /// The last envelope accepted.
@@ -98,6 +100,8 @@ pub struct FleetState {
     pub published: BTreeMap<String, Vec<Head>>,
     /// The newest report of each device, by identity (hex).
     pub reports: BTreeMap<String, DeviceReport>,
+    /// The running config each device last reported, by identity (hex).
+    pub configs: BTreeMap<String, String>,
     /// The last report this device published, and when (unix seconds).
     pub reported: Option<(DeviceReport, u64)>,
 }

@@ -91,8 +91,8 @@ const HEALTH: u8 = 6;
 const ENVELOPE: u8 = 7;
 const AUTHORITY: u8 = 8;
 const STATUS: u8 = 9;
-/// The longest status report.
-pub const MAX_STATUS: usize = 64 * 1024;
+/// The longest status report: it may carry the running config (at most 1 MiB).
+pub const MAX_STATUS: usize = cobox_keys::envelope::MAX_TEXT + 64 * 1024;
 /// Most devices in one health report.
 pub const MAX_SEEN: usize = 255;
 /// Longest device name kept.

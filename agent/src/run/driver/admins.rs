@@ -77,6 +77,16 @@ impl Agent {
             self.fleet.genesis = Some(set.clone());
             self.fleet.entries.clear();
         }
+        // Drift: the owner runs something else than the admins' last config.
+        if !local {
+            self.fleet.drift = None;
+        } else if self.fleet.mark.generation > 0 && self.config.admins.managed() {
+            self.fleet.drift = Some(format!(
+                "{}: generation {} from a local edit ({kind})",
+                now_rfc3339(),
+                self.generation
+            ));
+        }
         self.fleet.seen = Some(set);
         if let Some(message) = note {
             tracing::warn!("{message}");
@@ -164,13 +174,16 @@ impl Agent {
                 ),
             );
         }
-        for r in found.reports {
+        for mut r in found.reports {
             let newer = self
                 .fleet
                 .reports
                 .get(&r.device)
                 .is_none_or(|known| known.at <= r.at);
             if newer {
+                if let Some(text) = r.config.take() {
+                    self.fleet.configs.insert(r.device.clone(), text);
+                }
                 self.fleet.reports.insert(r.device.clone(), r);
             }
         }
@@ -433,6 +446,7 @@ impl Agent {
             last_envelope: self.fleet.last.clone(),
             refused: self.fleet.refused.clone(),
             local_override: self.fleet.local_override.clone(),
+            drift: self.fleet.drift.clone(),
         })
     }
 
@@ -466,7 +480,16 @@ impl Agent {
             })
             .collect();
         let digest = crate::control::generations::digest(&self.accepted_text);
-        let report = DeviceReport {
+        let events = self.board.recent(
+            16,
+            &[
+                EventKind::Admins,
+                EventKind::ConfigAccepted,
+                EventKind::ConfigInvalid,
+                EventKind::ActionFailed,
+            ],
+        );
+        let mut report = DeviceReport {
             device: me.public.to_string(),
             name: self.device.name().to_string(),
             at: now_rfc3339(),
@@ -476,6 +499,8 @@ impl Agent {
             converged,
             not_ready,
             admins,
+            events,
+            config: None,
         };
         let now = unix_now();
         let same = self.fleet.reported.as_ref().is_some_and(|(last, when)| {
@@ -485,6 +510,15 @@ impl Agent {
                     ..report.clone()
                 } == *last
         });
+        // The text travels when it changed since the last report (and with the periodic one).
+        let text_known =
+            self.fleet.reported.as_ref().is_some_and(|(last, when)| {
+                last.digest == report.digest && now < when + REPORT_EVERY
+            });
+        let kept = report.clone();
+        if !text_known {
+            report.config = Some(self.accepted_text.clone());
+        }
         if same {
             return;
         }
@@ -494,7 +528,7 @@ impl Agent {
             .block_on(async { space.lock().await.append(&[Message::Status(bytes)]).await });
         match written {
             Ok(_) => {
-                self.fleet.reported = Some((report, now));
+                self.fleet.reported = Some((kept, now));
                 self.save_fleet();
             }
             Err(e) => {
@@ -615,6 +649,7 @@ impl Agent {
             report,
             age_s,
             published,
+            config: self.fleet.configs.get(&key).cloned(),
         })
     }
 
