@@ -73,8 +73,10 @@ fn logs(nodes: &[&Node]) -> String {
         .join("\n")
 }
 
+/// The device's `admins` status (null while its agent does not answer).
 fn admins_status(n: &Node) -> serde_json::Value {
-    n.status()["admins"].clone()
+    let out = n.ctl(&["status", "--output", "json"]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()["admins"].clone()
 }
 
 #[test]
@@ -597,4 +599,99 @@ fn a_config_that_loses_every_peer_is_rolled_back_by_probation_and_reported() {
     ]);
     assert!(out.status.success(), "{}\n{}", show(&out), logs(&[&a, &h]));
     assert_eq!(admins_status(&h)["admin_generation"], 2);
+}
+
+/// The hub's mark as kept on disk: the generation of the last envelope it accepted.
+fn mark_on_disk(h: &Node) -> u64 {
+    let text = std::fs::read_to_string(h.data().join("fleet/state.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["mark"]["generation"].as_u64().unwrap()
+}
+
+#[test]
+fn a_hub_killed_during_remote_applies_ends_whole_and_replayed_envelopes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a0 = Node::new(dir.path(), "a");
+    let ka = a0.identity();
+    let admins = admins_table(&[&ka], 1);
+    let (a, _agent_a, port_a) = admin(dir.path(), &admins, "");
+    let h = Node::new(dir.path(), "h");
+    let base = join(
+        &a,
+        &h,
+        &format!("peers = [\"127.0.0.1:{port_a}\"]\n"),
+        &admins,
+    );
+    let mut agent_h = h.start();
+    h.wait_converged(60);
+    let kh = h.identity();
+    let mut previous = std::fs::read_to_string(h.config()).unwrap();
+    for i in 1..=6u64 {
+        let text = format!(
+            "{}{base}[[space]]\nname = \"k{i}\"\nmount = false\n",
+            h.device_table()
+        );
+        let path = a.root.join(format!("k{i}.toml"));
+        std::fs::write(&path, &text).unwrap();
+        a.ctl_ok(&["remote", "apply", &kh, path.to_str().unwrap(), "--no-wait"]);
+        // Killed at a different moment of the apply each time.
+        std::thread::sleep(std::time::Duration::from_millis(i * 73 % 450));
+        drop(agent_h);
+        let on_disk = std::fs::read_to_string(h.config()).unwrap();
+        let mark = mark_on_disk(&h);
+        assert!(
+            on_disk == previous || on_disk == text,
+            "trial {i}: the config file is neither the old nor the new text:\n{on_disk}"
+        );
+        assert!(mark == i - 1 || mark == i, "trial {i}: mark {mark}");
+        if on_disk == text {
+            assert_eq!(
+                mark, i,
+                "trial {i}: the new config runs but the mark is behind"
+            );
+        }
+        eprintln!(
+            "trial {i}: killed with the {} config on disk, mark {mark}",
+            if on_disk == text { "new" } else { "old" }
+        );
+        agent_h = h.start();
+        eventually(
+            &format!("trial {i}: the hub runs the new config after its restart"),
+            60,
+            || {
+                std::fs::read_to_string(h.config()).is_ok_and(|t| t == text)
+                    && mark_on_disk(&h) == i
+                    && h.ctl(&["status"]).status.success()
+            },
+            || logs(&[&a, &h]),
+        );
+        previous = text;
+    }
+    // The hub reads every fleet log again from the start (its cursors lost): each older
+    // envelope is a replay, refused and reported; nothing changes.
+    let generations = || -> serde_json::Value {
+        serde_json::from_str(&h.ctl_ok(&["generations", "--output", "json"])).unwrap()
+    };
+    let before = generations()["generations"][0]["number"].clone();
+    agent_h.stop();
+    let path = h.data().join("fleet/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    state["cursors"] = serde_json::json!({});
+    state["refused"] = serde_json::json!([]);
+    std::fs::write(&path, state.to_string()).unwrap();
+    let _agent_h = h.start();
+    eventually(
+        "the hub refuses the five older envelopes as replays",
+        60,
+        || {
+            admins_status(&h)["refused"]
+                .as_array()
+                .is_some_and(|r| r.iter().filter(|x| x["reason"] == "replayed").count() == 5)
+        },
+        || format!("{}\n{}", admins_status(&h), h.log()),
+    );
+    assert_eq!(generations()["generations"][0]["number"], before);
+    assert_eq!(std::fs::read_to_string(h.config()).unwrap(), previous);
+    assert_eq!(mark_on_disk(&h), 6);
 }
