@@ -1,5 +1,6 @@
 //! Committed test vectors: derivation, discovery keys, block encryption, invites, paper
-//! keys, admin authority entries. A derivation or format can never drift silently: any change fails here.
+//! keys, admin authority entries, config envelopes. A derivation or format can never drift
+//! silently: any change fails here.
 //!
 //! `COBOX_WRITE_VECTORS=1 cargo test -p cobox-keys --test vectors` rewrites the file; only
 //! do that for a deliberate, versioned format change.
@@ -7,6 +8,7 @@
 use cobox_keys::authority::{Authority, Change, Entry};
 use cobox_keys::block::BlockKey;
 use cobox_keys::derive::{discovery_key, feed, feed_seed, identity, identity_seed};
+use cobox_keys::envelope::{Envelope, Header};
 use cobox_keys::invite::{self, Invite, Role};
 use cobox_keys::secret::{hex, unhex};
 use cobox_keys::{Secret32, paper};
@@ -99,7 +101,30 @@ fn generate() -> Value {
         "entry": hex(&entry.encode()),
         "entry_digest": hex(&entry.digest()),
     })];
-    json!({"derivation": derivation, "discovery": discovery, "block": block, "invite": invite, "paper": paper, "authority": authority})
+    let sealed = Envelope::seal(
+        Header {
+            fleet: addresses()[1].0,
+            target: identity(&parents()[0]).public.0,
+            generation: 2,
+            parent: [0x44; 32],
+            authority: genesis.head,
+        },
+        "version = 1\n",
+        &admins[1],
+    )
+    .unwrap();
+    let envelope = vec![json!({
+        "signer_parent": hex(parents()[1].expose()),
+        "target_parent": hex(parents()[0].expose()),
+        "fleet": addresses()[1].to_string(),
+        "generation": 2,
+        "parent": hex(&[0x44; 32]),
+        "authority": hex(&genesis.head),
+        "text": "version = 1\n",
+        "envelope": hex(&sealed.encode()),
+        "digest": hex(&sealed.digest()),
+    })];
+    json!({"derivation": derivation, "discovery": discovery, "block": block, "invite": invite, "paper": paper, "authority": authority, "envelope": envelope})
 }
 
 #[test]
@@ -176,6 +201,21 @@ fn vectors_match() {
             a["entry_digest"],
             "the entry verifies and applies"
         );
+    }
+    for e in v["envelope"].as_array().unwrap() {
+        let bytes = unhex(e["envelope"].as_str().unwrap()).unwrap();
+        let env = Envelope::decode(&bytes).unwrap();
+        assert_eq!(env.encode(), bytes);
+        assert!(env.verifies(), "the signature verifies");
+        assert_eq!(hex(&env.digest()), e["digest"]);
+        assert_eq!(env.signer, identity(&secret(&e["signer_parent"])).public.0);
+        let target = identity(&secret(&e["target_parent"]));
+        assert_eq!(env.target, target.public.0);
+        assert_eq!(env.fleet, bytes32(&e["fleet"]));
+        assert_eq!(env.generation, e["generation"].as_u64().unwrap());
+        assert_eq!(env.parent, bytes32(&e["parent"]));
+        assert_eq!(env.authority, bytes32(&e["authority"]));
+        assert_eq!(env.open(&target).unwrap(), e["text"].as_str().unwrap());
     }
     for p in v["paper"].as_array().unwrap() {
         let s = secret(&p["secret"]);

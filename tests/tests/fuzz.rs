@@ -1,6 +1,7 @@
 //! Property-based fuzzing, on the stable toolchain, of every decoder that takes input from
 //! outside: configs (parsed and validated), invite codes and sealed invites, roster
-//! statements, space log messages, drive operations and replication frames. No input may
+//! statements, space log messages, drive operations, config envelopes, admin authority
+//! entries, devices' status reports and replication frames. No input may
 //! panic, hang or allocate more than a stated bound: every allocation is counted, and one
 //! past the bound aborts the test.
 //!
@@ -183,6 +184,52 @@ fn decoders_of_outside_input_never_panic_hang_or_allocate_without_bound() {
     fuzz("drive operation", cases(), mutated(vec![]), |b| {
         let _ = cobox_drive::op::Op::decode(&b);
     });
+    // What admins and managed devices write to a fleet: envelopes, changes of the admin
+    // set, status reports.
+    let envelope = cobox_keys::envelope::Envelope::seal(
+        cobox_keys::envelope::Header {
+            fleet: [7; 32],
+            target: me.public.0,
+            generation: 1,
+            parent: [0; 32],
+            authority: [1; 32],
+        },
+        "version = 1\n",
+        &inviter,
+    )
+    .unwrap();
+    fuzz(
+        "config envelope",
+        cases(),
+        mutated(vec![envelope.encode()]),
+        |b| {
+            if let Ok(e) = cobox_keys::envelope::Envelope::decode(&b) {
+                let _ = e.verifies();
+                let _ = e.open(&me);
+            }
+        },
+    );
+    let entry = cobox_keys::authority::Entry::new(
+        [1; 32],
+        cobox_keys::authority::Change::Add([2; 32]),
+        &inviter,
+    );
+    fuzz(
+        "authority entry",
+        cases(),
+        mutated(vec![entry.encode()]),
+        |b| {
+            let _ = cobox_keys::authority::Entry::decode(&b);
+        },
+    );
+    fuzz(
+        "status report",
+        cases(),
+        mutated(vec![b"{\"device\":\"\"}".to_vec()]),
+        |b| {
+            let _ = serde_json::from_slice::<cobox_schema::api::DeviceReport>(&b);
+        },
+    );
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
