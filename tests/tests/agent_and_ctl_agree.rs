@@ -60,8 +60,10 @@ fn coboxd_and_coboxctl_accept_and_reject_the_same_files() {
     });
     // Only warning-level corpus files may be accepted.
     let warnings_only = [
+        "admins-without-fleet",
         "deny-covers-allow",
         "duplicate-admin-key",
+        "fleet-with-a-cap",
         "quota-exceeds-disk",
         "seed-quota-over-total",
         "window-longer-than-its-period",
