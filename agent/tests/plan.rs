@@ -17,7 +17,7 @@ fn config(text: &str) -> Config {
 
 /// The observed world of a plan file. `policy = true` and `endpoint = true` mean the
 /// config's own policy and endpoint are in force; `listening` and `dialing` list the
-/// listeners and dialers running.
+/// listeners and dialers running, `fleet` the space whose admins the device follows.
 fn observed(text: &str, desired: &Config) -> Observed {
     let t: toml::Table = toml::from_str(text).unwrap();
     let flag = |k: &str| t.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
@@ -42,6 +42,7 @@ fn observed(text: &str, desired: &Config) -> Observed {
             .map(|a| (a.parse().unwrap(), a.parse().unwrap()))
             .collect(),
         dialers: list("dialing").into_iter().collect(),
+        fleet: t.get("fleet").and_then(|v| v.as_str()).map(str::to_string),
         ..Default::default()
     };
     for (name, s) in t

@@ -110,6 +110,8 @@ pub enum ResourceKind {
     Dialer,
     /// The iroh endpoint (LAN and internet discovery, relays).
     Endpoint,
+    /// Following the device's admins in a fleet space.
+    Fleet,
     Peer,
 }
 
@@ -125,6 +127,7 @@ impl std::fmt::Display for ResourceKind {
             ResourceKind::Listener => "listener",
             ResourceKind::Dialer => "dialer",
             ResourceKind::Endpoint => "endpoint",
+            ResourceKind::Fleet => "fleet",
             ResourceKind::Peer => "peer",
         })
     }

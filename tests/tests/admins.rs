@@ -167,6 +167,15 @@ fn an_admin_changes_a_hubs_config_and_a_config_that_cuts_it_off_is_refused() {
         "the refused envelope moved the mark: {st}"
     );
     assert_eq!(st["last_envelope"]["outcome"], "refused");
+    let fleet = f.h.resource("fleet", "fleet");
+    let degraded = fleet["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(degraded["reason"], "EnvelopeRefused", "{fleet}");
     assert!(
         std::fs::read_to_string(f.h.config())
             .unwrap()
@@ -338,48 +347,54 @@ fn a_hub_offline_during_three_publications_converges_on_the_newest_through_a_see
 #[test]
 fn the_admin_set_changes_only_with_its_threshold_and_outsiders_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (a0, b, c) = (
+    let (a0, b, c, o) = (
         Node::new(dir.path(), "a"),
         Node::new(dir.path(), "b"),
         Node::new(dir.path(), "c"),
+        Node::new(dir.path(), "o"),
     );
-    let (ka, kb, kc) = (a0.identity(), b.identity(), c.identity());
-    // The hub trusts A and B, two signatures needed; C is a member of the fleet and names
-    // itself an admin in its own config, which counts for nothing on the hub.
+    let (ka, kb, kc, ko) = (a0.identity(), b.identity(), c.identity(), o.identity());
+    // The hub trusts A and B, two signatures needed; so does C, not an admin yet. O is a
+    // member of the fleet and names itself an admin in its own config, which counts for
+    // nothing on the hub.
     let admins = admins_table(&[&ka, &kb], 2);
     let (a, _agent_a, port_a) = admin(dir.path(), &admins, "");
     let peers = format!("peers = [\"127.0.0.1:{port_a}\"]\n");
     join(&a, &b, &peers, &admins);
-    join(&a, &c, &peers, &admins_table(&[&kc], 1));
+    let c_base = join(&a, &c, &peers, &admins);
+    join(&a, &o, &peers, &admins_table(&[&ko], 1));
     let h = Node::new(dir.path(), "h");
     let hub_base = join(&a, &h, &peers, &admins);
-    let (_agent_b, _agent_c, _agent_h) = (b.start(), c.start(), h.start());
-    for n in [&b, &c, &h] {
+    let (_agent_b, agent_c, _agent_o, _agent_h) = (b.start(), c.start(), o.start(), h.start());
+    for n in [&b, &c, &o, &h] {
         n.wait_converged(60);
     }
     let kh = h.identity();
+    let hub_file = |name: &str, from: &Node| {
+        let path = from.root.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "{}{hub_base}[[space]]\nname = \"{name}\"\nmount = false\n",
+                h.device_table()
+            ),
+        )
+        .unwrap();
+        path.to_str().unwrap().to_string()
+    };
 
-    // C publishes a config for the hub: refused as not an admin, and reported.
-    let path = c.root.join("from-c.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "{}{hub_base}[[space]]\nname = \"evil\"\nmount = false\n",
-            h.device_table()
-        ),
-    )
-    .unwrap();
-    c.ctl_ok(&["remote", "apply", &kh, path.to_str().unwrap(), "--no-wait"]);
+    // O publishes a config for the hub: refused as not an admin, and reported.
+    o.ctl_ok(&["remote", "apply", &kh, &hub_file("evil", &o), "--no-wait"]);
     eventually(
-        "the hub refuses C's envelope",
+        "the hub refuses O's envelope",
         60,
         || {
             admins_status(&h)["refused"].as_array().is_some_and(|r| {
                 r.iter()
-                    .any(|x| x["reason"] == "not-an-admin" && x["signer"] == kc.as_str())
+                    .any(|x| x["reason"] == "not-an-admin" && x["signer"] == ko.as_str())
             })
         },
-        || logs(&[&c, &h]),
+        || logs(&[&o, &h]),
     );
     assert!(
         !std::fs::read_to_string(h.config())
@@ -400,6 +415,9 @@ fn the_admin_set_changes_only_with_its_threshold_and_outsiders_are_refused() {
         },
         || logs(&[&a, &h]),
     );
+    // C cannot publish while it is not an admin in its own view either.
+    let early = c.ctl(&["remote", "apply", &kh, &hub_file("early", &c), "--no-wait"]);
+    assert_eq!(early.status.code(), Some(2), "{}", show(&early));
 
     // A proposes adding C: one signature of two is not enough.
     let proposed = a.ctl_ok(&["admins", "add", &kc]);
@@ -412,7 +430,7 @@ fn the_admin_set_changes_only_with_its_threshold_and_outsiders_are_refused() {
         "one signature changed the set: {}",
         admins_status(&h)
     );
-    // B co-signs: the hub takes it.
+    // B co-signs: the hub takes it, and so does C.
     let signed = b.ctl_ok(&["admins", "sign", &entry]);
     assert!(signed.contains("applied"), "{signed}");
     eventually(
@@ -422,6 +440,71 @@ fn the_admin_set_changes_only_with_its_threshold_and_outsiders_are_refused() {
         || logs(&[&a, &b, &h]),
     );
     assert_eq!(admins_status(&h)["changes"], 1);
+    eventually(
+        "C counts itself among the admins",
+        60,
+        || {
+            admins_status(&c)["keys"]
+                .as_array()
+                .is_some_and(|k| k.len() == 3)
+        },
+        || c.log(),
+    );
+    // C, now an admin, changes the hub.
+    let out = c.ctl(&[
+        "remote",
+        "apply",
+        &kh,
+        &hub_file("by-c", &c),
+        "--timeout",
+        "60s",
+    ]);
+    assert!(out.status.success(), "{}\n{}", show(&out), logs(&[&c, &h]));
+
+    // While C's device is away, A and B remove C. C, not knowing, publishes again; once
+    // back, its envelope reaches the hub and is refused: a removed admin counts for nothing.
+    agent_c.stop();
+    let entry = a
+        .ctl_ok(&["admins", "remove", &kc])
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    b.ctl_ok(&["admins", "sign", &entry]);
+    eventually(
+        "the hub removes C",
+        60,
+        || keys() == 2,
+        || logs(&[&a, &b, &h]),
+    );
+    std::fs::write(
+        c.config(),
+        format!("{}{}", c.device_table(), c_base.replace(&peers, "")),
+    )
+    .unwrap();
+    let _agent_c = c.start();
+    c.wait_converged(60);
+    c.ctl_ok(&["remote", "apply", &kh, &hub_file("late", &c), "--no-wait"]);
+    std::fs::write(c.config(), format!("{}{c_base}", c.device_table())).unwrap();
+    eventually(
+        "the hub refuses the removed admin's envelope",
+        60,
+        || {
+            admins_status(&h)["refused"].as_array().is_some_and(|r| {
+                r.iter().any(|x| {
+                    x["reason"] == "not-an-admin"
+                        && x["signer"] == kc.as_str()
+                        && x["generation"] == 2
+                })
+            })
+        },
+        || format!("{}\n{}", admins_status(&h), logs(&[&c, &h])),
+    );
+    let running = std::fs::read_to_string(h.config()).unwrap();
+    assert!(
+        running.contains("by-c") && !running.contains("late"),
+        "{running}"
+    );
 }
 
 #[test]

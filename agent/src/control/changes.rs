@@ -207,6 +207,16 @@ pub fn changes(
                 c.op = ChangeOp::Add;
                 c.actions.push(text);
             }
+            Action::StopFollowing { space } => {
+                let c = entry(&mut map, ResourceKind::Fleet, space);
+                c.op = ChangeOp::Remove;
+                c.actions.push(text);
+            }
+            Action::FollowFleet { space } => {
+                let c = entry(&mut map, ResourceKind::Fleet, space);
+                c.op = ChangeOp::Add;
+                c.actions.push(text);
+            }
             Action::StopEndpoint => {
                 let c = entry(&mut map, ResourceKind::Endpoint, "iroh");
                 c.op = ChangeOp::Remove;

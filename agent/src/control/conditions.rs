@@ -143,6 +143,57 @@ fn standard(
     }
 }
 
+/// What the device's admins did to it, on its fleet resource: `Degraded` after an
+/// envelope was refused or rolled back, or while the owner's local override or a local
+/// edit (drift) stands; `Progressing` while a config from the admins is on probation; the
+/// mark and the authority head as details.
+pub fn admins(res: &mut Res, a: &cobox_schema::api::AdminsStatus) {
+    use ConditionType::*;
+    res.details
+        .insert("admin_generation".into(), a.admin_generation.to_string());
+    res.details.insert("authority".into(), a.head.clone());
+    res.details.insert(
+        "admins".into(),
+        format!("{} key(s), threshold {}", a.keys.len(), a.threshold),
+    );
+    let last = a.last_envelope.as_ref();
+    let degraded = match last {
+        Some(e) if e.outcome == "refused" || e.outcome == "rolled-back" => Some((
+            if e.outcome == "refused" {
+                "EnvelopeRefused"
+            } else {
+                "RolledBack"
+            },
+            format!(
+                "envelope {} from {}: {}",
+                e.generation,
+                e.signer,
+                e.reason.as_deref().unwrap_or(&e.outcome)
+            ),
+        )),
+        _ => match (&a.local_override, &a.drift) {
+            (Some(o), _) => Some(("LocalOverride", o.clone())),
+            (None, Some(d)) => Some(("Drift", d.clone())),
+            (None, None) => None,
+        },
+    };
+    if let Some((reason, message)) = degraded {
+        res.conditions.push(cond(Degraded, true, reason, message));
+    }
+    if let Some(e) = last.filter(|e| e.outcome == "probation") {
+        res.conditions.retain(|c| c.kind != Progressing);
+        res.conditions.push(cond(
+            Progressing,
+            true,
+            "Probation",
+            format!(
+                "envelope {} applied; waiting to reach a peer reached before",
+                e.generation
+            ),
+        ));
+    }
+}
+
 /// `Degraded` when fewer than `wanted` other devices are connected and hold everything this
 /// one holds; `None` when no replicas are wanted.
 fn replica_shortage(wanted: u32, copies: &[Replica]) -> Option<Cond> {
@@ -345,6 +396,12 @@ pub fn resources(
                 format!("the iroh endpoint runs: {}", want.describe()),
             )
         });
+        out.push(res(&id, plain(&id, ready), BTreeMap::new()));
+    }
+    if let Some(space) = &config.admins.fleet {
+        let id = ResourceId::fleet(space);
+        let ready = (observed.fleet.as_deref() == Some(space.as_str()))
+            .then(|| ("Following", format!("follows the admins in space {space}")));
         out.push(res(&id, plain(&id, ready), BTreeMap::new()));
     }
     for p in &live.peers {

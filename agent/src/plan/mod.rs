@@ -2,9 +2,10 @@
 //!
 //! `plan(desired, observed)` is pure and deterministic: no I/O, no clock. Every resource the
 //! device runs goes through it: the identity, the traffic and storage policy, spaces,
-//! mounts, seeds, TCP listeners and dialers, and the iroh endpoint. It tears down in
-//! reverse dependency order (unmounts, closes, seeds, dialers, listeners, the endpoint),
-//! then sets up (identity, policy, spaces, mounts, seeds, listeners, dialers, endpoint),
+//! mounts, seeds, TCP listeners and dialers, the iroh endpoint and following the admins.
+//! It tears down in reverse dependency order (following, unmounts, closes, seeds, dialers,
+//! listeners, the endpoint), then sets up (identity, policy, spaces, mounts, seeds,
+//! listeners, dialers, endpoint, following),
 //! each in declaration order. What an action needs travels in it. It only ever removes
 //! what the agent created, and never deletes data: a space that leaves the config is
 //! unmounted and closed, its feeds kept. What cannot be done is `blocked`, with why.
@@ -46,6 +47,10 @@ pub enum Action {
         address: SocketAddr,
     },
     StopEndpoint,
+    /// Stop following the admins in the fleet space.
+    StopFollowing {
+        space: String,
+    },
     CreateIdentity,
     /// Put the traffic and storage policy in force.
     ApplyPolicy {
@@ -87,6 +92,11 @@ pub enum Action {
     StartEndpoint {
         endpoint: EndpointSpec,
     },
+    /// Follow the admins in the fleet space (read their envelopes and changes of the
+    /// admin set, report there).
+    FollowFleet {
+        space: String,
+    },
 }
 
 impl Action {
@@ -108,6 +118,9 @@ impl Action {
             Action::StopEndpoint | Action::StartEndpoint { .. } => ResourceId::endpoint(),
             Action::CreateIdentity => ResourceId::identity(),
             Action::ApplyPolicy { .. } => ResourceId::policy(),
+            Action::StopFollowing { space } | Action::FollowFleet { space } => {
+                ResourceId::fleet(space)
+            }
         }
     }
 
@@ -115,7 +128,9 @@ impl Action {
     /// which that resource failed.
     pub fn depends_on(&self) -> Option<ResourceId> {
         match self {
-            Action::Mount { space, .. } => Some(ResourceId::space(space)),
+            Action::Mount { space, .. } | Action::FollowFleet { space } => {
+                Some(ResourceId::space(space))
+            }
             Action::OpenSpace { .. }
             | Action::StartSeed { .. }
             | Action::Listen { .. }
@@ -137,6 +152,9 @@ impl fmt::Display for Action {
             Action::StopDialing { peer } => write!(f, "- stop dialling {peer}"),
             Action::StopListening { address } => write!(f, "- stop listening on {address}"),
             Action::StopEndpoint => write!(f, "- stop the iroh endpoint"),
+            Action::StopFollowing { space } => {
+                write!(f, "- stop following the admins in space {space}")
+            }
             Action::CreateIdentity => write!(f, "+ create identity"),
             Action::ApplyPolicy { .. } => write!(f, "~ apply the traffic and storage policy"),
             Action::CreateSpace { space } => write!(f, "+ create space {space}"),
@@ -154,6 +172,7 @@ impl fmt::Display for Action {
             Action::StartEndpoint { endpoint } => {
                 write!(f, "+ start the iroh endpoint ({})", endpoint.describe())
             }
+            Action::FollowFleet { space } => write!(f, "+ follow the admins in space {space}"),
         }
     }
 }
@@ -202,6 +221,14 @@ impl fmt::Display for Plan {
 /// Plan the way from `observed` to `desired`.
 pub fn plan(desired: &Config, observed: &Observed) -> Plan {
     let mut teardown = Vec::new();
+    // Following the admins depends on the fleet space: it stops first.
+    if let Some(followed) = &observed.fleet
+        && desired.admins.fleet.as_ref() != Some(followed)
+    {
+        teardown.push(Action::StopFollowing {
+            space: followed.clone(),
+        });
+    }
     let mut setup = Vec::new();
     let mut blocked = Vec::new();
     let declared: BTreeSet<&str> = desired.spaces.iter().map(|s| s.name.as_str()).collect();
@@ -353,6 +380,13 @@ pub fn plan(desired: &Config, observed: &Observed) -> Plan {
         && observed.endpoint.as_ref() != Some(&endpoint)
     {
         setup.push(Action::StartEndpoint { endpoint });
+    }
+    if let Some(fleet) = &desired.admins.fleet
+        && observed.fleet.as_ref() != Some(fleet)
+    {
+        setup.push(Action::FollowFleet {
+            space: fleet.clone(),
+        });
     }
     teardown.extend(setup);
     Plan {

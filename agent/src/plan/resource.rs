@@ -38,6 +38,11 @@ impl ResourceId {
         ResourceId::new(ResourceKind::Endpoint, "iroh")
     }
 
+    /// Following the admins in the fleet space `space`.
+    pub fn fleet(space: &str) -> ResourceId {
+        ResourceId::new(ResourceKind::Fleet, space)
+    }
+
     pub fn space(name: &str) -> ResourceId {
         ResourceId::new(ResourceKind::Space, name)
     }

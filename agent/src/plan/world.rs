@@ -46,6 +46,8 @@ pub struct Observed {
     pub dialers: BTreeSet<String>,
     /// The iroh endpoint running, with its settings.
     pub endpoint: Option<EndpointSpec>,
+    /// The fleet space whose admins the device follows.
+    pub fleet: Option<String>,
 }
 
 impl Observed {
@@ -104,6 +106,8 @@ impl Observed {
                 self.dialers.insert(peer.to_string());
             }
             Action::StartEndpoint { endpoint } => self.endpoint = Some(endpoint.clone()),
+            Action::FollowFleet { space } => self.fleet = Some(space.clone()),
+            Action::StopFollowing { .. } => self.fleet = None,
         }
     }
 }

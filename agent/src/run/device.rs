@@ -44,6 +44,8 @@ pub struct Device {
     housekeeping: Option<Housekeeping>,
     tcp: Tcp,
     iroh: Option<IrohLink>,
+    /// The fleet space whose admins the device follows.
+    following: Option<String>,
     /// Caps, windows and quotas, and the policy last put in force.
     policy: Arc<Policy>,
     applied: Option<PolicySpec>,
@@ -88,6 +90,7 @@ impl Device {
             housekeeping: None,
             tcp: Tcp::default(),
             iroh: None,
+            following: None,
             drift: Vec::new(),
         };
         if let Some(parent) = parent {
@@ -217,6 +220,11 @@ impl Device {
         self.tcp.bound()
     }
 
+    /// The fleet space whose admins the device follows (a planned resource).
+    pub fn following(&self) -> Option<&str> {
+        self.following.as_deref()
+    }
+
     /// The device's name, as it gives it to others.
     pub fn name(&self) -> &str {
         &self.device_name
@@ -261,6 +269,7 @@ impl Device {
             listeners: self.tcp.listeners(),
             dialers: self.tcp.dialers(),
             endpoint: self.iroh.as_ref().map(|l| l.settings().clone()),
+            fleet: self.following.clone(),
             ..Default::default()
         };
         let mut names: Vec<String> = desired.spaces.iter().map(|s| s.name.clone()).collect();
@@ -402,6 +411,17 @@ impl Device {
                 if let Some(old) = self.iroh.take() {
                     self.rt.block_on(old.stop());
                 }
+            }
+            Action::StopFollowing { space } => {
+                tracing::info!(space, "stopped following the admins");
+                self.following = None;
+            }
+            Action::FollowFleet { space } => {
+                if !self.spaces.contains_key(space) {
+                    return Err(anyhow!("the fleet space {space} is not open").into());
+                }
+                tracing::info!(space, "following the admins");
+                self.following = Some(space.clone());
             }
             Action::CreateIdentity => {
                 let (parent, created) = self.store.load_or_create_parent()?;

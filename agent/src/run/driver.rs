@@ -353,8 +353,16 @@ impl Agent {
                 }
             }
         }
-        let found =
+        let mut found =
             conditions::resources(&self.config, &observed, &remaining, &self.failures, &live);
+        if let Some(a) = self.admins_view() {
+            for r in found
+                .iter_mut()
+                .filter(|r| r.kind == cobox_schema::api::ResourceKind::Fleet)
+            {
+                conditions::admins(r, &a);
+            }
+        }
         self.board.set_identity(self.device.identity());
         self.board.set_resources(generation, converged, found);
         if converged && (acted || !self.was_converged) {

@@ -104,12 +104,12 @@ impl Agent {
 
     /// The fleet space, when this config names one and it is open.
     fn fleet_space(&self) -> Option<std::sync::Arc<tokio::sync::Mutex<crate::space::Space>>> {
-        self.device.space(self.config.admins.fleet.as_deref()?)
+        self.device.space(self.device.following()?)
     }
 
-    /// Whether this device takes part in a fleet.
+    /// Whether this device follows its admins (the planned resource is in place).
     pub fn follows_fleet(&self) -> bool {
-        self.config.admins.fleet.is_some()
+        self.device.following().is_some()
     }
 
     /// Whether anything was written to the fleet since the last look (cheap: log lengths;
@@ -448,6 +448,11 @@ impl Agent {
             local_override: self.fleet.local_override.clone(),
             drift: self.fleet.drift.clone(),
         })
+    }
+
+    /// What status shows of the admins, for the fleet resource's conditions.
+    pub(super) fn admins_view(&self) -> Option<AdminsStatus> {
+        self.admins_status()
     }
 
     fn show_admins(&self) {
