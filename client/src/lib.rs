@@ -4,5 +4,6 @@
 
 pub mod api;
 pub mod config_file;
+pub mod fleet_dir;
 pub mod host;
 pub mod keyops;

@@ -182,6 +182,9 @@ pub enum Command {
     /// Change the admin set (signed by this device, an admin), or take this device back.
     #[command(subcommand)]
     Admins(AdminsCommand),
+    /// Work with a fleet directory (fleet.toml, base.toml, groups/, devices/).
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -249,6 +252,26 @@ pub enum RemoteCommand {
         /// The device's identity.
         #[arg(value_name = "KEY")]
         device: String,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Render the config of DEVICE (its name or key) from the fleet's layers — base <
+    /// the groups that match it, in declared order < its own — and validate it; without
+    /// DEVICE, every device's verdict. Findings point into the layer that set the value.
+    ///
+    /// Exit status: 0 valid, 1 a config is invalid, 2 the fleet directory is wrong.
+    Render {
+        /// The fleet directory.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// One device, by name or key.
+        #[arg(value_name = "DEVICE")]
+        device: Option<String>,
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
         output: Output,

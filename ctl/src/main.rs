@@ -7,6 +7,7 @@ mod ask;
 mod cli;
 mod device;
 mod files_cmd;
+mod fleet_cmd;
 mod invite_cmd;
 mod keys_cmd;
 mod paint;
@@ -27,8 +28,8 @@ use cobox_schema::Host;
 use cobox_schema::render::Colour;
 
 use cli::{
-    AdminsCommand, Cli, ColourChoice, Command, InviteCommand, KeysCommand, RemoteCommand,
-    SpaceCommand,
+    AdminsCommand, Cli, ColourChoice, Command, FleetCommand, InviteCommand, KeysCommand,
+    RemoteCommand, SpaceCommand,
 };
 
 fn main() -> ExitCode {
@@ -77,6 +78,21 @@ fn main() -> ExitCode {
             (None, false) => &host,
         };
         return ExitCode::from(validate::run(files, *output, *deny_warnings, colour, host));
+    }
+    if let Command::Fleet(FleetCommand::Render {
+        dir,
+        device,
+        output,
+    }) = &cli.command
+    {
+        return match fleet_cmd::render(dir, device.as_deref(), *output, colour) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) if out::is_closed_pipe(&e) => ExitCode::from(out::CLOSED_PIPE as u8),
+            Err(e) => {
+                eprintln!("coboxctl: {e:#}");
+                ExitCode::from(2)
+            }
+        };
     }
     if let Some(result) = against_agent(&cli, &host, colour) {
         return match result {
@@ -209,7 +225,8 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
         | Command::Restore { .. }
         | Command::Space(_)
         | Command::Remote(_)
-        | Command::Admins(_) => unreachable!("handled before"),
+        | Command::Admins(_)
+        | Command::Fleet(_) => unreachable!("handled before"),
         Command::Schema => out!("{}", cobox_schema::json_schema::schema_text()),
         Command::Completions { shell } => {
             let mut text = Vec::new();

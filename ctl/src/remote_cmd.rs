@@ -101,8 +101,8 @@ fn short(key: &str) -> &str {
 pub fn status(client: &Client, device: &str, output: Output, colour: Colour) -> Result<u8> {
     let r = remote_status(client, device)?;
     match output {
-        Output::Json => out!("{}", serde_json::to_string_pretty(&r)?),
-        Output::Text => out!("{}", report_text(&r, colour).trim_end()),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&r)?),
+        Output::Text => outln!("{}", report_text(&r, colour).trim_end()),
     }
     let ok = r
         .report
@@ -147,8 +147,8 @@ pub fn diff(client: &Client, device: &str, file: &Path, colour: Colour) -> Resul
             _ => None,
         };
         match code {
-            Some(c) => out!("{}", paint(colour, c, line)),
-            None => out!("{line}"),
+            Some(c) => outln!("{}", paint(colour, c, line)),
+            None => outln!("{line}"),
         }
     }
     Ok(1)
@@ -163,8 +163,8 @@ pub fn events(client: &Client, device: &str, output: Output) -> Result<u8> {
     };
     for e in &rep.events {
         match output {
-            Output::Json => out!("{}", serde_json::to_string(e)?),
-            Output::Text => out!(
+            Output::Json => outln!("{}", serde_json::to_string(e)?),
+            Output::Text => outln!(
                 "{}  gen {:<4} {:<16} {}",
                 e.time,
                 e.generation,
@@ -306,7 +306,7 @@ pub fn change(
             threshold,
         },
     )?;
-    out!("{}", entry_text(&r).trim_end());
+    outln!("{}", entry_text(&r).trim_end());
     Ok(0)
 }
 
@@ -318,7 +318,7 @@ pub fn sign(client: &Client, entry: &str) -> Result<u8> {
             entry: entry.to_string(),
         },
     )?;
-    out!("{}", entry_text(&r).trim_end());
+    outln!("{}", entry_text(&r).trim_end());
     Ok(0)
 }
 
@@ -334,7 +334,7 @@ pub fn reset(client: &Client, yes: bool) -> Result<u8> {
         }
     }
     let a: AdminsStatus = client.post("/v1/admins/reset", &serde_json::json!({}))?;
-    out!(
+    outln!(
         "admins re-rooted: {} key(s), threshold {}",
         a.keys.len(),
         a.threshold

@@ -126,6 +126,24 @@ pub const ALL: &[(&str, &str)] = &[
 
 /// The code the agent shows (as `ConfigInvalid`) for a config file it cannot read at all:
 /// missing, not a regular file, too large, not UTF-8. Validation never reports it.
+/// Codes of rendering a fleet's layers for one device (`coboxctl fleet render`), shown by
+/// the fleet cases in `client/tests/fleets/`.
+pub const FLEET: &[(&str, &str)] = &[
+    (
+        "fleet-conflict",
+        "two groups matching one device set a value differently",
+    ),
+    (
+        "unknown-placeholder",
+        "a placeholder other than {{device.name}} and {{labels.NAME}}, or a label the device lacks",
+    ),
+    (
+        "fleet-invalid",
+        "a fleet.toml entry that is wrong or repeated",
+    ),
+    ("unknown-device", "a device name the fleet does not list"),
+];
+
 pub const UNREADABLE: (&str, &str) = (
     "unreadable",
     "a config that cannot be read: missing, not a regular file, too large, not UTF-8",
