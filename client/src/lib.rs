@@ -7,3 +7,4 @@ pub mod config_file;
 pub mod fleet_dir;
 pub mod host;
 pub mod keyops;
+pub mod rollout;

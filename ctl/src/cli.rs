@@ -276,6 +276,46 @@ pub enum FleetCommand {
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Each device's rendered config against the one it last reported running (through
+    /// this admin's agent). Exit status: 0 no changes, 1 changes, 2 error.
+    Diff {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Publish every changed device's rendered config, wave by wave; a wave passes when at
+    /// least --min-healthy of its devices report converged on it within --timeout, else the
+    /// rollout stops and later waves are untouched.
+    ///
+    /// Exit status: 0 every wave passed, 1 the rollout stopped, 2 error.
+    Apply {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Cumulative wave sizes: counts or shares of the changed devices, in the order
+        /// fleet.toml lists them.
+        #[arg(long, default_value = "1,25%,100%")]
+        waves: String,
+        /// The share of a wave that must converge for the next to start.
+        #[arg(long, default_value = "90%")]
+        min_healthy: String,
+        /// How long a wave may take.
+        #[arg(long, default_value = "10m")]
+        timeout: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// One line per device: desired vs applied, state, age of its last report. Exit status 0
+    /// when every device runs its rendered config, converged, with a fresh report.
+    Status {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// A report older than this is stale.
+        #[arg(long, default_value = "15m")]
+        stale: String,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -180,6 +180,20 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
         Command::Remote(RemoteCommand::Status { device, output }) => {
             client().and_then(|c| remote_cmd::status(&c, device, *output, colour))
         }
+        Command::Fleet(FleetCommand::Diff { dir }) => {
+            client().and_then(|c| fleet_cmd::diff(&c, dir, colour))
+        }
+        Command::Fleet(FleetCommand::Apply {
+            dir,
+            waves,
+            min_healthy,
+            timeout,
+            yes,
+        }) => client()
+            .and_then(|c| fleet_cmd::apply(&c, dir, waves, min_healthy, timeout, *yes, colour)),
+        Command::Fleet(FleetCommand::Status { dir, stale, output }) => {
+            client().and_then(|c| fleet_cmd::status(&c, dir, stale, *output, colour))
+        }
         Command::Admins(a) => client().and_then(|c| match a {
             AdminsCommand::Add { key } => remote_cmd::change(&c, "add", Some(key), None),
             AdminsCommand::Remove { key } => remote_cmd::change(&c, "remove", Some(key), None),
