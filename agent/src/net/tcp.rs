@@ -161,6 +161,12 @@ async fn dial_loop(net: Network, peer: Peer) {
             continue;
         }
         match TcpStream::connect(&target).await {
+            // Dialling a local port nobody listens on can connect the socket to itself
+            // (TCP simultaneous open with the same ephemeral port), which would hold the
+            // port the peer is about to listen on: dropped at once.
+            Ok(stream) if stream.local_addr().ok() == stream.peer_addr().ok() => {
+                tracing::debug!(peer = %target, "dial connected to itself; dropped");
+            }
             Ok(stream) => {
                 tune(&stream);
                 let started = tokio::time::Instant::now();
