@@ -287,6 +287,30 @@ impl Authority {
         (next.threshold >= 1 && next.threshold as usize <= next.keys.len()).then_some(next)
     }
 
+    /// A genesis as published in a fleet: `threshold u8 ‖ n u8 ‖ n × key [32]` (what its
+    /// digest covers, with the count).
+    pub fn encode_genesis(keys: &BTreeSet<[u8; 32]>, threshold: u8) -> Vec<u8> {
+        let mut out = vec![threshold, keys.len().min(MAX_KEYS) as u8];
+        for k in keys.iter().take(MAX_KEYS) {
+            out.extend_from_slice(k);
+        }
+        out
+    }
+
+    /// Read a published genesis; `None` when the bytes are not one.
+    pub fn decode_genesis(bytes: &[u8]) -> Option<(BTreeSet<[u8; 32]>, u8)> {
+        let (&threshold, rest) = bytes.split_first()?;
+        let (&n, keys) = rest.split_first()?;
+        if keys.len() != n as usize * 32 {
+            return None;
+        }
+        let set: BTreeSet<[u8; 32]> = keys
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect();
+        (set.len() == n as usize).then_some((set, threshold))
+    }
+
     /// Whether `change` may be made to the set in force (it changes something, keeps at
     /// least `threshold` keys, never brings a revoked key back).
     pub fn allows(&self, change: &Change) -> bool {

@@ -778,3 +778,48 @@ fn a_hub_killed_during_remote_applies_ends_whole_and_replayed_envelopes_are_refu
     assert_eq!(std::fs::read_to_string(h.config()).unwrap(), previous);
     assert_eq!(mark_on_disk(&h), 6);
 }
+
+#[test]
+fn a_hub_baked_with_the_admin_set_in_force_joins_the_admins_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a0, b) = (Node::new(dir.path(), "a"), Node::new(dir.path(), "b"));
+    let (ka, kb) = (a0.identity(), b.identity());
+    let (a, _agent_a, port_a) = admin(dir.path(), &admins_table(&[&ka], 1), "");
+    // The set grows after the fleet began: A adds B (one signature is its threshold).
+    let added = a.ctl_ok(&["admins", "add", &kb]);
+    assert!(added.contains("applied"), "{added}");
+    // A hub baked now names the set in force, not the one the fleet began with.
+    let h = Node::new(dir.path(), "h");
+    join(
+        &a,
+        &h,
+        &format!("peers = [\"127.0.0.1:{port_a}\"]\n"),
+        &admins_table(&[&ka, &kb], 1),
+    );
+    let base = std::fs::read_to_string(h.config()).unwrap();
+    let _agent_h = h.start();
+    h.wait_converged(60);
+    let kh = h.identity();
+    eventually(
+        "the hub joins the admins' chain",
+        60,
+        || admins_status(&h)["changes"] == 1,
+        || format!("{}\n{}", admins_status(&h), logs(&[&a, &h])),
+    );
+    let next = a.root.join("next.toml");
+    std::fs::write(
+        &next,
+        format!("{base}[[space]]\nname = \"joined\"\nmount = false\n"),
+    )
+    .unwrap();
+    let out = a.ctl(&[
+        "remote",
+        "apply",
+        &kh,
+        next.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ]);
+    assert!(out.status.success(), "{}\n{}", show(&out), logs(&[&a, &h]));
+    h.resource("space", "joined");
+}

@@ -20,6 +20,8 @@ pub struct Found {
     pub entries: Vec<Entry>,
     /// Reports whose log belongs to the device they are about.
     pub reports: Vec<DeviceReport>,
+    /// Admins' published geneses: (keys, threshold).
+    pub geneses: Vec<(std::collections::BTreeSet<[u8; 32]>, u8)>,
     /// Entries that did not decode, skipped.
     pub invalid: u64,
 }
@@ -69,6 +71,12 @@ pub async fn read_new(space: &mut Space, state: &mut FleetState) -> Result<Found
                     Ok(e) => found.envelopes.push(e),
                     Err(_) => found.invalid += 1,
                 },
+                Ok(Decoded::Known(Message::Genesis(bytes))) => {
+                    match cobox_keys::authority::Authority::decode_genesis(&bytes) {
+                        Some(g) => found.geneses.push(g),
+                        None => found.invalid += 1,
+                    }
+                }
                 Ok(Decoded::Known(Message::Authority(bytes))) => match Entry::decode(&bytes) {
                     Ok(e) => found.entries.push(e),
                     Err(_) => found.invalid += 1,

@@ -28,6 +28,17 @@ pub struct AdminSet {
 }
 
 impl AdminSet {
+    /// The set of a published genesis.
+    pub fn from_keys(keys: &std::collections::BTreeSet<[u8; 32]>, threshold: u8) -> AdminSet {
+        AdminSet {
+            keys: keys
+                .iter()
+                .map(|k| cobox_schema::hexkey::PublicKey(*k).to_string())
+                .collect(),
+            threshold,
+        }
+    }
+
     pub fn of(admins: &cobox_schema::config::Admins) -> AdminSet {
         AdminSet {
             keys: admins.keys.iter().map(|k| k.to_string()).collect(),
@@ -79,6 +90,10 @@ pub struct FleetState {
     pub local_override: Option<String>,
     /// Set while a local edit runs after a config from the admins.
     pub drift: Option<String>,
+    /// Geneses the fleet's admins published.
+    pub geneses: Vec<AdminSet>,
+    /// The genesis this device (an admin) published last.
+    pub genesis_published: Option<AdminSet>,
     /// Changes of the admin set known (encoded, base64), in the order first read.
     pub entries: Vec<String>,
     /// The last envelope accepted.

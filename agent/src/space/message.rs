@@ -41,6 +41,9 @@ pub enum Message {
     /// A managed device's status report to its admins (JSON, at most
     /// [`MAX_STATUS`] bytes).
     Status(Vec<u8>),
+    /// The genesis of an admin's authority (`Authority::encode_genesis`), so a device
+    /// baked with the set in force later can find the chain that leads to it.
+    Genesis(Vec<u8>),
 }
 
 /// One device's copy of a space, as a member saw it.
@@ -91,6 +94,7 @@ const HEALTH: u8 = 6;
 const ENVELOPE: u8 = 7;
 const AUTHORITY: u8 = 8;
 const STATUS: u8 = 9;
+const GENESIS: u8 = 10;
 /// The longest status report: it may carry the running config (at most 1 MiB).
 pub const MAX_STATUS: usize = cobox_keys::envelope::MAX_TEXT + 64 * 1024;
 /// Most devices in one health report.
@@ -104,7 +108,11 @@ impl Message {
     pub fn carries_its_own_encoding(&self) -> bool {
         matches!(
             self,
-            Message::Drive(_) | Message::Envelope(_) | Message::Authority(_) | Message::Status(_)
+            Message::Drive(_)
+                | Message::Envelope(_)
+                | Message::Authority(_)
+                | Message::Status(_)
+                | Message::Genesis(_)
         )
     }
 
@@ -148,10 +156,14 @@ impl Message {
                 out.push(DRIVE);
                 out.extend_from_slice(op);
             }
-            Message::Envelope(b) | Message::Authority(b) | Message::Status(b) => {
+            Message::Envelope(b)
+            | Message::Authority(b)
+            | Message::Status(b)
+            | Message::Genesis(b) => {
                 out.push(match self {
                     Message::Envelope(_) => ENVELOPE,
                     Message::Authority(_) => AUTHORITY,
+                    Message::Genesis(_) => GENESIS,
                     _ => STATUS,
                 });
                 out.extend_from_slice(b);
@@ -211,6 +223,7 @@ impl Message {
             AUTHORITY => Message::Authority(r.take(r.buf.len())?.to_vec()),
             STATUS if r.buf.len() > MAX_STATUS => return Err(r.invalid("status report too long")),
             STATUS => Message::Status(r.take(r.buf.len())?.to_vec()),
+            GENESIS => Message::Genesis(r.take(r.buf.len())?.to_vec()),
             HEALTH => {
                 let at = u64::from_le_bytes(r.array()?);
                 let n = r.u8()? as usize;
@@ -313,6 +326,7 @@ mod tests {
             Message::Envelope(vec![4, 5]),
             Message::Authority(vec![6]),
             Message::Status(b"{}".to_vec()),
+            Message::Genesis(vec![1, 0]),
             Message::Health {
                 at: 1_800_000_000,
                 seen: vec![

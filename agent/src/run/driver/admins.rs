@@ -159,6 +159,14 @@ impl Agent {
         for e in &found.entries {
             self.fleet.add_entry(e);
         }
+        for (keys, threshold) in &found.geneses {
+            let g = AdminSet::from_keys(keys, *threshold);
+            if !self.fleet.geneses.contains(&g) {
+                self.fleet.geneses.push(g);
+            }
+        }
+        self.adopt_chain();
+        self.publish_genesis(&space, &me);
         let authority = self.fleet.authority();
         if let Some(a) = &authority
             && head_before.is_some_and(|h| h != a.head)
@@ -256,6 +264,77 @@ impl Agent {
         self.save_fleet();
         self.show_admins();
         changed
+    }
+
+    /// A device rooted on the set the fleet's admins hold *now* (baked after the set
+    /// changed) joins their chain: when it has followed no change yet and a published
+    /// genesis, followed through the known changes, ends at exactly its own keys and
+    /// threshold, that genesis becomes its root. It trusts no key it did not trust before;
+    /// it only learns the chain's heads, so envelopes published under them are taken.
+    fn adopt_chain(&mut self) {
+        let (Some(own), Some(now)) = (self.fleet.genesis.clone(), self.fleet.authority()) else {
+            return;
+        };
+        if !now.applied.is_empty() {
+            return;
+        }
+        let entries = self.fleet.entries();
+        let found = self.fleet.geneses.iter().find(|g| {
+            **g != own
+                && g.genesis().is_some_and(|root| {
+                    let end = root.follow(entries.clone());
+                    !end.applied.is_empty()
+                        && end.keys == now.keys
+                        && end.threshold == now.threshold
+                })
+        });
+        if let Some(g) = found.cloned() {
+            let message = format!(
+                "joined the admins' chain: its {} key(s), threshold {} are the ones this device trusts",
+                now.keys.len(),
+                now.threshold
+            );
+            tracing::info!("{message}");
+            self.board
+                .emit(EventKind::Admins, self.generation, None, message);
+            self.fleet.genesis = Some(g);
+        }
+    }
+
+    /// An admin's device publishes its authority's genesis once, so devices baked later
+    /// with the set in force can find the chain.
+    fn publish_genesis(
+        &mut self,
+        space: &std::sync::Arc<tokio::sync::Mutex<crate::space::Space>>,
+        me: &cobox_keys::SigningKeyPair,
+    ) {
+        let Some(g) = self.fleet.genesis.clone() else {
+            return;
+        };
+        if self.fleet.genesis_published.as_ref() == Some(&g) {
+            return;
+        }
+        let Some(root) = g.genesis() else {
+            return;
+        };
+        if !self
+            .fleet
+            .authority()
+            .is_some_and(|a| a.keys.contains(&me.public.0))
+        {
+            return;
+        }
+        let bytes = Authority::encode_genesis(&root.keys, root.threshold);
+        let written = self
+            .rt
+            .block_on(async { space.lock().await.append(&[Message::Genesis(bytes)]).await });
+        match written {
+            Ok(_) => {
+                self.fleet.genesis_published = Some(g);
+                self.save_fleet();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot publish the authority's genesis"),
+        }
     }
 
     /// Apply the envelope accepted last, through the same path as `coboxctl apply`, after
