@@ -104,6 +104,18 @@ pub fn render(dir: &Path, device: Option<&str>, output: Output, colour: Colour) 
     Ok(u8::from(rendered.iter().any(|c| !c.valid())))
 }
 
+/// The fleet directory, or every problem of its fleet.toml as the error.
+fn load(dir: &Path) -> Result<fleet_dir::Fleet> {
+    fleet_dir::load(dir).map_err(|ds| {
+        anyhow::anyhow!(
+            "{}",
+            ds.iter()
+                .map(|d| finding(d, Colour::Never))
+                .collect::<String>()
+        )
+    })
+}
+
 /// What the admin's agent has read of a device.
 fn remote(client: &Client, key: &str) -> Result<RemoteStatusResponse> {
     Ok(client.post(
@@ -164,14 +176,7 @@ pub fn status(
     let stale = cobox_schema::units::parse_duration(stale)
         .map_err(|e| anyhow::anyhow!("--stale: {e}"))?
         .as_secs();
-    let fleet = fleet_dir::load(dir).map_err(|ds| {
-        anyhow::anyhow!(
-            "{}",
-            ds.iter()
-                .map(|d| finding(d, Colour::Never))
-                .collect::<String>()
-        )
-    })?;
+    let fleet = load(dir)?;
     let host = Portable(SystemHost::from_env());
     let mut lines = Vec::new();
     for d in &fleet.devices {
@@ -238,14 +243,7 @@ pub fn status(
 /// `coboxctl fleet diff DIR`: each device's rendered config against the one it last
 /// reported. Exit 0 no changes, 1 changes (or a device never reported), 2 error.
 pub fn diff(client: &Client, dir: &Path, colour: Colour) -> Result<u8> {
-    let fleet = fleet_dir::load(dir).map_err(|ds| {
-        anyhow::anyhow!(
-            "{}",
-            ds.iter()
-                .map(|d| finding(d, Colour::Never))
-                .collect::<String>()
-        )
-    })?;
+    let fleet = load(dir)?;
     let host = Portable(SystemHost::from_env());
     let mut changes = 0;
     for d in &fleet.devices {
@@ -311,14 +309,7 @@ pub fn apply(
         .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
     let min = cobox_client::rollout::share(min_healthy)
         .ok_or_else(|| anyhow::anyhow!("--min-healthy: {min_healthy:?} is not a share like 90%"))?;
-    let fleet = fleet_dir::load(dir).map_err(|ds| {
-        anyhow::anyhow!(
-            "{}",
-            ds.iter()
-                .map(|d| finding(d, Colour::Never))
-                .collect::<String>()
-        )
-    })?;
+    let fleet = load(dir)?;
     let host = Portable(SystemHost::from_env());
     let mut todo = Vec::new();
     for d in &fleet.devices {

@@ -119,6 +119,10 @@ pub struct FleetState {
     pub configs: BTreeMap<String, String>,
     /// The last report this device published, and when (unix seconds).
     pub reported: Option<(DeviceReport, u64)>,
+    /// The bytes last written or read: an unchanged state is not written again (the loop
+    /// saves after every look at the fleet).
+    #[serde(skip)]
+    saved: Vec<u8>,
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -142,15 +146,20 @@ impl FleetState {
         }
     }
 
-    /// Replace the file whole and durably.
-    pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+    /// Replace the file whole and durably, when it changed.
+    pub fn save(&mut self, data_dir: &Path) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        if bytes == self.saved {
+            return Ok(());
+        }
         let path = Self::path(data_dir);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let bytes = serde_json::to_vec_pretty(self)?;
         crate::atomic_file::replace(&path, &bytes)
-            .map_err(|e| anyhow::anyhow!("fleet state {}: {e}", path.display()))
+            .map_err(|e| anyhow::anyhow!("fleet state {}: {e}", path.display()))?;
+        self.saved = bytes;
+        Ok(())
     }
 
     /// The authority in force: the genesis followed through the changes known.

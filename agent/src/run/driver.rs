@@ -31,7 +31,9 @@ use crate::plan::ResourceId;
 use crate::plan::{Observed, Plan, plan};
 use crate::{atomic_file, config_file};
 
+mod admin_calls;
 mod admins;
+mod probation;
 
 fn wire(v: &Validation, src: &Source) -> Vec<WireDiagnostic> {
     v.diagnostics

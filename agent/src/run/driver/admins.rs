@@ -1,17 +1,17 @@
 //! The loop's side of following the admins: the authority rooted on first use and re-rooted
 //! by a local edit of `[admins]`, the fleet read, the authority and the envelopes followed,
 //! a config from the admins checked and applied through the same path as `coboxctl apply`,
-//! this device's report published; on an admin's device, envelopes published and the
-//! devices' reports answered.
+//! this device's report published. Probation is in `probation.rs`; what an admin's device
+//! answers (publishing envelopes and changes of the admin set, devices' reports) in
+//! `admin_calls.rs`.
 
-use base64::Engine;
-use cobox_keys::authority::{Authority, Change, Entry};
-use cobox_keys::envelope::{Envelope, Header};
+use std::sync::Arc;
+
+use cobox_keys::authority::Authority;
 use cobox_keys::follow::{self, Head, Mark};
 use cobox_schema::api::{
-    AdminChangeRequest, AdminEntryResponse, AdminSignRequest, AdminsStatus, ConditionType,
-    ConfigRequest, DeviceReport, EnvelopeOutcome, EventKind, GenerationSource, RefusedEnvelope,
-    RemoteApplyRequest, RemoteApplyResponse, RemoteStatusRequest, RemoteStatusResponse,
+    AdminsStatus, ConditionType, ConfigRequest, DeviceReport, EnvelopeOutcome, EventKind,
+    GenerationSource, RefusedEnvelope,
 };
 use cobox_schema::hexkey::PublicKey;
 
@@ -21,18 +21,25 @@ use crate::control::board::now_rfc3339;
 use crate::fleet::state::{AdminSet, Pending, Probation};
 use crate::fleet::{checks, inbox};
 use crate::space::message::Message;
+use crate::space::{Space, SpaceError};
 
 /// A device publishes its report when it changed, and at least this often.
 const REPORT_EVERY: u64 = 600;
-/// Probation looks at the peers only this long after the apply, once the new config's
-/// teardown (dialers stopped, their sessions ended) has happened.
-const SETTLE: u64 = 3;
 
-fn hex(b: &[u8; 32]) -> String {
+pub(super) fn hex(b: &[u8; 32]) -> String {
     PublicKey(*b).to_string()
 }
 
-fn unix_now() -> u64 {
+/// A device key given in a request, or why it is not one.
+pub(super) fn key_arg(text: &str, what: &str) -> Result<PublicKey, CallError> {
+    text.parse().map_err(|_| {
+        CallError::BadRequest(format!(
+            "{what} {text:?} is not a device key (64 hex characters)"
+        ))
+    })
+}
+
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -96,15 +103,26 @@ impl Agent {
         self.save_fleet();
     }
 
-    fn save_fleet(&self) {
+    pub(super) fn save_fleet(&mut self) {
         if let Err(e) = self.fleet.save(&self.config.device.data_dir) {
             tracing::error!(error = %format!("{e:#}"), "cannot keep what this device follows of its admins");
         }
     }
 
     /// The fleet space, when this config names one and it is open.
-    fn fleet_space(&self) -> Option<std::sync::Arc<tokio::sync::Mutex<crate::space::Space>>> {
+    pub(super) fn fleet_space(&self) -> Option<Arc<tokio::sync::Mutex<Space>>> {
         self.device.space(self.device.following()?)
+    }
+
+    /// Append `message` to this device's log in the fleet space, durably.
+    pub(super) fn append_to_fleet(
+        &self,
+        space: &Arc<tokio::sync::Mutex<Space>>,
+        message: Message,
+    ) -> Result<(), SpaceError> {
+        self.rt
+            .block_on(async { space.lock().await.append(&[message]).await })
+            .map(|_| ())
     }
 
     /// Whether this device follows its admins (the planned resource is in place).
@@ -305,7 +323,7 @@ impl Agent {
     /// with the set in force can find the chain.
     fn publish_genesis(
         &mut self,
-        space: &std::sync::Arc<tokio::sync::Mutex<crate::space::Space>>,
+        space: &Arc<tokio::sync::Mutex<Space>>,
         me: &cobox_keys::SigningKeyPair,
     ) {
         let Some(g) = self.fleet.genesis.clone() else {
@@ -325,9 +343,7 @@ impl Agent {
             return;
         }
         let bytes = Authority::encode_genesis(&root.keys, root.threshold);
-        let written = self
-            .rt
-            .block_on(async { space.lock().await.append(&[Message::Genesis(bytes)]).await });
+        let written = self.append_to_fleet(space, Message::Genesis(bytes));
         match written {
             Ok(_) => {
                 self.fleet.genesis_published = Some(g);
@@ -419,89 +435,7 @@ impl Agent {
         changed
     }
 
-    /// The identities (hex) of the peers connected now.
-    fn connected_peers(&self) -> Vec<String> {
-        self.device
-            .network()
-            .map(|n| n.peers().iter().map(|p| hex(&p.identity)).collect())
-            .unwrap_or_default()
-    }
-
-    /// Whether a config from the admins is on probation.
-    pub fn on_probation(&self) -> bool {
-        self.fleet.probation.is_some()
-    }
-
-    /// Judge the config on probation: passed once a peer reached before is reached again
-    /// (after the teardown settled); past the deadline without one, the config before it is
-    /// put back, the envelope stays rejected (the mark does not go back, so it is never
-    /// applied again) and `rolled-back` is reported. Returns whether the config changed.
-    pub fn check_probation(&mut self) -> bool {
-        let Some(p) = self.fleet.probation.clone() else {
-            return false;
-        };
-        if self.generation != p.generation {
-            // Something newer replaced it: nothing left to judge.
-            self.fleet.probation = None;
-            self.save_fleet();
-            return false;
-        }
-        let now = unix_now();
-        let connected = self.connected_peers();
-        if now >= p.since + SETTLE && p.before.iter().any(|k| connected.contains(k)) {
-            self.fleet.probation = None;
-            if let Some(last) = self.fleet.last.as_mut() {
-                last.outcome = "applied".into();
-            }
-            self.board.emit(
-                EventKind::Admins,
-                self.generation,
-                None,
-                format!(
-                    "generation {} passed probation: a peer reached before is reached again",
-                    p.generation
-                ),
-            );
-            self.save_fleet();
-            self.show_admins();
-            return false;
-        }
-        if now < p.until {
-            return false;
-        }
-        let reason = format!(
-            "it reached none of the {} peer(s) reached before within {}s; generation {} was put back",
-            p.before.len(),
-            p.until - p.since,
-            p.previous
-        );
-        self.fleet_reverting = true;
-        let back = self.rollback(&cobox_schema::api::RollbackRequest {
-            generation: Some(p.previous),
-            dry_run: false,
-        });
-        self.fleet_reverting = false;
-        if let Err(e) = &back {
-            tracing::error!(error = %e.message(), "probation cannot put the previous generation back");
-        }
-        self.fleet.probation = None;
-        if let Some(last) = self.fleet.last.as_mut() {
-            last.outcome = "rolled-back".into();
-            last.reason = Some(reason.clone());
-        }
-        tracing::warn!("config from the admins rolled back: {reason}");
-        self.board.emit(
-            EventKind::Admins,
-            self.generation,
-            None,
-            format!("rolled back generation {}: {reason}", p.generation),
-        );
-        self.save_fleet();
-        self.show_admins();
-        back.is_ok()
-    }
-
-    fn admins_status(&self) -> Option<AdminsStatus> {
+    pub(super) fn admins_status(&self) -> Option<AdminsStatus> {
         let authority = self.fleet.authority();
         if authority.is_none() && self.config.admins.fleet.is_none() {
             return None;
@@ -534,7 +468,7 @@ impl Agent {
         self.admins_status()
     }
 
-    fn show_admins(&self) {
+    pub(super) fn show_admins(&self) {
         self.board.set_admins(self.admins_status());
     }
 
@@ -607,9 +541,7 @@ impl Agent {
             return;
         }
         let bytes = serde_json::to_vec(&report).expect("reports serialize");
-        let written = self
-            .rt
-            .block_on(async { space.lock().await.append(&[Message::Status(bytes)]).await });
+        let written = self.append_to_fleet(&space, Message::Status(bytes));
         match written {
             Ok(_) => {
                 self.fleet.reported = Some((kept, now));
@@ -619,266 +551,5 @@ impl Agent {
                 tracing::warn!(error = %e, "cannot publish this device's report to its admins")
             }
         }
-    }
-
-    /// Publish `req.config` as the next envelope for `req.target`, signed by this device.
-    pub(super) fn remote_apply(
-        &mut self,
-        req: &RemoteApplyRequest,
-    ) -> Result<RemoteApplyResponse, CallError> {
-        let target: PublicKey = req.target.parse().map_err(|_| {
-            CallError::BadRequest(format!(
-                "target {:?} is not a device key (64 hex characters)",
-                req.target
-            ))
-        })?;
-        let fleet_name = self.config.admins.fleet.clone().ok_or_else(|| {
-            CallError::BadRequest("this device's config names no fleet (`admins.fleet`)".into())
-        })?;
-        let space = self.fleet_space().ok_or_else(|| {
-            CallError::NoSuchSpace(format!(
-                "the fleet space {fleet_name} is not open on this device"
-            ))
-        })?;
-        let me = self
-            .device
-            .signer()
-            .ok_or_else(|| CallError::BadRequest("this device has no identity yet".into()))?;
-        // What the others published is read first: the envelope continues the chain's end.
-        self.follow_admins();
-        let authority: Authority = self.fleet.authority().ok_or_else(|| {
-            CallError::BadRequest("this device has no admin set (`[admins] keys`)".into())
-        })?;
-        if !authority.keys.contains(&me.public.0) {
-            return Err(CallError::BadRequest(format!(
-                "this device's key {} is not among the admins in force",
-                me.public
-            )));
-        }
-        let fleet = self
-            .fleet
-            .fleet
-            .as_deref()
-            .and_then(|f| f.parse::<PublicKey>().ok())
-            .ok_or_else(|| CallError::Internal("the fleet's address is not known yet".into()))?;
-        let heads = self
-            .fleet
-            .published
-            .get(&req.target)
-            .cloned()
-            .unwrap_or_default();
-        let end = follow::tip(&authority, &heads);
-        let envelope = Envelope::seal(
-            Header {
-                fleet: fleet.0,
-                target: target.0,
-                generation: end.generation + 1,
-                parent: end.digest,
-                authority: authority.head,
-            },
-            &req.config,
-            &me,
-        )
-        .map_err(|e| CallError::BadRequest(e.to_string()))?;
-        self.rt
-            .block_on(async {
-                space
-                    .lock()
-                    .await
-                    .append(&[Message::Envelope(envelope.encode())])
-                    .await
-            })
-            .map_err(|e| CallError::Internal(format!("fleet space {fleet_name}: {e}")))?;
-        self.fleet
-            .published
-            .entry(req.target.clone())
-            .or_default()
-            .push(Head::of(&envelope));
-        self.save_fleet();
-        Ok(RemoteApplyResponse {
-            target: req.target.clone(),
-            generation: envelope.generation,
-            digest: hex(&envelope.digest()),
-            fleet: fleet_name,
-        })
-    }
-
-    /// A device's newest report read here.
-    pub(super) fn remote_status(
-        &mut self,
-        req: &RemoteStatusRequest,
-    ) -> Result<RemoteStatusResponse, CallError> {
-        let device: PublicKey = req.device.parse().map_err(|_| {
-            CallError::BadRequest(format!(
-                "device {:?} is not a device key (64 hex characters)",
-                req.device
-            ))
-        })?;
-        self.follow_admins();
-        let key = device.to_string();
-        let report = self.fleet.reports.get(&key).cloned();
-        let age_s = report.as_ref().and_then(|r| {
-            let at = chrono::DateTime::parse_from_rfc3339(&r.at).ok()?;
-            Some(
-                (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
-                    .num_seconds()
-                    .max(0) as u64,
-            )
-        });
-        let published = match (self.fleet.authority(), self.fleet.published.get(&key)) {
-            (Some(a), Some(heads)) => follow::tip(&a, heads).generation,
-            _ => 0,
-        };
-        Ok(RemoteStatusResponse {
-            report,
-            age_s,
-            published,
-            config: self.fleet.configs.get(&key).cloned(),
-        })
-    }
-
-    /// The authority and this device's key, when this device is an admin in force.
-    fn as_admin(&mut self) -> Result<(Authority, cobox_keys::SigningKeyPair), CallError> {
-        let me = self
-            .device
-            .signer()
-            .ok_or_else(|| CallError::BadRequest("this device has no identity yet".into()))?;
-        self.follow_admins();
-        let authority = self.fleet.authority().ok_or_else(|| {
-            CallError::BadRequest("this device has no admin set (`[admins] keys`)".into())
-        })?;
-        if !authority.keys.contains(&me.public.0) {
-            return Err(CallError::BadRequest(format!(
-                "this device's key {} is not among the admins in force",
-                me.public
-            )));
-        }
-        Ok((authority, me))
-    }
-
-    /// Propose a change of the admin set, signed by this device, and publish it.
-    pub(super) fn admins_change(
-        &mut self,
-        req: &AdminChangeRequest,
-    ) -> Result<AdminEntryResponse, CallError> {
-        let key = || -> Result<[u8; 32], CallError> {
-            let text = req.key.as_deref().ok_or_else(|| {
-                CallError::BadRequest(format!("a change `{}` needs a key", req.change))
-            })?;
-            text.parse::<PublicKey>().map(|k| k.0).map_err(|_| {
-                CallError::BadRequest(format!(
-                    "key {text:?} is not a public key (64 hex characters)"
-                ))
-            })
-        };
-        let change = match req.change.as_str() {
-            "add" => Change::Add(key()?),
-            "remove" => Change::Remove(key()?),
-            "revoke" => Change::Revoke(key()?),
-            "threshold" => Change::Threshold(req.threshold.ok_or_else(|| {
-                CallError::BadRequest("a change `threshold` needs a threshold".into())
-            })?),
-            other => {
-                return Err(CallError::BadRequest(format!(
-                    "unknown change {other:?}: add, remove, revoke or threshold"
-                )));
-            }
-        };
-        let (authority, me) = self.as_admin()?;
-        if !authority.allows(&change) {
-            return Err(CallError::BadRequest(format!(
-                "the admin set in force ({} key(s), threshold {}) cannot take this change: it changes nothing, brings back a revoked key, or leaves fewer keys than the threshold",
-                authority.keys.len(),
-                authority.threshold
-            )));
-        }
-        self.publish_entry(Entry::new(authority.head, change, &me))
-    }
-
-    /// Add this device's signature to a proposed change and publish it.
-    pub(super) fn admins_sign(
-        &mut self,
-        req: &AdminSignRequest,
-    ) -> Result<AdminEntryResponse, CallError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(req.entry.trim())
-            .map_err(|_| CallError::BadRequest("the entry is not base64".into()))?;
-        let mut entry = Entry::decode(&bytes)
-            .map_err(|e| CallError::BadRequest(format!("the entry does not decode: {e}")))?;
-        let (authority, me) = self.as_admin()?;
-        if entry.parent != authority.head {
-            return Err(CallError::BadRequest(
-                "the entry is not on this device's authority head: it was applied already, lost to a concurrent change, or this device has not caught up"
-                    .into(),
-            ));
-        }
-        entry.sign(&me);
-        self.publish_entry(entry)
-    }
-
-    fn publish_entry(&mut self, entry: Entry) -> Result<AdminEntryResponse, CallError> {
-        let space = self.fleet_space().ok_or_else(|| {
-            CallError::NoSuchSpace("the fleet space is not open on this device".into())
-        })?;
-        self.rt
-            .block_on(async {
-                space
-                    .lock()
-                    .await
-                    .append(&[Message::Authority(entry.encode())])
-                    .await
-            })
-            .map_err(|e| CallError::Internal(format!("fleet space: {e}")))?;
-        let digest = entry.digest();
-        self.fleet.add_entry(&entry);
-        let merged = self
-            .fleet
-            .entries()
-            .into_iter()
-            .find(|e| e.digest() == digest)
-            .unwrap_or(entry);
-        let authority = self.fleet.authority();
-        let applied = authority
-            .as_ref()
-            .is_some_and(|a| a.applied.contains(&digest));
-        self.save_fleet();
-        self.show_admins();
-        Ok(AdminEntryResponse {
-            entry: base64::engine::general_purpose::STANDARD.encode(merged.encode()),
-            digest: hex(&digest),
-            signatures: merged.signatures.len(),
-            threshold: authority.map_or(0, |a| a.threshold),
-            applied,
-        })
-    }
-
-    /// Break-glass: the owner takes the device back on the local socket. The authority is
-    /// re-rooted on the running config's `[admins]`; logged and reported.
-    pub(super) fn admins_reset(&mut self) -> Result<AdminsStatus, CallError> {
-        let set = AdminSet::of(&self.config.admins);
-        let message = if set.keys.is_empty() {
-            self.fleet.genesis = None;
-            "the owner reset the admins on the local socket: this device is no longer managed"
-                .to_string()
-        } else {
-            let m = format!(
-                "the owner reset the admins on the local socket: re-rooted on the config's {} key(s), threshold {}",
-                set.keys.len(),
-                set.threshold
-            );
-            self.fleet.genesis = Some(set);
-            m
-        };
-        self.fleet.entries.clear();
-        self.fleet.local_override = Some(format!(
-            "{}: admins reset on the local socket",
-            now_rfc3339()
-        ));
-        tracing::warn!("{message}");
-        self.board
-            .emit(EventKind::Admins, self.generation, None, message);
-        self.save_fleet();
-        self.show_admins();
-        Ok(self.admins_status().unwrap_or_default())
     }
 }
