@@ -26,11 +26,9 @@ pub fn default_path() -> Option<PathBuf> {
 /// Why a config could not be read at all (as opposed to being invalid).
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read config {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    // The cause is in the message, not a source: `{:#}` would print it twice.
+    #[error("cannot read config {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("config {path}:{line}:{column} is not UTF-8 text")]
     NotUtf8 {
         path: String,
@@ -48,9 +46,9 @@ pub enum ReadError {
 pub fn read(path: &Path) -> Result<Source, ReadError> {
     use std::io::Read;
     let name = path.display().to_string();
-    let io = |source| ReadError::Io {
+    let io = |cause| ReadError::Io {
         path: name.clone(),
-        source,
+        cause,
     };
     let limit = MAX_CONFIG_BYTES;
     let mut bytes = Vec::new();
@@ -96,15 +94,15 @@ fn open_regular(path: &Path, name: &str) -> Result<std::fs::File, ReadError> {
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
-        .map_err(|source| ReadError::Io {
+        .map_err(|cause| ReadError::Io {
             path: name.to_string(),
-            source,
+            cause,
         })?;
     let kind = file
         .metadata()
-        .map_err(|source| ReadError::Io {
+        .map_err(|cause| ReadError::Io {
             path: name.to_string(),
-            source,
+            cause,
         })?
         .file_type();
     if kind.is_file() {

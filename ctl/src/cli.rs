@@ -320,6 +320,16 @@ pub enum FleetCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminsCommand {
+    /// Show which fleet and admins a config file trusts (offline; default: the device's
+    /// config file). Exit status: 0 shown, 1 the config names no admins, 2 unreadable.
+    Show {
+        /// The config file.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Propose adding KEY to the admin set.
     Add {
         #[arg(value_name = "KEY")]

@@ -94,6 +94,16 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Admins(AdminsCommand::Show { file, output }) = &cli.command {
+        let path = plan_cmd::config_path(file.as_deref(), cli.config.as_deref());
+        return match path.and_then(|p| remote_cmd::show(&p, *output, &host)) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("coboxctl: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Some(result) = against_agent(&cli, &host, colour) {
         return match result {
             Ok(code) => ExitCode::from(code),
@@ -203,6 +213,7 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
             }
             AdminsCommand::Sign { entry } => remote_cmd::sign(&c, entry),
             AdminsCommand::Reset { yes } => remote_cmd::reset(&c, *yes),
+            AdminsCommand::Show { .. } => unreachable!("handled before"),
         }),
         _ => return None,
     })

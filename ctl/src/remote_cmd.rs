@@ -341,3 +341,70 @@ pub fn reset(client: &Client, yes: bool) -> Result<u8> {
     );
     Ok(0)
 }
+
+/// What a config trusts, for `coboxctl admins show` and the hub's first-boot report.
+#[derive(Debug, serde::Serialize)]
+struct Trust {
+    file: String,
+    fleet: Option<String>,
+    admins: Vec<String>,
+    threshold: u8,
+    probation_s: u64,
+}
+
+/// `coboxctl admins show [FILE]`: the fleet and admins a config names, read offline. Exit
+/// 0 when it names admins, 1 when it names none, 2 when it cannot be read or is invalid.
+pub fn show(path: &Path, output: Output, host: &SystemHost) -> Result<u8> {
+    let source = config_file::read(path)?;
+    let v = config_file::check(&source, &Portable(host.clone()));
+    let Some(config) = v.config else {
+        bail!(
+            "{} is not a valid config: {}",
+            path.display(),
+            v.errors()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    };
+    let a = &config.admins;
+    let trust = Trust {
+        file: path.display().to_string(),
+        fleet: a.fleet.clone(),
+        admins: a.keys.iter().map(ToString::to_string).collect(),
+        threshold: a.threshold,
+        probation_s: a.probation.as_secs(),
+    };
+    match output {
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&trust)?),
+        Output::Text if trust.admins.is_empty() => {
+            outln!("admins: none (only this device's owner steers it)")
+        }
+        Output::Text => {
+            outln!(
+                "fleet: {}",
+                trust
+                    .fleet
+                    .as_deref()
+                    .unwrap_or("none (no fleet space named)")
+            );
+            outln!(
+                "admins: {} key(s), {} signature(s) needed to change them",
+                trust.admins.len(),
+                trust.threshold
+            );
+            for k in &trust.admins {
+                outln!("  {k}");
+            }
+            outln!(
+                "probation: {}",
+                if a.probation.is_zero() {
+                    "off".into()
+                } else {
+                    cobox_schema::units::format_duration(a.probation)
+                }
+            );
+        }
+    }
+    Ok(u8::from(trust.admins.is_empty()))
+}
