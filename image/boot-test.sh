@@ -1,13 +1,14 @@
 #!/bin/bash
 # Boot test of the cobox hub image under qemu-system-aarch64 (software emulation) through UEFI
-# firmware: the baked config converges and the root grows to fill a bigger disk, and an
-# invalid config leaves a hub that only reports why. See README.md.
+# firmware: the baked config converges and the root grows to fill a bigger disk, an invalid
+# config leaves a hub that only reports why, and a hub provisioned by an admin joins the
+# fleet and converges on the config the admins published for it. See README.md.
 set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-usage: image/boot-test.sh [--image FILE] [--timeout SECONDS] [--only valid|invalid|reboot]
-                          [--kernel]
+usage: image/boot-test.sh [--image FILE] [--timeout SECONDS]
+                          [--only valid|invalid|reboot|fleet] [--kernel]
 
   --image FILE    a built image (default: image/out/cobox-hub-arm64.img, built with
                   image/build.sh when missing)
@@ -15,7 +16,10 @@ usage: image/boot-test.sh [--image FILE] [--timeout SECONDS] [--only valid|inval
   --only CASE     run one case: valid (the baked config converges on a disk 1 GiB bigger
                   than the image, and the root grows to fill it), invalid (a broken
                   cobox.toml on the boot partition: report, no agent), reboot (the valid
-                  image booted twice: the unchanged config is ignored the second time)
+                  image booted twice: the unchanged config is ignored the second time),
+                  fleet (an admin agent on this machine provisions the hub: its identity as
+                  a paper key, an invite to the fleet, a config naming the admins, and a
+                  published config for it; the hub must report converged on it)
   --kernel        boot with qemu -kernel/-initrd/-append (the files build.sh writes next to
                   the image) instead of through the UEFI firmware and the image's boot loader
 
@@ -23,6 +27,9 @@ By default qemu starts the UEFI firmware (edk2's AAVMF, Debian package qemu-efi-
 with fresh variables, which finds the boot loader on the disk by itself.
 
 Each case boots a copy of the image; the console of each boot is kept in image/out/.
+
+The fleet case runs coboxd and coboxctl on this machine from $COBOX_BIN_DIR (default:
+target/debug of the repository, built with cargo when missing).
 USAGE
 }
 
@@ -62,9 +69,24 @@ offset=$(cat "$base.boot-offset")
 out=$(dirname "$image")
 work=$(mktemp -d "$out/.boot.XXXXXX")
 qemu_pid=
+admin_pid=
 cleanup() {
     if [[ -n $qemu_pid ]]; then kill "$qemu_pid" 2>/dev/null || true; fi
+    stop_admin
     rm -rf "$work"
+}
+# The fleet case's admin agent, stopped with SIGTERM (and SIGKILL after 20 s).
+stop_admin() {
+    [[ -n $admin_pid ]] || return 0
+    kill "$admin_pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 20; i++)); do
+        kill -0 "$admin_pid" 2>/dev/null || break
+        sleep 1
+    done
+    kill -9 "$admin_pid" 2>/dev/null || true
+    wait "$admin_pid" 2>/dev/null || true
+    admin_pid=
 }
 trap cleanup EXIT
 
@@ -110,6 +132,111 @@ wait_for() {
         fi
         sleep 2
     done
+}
+
+# The fleet case's host side, run on this machine (the admin's): the host's coboxd and
+# coboxctl.
+host_bins() {
+    bin_dir=${COBOX_BIN_DIR:-$here/../target/debug}
+    if [[ ! -x $bin_dir/coboxd || ! -x $bin_dir/coboxctl ]]; then
+        [[ -z ${COBOX_BIN_DIR:-} ]] || { echo "boot-test.sh: no coboxd and coboxctl in $bin_dir" >&2; exit 2; }
+        echo "boot-test.sh: building the host's coboxd and coboxctl (cargo build)"
+        (cd "$here/.." && CARGO_INCREMENTAL=0 cargo build -p coboxd -p coboxctl)
+    fi
+}
+# The admin's coboxctl on the admin's config.
+admin_ctl() { HOME=$admin_dir "$bin_dir/coboxctl" --color never --config "$admin_conf" "$@"; }
+
+# A port nothing on this machine uses (TCP or UDP), for the admin agent.
+free_port() {
+    local p i
+    for ((i = 0; i < 50; i++)); do
+        p=$((40000 + RANDOM % 20000))
+        if [[ -z $(ss -Htuln "sport = :$p") ]]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "boot-test.sh: no free port found for the admin agent" >&2
+    return 1
+}
+
+# start_admin DIR: an admin agent with a fleet space, listening on loopback (qemu's user
+# network lets the guest reach it as 10.0.2.2), no discovery, relays or port mapping: the
+# test makes no traffic beyond the two devices. Sets admin_dir, admin_conf, admin_key,
+# admin_port and admin_pid.
+start_admin() {
+    admin_dir=$1
+    admin_conf=$admin_dir/cobox.toml
+    admin_port=$(free_port)
+    mkdir -p "$admin_dir"
+    admin_key=$(HOME=$admin_dir "$bin_dir/coboxctl" --color never --data-dir "$admin_dir/data" identity 2>/dev/null) || admin_key=
+    [[ $admin_key =~ ^[0-9a-f]{64}$ ]] || fail "the admin's identity could not be created"
+    cat >"$admin_conf" <<ADMIN
+version = 1
+
+[device]
+name = "fleet-admin"
+data_dir = "$admin_dir/data"
+mount_root = "$admin_dir/mnt"
+
+[network]
+listen = ["127.0.0.1:$admin_port"]
+lan_discovery = false
+internet_discovery = false
+relays = []
+portmapper = false
+
+[[space]]
+name = "fleet"
+mount = false
+
+[admins]
+keys = ["$admin_key"]
+fleet = "fleet"
+
+[api]
+socket = "$admin_dir/coboxd.sock"
+ADMIN
+    HOME=$admin_dir "$bin_dir/coboxd" --config "$admin_conf" >"$admin_log" 2>&1 &
+    admin_pid=$!
+    local deadline=$(($(date +%s) + 120))
+    until admin_ctl status >/dev/null 2>&1; do
+        kill -0 "$admin_pid" 2>/dev/null || fail "the admin agent exited: see $admin_log"
+        (($(date +%s) < deadline)) || fail "the admin agent did not converge within 120 s: see $admin_log"
+        sleep 1
+    done
+}
+
+# hub_config: the config an admin writes for a hub of the fleet (as the baked hub.toml: data
+# in /var/lib/cobox, the socket in /run/cobox), dialling the admin's agent.
+hub_config() {
+    cat <<HUB
+version = 1
+
+[device]
+name = "fleet-hub"
+data_dir = "/var/lib/cobox"
+
+[network]
+peers = ["10.0.2.2:$admin_port"]
+lan_discovery = false
+internet_discovery = false
+relays = []
+portmapper = false
+
+[[space]]
+name = "fleet"
+invite = "$invite"
+mount = false
+
+[admins]
+keys = ["$admin_key"]
+fleet = "fleet"
+
+[api]
+socket = "/run/cobox/coboxd.sock"
+HUB
 }
 
 # The boot partition's report.
@@ -199,6 +326,60 @@ for case in "${cases[@]}"; do
         grep -Eq "device public key: [0-9a-f]{64}" <<<"$report" || fail "no public key in the report"
         echo "boot-test.sh: invalid: the report says why, the agent never started:"
         grep -A12 -- '--- coboxctl validate ---' <<<"$report" | sed 's/^/    /'
+        ;;
+    fleet)
+        host_bins
+        admin_log=$out/boot-test-fleet.admin.log
+        echo "boot-test.sh: fleet: starting an admin agent on this machine ($bin_dir)"
+        start_admin "$work/admin"
+        echo "boot-test.sh: fleet: admin $admin_key listening on 127.0.0.1:$admin_port"
+        # Provisioning, all on the admin's machine: the hub's identity created offline and
+        # exported as a paper key, an invite to the fleet for that key, the hub's config.
+        prov=$work/hub-identity
+        hub_key=$("$bin_dir/coboxctl" --color never --data-dir "$prov" identity 2>/dev/null) || hub_key=
+        [[ $hub_key =~ ^[0-9a-f]{64}$ ]] || fail "the hub's identity could not be created"
+        "$bin_dir/coboxctl" --color never --data-dir "$prov" keys export -o "$work/cobox-identity.txt" 2>/dev/null ||
+            fail "the hub's paper key could not be exported"
+        invite=$(admin_ctl invite create --space fleet --for "$hub_key") || fail "the admin could not invite the hub"
+        hub_config >"$work/hub.toml"
+        "$bin_dir/coboxctl" --color never validate --portable "$work/hub.toml" >/dev/null ||
+            fail "the provisioned hub config is invalid"
+        # The admins publish the hub's desired config before it ever boots: the envelope
+        # waits in the fleet space. It differs visibly: one more seed.
+        { hub_config; printf '\n[[seed]]\nname = "published-by-admins"\naddress = "%s"\n' \
+            5e1d0c0ffee5e1d0c0ffee5e1d0c0ffee5e1d0c0ffee5e1d0c0ffee5e1d0c0ff; } >"$work/desired.toml"
+        admin_ctl remote apply "$hub_key" "$work/desired.toml" --no-wait >/dev/null ||
+            fail "the admin could not publish the hub's config"
+        mcopy -o -i "$disk@@$offset" "$work/hub.toml" ::cobox.toml
+        mcopy -o -i "$disk@@$offset" "$work/cobox-identity.txt" ::cobox-identity.txt
+        rm -rf "$prov" "$work/cobox-identity.txt"
+        echo "boot-test.sh: fleet: booting hub $hub_key with cobox.toml and cobox-identity.txt ($how; timeout ${timeout}s)"
+        boot "$disk" "$console"
+        # Nothing typed on the hub: the admin's side sees it converge on the envelope.
+        deadline=$((booted_at + timeout))
+        until admin_ctl remote status "$hub_key" >/dev/null 2>&1; do
+            (($(date +%s) <= deadline)) || fail "the hub did not report converged within ${timeout}s: $(admin_ctl remote status "$hub_key" 2>&1 | tr '\n' ' ')"
+            kill -0 "$qemu_pid" 2>/dev/null || fail "qemu exited before the hub reported converged"
+            kill -0 "$admin_pid" 2>/dev/null || fail "the admin agent exited: see $admin_log"
+            sleep 2
+        done
+        echo "boot-test.sh: fleet: power-on to the hub reported converged: $(($(date +%s) - booted_at)) s"
+        admin_ctl remote status "$hub_key" | sed 's/^/    /'
+        grep -q 'cobox-firstboot: status: installed' "$console" || fail "no first-boot report on the console"
+        power_off
+        stop_admin
+        report=$(firstboot_log "$disk") || fail "no cobox-firstboot.log on the boot partition"
+        grep -q "status: installed" <<<"$report" || fail "the boot partition's report does not say installed"
+        grep -q "identity: restored from the boot partition's paper key; the file was removed" <<<"$report" ||
+            fail "the report does not say the identity was restored"
+        grep -q "device public key: $hub_key" <<<"$report" || fail "the hub runs another identity than its paper key's"
+        grep -q "^  fleet: fleet$" <<<"$report" || fail "the report does not name the fleet"
+        grep -q "^    $admin_key$" <<<"$report" || fail "the report does not name the admin key"
+        if mdir -b -i "$disk@@$offset" :: | grep -qi 'cobox-identity\.txt'; then
+            fail "cobox-identity.txt is still on the boot partition"
+        fi
+        echo "boot-test.sh: fleet: the report trusts fleet 'fleet' and admin $admin_key; the paper key was restored and removed:"
+        sed -n '/^identity:/p; /^trusts:/,/^agent:/p' <<<"$report" | sed 's/^/    /'
         ;;
     *) echo "boot-test.sh: unknown case $case" >&2; exit 2 ;;
     esac

@@ -159,7 +159,11 @@ cobox hub boot partition
 cobox.toml             this hub's config. Edit it before the first boot (or later: it is
                        validated and installed at every boot when it changed).
 cobox-firstboot.log    written at every boot: the validation result, the device's public
-                       key and a QR code of it, and the size of the root file system.
+                       key and a QR code of it, the fleet and admins it trusts, and the
+                       size of the root file system.
+cobox-identity.txt     optional, put here by an admin: the device's 24-word paper key
+                       (coboxctl keys export). Restored as the device identity at the
+                       first boot, then wiped from this partition.
 vmlinuz, initrd.img    the Linux kernel and its initial ramdisk.
 EFI/BOOT/BOOTAA64.EFI  the boot loader (systemd-boot) that UEFI firmware starts.
 loader/entries/cobox.conf   its entry: the kernel, initrd and kernel command line.

@@ -281,6 +281,9 @@ pub enum FleetCommand {
     Diff {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
     /// Publish every changed device's rendered config, wave by wave; a wave passes when at
     /// least --min-healthy of its devices report converged on it within --timeout, else the
@@ -303,6 +306,9 @@ pub enum FleetCommand {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Output format (json: the plan to standard error, the outcome as one document).
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
     /// One line per device: desired vs applied, state, age of its last report. Exit status 0
     /// when every device runs its rendered config, converged, with a fresh report.
@@ -315,6 +321,9 @@ pub enum FleetCommand {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Refresh every two seconds until interrupted.
+        #[arg(long, short = 'w')]
+        watch: bool,
     },
 }
 

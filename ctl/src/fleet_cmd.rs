@@ -165,17 +165,41 @@ fn state_of(r: &RemoteStatusResponse) -> String {
 }
 
 /// `coboxctl fleet status DIR`: exit 0 when every device reported running its rendered
-/// config, converged and not stale; else 1.
+/// config, converged and not stale; else 1. With `watch`, redrawn every two seconds until
+/// interrupted.
 pub fn status(
     client: &Client,
     dir: &Path,
     stale: &str,
     output: Output,
+    watch: bool,
     colour: Colour,
 ) -> Result<u8> {
     let stale = cobox_schema::units::parse_duration(stale)
         .map_err(|e| anyhow::anyhow!("--stale: {e}"))?
         .as_secs();
+    loop {
+        let lines = status_lines(client, dir, stale)?;
+        match output {
+            Output::Json => outln!("{}", serde_json::to_string_pretty(&lines)?),
+            Output::Text => {
+                if watch && colour == Colour::Always {
+                    out!("\x1b[2J\x1b[H");
+                }
+                out!("{}", status_text(&lines, colour));
+            }
+        }
+        if !watch {
+            let ok = lines
+                .iter()
+                .all(|l| l.in_step == Some(true) && l.state == "converged" && !l.stale);
+            return Ok(u8::from(!ok));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
+fn status_lines(client: &Client, dir: &Path, stale: u64) -> Result<Vec<StatusLine>> {
     let fleet = load(dir)?;
     let host = Portable(SystemHost::from_env());
     let mut lines = Vec::new();
@@ -197,55 +221,58 @@ pub fn status(
             stale: r.age_s.is_none_or(|a| a > stale),
         });
     }
-    match output {
-        Output::Json => outln!("{}", serde_json::to_string_pretty(&lines)?),
-        Output::Text => {
-            outln!(
-                "{:<16} {:<16} {:<8} {:<9} {:<14} AGE",
-                "DEVICE",
-                "KEY",
-                "DESIRED",
-                "APPLIED",
-                "STATE"
-            );
-            for l in &lines {
-                let code = if l.state == "converged" {
-                    crate::paint::GREEN
-                } else {
-                    RED
-                };
-                outln!(
-                    "{:<16} {:<16} {:<8} {:<9} {} {}",
-                    l.device,
-                    &l.key[..16],
-                    match l.in_step {
-                        Some(true) => "=",
-                        Some(false) => "differs",
-                        None => "?",
-                    },
-                    format!("{}/{}", l.applied, l.published),
-                    crate::paint::padded(colour, code, &l.state, 14),
-                    match l.age_s {
-                        Some(a) if l.stale => format!("{a}s (stale)"),
-                        Some(a) => format!("{a}s"),
-                        None => "-".into(),
-                    }
-                );
+    Ok(lines)
+}
+
+fn status_text(lines: &[StatusLine], colour: Colour) -> String {
+    let mut out = format!(
+        "{:<16} {:<16} {:<8} {:<9} {:<14} AGE\n",
+        "DEVICE", "KEY", "DESIRED", "APPLIED", "STATE"
+    );
+    for l in lines {
+        let code = if l.state == "converged" {
+            crate::paint::GREEN
+        } else {
+            RED
+        };
+        out.push_str(&format!(
+            "{:<16} {:<16} {:<8} {:<9} {} {}\n",
+            l.device,
+            &l.key[..16],
+            match l.in_step {
+                Some(true) => "=",
+                Some(false) => "differs",
+                None => "?",
+            },
+            format!("{}/{}", l.applied, l.published),
+            crate::paint::padded(colour, code, &l.state, 14),
+            match l.age_s {
+                Some(a) if l.stale => format!("{a}s (stale)"),
+                Some(a) => format!("{a}s"),
+                None => "-".into(),
             }
-        }
+        ));
     }
-    let ok = lines
-        .iter()
-        .all(|l| l.in_step == Some(true) && l.state == "converged" && !l.stale);
-    Ok(u8::from(!ok))
+    out
+}
+
+/// One device in `fleet diff --output json`.
+#[derive(Debug, Serialize)]
+struct DiffLine {
+    device: String,
+    key: String,
+    /// `same`, `changed`, or `unreported` (no config reported yet).
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diff: Option<String>,
 }
 
 /// `coboxctl fleet diff DIR`: each device's rendered config against the one it last
 /// reported. Exit 0 no changes, 1 changes (or a device never reported), 2 error.
-pub fn diff(client: &Client, dir: &Path, colour: Colour) -> Result<u8> {
+pub fn diff(client: &Client, dir: &Path, output: Output, colour: Colour) -> Result<u8> {
     let fleet = load(dir)?;
     let host = Portable(SystemHost::from_env());
-    let mut changes = 0;
+    let mut lines = Vec::new();
     for d in &fleet.devices {
         let rendered = fleet.render(d, &host);
         for f in &rendered.diagnostics {
@@ -260,11 +287,9 @@ pub fn diff(client: &Client, dir: &Path, colour: Colour) -> Result<u8> {
             anyhow::bail!("the config of {} does not render; nothing compared", d.name);
         };
         let r = remote(client, &d.key.to_string())?;
-        match r.config {
-            Some(running) if running == text => outln!("= {}", d.name),
+        let (state, diff) = match r.config {
+            Some(running) if running == text => ("same", None),
             Some(running) => {
-                changes += 1;
-                outln!("~ {}", d.name);
                 let diff = similar::TextDiff::from_lines(running.as_str(), text.as_str());
                 let body = diff
                     .unified_diff()
@@ -274,23 +299,77 @@ pub fn diff(client: &Client, dir: &Path, colour: Colour) -> Result<u8> {
                         &format!("{} rendered", d.name),
                     )
                     .to_string();
-                for line in body.lines() {
-                    outln!("    {line}");
-                }
+                ("changed", Some(body))
             }
-            None => {
-                changes += 1;
-                outln!("? {} (no config reported yet)", d.name);
+            None => ("unreported", None),
+        };
+        lines.push(DiffLine {
+            device: d.name.clone(),
+            key: d.key.to_string(),
+            state,
+            diff,
+        });
+    }
+    match output {
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&lines)?),
+        Output::Text => {
+            for l in &lines {
+                match l.state {
+                    "same" => outln!("= {}", l.device),
+                    "changed" => {
+                        outln!("~ {}", l.device);
+                        for line in l.diff.as_deref().unwrap_or_default().lines() {
+                            outln!("    {line}");
+                        }
+                    }
+                    _ => outln!("? {} (no config reported yet)", l.device),
+                }
             }
         }
     }
-    Ok(u8::from(changes > 0))
+    Ok(u8::from(lines.iter().any(|l| l.state != "same")))
+}
+
+/// How a rollout goes: `coboxctl fleet apply`'s options.
+pub struct Rollout<'a> {
+    pub waves: &'a str,
+    pub min_healthy: &'a str,
+    pub timeout: &'a str,
+    pub yes: bool,
 }
 
 /// How one device of a wave ended.
-enum Verdict {
-    Converged,
-    Failed(String),
+#[derive(Debug, Serialize)]
+struct DeviceOutcome {
+    device: String,
+    key: String,
+    /// The envelope generation published for it.
+    envelope: u64,
+    /// `converged` or `failed`.
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct WaveOutcome {
+    wave: usize,
+    devices: Vec<DeviceOutcome>,
+    healthy: usize,
+    passed: bool,
+}
+
+/// The outcome of `coboxctl fleet apply`, as `--output json` prints it.
+#[derive(Debug, Default, Serialize)]
+struct RolloutOutcome {
+    /// Every wave passed (or nothing differed).
+    done: bool,
+    waves: Vec<WaveOutcome>,
+    /// The wave the rollout stopped at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_at: Option<usize>,
+    /// Devices of later waves, not published to.
+    untouched: Vec<String>,
 }
 
 /// `coboxctl fleet apply DIR`: publish every changed device's rendered config, wave by
@@ -299,16 +378,28 @@ enum Verdict {
 pub fn apply(
     client: &Client,
     dir: &Path,
-    waves: &str,
-    min_healthy: &str,
-    timeout: &str,
-    yes: bool,
+    how: &Rollout<'_>,
+    output: Output,
     colour: Colour,
 ) -> Result<u8> {
-    let timeout = cobox_schema::units::parse_duration(timeout)
+    let timeout = cobox_schema::units::parse_duration(how.timeout)
         .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
-    let min = cobox_client::rollout::share(min_healthy)
-        .ok_or_else(|| anyhow::anyhow!("--min-healthy: {min_healthy:?} is not a share like 90%"))?;
+    let min = cobox_client::rollout::share(how.min_healthy).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--min-healthy: {:?} is not a share like 90%",
+            how.min_healthy
+        )
+    })?;
+    // With JSON, standard output holds the outcome only; people's lines go to stderr.
+    let say = |line: String| match output {
+        Output::Json => eprintln!("{line}"),
+        Output::Text => outln!("{line}"),
+    };
+    let colour = if output == Output::Json {
+        Colour::Never
+    } else {
+        colour
+    };
     let fleet = load(dir)?;
     let host = Portable(SystemHost::from_env());
     let mut todo = Vec::new();
@@ -326,11 +417,16 @@ pub fn apply(
             todo.push((d.clone(), text));
         }
     }
+    let mut outcome = RolloutOutcome::default();
     if todo.is_empty() {
-        outln!("every device runs its rendered config; nothing to apply");
+        say("every device runs its rendered config; nothing to apply".into());
+        outcome.done = true;
+        if output == Output::Json {
+            outln!("{}", serde_json::to_string_pretty(&outcome)?);
+        }
         return Ok(0);
     }
-    let sizes = cobox_client::rollout::waves(todo.len(), waves)
+    let sizes = cobox_client::rollout::waves(todo.len(), how.waves)
         .map_err(|e| anyhow::anyhow!("--waves: {e}"))?;
     let mut start = 0;
     for (i, &end) in sizes.iter().enumerate() {
@@ -338,10 +434,10 @@ pub fn apply(
             .iter()
             .map(|(d, _)| d.name.as_str())
             .collect();
-        outln!("wave {}: {}", i + 1, names.join(", "));
+        say(format!("wave {}: {}", i + 1, names.join(", ")));
         start = end;
     }
-    if !yes {
+    if !how.yes {
         let answer = crate::ask::ask("publish? [y/N]", "publish to the fleet")?;
         if !matches!(answer.as_str(), "y" | "yes") {
             anyhow::bail!("nothing was published");
@@ -349,71 +445,110 @@ pub fn apply(
     }
     let mut start = 0;
     for (i, &end) in sizes.iter().enumerate() {
-        let wave = &todo[start..end];
-        let mut published = Vec::new();
-        for (d, text) in wave {
-            let r: RemoteApplyResponse = client.post(
-                "/v1/remote/apply",
-                &RemoteApplyRequest {
-                    target: d.key.to_string(),
-                    config: text.clone(),
-                },
-            )?;
-            published.push(r.generation);
-        }
-        let began = std::time::Instant::now();
-        let mut verdicts: Vec<Option<Verdict>> = wave.iter().map(|_| None).collect();
-        while verdicts.iter().any(Option::is_none) && began.elapsed() < timeout {
-            for (k, (d, _)) in wave.iter().enumerate() {
-                if verdicts[k].is_some() {
-                    continue;
-                }
-                let r = remote(client, &d.key.to_string())?;
-                verdicts[k] = verdict(&r, published[k]);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-        let mut healthy = 0;
-        for (k, (d, _)) in wave.iter().enumerate() {
-            match &verdicts[k] {
-                Some(Verdict::Converged) => {
-                    healthy += 1;
-                    outln!(
-                        "  {} {}",
-                        paint(colour, crate::paint::GREEN, "converged"),
-                        d.name
-                    );
-                }
-                Some(Verdict::Failed(why)) => {
-                    outln!("  {} {}: {why}", paint(colour, RED, "failed"), d.name)
-                }
-                None => outln!(
-                    "  {} {}: no report of envelope {} within {}",
-                    paint(colour, RED, "failed"),
-                    d.name,
-                    published[k],
-                    cobox_schema::units::format_duration(timeout)
+        let wave = run_wave(client, &todo[start..end], timeout)?;
+        let mut devices = Vec::new();
+        for ((d, _), (envelope, verdict)) in todo[start..end].iter().zip(wave) {
+            let (result, reason) = match verdict {
+                Some(Verdict::Converged) => ("converged", None),
+                Some(Verdict::Failed(why)) => ("failed", Some(why)),
+                None => (
+                    "failed",
+                    Some(format!(
+                        "no report of envelope {envelope} within {}",
+                        cobox_schema::units::format_duration(timeout)
+                    )),
                 ),
+            };
+            let word = if result == "converged" {
+                paint(colour, crate::paint::GREEN, result)
+            } else {
+                paint(colour, RED, result)
+            };
+            match &reason {
+                Some(why) => say(format!("  {word} {}: {why}", d.name)),
+                None => say(format!("  {word} {}", d.name)),
             }
+            devices.push(DeviceOutcome {
+                device: d.name.clone(),
+                key: d.key.to_string(),
+                envelope,
+                result,
+                reason,
+            });
         }
-        if !cobox_client::rollout::passes(healthy, wave.len(), min) {
-            let untouched: Vec<&str> = todo[end..].iter().map(|(d, _)| d.name.as_str()).collect();
-            outln!(
-                "rollout stopped at wave {}: {healthy} of {} converged, fewer than {min_healthy}; untouched: {}",
+        let healthy = devices.iter().filter(|d| d.result == "converged").count();
+        let passed = cobox_client::rollout::passes(healthy, devices.len(), min);
+        let size = devices.len();
+        outcome.waves.push(WaveOutcome {
+            wave: i + 1,
+            devices,
+            healthy,
+            passed,
+        });
+        if !passed {
+            outcome.stopped_at = Some(i + 1);
+            outcome.untouched = todo[end..].iter().map(|(d, _)| d.name.clone()).collect();
+            say(format!(
+                "rollout stopped at wave {}: {healthy} of {size} converged, fewer than {}; untouched: {}",
                 i + 1,
-                wave.len(),
-                if untouched.is_empty() {
+                how.min_healthy,
+                if outcome.untouched.is_empty() {
                     "none".into()
                 } else {
-                    untouched.join(", ")
+                    outcome.untouched.join(", ")
                 }
-            );
-            return Ok(1);
+            ));
+            break;
         }
         start = end;
     }
-    outln!("rollout done: {} device(s) converged", todo.len());
-    Ok(0)
+    outcome.done = outcome.stopped_at.is_none();
+    if outcome.done {
+        say(format!("rollout done: {} device(s) converged", todo.len()));
+    }
+    if output == Output::Json {
+        outln!("{}", serde_json::to_string_pretty(&outcome)?);
+    }
+    Ok(u8::from(!outcome.done))
+}
+
+/// Publish to one wave's devices and wait for each to end (or the timeout): the envelope
+/// generation published for each, and how it ended (`None`: no answer in time).
+fn run_wave(
+    client: &Client,
+    wave: &[(fleet_dir::FleetDevice, String)],
+    timeout: std::time::Duration,
+) -> Result<Vec<(u64, Option<Verdict>)>> {
+    let mut published = Vec::new();
+    for (d, text) in wave {
+        let r: RemoteApplyResponse = client.post(
+            "/v1/remote/apply",
+            &RemoteApplyRequest {
+                target: d.key.to_string(),
+                config: text.clone(),
+            },
+        )?;
+        published.push(r.generation);
+    }
+    let began = std::time::Instant::now();
+    let mut verdicts: Vec<Option<Verdict>> = wave.iter().map(|_| None).collect();
+    while verdicts.iter().any(Option::is_none) && began.elapsed() < timeout {
+        for (k, (d, _)) in wave.iter().enumerate() {
+            if verdicts[k].is_none() {
+                verdicts[k] = verdict(&remote(client, &d.key.to_string())?, published[k]);
+            }
+        }
+        if verdicts.iter().any(Option::is_none) {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+    Ok(published.into_iter().zip(verdicts).collect())
+}
+
+/// How one device of a wave ended.
+enum Verdict {
+    Converged,
+    Failed(String),
 }
 
 fn verdict(r: &RemoteStatusResponse, published: u64) -> Option<Verdict> {

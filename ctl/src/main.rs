@@ -190,8 +190,8 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
         Command::Remote(RemoteCommand::Status { device, output }) => {
             client().and_then(|c| remote_cmd::status(&c, device, *output, colour))
         }
-        Command::Fleet(FleetCommand::Diff { dir }) => {
-            client().and_then(|c| fleet_cmd::diff(&c, dir, colour))
+        Command::Fleet(FleetCommand::Diff { dir, output }) => {
+            client().and_then(|c| fleet_cmd::diff(&c, dir, *output, colour))
         }
         Command::Fleet(FleetCommand::Apply {
             dir,
@@ -199,11 +199,27 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
             min_healthy,
             timeout,
             yes,
-        }) => client()
-            .and_then(|c| fleet_cmd::apply(&c, dir, waves, min_healthy, timeout, *yes, colour)),
-        Command::Fleet(FleetCommand::Status { dir, stale, output }) => {
-            client().and_then(|c| fleet_cmd::status(&c, dir, stale, *output, colour))
-        }
+            output,
+        }) => client().and_then(|c| {
+            fleet_cmd::apply(
+                &c,
+                dir,
+                &fleet_cmd::Rollout {
+                    waves,
+                    min_healthy,
+                    timeout,
+                    yes: *yes,
+                },
+                *output,
+                colour,
+            )
+        }),
+        Command::Fleet(FleetCommand::Status {
+            dir,
+            stale,
+            output,
+            watch,
+        }) => client().and_then(|c| fleet_cmd::status(&c, dir, stale, *output, *watch, colour)),
         Command::Admins(a) => client().and_then(|c| match a {
             AdminsCommand::Add { key } => remote_cmd::change(&c, "add", Some(key), None),
             AdminsCommand::Remove { key } => remote_cmd::change(&c, "remove", Some(key), None),

@@ -37,6 +37,9 @@ pub const MAX_KEYS: usize = 255;
 /// A digest naming a genesis or an entry.
 pub type Digest = [u8; 32];
 
+/// Entries whose parent is not on the chain yet kept at most by [`Authority::keep`].
+pub const MAX_PARKED: usize = 64;
+
 /// What an entry changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Change {
@@ -357,6 +360,34 @@ impl Authority {
             self.applied.push(d);
         }
         self
+    }
+
+    /// Of `entries` (distinct, oldest first; this authority followed through them), the
+    /// ones that can still matter: the applied ones; proposals on the head that a key in
+    /// force signed (they may gather co-signatures); and the first [`MAX_PARKED`] whose
+    /// parent is not on the chain (an entry can arrive before the one it continues).
+    /// Dropped: entries at a past head that were not applied (they lost, or lacked
+    /// signatures when the chain went on; a co-signed copy arriving later is taken again)
+    /// and entries on the head no key in force signed, so a member who is not an admin
+    /// cannot make a device keep what it writes.
+    pub fn keep(&self, entries: Vec<Entry>) -> Vec<Entry> {
+        let applied: BTreeSet<Digest> = self.applied.iter().copied().collect();
+        let mut parked = 0;
+        entries
+            .into_iter()
+            .filter(|e| {
+                if applied.contains(&e.digest()) {
+                    true
+                } else if e.parent == self.head {
+                    e.signers(&self.keys) >= 1
+                } else if self.has_head(&e.parent) {
+                    false
+                } else {
+                    parked += 1;
+                    parked <= MAX_PARKED
+                }
+            })
+            .collect()
     }
 }
 

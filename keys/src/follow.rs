@@ -105,10 +105,11 @@ impl Head {
     }
 }
 
-/// Where the chain of `heads` ends, by the device's rule (signers in the set in force; the
-/// smallest digest at a fork): what the next envelope for that device continues.
-pub fn tip(authority: &Authority, heads: &[Head]) -> Mark {
-    let mut end = Mark::default();
+/// Where the chain of `heads` ends from `from` (the chain's start, or an end found before),
+/// by the device's rule (signers in the set in force; the smallest digest at a fork): what
+/// the next envelope for that device continues.
+pub fn tip(authority: &Authority, from: Mark, heads: &[Head]) -> Mark {
+    let mut end = from;
     loop {
         let next = heads
             .iter()

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 pub const MAX_REFUSED: usize = 16;
 /// Envelopes for this device kept until they can be followed.
 pub const MAX_INBOX: usize = 256;
+/// Envelope heads kept per device on an admin's device before the chain's end so far
+/// becomes the device's base and the heads up to it are dropped.
+pub const MAX_HEADS: usize = 64;
 
 /// An admin set as a config states it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,8 +114,16 @@ pub struct FleetState {
     pub owners: BTreeMap<String, String>,
     /// Envelopes for this device not followed yet (encoded, base64).
     pub inbox: Vec<String>,
-    /// Envelopes published for each device, by its identity (hex).
+    /// Whether this device was an admin in force at the last look: one becoming an admin
+    /// reads the fleet again (a device that is not one keeps only what is about itself).
+    pub admin: bool,
+    /// Set while the fleet is read again from the start: envelopes for this device up to
+    /// the mark were followed before and are passed over, not refused as replays.
+    pub rereading: bool,
+    /// Envelopes published for each device past its base, by its identity (hex).
     pub published: BTreeMap<String, Vec<Head>>,
+    /// Where each device's chain was known to go when its heads were last trimmed.
+    pub published_base: BTreeMap<String, Mark>,
     /// The newest report of each device, by identity (hex).
     pub reports: BTreeMap<String, DeviceReport>,
     /// The running config each device last reported, by identity (hex).
@@ -190,7 +201,40 @@ impl FleetState {
             }
             None => all.push(entry.clone()),
         }
+        // Only what can still matter stays: a member who is not an admin cannot grow it.
+        let all = match self.genesis.as_ref().and_then(AdminSet::genesis) {
+            Some(root) => root.follow(all.clone()).keep(all),
+            None => all
+                .into_iter()
+                .take(cobox_keys::authority::MAX_PARKED)
+                .collect(),
+        };
         self.entries = all.iter().map(|e| b64().encode(e.encode())).collect();
+    }
+
+    /// Note an envelope published for `target` (hex); past [`MAX_HEADS`] heads, the
+    /// chain's end under `authority` becomes the target's base and the heads up to it go.
+    pub fn note_published(&mut self, target: &str, head: Head, authority: Option<&Authority>) {
+        let base = self.published_base.get(target).copied().unwrap_or_default();
+        let heads = self.published.entry(target.to_string()).or_default();
+        if head.generation <= base.generation || heads.contains(&head) {
+            return;
+        }
+        heads.push(head);
+        if heads.len() > MAX_HEADS
+            && let Some(a) = authority
+        {
+            let end = cobox_keys::follow::tip(a, base, heads);
+            heads.retain(|h| h.generation > end.generation);
+            self.published_base.insert(target.to_string(), end);
+        }
+    }
+
+    /// The end of the chain of envelopes published for `target` (hex) under `authority`.
+    pub fn published_tip(&self, target: &str, authority: &Authority) -> Mark {
+        let base = self.published_base.get(target).copied().unwrap_or_default();
+        let heads = self.published.get(target).map_or(&[][..], Vec::as_slice);
+        cobox_keys::follow::tip(authority, base, heads)
     }
 
     pub fn inbox(&self) -> Vec<Envelope> {
@@ -230,7 +274,9 @@ impl FleetState {
             self.owners.clear();
             self.inbox.clear();
             self.published.clear();
+            self.published_base.clear();
             self.reports.clear();
+            self.configs.clear();
         }
     }
 }

@@ -134,6 +134,48 @@ fn the_sample_history_ends_where_its_rules_say() {
     assert_eq!(after.threshold, 2);
 }
 
+#[test]
+fn only_entries_that_can_still_matter_are_kept() {
+    let (g, entries, new) = history();
+    let after = g.clone().follow(entries.clone());
+    let kept = after.keep(entries.clone());
+    let digests: Vec<Digest> = kept.iter().map(Entry::digest).collect();
+    for d in &after.applied {
+        assert!(digests.contains(d), "an applied entry is kept");
+    }
+    assert_eq!(
+        g.clone().follow(kept.clone()),
+        after,
+        "what is kept gives the same authority"
+    );
+    // A proposal on the head signed by an admin is kept (it may gather a co-signature);
+    // the same change signed only by an outsider is not, nor a losing fork.
+    let (outsider, e) = (admin(9), admin(5));
+    let proposal = Entry::new(after.head, Change::Add(e.public.0), &new);
+    let spam = Entry::new(after.head, Change::Add(outsider.public.0), &outsider);
+    let mut all = entries.clone();
+    all.extend([proposal.clone(), spam.clone()]);
+    let kept = after.keep(all);
+    let digests: Vec<Digest> = kept.iter().map(Entry::digest).collect();
+    assert!(digests.contains(&proposal.digest()));
+    assert!(!digests.contains(&spam.digest()));
+    let lost = entries
+        .iter()
+        .find(|x| x.parent == g.head && !after.applied.contains(&x.digest()))
+        .unwrap();
+    assert!(
+        !digests.contains(&lost.digest()),
+        "the losing fork is dropped"
+    );
+    // Entries of unknown parent: the first MAX_PARKED are kept, the rest not.
+    let orphans: Vec<Entry> = (0..MAX_PARKED + 10)
+        .map(|i| Entry::new([i as u8; 32], Change::Threshold(1), &outsider))
+        .collect();
+    let kept = after.keep(orphans.clone());
+    assert_eq!(kept.len(), MAX_PARKED);
+    assert_eq!(kept[0], orphans[0]);
+}
+
 proptest! {
     #[test]
     fn any_order_or_duplication_of_entries_gives_the_same_authority(

@@ -244,7 +244,7 @@ proptest! {
         let end = got.mark(mark);
         // An admin finds the same end from the headers alone.
         let heads: Vec<Head> = all.iter().filter(|e| e.verifies()).map(Head::of).collect();
-        prop_assert_eq!(tip(&auth, &heads), step(Mark::default(), &auth, &hub.public.0, &FLEET, &all).mark(Mark::default()));
+        prop_assert_eq!(tip(&auth, Mark::default(), &heads), step(Mark::default(), &auth, &hub.public.0, &FLEET, &all).mark(Mark::default()));
         prop_assert!(step(end, &auth, &hub.public.0, &FLEET, &all).chain.is_empty());
         // The chain's second envelope and the fork compete; the smaller digest wins and
         // only the chain's continues to four.

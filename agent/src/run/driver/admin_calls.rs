@@ -5,7 +5,7 @@
 use base64::Engine;
 use cobox_keys::authority::{Authority, Change, Entry};
 use cobox_keys::envelope::{Envelope, Header};
-use cobox_keys::follow::{self, Head};
+use cobox_keys::follow::Head;
 use cobox_schema::api::{
     AdminChangeRequest, AdminEntryResponse, AdminSignRequest, AdminsStatus, EventKind,
     RemoteApplyRequest, RemoteApplyResponse, RemoteStatusRequest, RemoteStatusResponse,
@@ -55,13 +55,7 @@ impl Agent {
             .as_deref()
             .and_then(|f| f.parse::<PublicKey>().ok())
             .ok_or_else(|| CallError::Internal("the fleet's address is not known yet".into()))?;
-        let heads = self
-            .fleet
-            .published
-            .get(&req.target)
-            .cloned()
-            .unwrap_or_default();
-        let end = follow::tip(&authority, &heads);
+        let end = self.fleet.published_tip(&req.target, &authority);
         let envelope = Envelope::seal(
             Header {
                 fleet: fleet.0,
@@ -77,10 +71,7 @@ impl Agent {
         self.append_to_fleet(&space, Message::Envelope(envelope.encode()))
             .map_err(|e| CallError::Internal(format!("fleet space {fleet_name}: {e}")))?;
         self.fleet
-            .published
-            .entry(req.target.clone())
-            .or_default()
-            .push(Head::of(&envelope));
+            .note_published(&req.target, Head::of(&envelope), Some(&authority));
         self.save_fleet();
         Ok(RemoteApplyResponse {
             target: req.target.clone(),
@@ -96,7 +87,11 @@ impl Agent {
         req: &RemoteStatusRequest,
     ) -> Result<RemoteStatusResponse, CallError> {
         let device = key_arg(&req.device, "device")?;
-        self.follow_admins();
+        // Read what arrived since the loop's last look (nothing to do when nothing did: a
+        // fleet's status asks once per device).
+        if self.fleet_grew() {
+            self.follow_admins();
+        }
         let key = device.to_string();
         let report = self.fleet.reports.get(&key).cloned();
         let age_s = report.as_ref().and_then(|r| {
@@ -107,10 +102,10 @@ impl Agent {
                     .max(0) as u64,
             )
         });
-        let published = match (self.fleet.authority(), self.fleet.published.get(&key)) {
-            (Some(a), Some(heads)) => follow::tip(&a, heads).generation,
-            _ => 0,
-        };
+        let published = self
+            .fleet
+            .authority()
+            .map_or(0, |a| self.fleet.published_tip(&key, &a).generation);
         Ok(RemoteStatusResponse {
             report,
             age_s,

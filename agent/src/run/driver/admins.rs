@@ -200,7 +200,20 @@ impl Agent {
                 ),
             );
         }
-        for mut r in found.reports {
+        // Only an admin's device keeps what the fleet says about other devices; one that
+        // just became an admin reads the fleet again from the start.
+        let admin = authority
+            .as_ref()
+            .is_some_and(|a| a.keys.contains(&me.public.0));
+        let rereading = self.fleet.rereading;
+        self.fleet.rereading &= !found.caught_up;
+        if admin && !self.fleet.admin {
+            self.fleet.cursors.clear();
+            self.fleet.rereading = true;
+            self.fleet_total = None;
+        }
+        self.fleet.admin = admin;
+        for mut r in found.reports.into_iter().filter(|_| admin) {
             let newer = self
                 .fleet
                 .reports
@@ -218,12 +231,12 @@ impl Agent {
             if !e.verifies() {
                 continue;
             }
-            let heads = self.fleet.published.entry(hex(&e.target)).or_default();
-            let head = Head::of(&e);
-            if !heads.contains(&head) {
-                heads.push(head);
+            if admin || e.target == me.public.0 {
+                self.fleet
+                    .note_published(&hex(&e.target), Head::of(&e), authority.as_ref());
             }
-            if e.target == me.public.0 {
+            if e.target == me.public.0 && !(rereading && e.generation <= self.fleet.mark.generation)
+            {
                 mine.push(e);
             }
         }
