@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 pub mod files;
+pub mod fleet_lab;
 pub mod lan;
 pub mod node;
 pub mod syncthing;
