@@ -26,7 +26,8 @@ usage: image/boot-test.sh [--image FILE] [--timeout SECONDS]
 By default qemu starts the UEFI firmware (edk2's AAVMF, Debian package qemu-efi-aarch64)
 with fresh variables, which finds the boot loader on the disk by itself.
 
-Each case boots a copy of the image; the console of each boot is kept in image/out/.
+By default it runs valid, invalid and fleet. Each case boots a copy of the image; the
+console of each boot is kept in image/out/.
 
 The fleet case runs coboxd and coboxctl on this machine from $COBOX_BIN_DIR (default:
 target/debug of the repository, built with cargo when missing).
@@ -36,7 +37,7 @@ USAGE
 here=$(cd "$(dirname "$0")" && pwd)
 image=$here/out/cobox-hub-arm64.img
 timeout=600
-cases=(valid invalid)
+cases=(valid invalid fleet)
 direct_kernel=0
 while [[ $# -gt 0 ]]; do
     case $1 in

@@ -109,6 +109,15 @@ impl Head {
 /// by the device's rule (signers in the set in force; the smallest digest at a fork): what
 /// the next envelope for that device continues.
 pub fn tip(authority: &Authority, from: Mark, heads: &[Head]) -> Mark {
+    chain(authority, from, heads)
+        .last()
+        .copied()
+        .unwrap_or(from)
+}
+
+/// The chain of `heads` from `from` (excluded), link by link, by the rule of [`tip`].
+pub fn chain(authority: &Authority, from: Mark, heads: &[Head]) -> Vec<Mark> {
+    let mut links = Vec::new();
     let mut end = from;
     loop {
         let next = heads
@@ -124,9 +133,10 @@ pub fn tip(authority: &Authority, from: Mark, heads: &[Head]) -> Mark {
                 end = Mark {
                     generation: h.generation,
                     digest: h.digest,
-                }
+                };
+                links.push(end);
             }
-            None => return end,
+            None => return links,
         }
     }
 }

@@ -82,7 +82,14 @@ fn a_fleet_of_ten_hubs_follows_its_admins_in_waves() {
     lab.write_base(&format!("{}{}", space("everywhere"), space("while-away")));
     let (code, outcome) = lab.apply(
         0,
-        &["--waves", "100%", "--min-healthy", "80%", "--timeout", "45s"],
+        &[
+            "--waves",
+            "100%",
+            "--min-healthy",
+            "80%",
+            "--timeout",
+            "45s",
+        ],
     );
     assert_eq!(code, Some(0), "{outcome}\n{}", lab.logs());
     assert_eq!(devices(&outcome, "failed"), names(8..10), "{outcome}");
@@ -102,7 +109,11 @@ fn a_fleet_of_ten_hubs_follows_its_admins_in_waves() {
         assert_eq!(lab.running(i).trim_end(), lab.render(&h.name), "{}", h.name);
         let own: serde_json::Value =
             serde_json::from_slice(&h.ctl(&["status", "--output", "json"]).stdout).unwrap();
-        assert_eq!(own["admins"]["admin_generation"], line["applied"], "{}", h.name);
+        assert_eq!(
+            own["admins"]["admin_generation"], line["applied"],
+            "{}",
+            h.name
+        );
         assert_eq!(line["applied"], line["published"], "{status}");
     }
 
@@ -138,8 +149,7 @@ fn a_fleet_of_ten_hubs_follows_its_admins_in_waves() {
         30,
         || {
             let s = lab.status(0);
-            s[0]["state"] == "refused"
-                && (1..10).all(|i| s[i]["published"] == s[i]["applied"])
+            s[0]["state"] == "refused" && (1..10).all(|i| s[i]["published"] == s[i]["applied"])
         },
         || lab.status(0).to_string(),
     );

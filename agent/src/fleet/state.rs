@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_REFUSED: usize = 16;
 /// Envelopes for this device kept until they can be followed.
 pub const MAX_INBOX: usize = 256;
-/// Envelope heads kept per device on an admin's device before the chain's end so far
-/// becomes the device's base and the heads up to it are dropped.
+/// Envelope heads kept per device on an admin's device before the chain, all but its last
+/// [`HEADS_MARGIN`] links, becomes the device's base and the heads up to it are dropped
+/// (a fork near the end, whose smaller digest arrives late, still counts).
 pub const MAX_HEADS: usize = 64;
+pub const HEADS_MARGIN: usize = 16;
 
 /// An admin set as a config states it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,8 +214,9 @@ impl FleetState {
         self.entries = all.iter().map(|e| b64().encode(e.encode())).collect();
     }
 
-    /// Note an envelope published for `target` (hex); past [`MAX_HEADS`] heads, the
-    /// chain's end under `authority` becomes the target's base and the heads up to it go.
+    /// Note an envelope published for `target` (hex); past [`MAX_HEADS`] heads, the chain
+    /// under `authority` but its last [`HEADS_MARGIN`] links becomes the target's base and
+    /// the heads up to it go.
     pub fn note_published(&mut self, target: &str, head: Head, authority: Option<&Authority>) {
         let base = self.published_base.get(target).copied().unwrap_or_default();
         let heads = self.published.entry(target.to_string()).or_default();
@@ -224,9 +227,11 @@ impl FleetState {
         if heads.len() > MAX_HEADS
             && let Some(a) = authority
         {
-            let end = cobox_keys::follow::tip(a, base, heads);
-            heads.retain(|h| h.generation > end.generation);
-            self.published_base.insert(target.to_string(), end);
+            let links = cobox_keys::follow::chain(a, base, heads);
+            if let Some(end) = links.len().checked_sub(HEADS_MARGIN + 1).map(|i| links[i]) {
+                heads.retain(|h| h.generation > end.generation);
+                self.published_base.insert(target.to_string(), end);
+            }
         }
     }
 
@@ -316,6 +321,63 @@ mod tests {
         let back = FleetState::load(dir.path()).unwrap();
         assert_eq!(back.mark, s.mark);
         assert_eq!(back.authority().unwrap().keys.len(), 3);
+    }
+
+    #[test]
+    fn an_admins_heads_of_a_device_stay_bounded_and_its_chain_end_is_kept() {
+        let a = key(1);
+        let s0 = FleetState {
+            genesis: Some(AdminSet {
+                keys: [a.public.to_string()].into(),
+                threshold: 1,
+            }),
+            ..FleetState::default()
+        };
+        let auth = s0.authority().unwrap();
+        let mut s = s0.clone();
+        let target = "t";
+        // A chain of 300 envelopes' heads, with a losing fork at every tenth generation.
+        let mut parent = [0u8; 32];
+        for g in 1..=300u64 {
+            let digest = |salt: u8| {
+                let mut d = [salt; 32];
+                d[..8].copy_from_slice(&g.to_le_bytes());
+                d
+            };
+            let head = |d: [u8; 32]| Head {
+                generation: g,
+                digest: d,
+                parent,
+                signer: a.public.0,
+            };
+            if g % 10 == 0 {
+                s.note_published(target, head(digest(0xff)), Some(&auth));
+            }
+            s.note_published(target, head(digest(1)), Some(&auth));
+            // The same head again changes nothing.
+            s.note_published(target, head(digest(1)), Some(&auth));
+            parent = digest(1);
+            assert!(
+                s.published[target].len() <= MAX_HEADS + 1,
+                "{}",
+                s.published[target].len()
+            );
+            let tip = s.published_tip(target, &auth);
+            assert_eq!((tip.generation, tip.digest), (g, parent), "generation {g}");
+        }
+        // A head at or below the base is not kept again.
+        let before = s.published[target].clone();
+        s.note_published(
+            target,
+            Head {
+                generation: 1,
+                digest: [7; 32],
+                parent: [0; 32],
+                signer: a.public.0,
+            },
+            Some(&auth),
+        );
+        assert_eq!(s.published[target], before);
     }
 
     #[test]
