@@ -7,6 +7,23 @@
 //! admits the space's declared seeders); it accepts the feeds of trusted identities only.
 //! A seed holds no root of trust: anyone who proved knowledge of the address may hand it
 //! statements, and once it holds any, only the identities they name are served.
+//!
+//! **Removals.** A member removes an identity with a signed `Remove`; it stays a fact (the
+//! statement set only grows). Which removals count is a function of the set of statements,
+//! not of the order they arrived in, so every device holding the same statements agrees:
+//! a removal counts when its author is in the space (a member not itself removed); two
+//! removals of each other's authors (A removes B while B removes A) both count, so both
+//! are out until a third member sides with one. Siding is a `Readmit` of X *over* R: it
+//! names the removal it overrides, so R's removal of X counts no more (ed25519 signatures
+//! are deterministic: R has exactly one removal of X, and it stays overridden). An
+//! admission never brings a removed identity back — only a readmission naming the removal
+//! does — and admissions by a removed identity count no more (whom only it admitted must
+//! be admitted again by someone still in). Precisely, with identities as arguments and
+//! removals as attacks, the identities in are the grounded extension: in when every
+//! author of a removal of it that counts is out, out when one is in, and left undecided
+//! (a cycle) counts as out; overriding readmissions count only when their author is in by
+//! the same rule computed with every readmission, and the whole is computed again with
+//! the admissions of those out dropped, a bounded number of times.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -48,7 +65,12 @@ pub fn member_statement(address: &[u8; 32], log: &[u8; 32], content: &[u8; 32]) 
 const VERSION: u8 = 1;
 const MEMBER: u8 = 1;
 const ALLOW: u8 = 2;
+const REMOVE: u8 = 3;
+const READMIT: u8 = 4;
 const ALLOW_DOMAIN: &[u8] = b"cobox-allow-v1";
+const REMOVE_DOMAIN: &[u8] = b"cobox-remove-v1";
+const READMIT_DOMAIN: &[u8] = b"cobox-readmit-v1";
+
 /// Statements in one message or file, at most.
 pub const MAX_STATEMENTS: usize = 65_536;
 
@@ -66,6 +88,20 @@ pub enum Statement {
     Allow {
         role: Role,
         identity: [u8; 32],
+        by: [u8; 32],
+        signature: [u8; 64],
+    },
+    /// `by` removes `identity` from the space (signed by `by`).
+    Remove {
+        identity: [u8; 32],
+        by: [u8; 32],
+        signature: [u8; 64],
+    },
+    /// `by` admits `identity` with `role` again, overriding `over`'s removal of it.
+    Readmit {
+        role: Role,
+        identity: [u8; 32],
+        over: [u8; 32],
         by: [u8; 32],
         signature: [u8; 64],
     },
@@ -90,6 +126,19 @@ pub enum RosterError {
 
 fn allow_statement(address: &[u8; 32], role: Role, identity: &[u8; 32]) -> Vec<u8> {
     [ALLOW_DOMAIN, address, &[role.byte()], identity].concat()
+}
+
+fn remove_statement(address: &[u8; 32], identity: &[u8; 32]) -> Vec<u8> {
+    [REMOVE_DOMAIN, address, identity].concat()
+}
+
+fn readmit_statement(
+    address: &[u8; 32],
+    role: Role,
+    identity: &[u8; 32],
+    over: &[u8; 32],
+) -> Vec<u8> {
+    [READMIT_DOMAIN, address, &[role.byte()], identity, over].concat()
 }
 
 fn take<const N: usize>(bytes: &mut &[u8]) -> Result<[u8; N], RosterError> {
@@ -127,6 +176,32 @@ impl Statement {
         }
     }
 
+    /// `me`'s removal of `identity` from the space at `address`.
+    pub fn remove(me: &SigningKeyPair, address: &[u8; 32], identity: [u8; 32]) -> Self {
+        Statement::Remove {
+            identity,
+            by: me.public.0,
+            signature: me.sign(&remove_statement(address, &identity)),
+        }
+    }
+
+    /// `me`'s readmission of `identity` with `role`, overriding `over`'s removal of it.
+    pub fn readmit(
+        me: &SigningKeyPair,
+        address: &[u8; 32],
+        role: Role,
+        identity: [u8; 32],
+        over: [u8; 32],
+    ) -> Self {
+        Statement::Readmit {
+            role,
+            identity,
+            over,
+            by: me.public.0,
+            signature: me.sign(&readmit_statement(address, role, &identity, &over)),
+        }
+    }
+
     /// Whether the signature holds for the space at `address`.
     pub fn verifies(&self, address: &[u8; 32]) -> bool {
         let (signer, message, signature) = match self {
@@ -142,6 +217,22 @@ impl Statement {
                 by,
                 signature,
             } => (by, allow_statement(address, *role, identity), signature),
+            Statement::Remove {
+                identity,
+                by,
+                signature,
+            } => (by, remove_statement(address, identity), signature),
+            Statement::Readmit {
+                role,
+                identity,
+                over,
+                by,
+                signature,
+            } => (
+                by,
+                readmit_statement(address, *role, identity, over),
+                signature,
+            ),
         };
         crate::derive::verify(&PublicKey(*signer), &message, signature)
     }
@@ -172,6 +263,29 @@ impl Statement {
                     out.extend_from_slice(part);
                 }
             }
+            Statement::Remove {
+                identity,
+                by,
+                signature,
+            } => {
+                out.push(REMOVE);
+                for part in [&identity[..], by, signature] {
+                    out.extend_from_slice(part);
+                }
+            }
+            Statement::Readmit {
+                role,
+                identity,
+                over,
+                by,
+                signature,
+            } => {
+                out.push(READMIT);
+                out.push(role.byte());
+                for part in [&identity[..], over, by, signature] {
+                    out.extend_from_slice(part);
+                }
+            }
         }
     }
 
@@ -194,6 +308,22 @@ impl Statement {
                 Ok(Statement::Allow {
                     role,
                     identity: take(bytes)?,
+                    by: take(bytes)?,
+                    signature: take(bytes)?,
+                })
+            }
+            REMOVE => Ok(Statement::Remove {
+                identity: take(bytes)?,
+                by: take(bytes)?,
+                signature: take(bytes)?,
+            }),
+            READMIT => {
+                let [role] = take::<1>(bytes)?;
+                let role = Role::from_byte(role).ok_or(RosterError::Role(role))?;
+                Ok(Statement::Readmit {
+                    role,
+                    identity: take(bytes)?,
+                    over: take(bytes)?,
                     by: take(bytes)?,
                     signature: take(bytes)?,
                 })
@@ -280,14 +410,48 @@ impl Roster {
         self.statements.is_empty()
     }
 
-    /// Every identity allowed in the space, with its role (a member wins over a seeder).
+    /// Every identity allowed in the space, with its role (a member wins over a seeder):
+    /// admitted and not removed.
     pub fn allowed(&self) -> BTreeMap<[u8; 32], Role> {
+        let (mut admitted, out) = self.standing();
+        admitted.retain(|k, _| !out.contains(k));
+        admitted
+    }
+
+    /// The identities removed from the space (by removals that count), sorted.
+    pub fn removed(&self) -> BTreeSet<[u8; 32]> {
+        let out = self.standing().1;
+        self.statements
+            .iter()
+            .filter_map(|s| match s {
+                Statement::Remove { identity, .. } if out.contains(identity) => Some(*identity),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every identity admitted (the removed among them) and those out: removed, or
+    /// admitted only by identities that are out.
+    fn standing(&self) -> (BTreeMap<[u8; 32], Role>, BTreeSet<[u8; 32]>) {
+        let admitted = self.admitted();
+        // Readmissions override only when their author is in, by the same rule computed
+        // with every readmission.
+        let first = self.label(&admitted, &|_| true);
+        let out = self.label(&admitted, &|by| !first.contains(by));
+        (admitted, out)
+    }
+
+    /// Identities admitted by the roots, or on a seed named, through every admission and
+    /// readmission: the ones that could be in.
+    fn admitted(&self) -> BTreeMap<[u8; 32], Role> {
         let mut allowed: BTreeMap<[u8; 32], Role> = BTreeMap::new();
         let Some(roots) = &self.roots else {
             for s in &self.statements {
                 let (identity, role) = match s {
                     Statement::Member { identity, .. } => (identity, Role::Member),
-                    Statement::Allow { identity, role, .. } => (identity, *role),
+                    Statement::Allow { identity, role, .. }
+                    | Statement::Readmit { identity, role, .. } => (identity, *role),
+                    Statement::Remove { .. } => continue,
                 };
                 let entry = allowed.entry(*identity).or_insert(role);
                 *entry = (*entry).min(role);
@@ -302,6 +466,9 @@ impl Roster {
             let mut grew = false;
             for s in &self.statements {
                 if let Statement::Allow {
+                    role, identity, by, ..
+                }
+                | Statement::Readmit {
                     role, identity, by, ..
                 } = s
                     && allowed.contains_key(by)
@@ -322,6 +489,49 @@ impl Roster {
         }
     }
 
+    /// Of the `admitted`, those out (see the module's text), counting the readmissions by
+    /// authors `overriding` accepts.
+    fn label(
+        &self,
+        admitted: &BTreeMap<[u8; 32], Role>,
+        overriding: &dyn Fn(&[u8; 32]) -> bool,
+    ) -> BTreeSet<[u8; 32]> {
+        let member = |k: &[u8; 32]| admitted.get(k) == Some(&Role::Member);
+        let mut attacks = BTreeSet::new();
+        let mut supporters: BTreeMap<[u8; 32], BTreeSet<[u8; 32]>> = BTreeMap::new();
+        for s in &self.statements {
+            match s {
+                Statement::Remove { identity, by, .. } if member(by) => {
+                    attacks.insert((*by, *identity));
+                }
+                Statement::Allow { identity, by, .. } | Statement::Readmit { identity, by, .. }
+                    if admitted.contains_key(by) =>
+                {
+                    supporters.entry(*identity).or_default().insert(*by);
+                }
+                _ => {}
+            }
+        }
+        for s in &self.statements {
+            if let Statement::Readmit {
+                identity, over, by, ..
+            } = s
+                && member(by)
+                && by != identity
+                && by != over
+                && overriding(by)
+            {
+                attacks.remove(&(*over, *identity));
+            }
+        }
+        if attacks.is_empty() {
+            return BTreeSet::new();
+        }
+        // A root, and on a seed anyone named, needs no admission to be in.
+        let free = |k: &[u8; 32]| self.roots.as_ref().is_none_or(|r| r.contains(k));
+        grounded(admitted.keys().copied(), &attacks, &supporters, &free)
+    }
+
     /// Whether `identity` may be served this space. A seed that knows no statement yet
     /// serves anyone who proves knowledge of the address.
     pub fn admits(&self, identity: &[u8; 32]) -> bool {
@@ -329,9 +539,11 @@ impl Roster {
             || self.allowed().contains_key(identity)
     }
 
-    /// The feeds of allowed members, sorted.
+    /// The feeds of members, sorted: of every identity admitted, removed ones included (what
+    /// they wrote before stays part of the space; they are not served, so nothing new of
+    /// theirs arrives).
     pub fn members(&self) -> Vec<MemberFeeds> {
-        let allowed = self.allowed();
+        let allowed = self.admitted();
         let mut out: Vec<MemberFeeds> = self
             .statements
             .iter()
@@ -400,6 +612,52 @@ impl Roster {
             .filter(|s| !self.statements.contains(s) && matches!(self.add(s.clone()), Ok(true)))
             .collect()
     }
+}
+
+/// The identities out of `nodes` under `attacks` (author, target) and admissions
+/// (`supporters` of each; `free` ones need none): in when every attacker is out and, unless
+/// free, a supporter is in; out when an attacker is in or, unless free, every supporter is
+/// out; what stays undecided (a cycle) counts as out.
+fn grounded(
+    nodes: impl IntoIterator<Item = [u8; 32]>,
+    attacks: &BTreeSet<([u8; 32], [u8; 32])>,
+    supporters: &BTreeMap<[u8; 32], BTreeSet<[u8; 32]>>,
+    free: &dyn Fn(&[u8; 32]) -> bool,
+) -> BTreeSet<[u8; 32]> {
+    let nodes: BTreeSet<[u8; 32]> = nodes.into_iter().collect();
+    let mut attackers: BTreeMap<[u8; 32], Vec<[u8; 32]>> = BTreeMap::new();
+    for (by, target) in attacks {
+        if nodes.contains(by) {
+            attackers.entry(*target).or_default().push(*by);
+        }
+    }
+    let none = BTreeSet::new();
+    let (mut inn, mut out) = (BTreeSet::new(), BTreeSet::new());
+    loop {
+        let mut changed = false;
+        for n in &nodes {
+            if inn.contains(n) || out.contains(n) {
+                continue;
+            }
+            let by = attackers.get(n).map_or(&[][..], Vec::as_slice);
+            let sup = supporters.get(n).unwrap_or(&none);
+            let free = free(n);
+            if by.iter().any(|a| inn.contains(a)) || (!free && sup.iter().all(|s| out.contains(s)))
+            {
+                out.insert(*n);
+                changed = true;
+            } else if by.iter().all(|a| out.contains(a))
+                && (free || sup.iter().any(|s| inn.contains(s)))
+            {
+                inn.insert(*n);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    nodes.into_iter().filter(|n| !inn.contains(n)).collect()
 }
 
 /// Append `statements` to the roster file `file`, synced (nothing to do for none).
@@ -512,6 +770,202 @@ mod tests {
         assert!(r.admits(&a.public.0) && r.admits(&b.public.0));
         assert!(!r.admits(&c.public.0));
         assert_eq!(r.members().len(), 1);
+    }
+
+    /// Member rosters of `me` with `a`, `b`, `c` and seeder `s` admitted by `a` (who invited
+    /// `me`), and the seed's roster of the same statements.
+    fn space(me: &SigningKeyPair, ids: &[&SigningKeyPair], more: &[Statement]) -> (Roster, Roster) {
+        let a = ids[0];
+        let mut member = Roster::member(ADDR, me.public.0);
+        let mut seed = Roster::seed(ADDR);
+        let mut all = vec![Statement::allow(me, &ADDR, Role::Member, a.public.0)];
+        for (n, k) in ids.iter().enumerate() {
+            all.push(Statement::member(
+                k,
+                &ADDR,
+                [n as u8; 32],
+                [n as u8 + 100; 32],
+            ));
+            if n > 0 {
+                all.push(Statement::allow(a, &ADDR, Role::Member, k.public.0));
+            }
+        }
+        all.extend_from_slice(more);
+        for st in all {
+            member.add(st.clone()).unwrap();
+            seed.add(st).unwrap();
+        }
+        (member, seed)
+    }
+
+    #[test]
+    fn a_removal_holds_everywhere_and_a_stale_admission_does_not_undo_it() {
+        let (me, a, b, c) = (id(1), id(2), id(3), id(4));
+        let ids = [&a, &b, &c];
+        let remove_b = Statement::remove(&a, &ADDR, b.public.0);
+        let (r, seed) = space(&me, &ids, &[remove_b.clone()]);
+        for (who, r) in [("member", &r), ("seed", &seed)] {
+            assert!(!r.admits(&b.public.0), "{who}: b is out");
+            assert!(r.admits(&a.public.0) && r.admits(&c.public.0), "{who}");
+            assert_eq!(r.removed(), BTreeSet::from([b.public.0]), "{who}");
+            // What b wrote before stays part of the space.
+            assert!(
+                r.members().iter().any(|m| m.identity == b.public.0),
+                "{who}"
+            );
+        }
+        // b's own device sees itself removed.
+        let (own, _) = space(&b, &ids, &[remove_b.clone()]);
+        assert!(own.removed().contains(&b.public.0));
+        assert!(!own.admits(&b.public.0));
+        // Admissions arriving later — a's original one again, c's fresh one — do not bring
+        // b back; a readmission naming the removal does.
+        let stale = Statement::allow(&c, &ADDR, Role::Member, b.public.0);
+        let (r, _) = space(&me, &ids, &[remove_b.clone(), stale]);
+        assert!(!r.admits(&b.public.0));
+        let readmit = Statement::readmit(&c, &ADDR, Role::Member, b.public.0, a.public.0);
+        let (r, _) = space(&me, &ids, &[remove_b.clone(), readmit]);
+        assert!(r.admits(&b.public.0));
+        // Nobody readmits over their own removal or themselves.
+        let own_readmit = Statement::readmit(&b, &ADDR, Role::Member, b.public.0, a.public.0);
+        let by_remover = Statement::readmit(&a, &ADDR, Role::Member, b.public.0, a.public.0);
+        let (r, _) = space(&me, &ids, &[remove_b, own_readmit, by_remover]);
+        assert!(!r.admits(&b.public.0));
+    }
+
+    #[test]
+    fn mutual_removals_put_both_out_until_a_third_member_sides_with_one() {
+        let (me, a, b, c) = (id(1), id(2), id(3), id(4));
+        let ids = [&a, &b, &c];
+        let a_removes_b = Statement::remove(&a, &ADDR, b.public.0);
+        let b_removes_a = Statement::remove(&b, &ADDR, a.public.0);
+        let both = [a_removes_b.clone(), b_removes_a.clone()];
+        let (r, seed) = space(&me, &ids, &both);
+        for r in [&r, &seed] {
+            assert_eq!(r.removed(), BTreeSet::from([a.public.0, b.public.0]));
+        }
+        assert!(r.admits(&me.public.0));
+        // On a member, c, admitted by a only, waits with a; on the seed (no admissions to
+        // follow) it is in.
+        assert!(!r.admits(&c.public.0));
+        assert!(seed.admits(&c.public.0));
+        // c sides with a: b's removal of a counts no more, so a is in and b is out.
+        let side = Statement::readmit(&c, &ADDR, Role::Member, a.public.0, b.public.0);
+        let mut more = both.to_vec();
+        more.push(side);
+        let (r, seed) = space(&me, &ids, &more);
+        for r in [&r, &seed] {
+            assert_eq!(r.removed(), BTreeSet::from([b.public.0]));
+            assert!(r.admits(&a.public.0) && r.admits(&c.public.0));
+        }
+        // b, out, cannot side with itself: its readmission of b over a does not count.
+        more.push(Statement::readmit(
+            &b,
+            &ADDR,
+            Role::Member,
+            b.public.0,
+            a.public.0,
+        ));
+        let (r, _) = space(&me, &ids, &more);
+        assert_eq!(r.removed(), BTreeSet::from([b.public.0]));
+    }
+
+    #[test]
+    fn a_removed_identity_removes_nobody_and_whom_only_it_admitted_must_be_admitted_again() {
+        let (me, a, b, c, e) = (id(1), id(2), id(3), id(4), id(5));
+        let ids = [&a, &b, &c];
+        let b_admits_e = Statement::allow(&b, &ADDR, Role::Member, e.public.0);
+        let e_feeds = Statement::member(&e, &ADDR, [50; 32], [51; 32]);
+        let remove_b = Statement::remove(&a, &ADDR, b.public.0);
+        // b, removed, removes c: a's removal of b counts (a is in), so b's does not.
+        let b_removes_c = Statement::remove(&b, &ADDR, c.public.0);
+        let (r, _) = space(&me, &ids, &[b_admits_e.clone(), e_feeds.clone()]);
+        assert!(r.admits(&e.public.0), "e is in through b");
+        let (r, seed) = space(&me, &ids, &[b_admits_e, e_feeds, remove_b, b_removes_c]);
+        assert!(r.admits(&c.public.0));
+        assert!(!r.admits(&e.public.0), "e was in only through b");
+        assert!(
+            r.members().iter().any(|m| m.identity == e.public.0),
+            "e's data stays"
+        );
+        assert!(!seed.admits(&b.public.0));
+        // c admits e: e is back.
+        let mut again = r.clone();
+        again
+            .add(Statement::allow(&c, &ADDR, Role::Member, e.public.0))
+            .unwrap();
+        assert!(again.admits(&e.public.0));
+    }
+
+    proptest::proptest! {
+        /// Whatever else is known, an admission never brings back an identity that a member
+        /// in the space removed, and the outcome does not depend on who holds the roster
+        /// among the members that are in.
+        #[test]
+        fn no_admission_undoes_a_removal_and_members_in_agree(
+            extra in proptest::collection::vec((0u8..3, 0usize..5, 0usize..5), 0..12),
+        ) {
+            let ids: Vec<SigningKeyPair> = (1..=5).map(id).collect();
+            let (a, b) = (&ids[0], &ids[1]);
+            let mut all = Vec::new();
+            for k in &ids[1..] {
+                all.push(Statement::allow(a, &ADDR, Role::Member, k.public.0));
+                all.push(Statement::allow(k, &ADDR, Role::Member, a.public.0));
+            }
+            all.push(Statement::remove(a, &ADDR, b.public.0));
+            for (kind, by, whom) in extra {
+                let (by, whom) = (&ids[by], ids[whom].public.0);
+                all.push(match kind {
+                    0 => Statement::allow(by, &ADDR, Role::Member, whom),
+                    1 => Statement::remove(by, &ADDR, whom),
+                    _ => Statement::readmit(by, &ADDR, Role::Member, whom, ids[0].public.0),
+                });
+            }
+            let roster = |me: &SigningKeyPair| {
+                let mut r = Roster::member(ADDR, me.public.0);
+                for st in &all {
+                    r.add(st.clone()).unwrap();
+                }
+                r
+            };
+            let views: Vec<Roster> = ids.iter().map(roster).collect();
+            let ra = &views[0];
+            // a's removal of b counts while a is in and no readmission overrides it.
+            let overridden = all.iter().any(|s| matches!(s, Statement::Readmit { identity, .. } if *identity == b.public.0));
+            if ra.admits(&a.public.0) && !overridden {
+                for v in &views {
+                    proptest::prop_assert!(!v.admits(&b.public.0));
+                }
+            }
+            // Every member that is in on its own device sees the same members in.
+            let ins: Vec<&Roster> = views
+                .iter()
+                .zip(&ids)
+                .filter(|(v, k)| v.admits(&k.public.0) && ra.admits(&k.public.0))
+                .map(|(v, _)| v)
+                .collect();
+            for v in &ins {
+                proptest::prop_assert_eq!(v.allowed(), ins[0].allowed());
+            }
+        }
+    }
+
+    #[test]
+    fn removals_and_readmissions_round_trip_and_are_bound_to_the_space() {
+        let (a, b) = (id(1), id(2));
+        let all = vec![
+            Statement::remove(&a, &ADDR, b.public.0),
+            Statement::readmit(&a, &ADDR, Role::Seeder, b.public.0, [7; 32]),
+        ];
+        let bytes = encode_all(&all);
+        assert_eq!(decode_all(&bytes).unwrap(), all);
+        assert!(all.iter().all(|s| s.verifies(&ADDR)));
+        assert!(all.iter().all(|s| !s.verifies(&[8; 32])));
+        for cut in 1..bytes.len() {
+            if cut != 130 {
+                assert!(decode_all(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+        }
     }
 
     #[test]
