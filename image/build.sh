@@ -129,7 +129,7 @@ mkdir -p "$root/boot/firmware"
 cat >"$root/etc/fstab" <<'FSTAB'
 # <file system>    <mount point>   <type> <options>                                              <dump> <pass>
 LABEL=cobox-root   /               ext4   defaults,noatime,x-systemd.device-timeout=180s         0      1
-LABEL=COBOX        /boot/firmware  vfat   defaults,umask=0022,x-systemd.device-timeout=180s      0      2
+LABEL=COBOX        /boot/firmware  vfat   defaults,umask=0077,x-systemd.device-timeout=180s      0      2
 FSTAB
 : >"$root/etc/machine-id"
 
