@@ -57,6 +57,7 @@ fn observed(text: &str, desired: &Config) -> Observed {
                 exists: s.get("exists").and_then(|v| v.as_bool()).unwrap_or(false),
                 open: s.get("open").and_then(|v| v.as_bool()).unwrap_or(false),
                 seeders: vec![],
+                removed: vec![],
                 address: s
                     .get("address")
                     .and_then(|v| v.as_str())
@@ -177,6 +178,7 @@ fn scenario() -> impl Strategy<Value = (String, Observed)> {
                     ObservedSpace {
                         exists,
                         seeders: vec![],
+                        removed: vec![],
                         open: exists && open,
                         address: exists.then(|| address_of(names[n])),
                     },

@@ -15,7 +15,8 @@
 //! removals of each other's authors (A removes B while B removes A) both count, so both
 //! are out until a third member sides with one. Siding is a `Readmit` of X *over* R: it
 //! names the removal it overrides, so R's removal of X counts no more (ed25519 signatures
-//! are deterministic: R has exactly one removal of X, and it stays overridden). An
+//! are deterministic: R has exactly one removal of X, and it stays overridden); R may
+//! retract its own removal so, and nobody readmits themselves. An
 //! admission never brings a removed identity back — only a readmission naming the removal
 //! does — and admissions by a removed identity count no more (whom only it admitted must
 //! be admitted again by someone still in). Precisely, with identities as arguments and
@@ -419,12 +420,19 @@ impl Roster {
     }
 
     /// The identities removed from the space (by removals that count), sorted.
+    /// (Targets of removals by members in, or out themselves, that are not in.)
     pub fn removed(&self) -> BTreeSet<[u8; 32]> {
-        let out = self.standing().1;
+        let (admitted, out) = self.standing();
+        let counts = |by: &[u8; 32]| admitted.contains_key(by);
         self.statements
             .iter()
             .filter_map(|s| match s {
-                Statement::Remove { identity, .. } if out.contains(identity) => Some(*identity),
+                Statement::Remove { identity, by, .. }
+                    if counts(by)
+                        && (out.contains(identity) || !admitted.contains_key(identity)) =>
+                {
+                    Some(*identity)
+                }
                 _ => None,
             })
             .collect()
@@ -518,7 +526,6 @@ impl Roster {
             } = s
                 && member(by)
                 && by != identity
-                && by != over
                 && overriding(by)
             {
                 attacks.remove(&(*over, *identity));
@@ -530,6 +537,60 @@ impl Roster {
         // A root, and on a seed anyone named, needs no admission to be in.
         let free = |k: &[u8; 32]| self.roots.as_ref().is_none_or(|r| r.contains(k));
         grounded(admitted.keys().copied(), &attacks, &supporters, &free)
+    }
+
+    /// Whether this device (a member roster's root) is out of the space.
+    pub fn me_out(&self) -> bool {
+        self.roots.as_ref().is_some_and(|roots| {
+            let allowed = self.allowed();
+            roots.iter().any(|r| !allowed.contains_key(r))
+        })
+    }
+
+    /// What `me` (a member) signs so that the space admits exactly `seeders` as its seeders
+    /// by `me` and removes `removed`: admissions of new seeders (a readmission of one `me`
+    /// removed before), removals of the identities removed and of the seeders `me` no
+    /// longer declares. Only statements not yet known.
+    pub fn declare(
+        &self,
+        me: &SigningKeyPair,
+        seeders: &[[u8; 32]],
+        removed: &[[u8; 32]],
+    ) -> Vec<Statement> {
+        let mine = me.public.0;
+        let address = self.address;
+        let removed_by_me = |k: &[u8; 32]| {
+            self.statements
+                .iter()
+                .any(|s| matches!(s, Statement::Remove { identity, by, .. } if identity == k && *by == mine))
+        };
+        let mut out = Vec::new();
+        for s in seeders {
+            if removed.contains(s) {
+                continue;
+            }
+            out.push(Statement::allow(me, &address, Role::Seeder, *s));
+            if removed_by_me(s) {
+                out.push(Statement::readmit(me, &address, Role::Seeder, *s, mine));
+            }
+        }
+        let dropped = self.statements.iter().filter_map(|s| match s {
+            Statement::Allow {
+                role: Role::Seeder,
+                identity,
+                by,
+                ..
+            } if *by == mine && !seeders.contains(identity) => Some(*identity),
+            _ => None,
+        });
+        let gone: BTreeSet<[u8; 32]> = removed.iter().copied().chain(dropped).collect();
+        for k in gone {
+            if k != mine {
+                out.push(Statement::remove(me, &address, k));
+            }
+        }
+        out.retain(|s| !self.statements.contains(s));
+        out
     }
 
     /// Whether `identity` may be served this space. A seed that knows no statement yet
@@ -826,11 +887,13 @@ mod tests {
         let readmit = Statement::readmit(&c, &ADDR, Role::Member, b.public.0, a.public.0);
         let (r, _) = space(&me, &ids, &[remove_b.clone(), readmit]);
         assert!(r.admits(&b.public.0));
-        // Nobody readmits over their own removal or themselves.
+        // Nobody readmits themselves; the remover may retract its removal.
         let own_readmit = Statement::readmit(&b, &ADDR, Role::Member, b.public.0, a.public.0);
-        let by_remover = Statement::readmit(&a, &ADDR, Role::Member, b.public.0, a.public.0);
-        let (r, _) = space(&me, &ids, &[remove_b, own_readmit, by_remover]);
+        let (r, _) = space(&me, &ids, &[remove_b.clone(), own_readmit]);
         assert!(!r.admits(&b.public.0));
+        let retract = Statement::readmit(&a, &ADDR, Role::Member, b.public.0, a.public.0);
+        let (r, _) = space(&me, &ids, &[remove_b, retract]);
+        assert!(r.admits(&b.public.0));
     }
 
     #[test]
@@ -948,6 +1011,34 @@ mod tests {
                 proptest::prop_assert_eq!(v.allowed(), ins[0].allowed());
             }
         }
+    }
+
+    #[test]
+    fn a_declared_roster_signs_what_is_missing_and_a_seeder_dropped_from_it_is_removed() {
+        let (me, s1, s2, b) = (id(1), id(2), id(3), id(4));
+        let mut r = Roster::member(ADDR, me.public.0);
+        let first = r.declare(&me, &[s1.public.0, s2.public.0], &[]);
+        assert_eq!(first.len(), 2);
+        r.add_new(first);
+        assert!(r.declare(&me, &[s1.public.0, s2.public.0], &[]).is_empty());
+        // s2 leaves the list and b is removed: both are out.
+        let next = r.declare(&me, &[s1.public.0], &[b.public.0]);
+        r.add_new(next);
+        assert!(r.admits(&s1.public.0));
+        assert!(!r.admits(&s2.public.0));
+        assert_eq!(r.removed(), BTreeSet::from([s2.public.0, b.public.0]));
+        // s2 declared again: readmitted over this device's own removal.
+        let again = r.declare(&me, &[s1.public.0, s2.public.0], &[b.public.0]);
+        assert_eq!(again.len(), 1, "the readmission only");
+        r.add_new(again);
+        assert!(r.admits(&s2.public.0));
+        assert!(!r.admits(&b.public.0));
+        // Removing oneself is not signed.
+        assert!(
+            r.declare(&me, &[], &[me.public.0]).iter().all(
+                |s| !matches!(s, Statement::Remove { identity, .. } if *identity == me.public.0)
+            )
+        );
     }
 
     #[test]

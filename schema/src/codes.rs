@@ -25,6 +25,10 @@ pub const ALL: &[(&str, &str)] = &[
     ("invalid-key", "a public key that is not 64 hex characters"),
     ("duplicate-key", "the same public key listed twice"),
     (
+        "removed-seeder",
+        "a key both among a space's seeders and removed from it",
+    ),
+    (
         "admin-threshold",
         "an admin threshold larger than the number of admin keys",
     ),

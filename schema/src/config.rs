@@ -161,6 +161,8 @@ pub struct Space {
     /// Absent: not mounted.
     pub mount: Option<PathBuf>,
     pub seeders: Vec<PublicKey>,
+    /// Identities removed from the space (signed removals that stay).
+    pub removed: Vec<PublicKey>,
     pub min_replicas: u32,
     pub windows: Vec<Window>,
     pub upload: Option<Rate>,

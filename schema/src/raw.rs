@@ -142,6 +142,10 @@ pub struct RawSpace {
     /// Identities (64 hex characters) allowed to seed this space.
     #[serde(default)]
     pub seeders: Vec<String>,
+    /// Identities (64 hex characters) removed from this space: members, seeders, a lost
+    /// device. A removal is a fact: keep the line (taking it out readmits nobody).
+    #[serde(default)]
+    pub removed: Vec<String>,
     /// How many up-to-date copies besides this device the space should have; fewer makes
     /// the space Degraded. Default `0`.
     pub min_replicas: Option<u32>,

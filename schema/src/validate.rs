@@ -59,6 +59,7 @@ pub fn config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Config {
                 invite: s.invite.clone(),
                 mount,
                 seeders: keys(ctx, &key_path(&p, "seeders"), &s.seeders),
+                removed: removed(ctx, &p, s),
                 min_replicas: s.min_replicas.unwrap_or(0),
                 windows: windows(ctx, &key_path(&p, "windows"), &s.windows),
                 upload: ctx.rate(&key_path(&p, "upload"), s.upload.as_deref()),
@@ -443,6 +444,29 @@ fn name(ctx: &mut Ctx<'_>, item: &str, text: &str) -> String {
         );
     }
     text.to_string()
+}
+
+/// A space's `removed` keys; one also among its `seeders` is an error.
+fn removed(ctx: &mut Ctx<'_>, space: &str, s: &crate::raw::RawSpace) -> Vec<PublicKey> {
+    let path = key_path(space, "removed");
+    let out = keys(ctx, &path, &s.removed);
+    for (i, t) in s.seeders.iter().enumerate() {
+        if let Ok(k) = t.parse::<PublicKey>()
+            && out.contains(&k)
+        {
+            let at = index_path(&key_path(space, "seeders"), i);
+            ctx.error(
+                "removed-seeder",
+                &at,
+                format!(
+                    "public key {k} is a seeder of space `{}` and removed from it",
+                    s.name
+                ),
+            )
+            .help = Some("take it out of `seeders` (the removal stays)".into());
+        }
+    }
+    out
 }
 
 fn keys(ctx: &mut Ctx<'_>, path: &str, texts: &[String]) -> Vec<PublicKey> {

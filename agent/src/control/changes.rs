@@ -175,7 +175,11 @@ pub fn changes(
                 }
                 c.actions.push(text);
             }
-            Action::AdmitSeeders { space, seeders } => {
+            Action::UpdateRoster {
+                space,
+                seeders,
+                removed,
+            } => {
                 let c = entry(&mut map, ResourceKind::Space, space);
                 let keys = |ks: &[cobox_schema::hexkey::PublicKey]| {
                     ks.iter()
@@ -183,8 +187,15 @@ pub fn changes(
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
-                let from = observed.spaces.get(space).map(|o| keys(&o.seeders));
-                c.fields.push(field("seeders", from, Some(keys(seeders))));
+                let seen = observed.spaces.get(space);
+                if seen.is_none_or(|o| o.seeders != *seeders) {
+                    let from = seen.map(|o| keys(&o.seeders));
+                    c.fields.push(field("seeders", from, Some(keys(seeders))));
+                }
+                if seen.is_none_or(|o| o.removed != *removed) {
+                    let from = seen.map(|o| keys(&o.removed));
+                    c.fields.push(field("removed", from, Some(keys(removed))));
+                }
                 c.actions.push(text);
             }
             Action::StopDialing { peer } => {
@@ -282,7 +293,7 @@ fn settings(running: &Config, candidate: &Config, map: &mut BTreeMap<Key, Change
             c.fields.extend(fields);
         }
     }
-    let structural = ["name", "mount", "address", "invite", "seeders"];
+    let structural = ["name", "mount", "address", "invite", "seeders", "removed"];
     let strip = |v: &Value| -> Value {
         let mut v = v.clone();
         if let Value::Object(m) = &mut v {

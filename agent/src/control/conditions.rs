@@ -53,6 +53,8 @@ pub struct Live {
     pub unavailable: BTreeMap<String, usize>,
     /// What each space's content takes (by name), as of its last reclaim pass.
     pub usage: BTreeMap<String, cobox_schema::api::UsageStatus>,
+    /// The spaces (by name) this device was removed from.
+    pub removed: std::collections::BTreeSet<String>,
 }
 
 /// A space or seed with feeds that cannot be read or written here is stalled (an operator
@@ -318,6 +320,15 @@ pub fn resources(
                 ),
             ));
         }
+        if live.removed.contains(&s.name) {
+            conditions.retain(|c| c.kind != ConditionType::Degraded);
+            conditions.push(cond(
+                ConditionType::Degraded,
+                true,
+                "Removed",
+                "a member removed this device from the space: it is not replicated any more; what it holds stays here",
+            ));
+        }
         feed_faults(&mut conditions, live.faults.get(&s.name));
         out.push(Res {
             replicas: copies,
@@ -475,6 +486,7 @@ mod tests {
                 action: Action::OpenSpace {
                     space: "a".into(),
                     seeders: vec![],
+                    removed: vec![],
                 },
                 error: "disk full".into(),
                 retry_in_s: Some(2),
@@ -529,6 +541,7 @@ mod tests {
         let open = fail(Action::OpenSpace {
             space: "mountain".into(),
             seeders: vec![],
+            removed: vec![],
         });
         let rs = resources(&c, &o, &p, &open, &Live::default());
         assert_eq!(

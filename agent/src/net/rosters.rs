@@ -8,15 +8,23 @@ use super::{Network, State, file_len};
 use crate::space::roster::{self, Roster, Statement};
 
 impl Network {
-    /// Admit `seeders` as seeders of the space shared at `address` (its declared list
-    /// changed while it was open): the statements are kept, passed on to the peers sharing
-    /// it, and in force for the next session at once.
-    pub async fn admit_seeders(&self, address: [u8; 32], seeders: &[[u8; 32]]) {
-        let me = &self.inner.identity;
-        let statements = seeders
-            .iter()
-            .map(|s| Statement::allow(me, &address, roster::Role::Seeder, *s))
-            .collect();
+    /// Sign what the roster of the space shared at `address` lacks for its declared
+    /// `seeders` and `removed` identities (see `Roster::declare`): the statements are kept,
+    /// passed on to the peers sharing it, and in force at once (sessions of identities no
+    /// longer admitted end).
+    pub async fn declare_roster(
+        &self,
+        address: [u8; 32],
+        seeders: &[[u8; 32]],
+        removed: &[[u8; 32]],
+    ) {
+        let statements = {
+            let st = self.state();
+            let Some(share) = st.shares.get(&address) else {
+                return;
+            };
+            share.roster.declare(&self.inner.identity, seeders, removed)
+        };
         self.learn(address, statements, None, true).await;
     }
 
@@ -114,6 +122,18 @@ impl Network {
                 for (k, p) in peers.iter() {
                     if Some(*k) != from && p.spaces.contains(&address) {
                         let _ = p.handle.send(address, bytes.clone());
+                    }
+                }
+                // A session with an identity this space no longer admits (or with anyone,
+                // when this device is out of it) ends once the statements are sent; the
+                // peer's next session opens only what is still shared with it.
+                let me_out = share.roster.me_out();
+                for p in peers.values() {
+                    if p.spaces.contains(&address)
+                        && p.identity
+                            .is_some_and(|who| me_out || !share.roster.admits(&who))
+                    {
+                        p.handle.close();
                     }
                 }
             }

@@ -235,6 +235,10 @@ impl Network {
         let Some(share) = shares.get(&address) else {
             return;
         };
+        if share.roster.me_out() {
+            // Removed from the space: it is not replicated any more (its data stays).
+            return;
+        }
         for p in peers.values_mut() {
             let Some(who) = p.identity else { continue };
             if !share.roster.admits(&who) {

@@ -8,16 +8,15 @@ use super::seed::SeedStore;
 use super::{Holder, Network, Share, file_len, health};
 use crate::replicate::Traffic;
 use crate::space::Space;
-use crate::space::roster::{self, Roster, Statement};
+use crate::space::roster::{Roster, Statement};
 
 impl Network {
-    /// Share a space this device is a member of. `seeders` are the identities the config
-    /// declares as its seeders (admitted by this device).
+    /// Share a space this device is a member of (its declared seeders and removals follow
+    /// with [`Network::declare_roster`]).
     pub async fn add_space(
         &self,
         name: &str,
         space: Arc<tokio::sync::Mutex<Space>>,
-        seeders: &[[u8; 32]],
         traffic: Arc<Traffic>,
     ) -> std::io::Result<()> {
         let (address, log, content, roster_file, own, health, names) = {
@@ -36,11 +35,10 @@ impl Network {
         let me = &self.inner.identity;
         let mut roster = Roster::member(address, me.public.0);
         roster.load(&roster_file)?;
-        let mut mine = vec![Statement::member(me, &address, log, content)];
-        for s in seeders {
-            mine.push(Statement::allow(me, &address, roster::Role::Seeder, *s));
-        }
-        roster.add_and_keep(&roster_file, mine)?;
+        roster.add_and_keep(
+            &roster_file,
+            [Statement::member(me, &address, log, content)],
+        )?;
         let share = Share {
             name: name.to_string(),
             holder: Holder::Member(space),
@@ -170,6 +168,16 @@ impl Network {
                 let n: usize = share.feeds.values().map(|f| f.unavailable().len()).sum();
                 (n > 0).then(|| (share.name.clone(), n))
             })
+            .collect()
+    }
+
+    /// The member spaces (by name) this device was removed from.
+    pub fn removed_here(&self) -> std::collections::BTreeSet<String> {
+        self.state()
+            .shares
+            .values()
+            .filter(|s| s.roster.me_out())
+            .map(|s| s.name.clone())
             .collect()
     }
 

@@ -65,15 +65,19 @@ pub enum Action {
         space: String,
         invite: String,
     },
-    /// Open a space and share it with peers, admitting its declared seeders.
+    /// Open a space and share it with peers, admitting its declared seeders and removing
+    /// the identities removed from it.
     OpenSpace {
         space: String,
         seeders: Vec<PublicKey>,
+        removed: Vec<PublicKey>,
     },
-    /// Admit these seeders of an open space (its declared list changed).
-    AdmitSeeders {
+    /// Sign what the roster of an open space lacks (its declared seeders or removals
+    /// changed): admissions, removals, readmissions.
+    UpdateRoster {
         space: String,
         seeders: Vec<PublicKey>,
+        removed: Vec<PublicKey>,
     },
     Mount {
         space: String,
@@ -108,7 +112,7 @@ impl Action {
             | Action::CreateSpace { space }
             | Action::JoinSpace { space, .. }
             | Action::OpenSpace { space, .. }
-            | Action::AdmitSeeders { space, .. } => ResourceId::space(space),
+            | Action::UpdateRoster { space, .. } => ResourceId::space(space),
             Action::StopSeed { seed } | Action::StartSeed { seed, .. } => ResourceId::seed(seed),
             Action::StopDialing { peer } => ResourceId::dialer(peer),
             Action::Dial { peer } => ResourceId::dialer(&peer.to_string()),
@@ -160,9 +164,16 @@ impl fmt::Display for Action {
             Action::CreateSpace { space } => write!(f, "+ create space {space}"),
             Action::JoinSpace { space, .. } => write!(f, "+ join space {space} by invite"),
             Action::OpenSpace { space, .. } => write!(f, "+ open space {space}"),
-            Action::AdmitSeeders { space, seeders } => {
-                write!(f, "~ admit {} seeders of space {space}", seeders.len())
-            }
+            Action::UpdateRoster {
+                space,
+                seeders,
+                removed,
+            } => write!(
+                f,
+                "~ roster of space {space}: {} seeder(s), {} removed",
+                seeders.len(),
+                removed.len()
+            ),
             Action::Mount { space, path } => {
                 write!(f, "+ mount space {space} at {}", path.display())
             }
@@ -338,11 +349,13 @@ pub fn plan(desired: &Config, observed: &Observed) -> Plan {
             setup.push(Action::OpenSpace {
                 space: s.name.clone(),
                 seeders: s.seeders.clone(),
+                removed: s.removed.clone(),
             });
-        } else if seen.is_some_and(|o| o.seeders != s.seeders) {
-            setup.push(Action::AdmitSeeders {
+        } else if seen.is_some_and(|o| o.seeders != s.seeders || o.removed != s.removed) {
+            setup.push(Action::UpdateRoster {
                 space: s.name.clone(),
                 seeders: s.seeders.clone(),
+                removed: s.removed.clone(),
             });
         }
         if let Some(path) = &s.mount

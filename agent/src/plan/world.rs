@@ -17,8 +17,10 @@ pub struct ObservedSpace {
     pub address: Option<Address>,
     /// The agent has it open.
     pub open: bool,
-    /// The seeders it admits (as declared when it was opened or last changed).
+    /// The seeders it admits and the identities it removed (as declared when it was
+    /// opened or its roster last changed).
     pub seeders: Vec<PublicKey>,
+    pub removed: Vec<PublicKey>,
 }
 
 /// A seed as observed.
@@ -82,10 +84,20 @@ impl Observed {
                 s.exists = true;
                 s.address = Some(address_of(space));
             }
-            Action::OpenSpace { space, seeders } | Action::AdmitSeeders { space, seeders } => {
+            Action::OpenSpace {
+                space,
+                seeders,
+                removed,
+            }
+            | Action::UpdateRoster {
+                space,
+                seeders,
+                removed,
+            } => {
                 let s = self.spaces.entry(space.clone()).or_default();
                 s.open = true;
                 s.seeders = seeders.clone();
+                s.removed = removed.clone();
             }
             Action::Mount { space, path } => {
                 self.mounts.insert(path.clone(), space.clone());

@@ -34,7 +34,8 @@ pub struct Device {
     device_name: String,
     spaces: BTreeMap<String, Arc<tokio::sync::Mutex<Space>>>,
     /// The seeders each open space admits, as its last open or admission declared them.
-    seeders: BTreeMap<String, Vec<PublicKey>>,
+    /// Each open space's declared seeders and removed identities.
+    rosters: BTreeMap<String, (Vec<PublicKey>, Vec<PublicKey>)>,
     mounts: BTreeMap<PathBuf, (String, Mounted)>,
     /// Seeds running, by name.
     seeds: BTreeMap<String, cobox_schema::hexkey::Address>,
@@ -83,7 +84,7 @@ impl Device {
             parent: None,
             device_name: config.device.name.clone().unwrap_or_else(host_name),
             spaces: BTreeMap::new(),
-            seeders: BTreeMap::new(),
+            rosters: BTreeMap::new(),
             mounts: BTreeMap::new(),
             seeds: BTreeMap::new(),
             network: None,
@@ -212,6 +213,11 @@ impl Device {
                 .map(|n| n.unavailable())
                 .unwrap_or_default(),
             usage: self.network.as_ref().map(|n| n.usage()).unwrap_or_default(),
+            removed: self
+                .network
+                .as_ref()
+                .map(|n| n.removed_here())
+                .unwrap_or_default(),
         }
     }
 
@@ -289,7 +295,16 @@ impl Device {
                     exists: keys.is_some(),
                     address: keys.map(|k| k.address),
                     open: self.spaces.contains_key(&name),
-                    seeders: self.seeders.get(&name).cloned().unwrap_or_default(),
+                    seeders: self
+                        .rosters
+                        .get(&name)
+                        .map(|r| r.0.clone())
+                        .unwrap_or_default(),
+                    removed: self
+                        .rosters
+                        .get(&name)
+                        .map(|r| r.1.clone())
+                        .unwrap_or_default(),
                 },
             );
         }
@@ -385,7 +400,7 @@ impl Device {
             }
             Action::CloseSpace { space } => {
                 if let Some(s) = self.spaces.remove(space) {
-                    self.seeders.remove(space);
+                    self.rosters.remove(space);
                     let address = self.rt.block_on(async {
                         let mut s = s.lock().await;
                         s.checkpoint().await.map(|()| s.keys().address)
@@ -442,7 +457,11 @@ impl Device {
                 tracing::info!(space, address = %keys.address, "created a space");
             }
             Action::JoinSpace { space, invite } => self.join(space, invite)?,
-            Action::OpenSpace { space, seeders } => {
+            Action::OpenSpace {
+                space,
+                seeders,
+                removed,
+            } => {
                 let keys = self
                     .store
                     .find_space(space)?
@@ -459,26 +478,46 @@ impl Device {
                     Arc::downgrade(&opened),
                     self.policy.commit_interval(),
                 );
-                let keys: Vec<[u8; 32]> = seeders.iter().map(|k| k.0).collect();
                 let traffic = self.policy.traffic(&Class::Space(space.clone()));
                 self.rt
-                    .block_on(self.net()?.add_space(space, opened.clone(), &keys, traffic))
+                    .block_on(self.net()?.add_space(space, opened.clone(), traffic))
                     .with_context(|| format!("cannot share space {space}"))?;
+                let address = self
+                    .rt
+                    .block_on(async { opened.lock().await.keys().address });
+                self.rt.block_on(self.net()?.declare_roster(
+                    address.0,
+                    &keys_of(seeders),
+                    &keys_of(removed),
+                ));
                 self.spaces.insert(space.clone(), opened);
-                self.seeders.insert(space.clone(), seeders.clone());
+                self.rosters
+                    .insert(space.clone(), (seeders.clone(), removed.clone()));
             }
-            Action::AdmitSeeders { space, seeders } => {
+            Action::UpdateRoster {
+                space,
+                seeders,
+                removed,
+            } => {
                 let s = self
                     .spaces
                     .get(space)
                     .ok_or_else(|| anyhow!("space {space} is not open"))?
                     .clone();
                 let address = self.rt.block_on(async { s.lock().await.keys().address });
-                let keys: Vec<[u8; 32]> = seeders.iter().map(|k| k.0).collect();
-                self.rt
-                    .block_on(self.net()?.admit_seeders(address.0, &keys));
-                tracing::info!(space, seeders = seeders.len(), "seeders admitted");
-                self.seeders.insert(space.clone(), seeders.clone());
+                self.rt.block_on(self.net()?.declare_roster(
+                    address.0,
+                    &keys_of(seeders),
+                    &keys_of(removed),
+                ));
+                tracing::info!(
+                    space,
+                    seeders = seeders.len(),
+                    removed = removed.len(),
+                    "roster declared"
+                );
+                self.rosters
+                    .insert(space.clone(), (seeders.clone(), removed.clone()));
             }
             Action::Mount { space, path } => {
                 if std::fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
@@ -615,4 +654,8 @@ impl Device {
             }
         }
     }
+}
+
+fn keys_of(keys: &[PublicKey]) -> Vec<[u8; 32]> {
+    keys.iter().map(|k| k.0).collect()
 }
