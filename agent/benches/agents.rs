@@ -85,11 +85,11 @@ async fn main() {
             let net_a = Network::new(tokio::runtime::Handle::current(), ia.clone());
             let net_b = Network::new(tokio::runtime::Handle::current(), ib.clone());
             net_a
-                .add_space("bench", a.clone(), &[], Traffic::unlimited())
+                .add_space("bench", a.clone(), Traffic::unlimited())
                 .await
                 .unwrap();
             net_b
-                .add_space("bench", b.clone(), &[], Traffic::unlimited())
+                .add_space("bench", b.clone(), Traffic::unlimited())
                 .await
                 .unwrap();
             let start = Instant::now();

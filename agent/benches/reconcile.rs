@@ -111,6 +111,7 @@ fn main() {
                 open: true,
                 address: None,
                 seeders: vec![],
+                removed: vec![],
             },
         );
     }

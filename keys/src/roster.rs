@@ -864,7 +864,7 @@ mod tests {
         let (me, a, b, c) = (id(1), id(2), id(3), id(4));
         let ids = [&a, &b, &c];
         let remove_b = Statement::remove(&a, &ADDR, b.public.0);
-        let (r, seed) = space(&me, &ids, &[remove_b.clone()]);
+        let (r, seed) = space(&me, &ids, std::slice::from_ref(&remove_b));
         for (who, r) in [("member", &r), ("seed", &seed)] {
             assert!(!r.admits(&b.public.0), "{who}: b is out");
             assert!(r.admits(&a.public.0) && r.admits(&c.public.0), "{who}");
@@ -876,7 +876,7 @@ mod tests {
             );
         }
         // b's own device sees itself removed.
-        let (own, _) = space(&b, &ids, &[remove_b.clone()]);
+        let (own, _) = space(&b, &ids, std::slice::from_ref(&remove_b));
         assert!(own.removed().contains(&b.public.0));
         assert!(!own.admits(&b.public.0));
         // Admissions arriving later — a's original one again, c's fresh one — do not bring

@@ -7,6 +7,10 @@ use std::time::Duration;
 use super::{Network, State, file_len};
 use crate::space::roster::{self, Roster, Statement};
 
+/// How long a session whose peer a new roster statement refused stays open for the
+/// statements to reach it.
+const CLOSE_AFTER: Duration = Duration::from_millis(500);
+
 impl Network {
     /// Sign what the roster of the space shared at `address` lacks for its declared
     /// `seeders` and `removed` identities (see `Roster::declare`): the statements are kept,
@@ -125,15 +129,21 @@ impl Network {
                     }
                 }
                 // A session with an identity this space no longer admits (or with anyone,
-                // when this device is out of it) ends once the statements are sent; the
-                // peer's next session opens only what is still shared with it.
+                // when this device is out of it) ends once the statements had time to go
+                // out (closing drops what is not written yet, and the removed device is to
+                // learn of its removal); the peer's next session opens only what is still
+                // shared with it.
                 let me_out = share.roster.me_out();
                 for p in peers.values() {
                     if p.spaces.contains(&address)
                         && p.identity
                             .is_some_and(|who| me_out || !share.roster.admits(&who))
                     {
-                        p.handle.close();
+                        let handle = p.handle.clone();
+                        self.inner.rt.spawn(async move {
+                            tokio::time::sleep(CLOSE_AFTER).await;
+                            handle.close();
+                        });
                     }
                 }
             }
