@@ -44,9 +44,9 @@ fn a_seeder_added_while_the_member_runs_is_admitted_at_the_next_reconcile() {
     // Declared as a seeder: admitted at the next reconcile, and the seed gets the data.
     a.write_config(&member(&format!("seeders = [\"{ks}\"]\n")));
     eventually(
-        "A admits the seeder",
+        "A admits the seeder (declares the roster)",
         30,
-        || a.log().contains("seeders admitted"),
+        || a.log().contains("roster declared"),
         logs,
     );
     let seed_feeds = s.data().join("seeds").join(&address).join("feeds");
@@ -57,7 +57,7 @@ fn a_seeder_added_while_the_member_runs_is_admitted_at_the_next_reconcile() {
         logs,
     );
     let log = a.log();
-    let after = &log[log.find("seeders admitted").unwrap()..];
+    let after = &log[log.find("roster declared").unwrap()..];
     assert!(
         !after.contains(&refused),
         "refused after it was admitted\n{}",
