@@ -176,6 +176,18 @@ pub enum Command {
     /// Look into a space.
     #[command(subcommand)]
     Space(SpaceCommand),
+    /// Who takes part in a space: role, in or removed, who admitted and who removed each,
+    /// connected or last seen. `members remove SPACE KEY` removes an identity.
+    #[command(args_conflicts_with_subcommands = true)]
+    Members {
+        #[command(subcommand)]
+        action: Option<MembersCommand>,
+        /// The space.
+        space: Option<String>,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Steer a managed device from this (an admin's) device, through the fleet.
     #[command(subcommand)]
     Remote(RemoteCommand),
@@ -206,6 +218,28 @@ pub enum SpaceCommand {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
         output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Remove KEY from SPACE: added to the space's `removed` in the device's config file
+    /// (and taken out of its `seeders`), then applied like `coboxctl apply`. Every member
+    /// and seed stops serving the space to KEY; what KEY already holds stays with it.
+    ///
+    /// Exit status: 0 converged, 1 not applied or not converged in time, 2 error.
+    Remove {
+        /// The space.
+        space: String,
+        /// The identity to remove.
+        #[arg(value_name = "KEY")]
+        key: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// How long to wait for convergence.
+        #[arg(long, default_value = "2m")]
+        timeout: String,
     },
 }
 

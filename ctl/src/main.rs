@@ -10,6 +10,7 @@ mod files_cmd;
 mod fleet_cmd;
 mod invite_cmd;
 mod keys_cmd;
+mod members_cmd;
 mod paint;
 mod plan_cmd;
 mod prune_cmd;
@@ -29,7 +30,7 @@ use cobox_schema::render::Colour;
 
 use cli::{
     AdminsCommand, Cli, ColourChoice, Command, FleetCommand, InviteCommand, KeysCommand,
-    RemoteCommand, SpaceCommand,
+    MembersCommand, RemoteCommand, SpaceCommand,
 };
 
 fn main() -> ExitCode {
@@ -172,6 +173,28 @@ fn against_agent(cli: &Cli, host: &SystemHost, colour: Colour) -> Option<Result<
         Command::Restore { space, path, at } => {
             client().and_then(|c| files_cmd::restore(&c, space, path, at))
         }
+        Command::Members {
+            action: None,
+            space: Some(space),
+            output,
+        } => client().and_then(|c| members_cmd::list(&c, space, *output, colour)),
+        Command::Members {
+            action: None,
+            space: None,
+            ..
+        } => Err(anyhow::anyhow!("name a space: coboxctl members SPACE")),
+        Command::Members {
+            action:
+                Some(MembersCommand::Remove {
+                    space,
+                    key,
+                    yes,
+                    timeout,
+                }),
+            ..
+        } => client().and_then(|c| {
+            members_cmd::remove(&c, &path(&None)?, space, key, *yes, timeout, colour)
+        }),
         Command::Space(SpaceCommand::Du { space, output }) => {
             client().and_then(|c| files_cmd::du(&c, space, *output))
         }
@@ -265,6 +288,7 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
         | Command::Versions { .. }
         | Command::Restore { .. }
         | Command::Space(_)
+        | Command::Members { .. }
         | Command::Remote(_)
         | Command::Admins(_)
         | Command::Fleet(_) => unreachable!("handled before"),

@@ -29,10 +29,14 @@ pub fn config_path(file: Option<&Path>, config: Option<&Path>) -> Result<PathBuf
 
 /// Read and validate locally; invalid configs are reported with carets and refused.
 fn read_valid(path: &Path, colour: Colour) -> Result<ConfigRequest> {
-    let source = config_file::read(path)?;
-    let v = config_file::check(&source, &SystemHost::from_env());
+    valid_request(&config_file::read(path)?, colour)
+}
+
+/// Validate locally; an invalid config is reported with carets and refused.
+pub fn valid_request(source: &cobox_schema::Source, colour: Colour) -> Result<ConfigRequest> {
+    let v = config_file::check(source, &SystemHost::from_env());
     if !v.diagnostics.is_empty() {
-        eprint!("{}", render::report(&v.diagnostics, &source, colour));
+        eprint!("{}", render::report(&v.diagnostics, source, colour));
     }
     if v.config.is_none() {
         bail!(
@@ -118,15 +122,25 @@ fn confirmed(question: &str, what: &str) -> Result<bool> {
 
 /// `apply`: exit 0 converged, 1 failed or timed out.
 pub fn apply(client: &Client, path: &Path, yes: bool, timeout: &str, colour: Colour) -> Result<u8> {
+    apply_request(client, &read_valid(path, colour)?, yes, timeout, colour)
+}
+
+/// Show the plan of a validated config, confirm, apply it and wait until converged.
+pub fn apply_request(
+    client: &Client,
+    req: &ConfigRequest,
+    yes: bool,
+    timeout: &str,
+    colour: Colour,
+) -> Result<u8> {
     let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
-    let req = read_valid(path, colour)?;
-    let p: PlanResponse = client.post("/v1/plan", &req)?;
+    let p: PlanResponse = client.post("/v1/plan", req)?;
     print_plan(&p, colour);
     if !p.summary.is_empty() && !yes && !confirmed("Apply these changes? [y/N]", "apply")? {
         outln!("Nothing was applied.");
         return Ok(1);
     }
-    let a: ApplyResponse = client.post("/v1/apply", &req)?;
+    let a: ApplyResponse = client.post("/v1/apply", req)?;
     if a.unchanged {
         outln!("Generation {} already runs this config.", a.generation);
     } else {

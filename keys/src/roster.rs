@@ -363,6 +363,30 @@ pub struct MemberFeeds {
     pub content: [u8; 32],
 }
 
+/// Where an identity stands in a space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    In,
+    /// A removal that counts names it.
+    Removed,
+    /// Admitted only by identities that are out (or caught in a removal cycle).
+    Out,
+}
+
+/// One identity a roster names: its role, where it stands, who admitted and who removed
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub identity: [u8; 32],
+    /// `None`: only named by removals (never admitted here).
+    pub role: Option<Role>,
+    pub standing: Standing,
+    /// Authors of admissions and readmissions of it, sorted.
+    pub admitted_by: Vec<[u8; 32]>,
+    /// Authors of removals of it, sorted.
+    pub removed_by: Vec<[u8; 32]>,
+}
+
 /// The statements known about one space and what they allow.
 #[derive(Debug, Clone)]
 pub struct Roster {
@@ -537,6 +561,52 @@ impl Roster {
         // A root, and on a seed anyone named, needs no admission to be in.
         let free = |k: &[u8; 32]| self.roots.as_ref().is_none_or(|r| r.contains(k));
         grounded(admitted.keys().copied(), &attacks, &supporters, &free)
+    }
+
+    /// Every identity the roster names (the roots included), sorted by identity.
+    pub fn entries(&self) -> Vec<Entry> {
+        let (admitted, out) = self.standing();
+        let removed = self.removed();
+        let mut by: BTreeMap<[u8; 32], (Vec<[u8; 32]>, Vec<[u8; 32]>)> = admitted
+            .keys()
+            .map(|k| (*k, (Vec::new(), Vec::new())))
+            .collect();
+        for s in &self.statements {
+            match s {
+                Statement::Allow {
+                    identity, by: b, ..
+                }
+                | Statement::Readmit {
+                    identity, by: b, ..
+                } => by.entry(*identity).or_default().0.push(*b),
+                Statement::Remove {
+                    identity, by: b, ..
+                } => by.entry(*identity).or_default().1.push(*b),
+                Statement::Member { .. } => {}
+            }
+        }
+        by.into_iter()
+            .map(|(identity, (mut admitted_by, mut removed_by))| {
+                admitted_by.sort();
+                admitted_by.dedup();
+                removed_by.sort();
+                removed_by.dedup();
+                let standing = if removed.contains(&identity) {
+                    Standing::Removed
+                } else if out.contains(&identity) || !admitted.contains_key(&identity) {
+                    Standing::Out
+                } else {
+                    Standing::In
+                };
+                Entry {
+                    identity,
+                    role: admitted.get(&identity).copied(),
+                    standing,
+                    admitted_by,
+                    removed_by,
+                }
+            })
+            .collect()
     }
 
     /// Whether this device (a member roster's root) is out of the space.
@@ -1039,6 +1109,30 @@ mod tests {
                 |s| !matches!(s, Statement::Remove { identity, .. } if *identity == me.public.0)
             )
         );
+    }
+
+    #[test]
+    fn the_entries_say_who_is_in_who_removed_whom_and_who_is_out_with_its_admitter() {
+        let (me, a, b, c, e) = (id(1), id(2), id(3), id(4), id(5));
+        let ids = [&a, &b, &c];
+        let (r, _) = space(
+            &me,
+            &ids,
+            &[
+                Statement::allow(&b, &ADDR, Role::Member, e.public.0),
+                Statement::remove(&a, &ADDR, b.public.0),
+            ],
+        );
+        let entries = r.entries();
+        let of = |k: &SigningKeyPair| entries.iter().find(|x| x.identity == k.public.0).unwrap();
+        assert_eq!(of(&me).standing, Standing::In);
+        assert_eq!(of(&a).standing, Standing::In);
+        assert_eq!(of(&b).standing, Standing::Removed);
+        assert_eq!(of(&b).removed_by, vec![a.public.0]);
+        assert_eq!(of(&b).admitted_by, vec![a.public.0]);
+        assert_eq!(of(&e).standing, Standing::Out);
+        assert_eq!(of(&e).admitted_by, vec![b.public.0]);
+        assert!(entries.windows(2).all(|w| w[0].identity < w[1].identity));
     }
 
     #[test]

@@ -865,6 +865,42 @@ pub struct VersionsResponse {
     pub versions: Vec<FileVersion>,
 }
 
+/// `POST /v1/spaces/members`: who takes part in a space, as this device's roster says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MembersRequest {
+    pub space: String,
+}
+
+/// One identity a space's roster names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MemberInfo {
+    /// Its identity public key.
+    pub identity: String,
+    /// The device name it gave in the space's log, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `member` or `seeder`; absent when only removals name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// `in`, `removed` (a removal that counts names it), or `out` (admitted only by
+    /// identities that are out).
+    pub standing: String,
+    /// This device.
+    pub me: bool,
+    /// Who admitted it (identities), sorted.
+    pub admitted_by: Vec<String>,
+    /// Who removed it (identities), sorted.
+    pub removed_by: Vec<String>,
+}
+
+/// Who takes part in a space, sorted by identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MembersResponse {
+    pub space: String,
+    pub members: Vec<MemberInfo>,
+}
+
 /// `POST /v1/spaces/usage`: what a space's content takes, measured now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -36,17 +36,6 @@ fn condition(n: &Node, kind: &str, reason: &str) -> bool {
     })
 }
 
-/// Add `line` to the `[[space]]` table of `n`'s config file (the agent reloads it).
-fn add_to_space(n: &Node, line: &str) {
-    let text = std::fs::read_to_string(n.config()).unwrap();
-    let text = text.replacen(
-        "name = \"home\"\n",
-        &format!("name = \"home\"\n{line}\n"),
-        1,
-    );
-    std::fs::write(n.config(), text).unwrap();
-}
-
 fn sizes(dir: &std::path::Path) -> BTreeMap<String, u64> {
     feed_sizes(dir)
 }
@@ -99,7 +88,12 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
     // C goes offline; A removes B.
     agent_c.stop();
     let removed_at = std::time::Instant::now();
-    add_to_space(a, &format!("removed = [\"{kb}\"]"));
+    let out = a.ctl(&["members", "remove", "home", &kb, "--yes"]);
+    assert!(out.status.success(), "{}", cobox_tests::node::show(&out));
+    assert!(
+        std::fs::read_to_string(a.config()).unwrap().contains(&format!("removed = [\"{kb}\"]")),
+        "the removal stays in A's config file"
+    );
     let logs = || format!("{}\nc:\n{}", t.logs(), c.log());
     eventually(
         "A and the seed refuse B, and B shows it was removed",
@@ -115,6 +109,18 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
         "removal applied to refused by A and the seed: {:.2} s",
         removed_at.elapsed().as_secs_f64()
     );
+    // `coboxctl members` on A and on B say who removed whom.
+    let ka = a.identity();
+    let members = |n: &Node| -> Vec<serde_json::Value> {
+        serde_json::from_str(&n.ctl_ok(&["members", "home", "--output", "json"])).unwrap()
+    };
+    let on_a = members(a);
+    let b_on_a = on_a.iter().find(|m| m["identity"] == kb.as_str()).unwrap();
+    assert_eq!(b_on_a["standing"], "removed", "{on_a:?}");
+    assert_eq!(b_on_a["removed_by"], serde_json::json!([ka]), "{on_a:?}");
+    let me_on_b = members(b);
+    let me_on_b = me_on_b.iter().find(|m| m["me"] == true).unwrap();
+    assert_eq!(me_on_b["standing"], "removed");
     // What B holds of the others' feeds now; then A writes, C comes back and writes.
     let b_feeds = b.data().join("spaces").join(&t.address).join("feeds");
     let held = sizes(&b_feeds);

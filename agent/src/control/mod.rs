@@ -11,9 +11,9 @@ pub mod openapi;
 pub mod server;
 
 use cobox_schema::api::{
-    AdminChangeRequest, AdminSignRequest, ConfigRequest, PruneRequest, RemoteApplyRequest,
-    RemoteStatusRequest, RestoreRequest, RollbackRequest, SyncRequest, UsageRequest,
-    VersionsRequest, WireDiagnostic,
+    AdminChangeRequest, AdminSignRequest, ConfigRequest, MembersRequest, PruneRequest,
+    RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest, SyncRequest,
+    UsageRequest, VersionsRequest, WireDiagnostic,
 };
 
 /// A request only the agent's loop can answer (it plans against the live device or changes
@@ -29,6 +29,8 @@ pub enum Call {
     Versions(VersionsRequest),
     Restore(RestoreRequest),
     Usage(UsageRequest),
+    /// Who takes part in a space.
+    Members(MembersRequest),
     /// Publish a device's desired config to the fleet (on an admin's device).
     RemoteApply(RemoteApplyRequest),
     /// A device's newest report, as read from the fleet here.

@@ -198,6 +198,20 @@ pub mod ops {
         )
     }
 
+    pub fn members(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::MembersRequest),
+            schema!(g, api::MembersResponse),
+        );
+        op(
+            g,
+            "who takes part in a space: role, in or removed, who admitted and who removed each",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
     pub fn usage(g: &mut SchemaGenerator) -> Value {
         let (req, ok) = (
             schema!(g, api::UsageRequest),

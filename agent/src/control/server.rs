@@ -24,9 +24,9 @@ use cobox_keys::KeyStore;
 use cobox_schema::api::{
     self, AdminChangeRequest, AdminSignRequest, ApiError, ConfigRequest,
     Generations as GenerationsDoc, Identity, InviteInspectRequest, InviteRequest, InviteResponse,
-    KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES, PruneRequest, RemoteApplyRequest,
-    RemoteStatusRequest, RestoreRequest, RollbackRequest, SyncRequest, UsageRequest,
-    VersionsRequest, error_code,
+    KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES, MembersRequest, PruneRequest,
+    RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest, SyncRequest,
+    UsageRequest, VersionsRequest, error_code,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -252,6 +252,7 @@ pub const ROUTES: &[Route] = &[
     route!(post, "/v1/files/versions", versions),
     route!(post, "/v1/files/restore", restore),
     route!(post, "/v1/spaces/usage", usage),
+    route!(post, "/v1/spaces/members", members),
     route!(post, "/v1/remote/apply", remote_apply),
     route!(post, "/v1/remote/status", remote_status),
     route!(post, "/v1/admins/change", admins_change),
@@ -419,6 +420,10 @@ async fn restore(State(s): State<ApiState>, req: JsonBody<RestoreRequest>) -> Re
 
 async fn usage(State(s): State<ApiState>, req: JsonBody<UsageRequest>) -> Reply {
     call(&s, Call::Usage(req.required()?)).await
+}
+
+async fn members(State(s): State<ApiState>, req: JsonBody<MembersRequest>) -> Reply {
+    call(&s, Call::Members(req.required()?)).await
 }
 
 async fn remote_apply(State(s): State<ApiState>, req: JsonBody<RemoteApplyRequest>) -> Reply {

@@ -171,6 +171,24 @@ impl Network {
             .collect()
     }
 
+    /// A member space's roster and the device names its members gave, by identity.
+    pub fn roster_of(&self, address: &[u8; 32]) -> Option<(Roster, BTreeMap<[u8; 32], String>)> {
+        let st = self.state();
+        let share = st.shares.get(address)?;
+        let names = share
+            .names
+            .as_ref()
+            .map(|n| n.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default();
+        let by_identity = share
+            .roster
+            .members()
+            .into_iter()
+            .filter_map(|m| Some((m.identity, names.get(&m.log)?.clone())))
+            .collect();
+        Some((share.roster.clone(), by_identity))
+    }
+
     /// The member spaces (by name) this device was removed from.
     pub fn removed_here(&self) -> std::collections::BTreeSet<String> {
         self.state()

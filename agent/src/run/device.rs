@@ -656,6 +656,55 @@ impl Device {
     }
 }
 
+impl Device {
+    /// Who takes part in space `name`, as this device's roster says; an error names a
+    /// space that is not open here.
+    pub fn members(&self, name: &str) -> Result<cobox_schema::api::MembersResponse, String> {
+        let space = self
+            .spaces
+            .get(name)
+            .ok_or_else(|| format!("space {name} is not open on this device"))?;
+        let address = self
+            .rt
+            .block_on(async { space.lock().await.keys().address });
+        let (roster, names) = self
+            .network
+            .as_ref()
+            .and_then(|n| n.roster_of(&address.0))
+            .ok_or_else(|| format!("space {name} is not shared yet"))?;
+        let me = self.network.as_ref().map(|n| n.identity());
+        let hex = |k: &[u8; 32]| PublicKey(*k).to_string();
+        let members = roster
+            .entries()
+            .into_iter()
+            .map(|e| cobox_schema::api::MemberInfo {
+                identity: hex(&e.identity),
+                name: names.get(&e.identity).cloned(),
+                role: e.role.map(|r| {
+                    match r {
+                        crate::space::roster::Role::Member => "member",
+                        crate::space::roster::Role::Seeder => "seeder",
+                    }
+                    .to_string()
+                }),
+                standing: match e.standing {
+                    crate::space::roster::Standing::In => "in",
+                    crate::space::roster::Standing::Removed => "removed",
+                    crate::space::roster::Standing::Out => "out",
+                }
+                .into(),
+                me: Some(e.identity) == me,
+                admitted_by: e.admitted_by.iter().map(hex).collect(),
+                removed_by: e.removed_by.iter().map(hex).collect(),
+            })
+            .collect();
+        Ok(cobox_schema::api::MembersResponse {
+            space: name.to_string(),
+            members,
+        })
+    }
+}
+
 fn keys_of(keys: &[PublicKey]) -> Vec<[u8; 32]> {
     keys.iter().map(|k| k.0).collect()
 }

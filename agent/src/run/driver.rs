@@ -563,6 +563,13 @@ impl Agent {
             Call::AdminsChange(req) => (self.admins_change(&req).map(|r| to_value(&r)), false),
             Call::AdminsSign(req) => (self.admins_sign(&req).map(|r| to_value(&r)), false),
             Call::AdminsReset => (self.admins_reset().map(|r| to_value(&r)), false),
+            Call::Members(req) => (
+                self.device
+                    .members(&req.space)
+                    .map(|m| to_value(&m))
+                    .map_err(CallError::NoSuchSpace),
+                false,
+            ),
         };
         // The caller may have given up waiting; that is fine.
         let _ = reply.send(answer);
