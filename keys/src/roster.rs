@@ -567,7 +567,9 @@ impl Roster {
     pub fn entries(&self) -> Vec<Entry> {
         let (admitted, out) = self.standing();
         let removed = self.removed();
-        let mut by: BTreeMap<[u8; 32], (Vec<[u8; 32]>, Vec<[u8; 32]>)> = admitted
+        // Per identity: who admitted it, who removed it.
+        type Authors = (Vec<[u8; 32]>, Vec<[u8; 32]>);
+        let mut by: BTreeMap<[u8; 32], Authors> = admitted
             .keys()
             .map(|k| (*k, (Vec::new(), Vec::new())))
             .collect();
