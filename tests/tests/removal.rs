@@ -91,7 +91,9 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
     let out = a.ctl(&["members", "remove", "home", &kb, "--yes"]);
     assert!(out.status.success(), "{}", cobox_tests::node::show(&out));
     assert!(
-        std::fs::read_to_string(a.config()).unwrap().contains(&format!("removed = [\"{kb}\"]")),
+        std::fs::read_to_string(a.config())
+            .unwrap()
+            .contains(&format!("removed = [\"{kb}\"]")),
         "the removal stays in A's config file"
     );
     let logs = || format!("{}\nc:\n{}", t.logs(), c.log());
