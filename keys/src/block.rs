@@ -2,7 +2,10 @@
 //!
 //! Layout (version 1): `0x01 ‖ nonce (24 random bytes) ‖ ciphertext ‖ tag (16)`.
 //! The associated data is `"cobox-block-v1" ‖ feed public key ‖ block index (u64 LE)`, so a
-//! block replayed in another feed or at another index fails to open. Nonces are random
+//! block replayed in another feed or at another index fails to open.
+//! Version 2 carries the key epoch it was sealed under (see `epoch.rs`): `0x02 ‖ epoch (u32
+//! LE) ‖ nonce ‖ ciphertext ‖ tag`, associated data `"cobox-block-v2" ‖ feed ‖ index ‖
+//! epoch`; a version-1 block is of epoch 0 (the space's first key). Nonces are random
 //! (192 bits), so rewriting a block index after a crash never reuses a keystream.
 //! The AEAD key is derived from the space encryption key:
 //! `crypto_kdf_derive_from_key(32, 1, "cbx-blok", space key)`.
@@ -13,6 +16,9 @@ use libsodium_rs::crypto_kdf;
 use crate::secret::Secret32;
 
 pub const VERSION: u8 = 1;
+/// The version of blocks that carry their key epoch.
+pub const VERSION_EPOCH: u8 = 2;
+const AD_DOMAIN_EPOCH: &[u8] = b"cobox-block-v2";
 pub const NONCE_BYTES: usize = 24;
 pub const TAG_BYTES: usize = 16;
 /// Bytes a sealed block adds to its plaintext.
@@ -45,6 +51,8 @@ pub enum BlockError {
     UnknownVersion(u8),
     #[error("block does not authenticate: wrong key, wrong feed or index, or tampered")]
     Forged,
+    #[error("block was sealed under key epoch {0}, whose key this device does not hold")]
+    NoKey(u32),
 }
 
 /// The key that seals a space's blocks.
@@ -94,26 +102,94 @@ impl BlockKey {
         out
     }
 
-    /// Open block `index` of feed `feed`.
+    /// Seal `plain` as block `index` of feed `feed` under key epoch `epoch` (version 2).
+    pub fn seal_in(&self, epoch: u32, feed: &[u8; 32], index: u64, plain: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        libsodium_rs::random::fill_bytes(&mut nonce);
+        let n = aead::Nonce::from_bytes(nonce);
+        let ad = associated_data_in(epoch, feed, index);
+        let sealed = aead::encrypt(plain, Some(&ad), &n, &self.0)
+            .expect("encryption of an in-memory buffer cannot fail");
+        let mut out = Vec::with_capacity(OVERHEAD + 4 + plain.len());
+        out.push(VERSION_EPOCH);
+        out.extend_from_slice(&epoch.to_le_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Open block `index` of feed `feed` (either version; for version 2 this must be the
+    /// key of the block's [`epoch_of`]).
     pub fn open(&self, feed: &[u8; 32], index: u64, block: &[u8]) -> Result<Vec<u8>, BlockError> {
-        if block.len() < OVERHEAD {
+        let (epoch, at) = match block.first() {
+            Some(&VERSION_EPOCH) => (Some(epoch_of(block)?), 5),
+            _ => (None, 1),
+        };
+        if block.len() < OVERHEAD + at - 1 {
             return Err(BlockError::Truncated(block.len()));
         }
-        if block[0] != VERSION {
+        if epoch.is_none() && block[0] != VERSION {
             return Err(BlockError::UnknownVersion(block[0]));
         }
-        let nonce: [u8; NONCE_BYTES] = block[1..1 + NONCE_BYTES]
+        let nonce: [u8; NONCE_BYTES] = block[at..at + NONCE_BYTES]
             .try_into()
             .expect("length checked");
         let n = aead::Nonce::from_bytes(nonce);
-        aead::decrypt(
-            &block[1 + NONCE_BYTES..],
-            Some(&associated_data(feed, index)),
-            &n,
-            &self.0,
-        )
-        .map_err(|_| BlockError::Forged)
+        let ad = match epoch {
+            Some(e) => associated_data_in(e, feed, index),
+            None => associated_data(feed, index),
+        };
+        aead::decrypt(&block[at + NONCE_BYTES..], Some(&ad), &n, &self.0)
+            .map_err(|_| BlockError::Forged)
     }
+}
+
+/// The key epoch a sealed block was written under (0 for version 1).
+pub fn epoch_of(block: &[u8]) -> Result<u32, BlockError> {
+    match block.first() {
+        None => Err(BlockError::Truncated(0)),
+        Some(&VERSION) => Ok(0),
+        Some(&VERSION_EPOCH) if block.len() >= 5 => Ok(u32::from_le_bytes(
+            block[1..5].try_into().expect("length checked"),
+        )),
+        Some(&VERSION_EPOCH) => Err(BlockError::Truncated(block.len())),
+        Some(&v) => Err(BlockError::UnknownVersion(v)),
+    }
+}
+
+/// Every key epoch's block key of a space a device holds: blocks of any epoch open.
+#[derive(Debug, Default)]
+pub struct Keyring {
+    keys: std::collections::BTreeMap<u32, BlockKey>,
+}
+
+impl Keyring {
+    pub fn insert(&mut self, epoch: u32, key: BlockKey) {
+        self.keys.insert(epoch, key);
+    }
+
+    /// The newest epoch held, and its key: what new blocks are sealed with.
+    pub fn newest(&self) -> Option<(u32, &BlockKey)> {
+        self.keys.iter().next_back().map(|(e, k)| (*e, k))
+    }
+
+    /// Open a block of any epoch held.
+    pub fn open(&self, feed: &[u8; 32], index: u64, block: &[u8]) -> Result<Vec<u8>, BlockError> {
+        let epoch = epoch_of(block)?;
+        self.keys
+            .get(&epoch)
+            .ok_or(BlockError::NoKey(epoch))?
+            .open(feed, index, block)
+    }
+}
+
+fn associated_data_in(epoch: u32, feed: &[u8; 32], index: u64) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(AD_DOMAIN_EPOCH.len() + 44);
+    ad.extend_from_slice(AD_DOMAIN_EPOCH);
+    ad.extend_from_slice(feed);
+    ad.extend_from_slice(&index.to_le_bytes());
+    ad.extend_from_slice(&epoch.to_le_bytes());
+    ad
 }
 
 fn associated_data(feed: &[u8; 32], index: u64) -> Vec<u8> {
@@ -185,6 +261,44 @@ mod tests {
             Err(BlockError::Forged)
         );
         assert_eq!(k.open(&feed, 0, &[]), Err(BlockError::Truncated(0)));
+    }
+
+    #[test]
+    fn blocks_of_every_epoch_open_with_their_key_and_not_with_another() {
+        let (old, new) = (key(1), key(2));
+        let feed = [9; 32];
+        let v1 = old.seal(&feed, 3, b"before the removal");
+        let v2 = new.seal_in(1, &feed, 4, b"after the removal");
+        assert_eq!((epoch_of(&v1), epoch_of(&v2)), (Ok(0), Ok(1)));
+        assert_eq!(v2.len(), OVERHEAD + 4 + 17);
+        let mut ring = Keyring::default();
+        ring.insert(0, key(1));
+        assert_eq!(ring.open(&feed, 3, &v1).unwrap(), b"before the removal");
+        assert_eq!(
+            ring.open(&feed, 4, &v2),
+            Err(BlockError::NoKey(1)),
+            "a removed reader"
+        );
+        ring.insert(1, key(2));
+        assert_eq!(ring.newest().unwrap().0, 1);
+        assert_eq!(ring.open(&feed, 4, &v2).unwrap(), b"after the removal");
+        // The old key does not open the new block even told its epoch is 0 or 1.
+        assert_eq!(old.open(&feed, 4, &v2), Err(BlockError::Forged));
+        let mut relabelled = v2.clone();
+        relabelled[1] = 0;
+        assert_eq!(
+            new.open(&feed, 4, &relabelled),
+            Err(BlockError::Forged),
+            "epoch is bound"
+        );
+        assert_eq!(
+            new.open(&feed, 5, &v2),
+            Err(BlockError::Forged),
+            "index is bound"
+        );
+        for cut in 0..v2.len() {
+            assert!(ring.open(&feed, 4, &v2[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

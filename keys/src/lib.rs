@@ -6,6 +6,7 @@ pub mod authority;
 pub mod block;
 pub mod derive;
 pub mod envelope;
+pub mod epoch;
 pub mod follow;
 pub mod invite;
 pub mod paper;
