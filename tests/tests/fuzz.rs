@@ -222,6 +222,44 @@ fn decoders_of_outside_input_never_panic_hang_or_allocate_without_bound() {
             let _ = cobox_keys::authority::Entry::decode(&b);
         },
     );
+    // Key epochs (a member's log) and blocks of any epoch (any peer's feed).
+    let epoch = cobox_keys::epoch::Epoch::new(
+        &inviter,
+        [7; 32],
+        1,
+        [0; 32],
+        vec![[3; 32]],
+        &cobox_keys::Secret32::from_bytes([5; 32]),
+        &[me.public.0, inviter.public.0],
+    )
+    .unwrap();
+    fuzz(
+        "key epoch",
+        cases(),
+        mutated(vec![epoch.encode()]),
+        |b| {
+            if let Ok(e) = cobox_keys::epoch::Epoch::decode(&b) {
+                let _ = e.open(&me);
+            }
+        },
+    );
+    let mut ring = cobox_keys::block::Keyring::default();
+    let block_key = |n: u8| {
+        cobox_keys::block::BlockKey::for_space(&cobox_keys::Secret32::from_bytes([n; 32]))
+    };
+    ring.insert(0, block_key(1));
+    ring.insert(1, block_key(2));
+    fuzz(
+        "sealed block",
+        cases(),
+        mutated(vec![
+            block_key(1).seal(&[9; 32], 0, b"v1"),
+            block_key(2).seal_in(1, &[9; 32], 0, b"v2"),
+        ]),
+        |b| {
+            let _ = ring.open(&[9; 32], 0, &b);
+        },
+    );
     fuzz(
         "status report",
         cases(),
