@@ -106,6 +106,19 @@ impl BlockKey {
     pub fn seal_in(&self, epoch: u32, feed: &[u8; 32], index: u64, plain: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_BYTES];
         libsodium_rs::random::fill_bytes(&mut nonce);
+        self.seal_in_with_nonce(epoch, feed, index, plain, nonce)
+    }
+
+    /// [`BlockKey::seal_in`] with a given nonce: for test vectors only.
+    #[doc(hidden)]
+    pub fn seal_in_with_nonce(
+        &self,
+        epoch: u32,
+        feed: &[u8; 32],
+        index: u64,
+        plain: &[u8],
+        nonce: [u8; NONCE_BYTES],
+    ) -> Vec<u8> {
         let n = aead::Nonce::from_bytes(nonce);
         let ad = associated_data_in(epoch, feed, index);
         let sealed = aead::encrypt(plain, Some(&ad), &n, &self.0)

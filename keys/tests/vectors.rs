@@ -1,5 +1,5 @@
-//! Committed test vectors: derivation, discovery keys, block encryption, invites, paper
-//! keys, admin authority entries, config envelopes. A derivation or format can never drift
+//! Committed test vectors: derivation, discovery keys, block encryption (both formats),
+//! roster removals, invites, paper keys, admin authority entries, config envelopes. A derivation or format can never drift
 //! silently: any change fails here.
 //!
 //! `COBOX_WRITE_VECTORS=1 cargo test -p cobox-keys --test vectors` rewrites the file; only
@@ -11,7 +11,7 @@ use cobox_keys::derive::{discovery_key, feed, feed_seed, identity, identity_seed
 use cobox_keys::envelope::{Envelope, Header};
 use cobox_keys::invite::{self, Invite, Role};
 use cobox_keys::secret::{hex, unhex};
-use cobox_keys::{Secret32, paper};
+use cobox_keys::{Secret32, paper, roster};
 use cobox_schema::hexkey::Address;
 use serde_json::{Value, json};
 
@@ -67,6 +67,25 @@ fn generate() -> Value {
         "nonce": hex(&[0x99; 24]),
         "plain": hex(b"cobox block vector"),
         "sealed": hex(&block_key.seal_with_nonce(&[0x24; 32], 7, b"cobox block vector", [0x99; 24])),
+    })];
+    let block_epoch = vec![json!({
+        "space_key": hex(space_key.expose()),
+        "epoch": 3,
+        "feed": hex(&[0x24; 32]),
+        "index": 7,
+        "nonce": hex(&[0x99; 24]),
+        "plain": hex(b"cobox block vector"),
+        "sealed": hex(&block_key.seal_in_with_nonce(3, &[0x24; 32], 7, b"cobox block vector", [0x99; 24])),
+    })];
+    let (remover, removed) = (identity(&parents()[1]), identity(&parents()[0]));
+    let roster_removal = vec![json!({
+        "address": addresses()[1].to_string(),
+        "remover_parent": hex(parents()[1].expose()),
+        "removed": removed.public.to_string(),
+        "statements": hex(&roster::encode_all(&[
+            roster::Statement::remove(&remover, &addresses()[1].0, removed.public.0),
+            roster::Statement::readmit(&remover, &addresses()[1].0, roster::Role::Member, removed.public.0, remover.public.0),
+        ])),
     })];
     let (inviter, invitee) = (&parents()[1], &parents()[0]);
     let inv = Invite {
@@ -124,7 +143,7 @@ fn generate() -> Value {
         "envelope": hex(&sealed.encode()),
         "digest": hex(&sealed.digest()),
     })];
-    json!({"derivation": derivation, "discovery": discovery, "block": block, "invite": invite, "paper": paper, "authority": authority, "envelope": envelope})
+    json!({"derivation": derivation, "discovery": discovery, "block": block, "block_epoch": block_epoch, "roster_removal": roster_removal, "invite": invite, "paper": paper, "authority": authority, "envelope": envelope})
 }
 
 #[test]
@@ -149,7 +168,10 @@ fn vectors_match() {
     for d in v["discovery"].as_array().unwrap() {
         assert_eq!(hex(&discovery_key(&bytes32(&d["key"]))), d["discovery_key"]);
     }
-    for b in v["block"].as_array().unwrap() {
+    // Format 1 has no epoch; format 2 carries one.
+    let blocks = v["block"].as_array().unwrap().iter().map(|b| (b, None));
+    let with_epochs = v["block_epoch"].as_array().unwrap().iter();
+    for (b, epoch) in blocks.chain(with_epochs.map(|b| (b, b["epoch"].as_u64()))) {
         let key = BlockKey::for_space(&secret(&b["space_key"]));
         let feed_key = bytes32(&b["feed"]);
         let index = b["index"].as_u64().unwrap();
@@ -159,8 +181,37 @@ fn vectors_match() {
             .unwrap();
         let plain = unhex(b["plain"].as_str().unwrap()).unwrap();
         let sealed = unhex(b["sealed"].as_str().unwrap()).unwrap();
-        assert_eq!(key.seal_with_nonce(&feed_key, index, &plain, nonce), sealed);
+        let again = match epoch {
+            None => key.seal_with_nonce(&feed_key, index, &plain, nonce),
+            Some(e) => key.seal_in_with_nonce(e as u32, &feed_key, index, &plain, nonce),
+        };
+        assert_eq!(again, sealed);
+        assert_eq!(
+            cobox_keys::block::epoch_of(&sealed),
+            Ok(epoch.unwrap_or(0) as u32)
+        );
         assert_eq!(key.open(&feed_key, index, &sealed).unwrap(), plain);
+    }
+    for r in v["roster_removal"].as_array().unwrap() {
+        let address = Address(bytes32(&r["address"]));
+        let remover = identity(&secret(&r["remover_parent"]));
+        let removed = bytes32(&r["removed"]);
+        let bytes = unhex(r["statements"].as_str().unwrap()).unwrap();
+        let statements = roster::decode_all(&bytes).unwrap();
+        assert_eq!(
+            statements,
+            vec![
+                roster::Statement::remove(&remover, &address.0, removed),
+                roster::Statement::readmit(
+                    &remover,
+                    &address.0,
+                    roster::Role::Member,
+                    removed,
+                    remover.public.0
+                ),
+            ]
+        );
+        assert!(statements.iter().all(|s| s.verifies(&address.0)));
     }
     for i in v["invite"].as_array().unwrap() {
         let inviter = identity(&secret(&i["inviter_parent"]));

@@ -233,20 +233,14 @@ fn decoders_of_outside_input_never_panic_hang_or_allocate_without_bound() {
         &[me.public.0, inviter.public.0],
     )
     .unwrap();
-    fuzz(
-        "key epoch",
-        cases(),
-        mutated(vec![epoch.encode()]),
-        |b| {
-            if let Ok(e) = cobox_keys::epoch::Epoch::decode(&b) {
-                let _ = e.open(&me);
-            }
-        },
-    );
+    fuzz("key epoch", cases(), mutated(vec![epoch.encode()]), |b| {
+        if let Ok(e) = cobox_keys::epoch::Epoch::decode(&b) {
+            let _ = e.open(&me);
+        }
+    });
     let mut ring = cobox_keys::block::Keyring::default();
-    let block_key = |n: u8| {
-        cobox_keys::block::BlockKey::for_space(&cobox_keys::Secret32::from_bytes([n; 32]))
-    };
+    let block_key =
+        |n: u8| cobox_keys::block::BlockKey::for_space(&cobox_keys::Secret32::from_bytes([n; 32]));
     ring.insert(0, block_key(1));
     ring.insert(1, block_key(2));
     fuzz(
