@@ -281,7 +281,9 @@ pub enum RemoteCommand {
         output: Output,
     },
     /// Show device KEY's newest status report read here, with its age. Exit status 0 when
-    /// it reported converged on the newest envelope published for it, else 1.
+    /// it reported running the newest envelope published for it (applied past probation, or
+    /// unchanged) and converged; 1 when it refused it, rolled it back, is still on probation
+    /// or has not reported it.
     Status {
         /// The device's identity.
         #[arg(value_name = "KEY")]

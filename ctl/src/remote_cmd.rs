@@ -104,11 +104,20 @@ pub fn status(client: &Client, device: &str, output: Output, colour: Colour) -> 
         Output::Json => outln!("{}", serde_json::to_string_pretty(&r)?),
         Output::Text => outln!("{}", report_text(&r, colour).trim_end()),
     }
-    let ok = r
-        .report
-        .as_ref()
-        .is_some_and(|rep| rep.converged && rep.admins.admin_generation >= r.published);
-    Ok(u8::from(!ok))
+    Ok(u8::from(!took_newest(&r)))
+}
+
+/// Whether the device reported running the newest envelope published for it, converged:
+/// applied (past probation) or unchanged — not refused, rolled back or still on probation.
+fn took_newest(r: &RemoteStatusResponse) -> bool {
+    r.report.as_ref().is_some_and(|rep| {
+        let a = &rep.admins;
+        let outcome_ok = match &a.last_envelope {
+            Some(e) => matches!(e.outcome.as_str(), "applied" | "unchanged"),
+            None => r.published == 0,
+        };
+        rep.converged && a.admin_generation >= r.published && outcome_ok
+    })
 }
 
 fn remote_status(client: &Client, device: &str) -> Result<RemoteStatusResponse> {

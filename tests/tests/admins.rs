@@ -167,6 +167,9 @@ fn an_admin_changes_a_hubs_config_and_a_config_that_cuts_it_off_is_refused() {
         "the refused envelope moved the mark: {st}"
     );
     assert_eq!(st["last_envelope"]["outcome"], "refused");
+    // The admin's status of the hub says it did not take the newest envelope.
+    let remote = f.a.ctl(&["remote", "status", &kh]);
+    assert_eq!(remote.status.code(), Some(1), "{}", show(&remote));
     let fleet = f.h.resource("fleet", "fleet");
     let degraded = fleet["conditions"]
         .as_array()
