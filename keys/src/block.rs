@@ -92,11 +92,22 @@ impl BlockKey {
         plain: &[u8],
         nonce: [u8; NONCE_BYTES],
     ) -> Vec<u8> {
+        self.seal_under(&[VERSION], &associated_data(feed, index), plain, nonce)
+    }
+
+    /// `header ‖ nonce ‖ ciphertext ‖ tag`, authenticated with `ad`.
+    fn seal_under(
+        &self,
+        header: &[u8],
+        ad: &[u8],
+        plain: &[u8],
+        nonce: [u8; NONCE_BYTES],
+    ) -> Vec<u8> {
         let n = aead::Nonce::from_bytes(nonce);
-        let sealed = aead::encrypt(plain, Some(&associated_data(feed, index)), &n, &self.0)
+        let sealed = aead::encrypt(plain, Some(ad), &n, &self.0)
             .expect("encryption of an in-memory buffer cannot fail");
-        let mut out = Vec::with_capacity(OVERHEAD + plain.len());
-        out.push(VERSION);
+        let mut out = Vec::with_capacity(header.len() + OVERHEAD - 1 + plain.len());
+        out.extend_from_slice(header);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
         out
@@ -119,16 +130,14 @@ impl BlockKey {
         plain: &[u8],
         nonce: [u8; NONCE_BYTES],
     ) -> Vec<u8> {
-        let n = aead::Nonce::from_bytes(nonce);
-        let ad = associated_data_in(epoch, feed, index);
-        let sealed = aead::encrypt(plain, Some(&ad), &n, &self.0)
-            .expect("encryption of an in-memory buffer cannot fail");
-        let mut out = Vec::with_capacity(OVERHEAD + 4 + plain.len());
-        out.push(VERSION_EPOCH);
-        out.extend_from_slice(&epoch.to_le_bytes());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        out
+        let mut header = vec![VERSION_EPOCH];
+        header.extend_from_slice(&epoch.to_le_bytes());
+        self.seal_under(
+            &header,
+            &associated_data_in(epoch, feed, index),
+            plain,
+            nonce,
+        )
     }
 
     /// Open block `index` of feed `feed` (either version; for version 2 this must be the

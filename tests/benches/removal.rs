@@ -12,19 +12,6 @@ use std::time::{Duration, Instant};
 
 use cobox_tests::node::{Agent, Node, QUIET, free_port};
 
-fn peers(n: &Node) -> Vec<String> {
-    let out = n.ctl(&["status", "--output", "json"]);
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    s["network"]["peers"]
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .map(|p| p["identity"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn wait(what: &str, check: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !check() {
@@ -78,14 +65,14 @@ fn run(dir: &Path) -> (f64, u64) {
     }
     let kb = b.identity();
     wait("B is connected to A, C and the seed", || {
-        [&a, &c, &s].iter().all(|n| peers(n).contains(&kb))
+        [&a, &c, &s].iter().all(|n| n.peers().contains(&kb))
     });
     let roster = a.data().join("spaces").join(&address).join("roster");
     let before = std::fs::metadata(&roster).map_or(0, |m| m.len());
     let t = Instant::now();
     a.ctl_ok(&["members", "remove", "home", &kb, "--yes"]);
     wait("A, C and the seed refuse B", || {
-        [&a, &c, &s].iter().all(|n| !peers(n).contains(&kb))
+        [&a, &c, &s].iter().all(|n| !n.peers().contains(&kb))
     });
     let took = t.elapsed().as_secs_f64();
     let added = std::fs::metadata(&roster).map_or(0, |m| m.len()) - before;

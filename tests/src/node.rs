@@ -191,6 +191,20 @@ impl Node {
         serde_json::from_str(&self.ctl_ok(&["status", "--output", "json"])).unwrap()
     }
 
+    /// The identities this device has a session with now (none when it does not answer).
+    pub fn peers(&self) -> Vec<String> {
+        let out = self.ctl(&["status", "--output", "json"]);
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        s["network"]["peers"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| p["identity"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The status of resource `kind` `name`.
     pub fn resource(&self, kind: &str, name: &str) -> serde_json::Value {
         let s = self.status();

@@ -8,20 +8,6 @@ use std::collections::BTreeMap;
 use cobox_tests::files::feed_sizes;
 use cobox_tests::node::{Node, QUIET, Trio, eventually, two_members_and_a_seed};
 
-/// Identities `n` has a session with.
-fn peers(n: &Node) -> Vec<String> {
-    let out = n.ctl(&["status", "--output", "json"]);
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    s["network"]["peers"]
-        .as_array()
-        .map(|ps| {
-            ps.iter()
-                .map(|p| p["identity"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn condition(n: &Node, kind: &str, reason: &str) -> bool {
     let out = n.ctl(&["status", "--output", "json"]);
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -101,8 +87,8 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
         "A and the seed refuse B, and B shows it was removed",
         60,
         || {
-            !peers(a).contains(&kb)
-                && !peers(s).contains(&kb)
+            !a.peers().contains(&kb)
+                && !s.peers().contains(&kb)
                 && condition(b, "Degraded", "Removed")
         },
         logs,
@@ -131,7 +117,7 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
     eventually(
         "C, back, learned the removal from A or the seed and refuses B",
         60,
-        || c.mount("home").join("after-a.txt").exists() && !peers(&c).contains(&kb),
+        || c.mount("home").join("after-a.txt").exists() && !c.peers().contains(&kb),
         logs,
     );
     std::fs::write(c.mount("home").join("after-c.txt"), b"written by c after").unwrap();
@@ -171,7 +157,7 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
         logs,
     );
     std::thread::sleep(std::time::Duration::from_secs(2));
-    assert!(!peers(&c).contains(&kb) && !peers(a).contains(&kb));
+    assert!(!c.peers().contains(&kb) && !a.peers().contains(&kb));
     assert_eq!(sizes(&b_feeds), held, "B received blocks after the replay");
     assert!(condition(b, "Degraded", "Removed"));
     drop(t);
@@ -188,7 +174,7 @@ fn a_seeder_taken_out_of_seeders_is_no_longer_served() {
     eventually(
         "the seed holds A's file",
         60,
-        || sizes(&s_feeds).values().sum::<u64>() > 0 && peers(seed).len() == 1,
+        || sizes(&s_feeds).values().sum::<u64>() > 0 && seed.peers().len() == 1,
         || t.logs(),
     );
     // Both members take the seeder out of their lists.
@@ -203,7 +189,7 @@ fn a_seeder_taken_out_of_seeders_is_no_longer_served() {
     eventually(
         "neither member has a session with the seed",
         60,
-        || !peers(a).contains(&ks) && !peers(b).contains(&ks) && peers(seed).is_empty(),
+        || !a.peers().contains(&ks) && !b.peers().contains(&ks) && seed.peers().is_empty(),
         || t.logs(),
     );
     let held = sizes(&s_feeds);
@@ -216,5 +202,5 @@ fn a_seeder_taken_out_of_seeders_is_no_longer_served() {
     );
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(sizes(&s_feeds), held, "the removed seeder got new blocks");
-    assert!(peers(seed).is_empty());
+    assert!(seed.peers().is_empty());
 }

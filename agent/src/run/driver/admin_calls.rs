@@ -34,21 +34,9 @@ impl Agent {
                 "the fleet space {fleet_name} is not open on this device"
             ))
         })?;
-        let me = self
-            .device
-            .signer()
-            .ok_or_else(|| CallError::BadRequest("this device has no identity yet".into()))?;
-        // What the others published is read first: the envelope continues the chain's end.
-        self.follow_admins();
-        let authority: Authority = self.fleet.authority().ok_or_else(|| {
-            CallError::BadRequest("this device has no admin set (`[admins] keys`)".into())
-        })?;
-        if !authority.keys.contains(&me.public.0) {
-            return Err(CallError::BadRequest(format!(
-                "this device's key {} is not among the admins in force",
-                me.public
-            )));
-        }
+        // What the others published is read first (`as_admin` follows the fleet): the
+        // envelope continues the chain's end.
+        let (authority, me) = self.as_admin()?;
         let fleet = self
             .fleet
             .fleet
