@@ -455,6 +455,27 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Start a new key epoch of a space now (a suspected leak): a fresh key sealed to the
+    /// members in; blocks written from then on stay closed to anyone removed. Needs the
+    /// agent.
+    Rotate {
+        /// The space.
+        #[arg(long, value_name = "NAME")]
+        space: String,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// List a space's key epochs: who started each, who holds it, which seals new blocks.
+    /// Needs the agent.
+    Epochs {
+        /// The space.
+        #[arg(long, value_name = "NAME")]
+        space: String,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

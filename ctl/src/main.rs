@@ -6,6 +6,7 @@ mod agent;
 mod ask;
 mod cli;
 mod device;
+mod epochs_cmd;
 mod files_cmd;
 mod fleet_cmd;
 mod invite_cmd;
@@ -333,6 +334,12 @@ fn run(cli: Cli, host: &SystemHost) -> Result<()> {
                 force: *force,
             },
         )?,
+        Command::Keys(KeysCommand::Rotate { space, output }) => {
+            epochs_cmd::rotate(agent, space, *output)?
+        }
+        Command::Keys(KeysCommand::Epochs { space, output }) => {
+            epochs_cmd::list(agent, space, *output)?
+        }
         Command::Keys(KeysCommand::Restore {
             space,
             address,

@@ -179,29 +179,91 @@ pub fn epoch_of(block: &[u8]) -> Result<u32, BlockError> {
     }
 }
 
-/// Every key epoch's block key of a space a device holds: blocks of any epoch open.
-#[derive(Debug, Default)]
+/// Every key epoch's block key of a space a device holds: blocks of any epoch open, and new
+/// blocks are sealed under the newest. Epochs are named by (number, digest of their epoch
+/// message; zeros for epoch 0); two concurrent rotations make two epochs of one number,
+/// whose blocks open by trying both keys of that number.
+#[derive(Debug, Default, Clone)]
 pub struct Keyring {
-    keys: std::collections::BTreeMap<u32, BlockKey>,
+    keys: std::collections::BTreeMap<(u32, [u8; 32]), std::sync::Arc<BlockKey>>,
 }
 
 impl Keyring {
-    pub fn insert(&mut self, epoch: u32, key: BlockKey) {
-        self.keys.insert(epoch, key);
+    /// A keyring holding only a space's first key (epoch 0).
+    pub fn first(encryption_key: &Secret32) -> Keyring {
+        let mut ring = Keyring::default();
+        ring.insert_epoch(0, [0; 32], BlockKey::for_space(encryption_key));
+        ring
     }
 
-    /// The newest epoch held, and its key: what new blocks are sealed with.
+    /// Hold epoch `epoch` (of digest zeros).
+    pub fn insert(&mut self, epoch: u32, key: BlockKey) {
+        self.insert_epoch(epoch, [0; 32], key);
+    }
+
+    /// Hold the epoch numbered `number` whose message has digest `digest`.
+    pub fn insert_epoch(&mut self, number: u32, digest: [u8; 32], key: BlockKey) {
+        self.keys.insert((number, digest), std::sync::Arc::new(key));
+    }
+
+    /// Whether the epoch (number, digest) is held.
+    pub fn holds(&self, number: u32, digest: &[u8; 32]) -> bool {
+        self.keys.contains_key(&(number, *digest))
+    }
+
+    /// The newest epoch held (the greatest number; of a fork, the smallest digest), and its
+    /// key: what new blocks are sealed with.
     pub fn newest(&self) -> Option<(u32, &BlockKey)> {
-        self.keys.iter().next_back().map(|(e, k)| (*e, k))
+        let (number, _) = self.newest_id()?;
+        self.keys
+            .range((number, [0; 32])..)
+            .next()
+            .map(|((n, _), k)| (*n, k.as_ref()))
+    }
+
+    /// The (number, digest) of the newest epoch held.
+    pub fn newest_id(&self) -> Option<(u32, [u8; 32])> {
+        let (&(number, _), _) = self.keys.iter().next_back()?;
+        self.keys
+            .range((number, [0; 32])..)
+            .next()
+            .map(|(id, _)| *id)
+    }
+
+    /// Seal `plain` as block `index` of feed `feed` under the newest epoch held (version 1
+    /// while that is epoch 0, so devices that know no epochs read it).
+    pub fn seal(&self, feed: &[u8; 32], index: u64, plain: &[u8]) -> Vec<u8> {
+        match self.newest() {
+            Some((0, key)) => key.seal(feed, index, plain),
+            Some((epoch, key)) => key.seal_in(epoch, feed, index, plain),
+            None => panic!("a keyring is never empty when sealing"),
+        }
+    }
+
+    /// Seal under epoch 0, whoever holds newer epochs (epoch messages and grants, which
+    /// every member must read before it holds any later key).
+    pub fn seal_first(&self, feed: &[u8; 32], index: u64, plain: &[u8]) -> Vec<u8> {
+        match self.keys.range((0, [0; 32])..(1, [0; 32])).next() {
+            Some((_, key)) => key.seal(feed, index, plain),
+            None => self.seal(feed, index, plain),
+        }
     }
 
     /// Open a block of any epoch held.
     pub fn open(&self, feed: &[u8; 32], index: u64, block: &[u8]) -> Result<Vec<u8>, BlockError> {
         let epoch = epoch_of(block)?;
-        self.keys
-            .get(&epoch)
-            .ok_or(BlockError::NoKey(epoch))?
-            .open(feed, index, block)
+        let mut result = Err(BlockError::NoKey(epoch));
+        let keys = self
+            .keys
+            .range((epoch, [0; 32])..)
+            .take_while(|((n, _), _)| *n == epoch);
+        for (_, key) in keys {
+            result = key.open(feed, index, block);
+            if result.is_ok() {
+                break;
+            }
+        }
+        result
     }
 }
 
@@ -321,6 +383,32 @@ mod tests {
         for cut in 0..v2.len() {
             assert!(ring.open(&feed, 4, &v2[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_fork_of_two_epochs_of_one_number_opens_both_and_seals_under_the_smaller_digest() {
+        let feed = [9; 32];
+        let mut ring = Keyring::first(&Secret32::from_bytes([1; 32]));
+        assert_eq!(ring.newest_id(), Some((0, [0; 32])));
+        let v1 = ring.seal(&feed, 0, b"first");
+        assert_eq!(v1[0], VERSION, "epoch 0 keeps format 1");
+        ring.insert_epoch(1, [7; 32], key(7));
+        ring.insert_epoch(1, [3; 32], key(3));
+        assert_eq!(ring.newest_id(), Some((1, [3; 32])));
+        let sealed = ring.seal(&feed, 1, b"after the fork");
+        assert_eq!(epoch_of(&sealed), Ok(1));
+        assert_eq!(key(3).open(&feed, 1, &sealed).unwrap(), b"after the fork");
+        let other = key(7).seal_in(1, &feed, 2, b"the other branch");
+        assert_eq!(ring.open(&feed, 2, &other).unwrap(), b"the other branch");
+        assert_eq!(ring.open(&feed, 0, &v1).unwrap(), b"first");
+        let control = ring.seal_first(&feed, 3, b"an epoch message");
+        assert_eq!(epoch_of(&control), Ok(0));
+        let mut old = Keyring::first(&Secret32::from_bytes([1; 32]));
+        assert_eq!(old.open(&feed, 3, &control).unwrap(), b"an epoch message");
+        assert_eq!(old.open(&feed, 1, &sealed), Err(BlockError::NoKey(1)));
+        old.insert_epoch(1, [7; 32], key(7));
+        assert_eq!(old.open(&feed, 1, &sealed), Err(BlockError::Forged));
+        assert!(ring.holds(1, &[7; 32]) && !ring.holds(2, &[7; 32]));
     }
 
     #[test]

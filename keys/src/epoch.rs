@@ -1,7 +1,8 @@
 //! Key epochs of a space: after a removal (or on demand) a member starts a new epoch with a
 //! fresh random key, sealed to each remaining member's identity, so blocks written under it
 //! stay closed to whoever was removed; readers keep every epoch's key. An epoch message is
-//! signed by its author and chained to the epoch before it.
+//! signed by its author and chained to the epoch before it. A [`Grant`] gives a member
+//! admitted later the keys of the epochs before it.
 //!
 //! Encoding (integers little-endian): `0x01 ‖ space [32] ‖ number u32 ‖ parent [32] ‖ a u16 ‖
 //! a × answered [32] ‖ n u16 ‖ n × (member [32] ‖ sealed key [80]) ‖ author [32] ‖ signature
@@ -214,6 +215,141 @@ impl Epoch {
     }
 }
 
+/// Epoch keys given to a member admitted after them (or who missed a rotation): each
+/// epoch's key sealed to `member`, signed by a member who holds them.
+///
+/// Encoding: `0x01 ‖ space [32] ‖ member [32] ‖ n u16 ‖ n × (number u32 ‖ digest [32] ‖
+/// sealed key [80]) ‖ author [32] ‖ signature [64]`, the signature over
+/// `"cobox-grant-v1"` and everything before it; epochs sorted and distinct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub space: [u8; 32],
+    pub member: [u8; 32],
+    /// (number, digest, key sealed to `member`), sorted by (number, digest).
+    pub keys: Vec<(u32, Digest, Vec<u8>)>,
+    pub author: [u8; 32],
+    pub signature: [u8; 64],
+}
+
+const GRANT_DOMAIN: &[u8] = b"cobox-grant-v1";
+/// Bytes each epoch adds to a grant.
+pub const PER_GRANTED: usize = 4 + 32 + SEALED_KEY;
+
+impl Grant {
+    /// Give `member` the keys of `epochs` ((number, digest, key)), signed by `author`.
+    pub fn new(
+        author: &SigningKeyPair,
+        space: [u8; 32],
+        member: [u8; 32],
+        epochs: &[(u32, Digest, &Secret32)],
+    ) -> Result<Grant, EpochError> {
+        if epochs.len() > MAX_ENTRIES {
+            return Err(EpochError::TooMany);
+        }
+        let mut keys = epochs
+            .iter()
+            .map(|(n, d, k)| {
+                sealed::seal(&member, k.expose())
+                    .map(|s| (*n, *d, s))
+                    .map_err(|_| EpochError::BadMember(PublicKey(member)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        keys.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
+        let mut g = Grant {
+            space,
+            member,
+            keys,
+            author: author.public.0,
+            signature: [0; 64],
+        };
+        let mut signed = GRANT_DOMAIN.to_vec();
+        g.body(&mut signed);
+        g.signature = author.sign(&signed);
+        Ok(g)
+    }
+
+    fn body(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        out.extend_from_slice(&self.space);
+        out.extend_from_slice(&self.member);
+        out.extend_from_slice(&(self.keys.len() as u16).to_le_bytes());
+        for (n, d, s) in &self.keys {
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(d);
+            out.extend_from_slice(s);
+        }
+        out.extend_from_slice(&self.author);
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.body(&mut out);
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Decode and check the signature and the epochs' order.
+    pub fn decode(mut bytes: &[u8]) -> Result<Grant, EpochError> {
+        let r = &mut bytes;
+        let [version] = array::<1>(r)?;
+        if version != VERSION {
+            return Err(EpochError::Version(version));
+        }
+        let space = array(r)?;
+        let member = array(r)?;
+        let n = u16::from_le_bytes(array(r)?) as usize;
+        if r.len() < n * PER_GRANTED {
+            return Err(EpochError::Truncated);
+        }
+        let keys = (0..n)
+            .map(|_| {
+                let number = u32::from_le_bytes(array(r)?);
+                Ok((number, array(r)?, take(r, SEALED_KEY)?.to_vec()))
+            })
+            .collect::<Result<Vec<(u32, Digest, Vec<u8>)>, EpochError>>()?;
+        let author = array(r)?;
+        let signature = array(r)?;
+        if !r.is_empty() {
+            return Err(EpochError::Trailing(r.len()));
+        }
+        if keys
+            .windows(2)
+            .any(|w| (w[0].0, w[0].1) >= (w[1].0, w[1].1))
+        {
+            return Err(EpochError::Order);
+        }
+        let g = Grant {
+            space,
+            member,
+            keys,
+            author,
+            signature,
+        };
+        let mut signed = GRANT_DOMAIN.to_vec();
+        g.body(&mut signed);
+        if !crate::derive::verify(&PublicKey(author), &signed, &signature) {
+            return Err(EpochError::Signature);
+        }
+        Ok(g)
+    }
+
+    /// The keys granted, for `me` (the member): (number, digest, key).
+    pub fn open(&self, me: &SigningKeyPair) -> Result<Vec<(u32, Digest, Secret32)>, EpochError> {
+        self.keys
+            .iter()
+            .map(|(n, d, s)| {
+                let not = || EpochError::NotAMember(*n);
+                if self.member != me.public.0 {
+                    return Err(not());
+                }
+                let plain = sealed::open(me, s).map_err(|_| not())?;
+                Ok((*n, *d, Secret32::from_slice(&plain).ok_or_else(not)?))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +418,39 @@ mod tests {
         let mut huge = bytes[..69].to_vec();
         huge.extend_from_slice(&u16::MAX.to_le_bytes());
         assert_eq!(Epoch::decode(&huge), Err(EpochError::Truncated));
+    }
+
+    #[test]
+    fn a_grant_opens_for_its_member_only_and_every_changed_byte_or_cut_is_refused() {
+        let (a, b, c) = (id(1), id(3), id(2));
+        let (k1, k2) = (Secret32::from_bytes([7; 32]), Secret32::from_bytes([8; 32]));
+        let g = Grant::new(
+            &a,
+            [9; 32],
+            c.public.0,
+            &[(2, [4; 32], &k2), (1, [6; 32], &k1)],
+        )
+        .unwrap();
+        let bytes = g.encode();
+        assert_eq!(bytes.len(), 1 + 32 + 32 + 2 + 2 * PER_GRANTED + 32 + 64);
+        let back = Grant::decode(&bytes).unwrap();
+        assert_eq!(back, g);
+        let keys = back.open(&c).unwrap();
+        assert_eq!(
+            keys.iter()
+                .map(|(n, d, k)| (*n, *d, *k.expose()))
+                .collect::<Vec<_>>(),
+            vec![(1, [6; 32], [7; 32]), (2, [4; 32], [8; 32])],
+            "sorted by epoch"
+        );
+        assert_eq!(back.open(&b), Err(EpochError::NotAMember(1)));
+        for i in 0..bytes.len() {
+            let mut t = bytes.clone();
+            t[i] ^= 1;
+            assert!(Grant::decode(&t).is_err(), "byte {i} changed");
+        }
+        for cut in 0..bytes.len() {
+            assert!(Grant::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 }

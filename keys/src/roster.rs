@@ -238,6 +238,17 @@ impl Statement {
         crate::derive::verify(&PublicKey(*signer), &message, signature)
     }
 
+    /// BLAKE2b-256 of the statement's encoding: how a key epoch names the removals it
+    /// answers.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut bytes = Vec::new();
+        self.encode(&mut bytes);
+        libsodium_rs::crypto_generichash::generichash(&bytes, None, 32)
+            .expect("32-byte hash")
+            .try_into()
+            .expect("32 bytes")
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(VERSION);
         match self {

@@ -899,6 +899,43 @@ pub struct MemberInfo {
 pub struct MembersResponse {
     pub space: String,
     pub members: Vec<MemberInfo>,
+    /// The space's key epochs known here, oldest first (epoch 0: the key invites hand out).
+    #[serde(default)]
+    pub epochs: Vec<KeyEpoch>,
+}
+
+/// One key epoch of a space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyEpoch {
+    pub number: u32,
+    /// The digest of its epoch message (zeros for epoch 0), hex.
+    pub digest: String,
+    /// Who started it; absent for epoch 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The members its key was sealed or granted to, sorted (empty for epoch 0).
+    pub holders: Vec<String>,
+    /// Whether this device holds its key.
+    pub held: bool,
+    /// Whether new blocks written here are sealed under it.
+    pub current: bool,
+}
+
+/// `POST /v1/spaces/rotate`: start a new key epoch of a space now, sealed to the members
+/// in (a suspected leak).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    pub space: String,
+}
+
+/// The key epoch a rotation started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RotateResponse {
+    pub space: String,
+    pub epoch: KeyEpoch,
+    /// The size of the epoch message written to the log, in bytes.
+    pub bytes: u64,
 }
 
 /// `POST /v1/spaces/usage`: what a space's content takes, measured now.

@@ -12,8 +12,8 @@ pub mod server;
 
 use cobox_schema::api::{
     AdminChangeRequest, AdminSignRequest, ConfigRequest, MembersRequest, PruneRequest,
-    RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest, SyncRequest,
-    UsageRequest, VersionsRequest, WireDiagnostic,
+    RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest, RotateRequest,
+    SyncRequest, UsageRequest, VersionsRequest, WireDiagnostic,
 };
 
 /// A request only the agent's loop can answer (it plans against the live device or changes
@@ -31,6 +31,8 @@ pub enum Call {
     Usage(UsageRequest),
     /// Who takes part in a space.
     Members(MembersRequest),
+    /// Start a new key epoch of a space.
+    Rotate(RotateRequest),
     /// Publish a device's desired config to the fleet (on an admin's device).
     RemoteApply(RemoteApplyRequest),
     /// A device's newest report, as read from the fleet here.

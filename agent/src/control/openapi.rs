@@ -212,6 +212,20 @@ pub mod ops {
         )
     }
 
+    pub fn rotate(g: &mut SchemaGenerator) -> Value {
+        let (req, ok) = (
+            schema!(g, api::RotateRequest),
+            schema!(g, api::RotateResponse),
+        );
+        op(
+            g,
+            "start a new key epoch of a space, sealed to the members in: blocks written from then on stay closed to anyone removed",
+            Some(req),
+            ok,
+            JSON,
+        )
+    }
+
     pub fn usage(g: &mut SchemaGenerator) -> Value {
         let (req, ok) = (
             schema!(g, api::UsageRequest),

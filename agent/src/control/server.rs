@@ -25,8 +25,8 @@ use cobox_schema::api::{
     self, AdminChangeRequest, AdminSignRequest, ApiError, ConfigRequest,
     Generations as GenerationsDoc, Identity, InviteInspectRequest, InviteRequest, InviteResponse,
     KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES, MembersRequest, PruneRequest,
-    RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest, SyncRequest,
-    UsageRequest, VersionsRequest, error_code,
+    RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest, RotateRequest,
+    SyncRequest, UsageRequest, VersionsRequest, error_code,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -253,6 +253,7 @@ pub const ROUTES: &[Route] = &[
     route!(post, "/v1/files/restore", restore),
     route!(post, "/v1/spaces/usage", usage),
     route!(post, "/v1/spaces/members", members),
+    route!(post, "/v1/spaces/rotate", rotate),
     route!(post, "/v1/remote/apply", remote_apply),
     route!(post, "/v1/remote/status", remote_status),
     route!(post, "/v1/admins/change", admins_change),
@@ -424,6 +425,10 @@ async fn usage(State(s): State<ApiState>, req: JsonBody<UsageRequest>) -> Reply 
 
 async fn members(State(s): State<ApiState>, req: JsonBody<MembersRequest>) -> Reply {
     call(&s, Call::Members(req.required()?)).await
+}
+
+async fn rotate(State(s): State<ApiState>, req: JsonBody<RotateRequest>) -> Reply {
+    call(&s, Call::Rotate(req.required()?)).await
 }
 
 async fn remote_apply(State(s): State<ApiState>, req: JsonBody<RemoteApplyRequest>) -> Reply {

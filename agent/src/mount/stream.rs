@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cobox_keys::block::BlockKey;
+use cobox_keys::block::Keyring;
 use tokio::runtime::Handle as Runtime;
 use tokio::sync::mpsc;
 
@@ -25,7 +25,7 @@ pub struct Stopped;
 #[derive(Debug)]
 pub struct BackgroundStream {
     stream: ContentStream,
-    key: Arc<BlockKey>,
+    key: Arc<Keyring>,
     sealed: Vec<Vec<u8>>,
     tx: Option<mpsc::Sender<Vec<Vec<u8>>>>,
     task: tokio::task::JoinHandle<Result<(), SpaceError>>,
@@ -36,7 +36,7 @@ impl BackgroundStream {
         rt: &Runtime,
         space: Arc<tokio::sync::Mutex<Space>>,
         stream: ContentStream,
-        key: Arc<BlockKey>,
+        key: Arc<Keyring>,
     ) -> BackgroundStream {
         let (tx, mut rx) = mpsc::channel::<Vec<Vec<u8>>>(QUEUE);
         let task = rt.spawn(async move {

@@ -25,10 +25,13 @@ pub mod iroh;
 mod members;
 pub mod policy;
 mod rosters;
+mod rotation;
 pub mod seed;
 mod sessions;
 mod shares;
 pub mod tcp;
+
+pub use rotation::Rotated;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -106,6 +109,8 @@ struct State {
     next: u64,
     /// When the rosters were last read again for an unknown peer.
     reloaded: Option<std::time::Instant>,
+    /// Since when key rotations and grants have been due.
+    due: rotation::Due,
 }
 
 /// Told about a peer that misbehaved: (the peer, what happened).

@@ -156,6 +156,8 @@ impl Network {
             self.inner.rosters_changed.send_modify(|n| *n += 1);
             self.open_members(address).await;
             self.offer_to_peers(address);
+            // A removal this device made is answered with a new key epoch at once.
+            self.rotate_keys().await;
         }
     }
 }

@@ -698,11 +698,66 @@ impl Device {
                 removed_by: e.removed_by.iter().map(hex).collect(),
             })
             .collect();
+        let epochs = self
+            .rt
+            .block_on(async { key_epochs(space.lock().await.epochs()) });
         Ok(cobox_schema::api::MembersResponse {
             space: name.to_string(),
             members,
+            epochs,
         })
     }
+
+    /// Start a new key epoch of space `name` now.
+    pub fn rotate(&self, name: &str) -> Result<cobox_schema::api::RotateResponse, String> {
+        let space = self
+            .spaces
+            .get(name)
+            .ok_or_else(|| format!("space {name} is not open on this device"))?;
+        let address = self
+            .rt
+            .block_on(async { space.lock().await.keys().address });
+        let network = self
+            .network
+            .as_ref()
+            .ok_or_else(|| format!("space {name} is not shared yet"))?;
+        let rotated = self
+            .rt
+            .block_on(network.rotate_now(address.0))
+            .map_err(|e| format!("space {name}: {e}"))?;
+        let epochs = self
+            .rt
+            .block_on(async { key_epochs(space.lock().await.epochs()) });
+        let epoch = epochs
+            .into_iter()
+            .find(|e| {
+                e.number == rotated.epoch && e.digest == cobox_keys::secret::hex(&rotated.digest)
+            })
+            .ok_or_else(|| format!("space {name}: the new key epoch is not held"))?;
+        Ok(cobox_schema::api::RotateResponse {
+            space: name.to_string(),
+            epoch,
+            bytes: rotated.bytes as u64,
+        })
+    }
+}
+
+/// The key epochs of a space, for the API, oldest first.
+fn key_epochs(epochs: &crate::space::epochs::Epochs) -> Vec<cobox_schema::api::KeyEpoch> {
+    let hex = |k: &[u8; 32]| PublicKey(*k).to_string();
+    let current = epochs.keyring().newest_id();
+    epochs
+        .known()
+        .iter()
+        .map(|(&(number, digest), known)| cobox_schema::api::KeyEpoch {
+            number,
+            digest: cobox_keys::secret::hex(&digest),
+            author: (number > 0).then(|| hex(&known.author)),
+            holders: known.holders.iter().map(hex).collect(),
+            held: epochs.keyring().holds(number, &digest),
+            current: current == Some((number, digest)),
+        })
+        .collect()
 }
 
 fn keys_of(keys: &[PublicKey]) -> Vec<[u8; 32]> {

@@ -570,6 +570,13 @@ impl Agent {
                     .map_err(CallError::NoSuchSpace),
                 false,
             ),
+            Call::Rotate(req) => (
+                self.device
+                    .rotate(&req.space)
+                    .map(|m| to_value(&m))
+                    .map_err(CallError::NoSuchSpace),
+                false,
+            ),
         };
         // The caller may have given up waiting; that is fine.
         let _ = reply.send(answer);

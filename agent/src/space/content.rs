@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use cobox_keys::block::BlockKey;
+use cobox_keys::block::Keyring;
 
 use super::blocks::{BlockAt, FileBlocks};
 use super::dedup::{BlockHash, BlockHashes};
@@ -104,7 +104,7 @@ impl ContentStream {
     pub async fn write(
         &mut self,
         feed: &mut Feed,
-        key: &BlockKey,
+        key: &Keyring,
         data: &[u8],
     ) -> Result<(), ContentError> {
         let sealed = self.seal(key, data);
@@ -132,7 +132,7 @@ impl ContentStream {
     /// feed: the blocks must then be appended, in order, with [`append_sealed`]. This is
     /// the part of a write that needs no lock, so it can run beside the appending of
     /// earlier blocks.
-    pub fn seal(&mut self, key: &BlockKey, mut data: &[u8]) -> Vec<Vec<u8>> {
+    pub fn seal(&mut self, key: &Keyring, mut data: &[u8]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         while !data.is_empty() {
             let take = (BLOCK_SIZE - self.partial.len()).min(data.len());
@@ -147,7 +147,7 @@ impl ContentStream {
 
     /// Seal the last, short block, if any (the file ends here).
     /// A file no larger than [`INLINE_MAX`] keeps its content for its operation instead.
-    pub fn seal_rest(&mut self, key: &BlockKey) -> Option<Vec<u8>> {
+    pub fn seal_rest(&mut self, key: &Keyring) -> Option<Vec<u8>> {
         if self.partial.is_empty() {
             return None;
         }
@@ -161,7 +161,7 @@ impl ContentStream {
     }
 
     /// Refer to the block in `partial` if it is stored already, or seal it as a new one.
-    fn seal_partial(&mut self, key: &BlockKey) -> Option<Vec<u8>> {
+    fn seal_partial(&mut self, key: &Keyring) -> Option<Vec<u8>> {
         let hash = self.hashes.hash(&self.partial);
         let len = self.partial.len() as u64;
         let (hashes, pin) = (&self.hashes, &self.pin);
@@ -206,7 +206,7 @@ impl ContentStream {
     pub async fn finish(
         mut self,
         feed: &mut Feed,
-        key: &BlockKey,
+        key: &Keyring,
         commit: bool,
     ) -> Result<FileBlocks, ContentError> {
         if let Some(last) = self.seal_rest(key) {
@@ -233,7 +233,7 @@ pub async fn append_sealed(feed: &mut Feed, blocks: &[Vec<u8>]) -> Result<u64, C
 /// Store everything `source` yields as one file's content.
 pub async fn store(
     feed: &mut Feed,
-    key: &BlockKey,
+    key: &Keyring,
     hashes: Arc<BlockHashes>,
     mut source: impl Read,
 ) -> Result<FileBlocks, ContentError> {
@@ -251,7 +251,7 @@ pub async fn store(
 }
 
 /// Open a sealed block stored at `at`.
-pub fn open_block(key: &BlockKey, at: BlockAt, sealed: &[u8]) -> Result<Vec<u8>, ContentError> {
+pub fn open_block(key: &Keyring, at: BlockAt, sealed: &[u8]) -> Result<Vec<u8>, ContentError> {
     key.open(&at.0, at.1, sealed)
         .map_err(|reason| ContentError::Block {
             feed: hex(&at.0),
@@ -263,7 +263,7 @@ pub fn open_block(key: &BlockKey, at: BlockAt, sealed: &[u8]) -> Result<Vec<u8>,
 /// The block stored at `at` in `feed`, decrypted.
 pub async fn read_block(
     feed: &mut Feed,
-    key: &BlockKey,
+    key: &Keyring,
     at: BlockAt,
 ) -> Result<Vec<u8>, ContentError> {
     let sealed = feed.get(at.1).await?.ok_or_else(|| ContentError::Missing {
@@ -285,7 +285,7 @@ mod tests {
         )
     }
 
-    async fn read_all(f: &mut Feed, key: &BlockKey, blocks: &FileBlocks) -> Vec<u8> {
+    async fn read_all(f: &mut Feed, key: &Keyring, blocks: &FileBlocks) -> Vec<u8> {
         let mut back = Vec::new();
         for at in blocks.from(0) {
             back.extend(read_block(f, key, at).await.unwrap());
@@ -307,7 +307,7 @@ mod tests {
     async fn a_file_streams_in_and_reads_back_block_by_block() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = feed(dir.path()).await;
-        let key = BlockKey::for_space(&Secret32::from_bytes([3; 32]));
+        let key = Keyring::first(&Secret32::from_bytes([3; 32]));
         let data: Vec<u8> = (0..(BLOCK_SIZE * 40 + 123))
             .map(|i| (i * 7 % 251) as u8)
             .collect();
@@ -332,7 +332,7 @@ mod tests {
     async fn a_small_file_keeps_its_content_for_its_operation_and_takes_no_block() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = feed(dir.path()).await;
-        let key = BlockKey::for_space(&Secret32::from_bytes([3; 32]));
+        let key = Keyring::first(&Secret32::from_bytes([3; 32]));
         let h = hashes(dir.path());
         let small = vec![7u8; INLINE_MAX];
         let file = store(&mut f, &key, h.clone(), &small[..]).await.unwrap();
@@ -352,7 +352,7 @@ mod tests {
     async fn an_empty_file_takes_no_block() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = feed(dir.path()).await;
-        let key = BlockKey::for_space(&Secret32::from_bytes([3; 32]));
+        let key = Keyring::first(&Secret32::from_bytes([3; 32]));
         let file = store(&mut f, &key, hashes(dir.path()), &b""[..])
             .await
             .unwrap();
@@ -364,7 +364,7 @@ mod tests {
     async fn a_block_stored_before_is_referred_to_and_not_stored_again() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = feed(dir.path()).await;
-        let key = BlockKey::for_space(&Secret32::from_bytes([3; 32]));
+        let key = Keyring::first(&Secret32::from_bytes([3; 32]));
         let h = hashes(dir.path());
         // Three equal blocks and a tail: the repeat within the file is stored once.
         let mut data = vec![7u8; BLOCK_SIZE * 3];

@@ -44,6 +44,11 @@ pub enum Message {
     /// The genesis of an admin's authority (`Authority::encode_genesis`), so a device
     /// baked with the set in force later can find the chain that leads to it.
     Genesis(Vec<u8>),
+    /// A new key epoch of the space (`cobox_keys::epoch::Epoch`, its own encoding): sealed
+    /// under the space's first key, so every member reads it before it holds later keys.
+    Epoch(Vec<u8>),
+    /// Epoch keys given to a member (`cobox_keys::epoch::Grant`), sealed like `Epoch`.
+    Grant(Vec<u8>),
 }
 
 /// One device's copy of a space, as a member saw it.
@@ -95,6 +100,8 @@ const ENVELOPE: u8 = 7;
 const AUTHORITY: u8 = 8;
 const STATUS: u8 = 9;
 const GENESIS: u8 = 10;
+const EPOCH: u8 = 11;
+const GRANT: u8 = 12;
 /// The longest status report: it may carry the running config (at most 1 MiB).
 pub const MAX_STATUS: usize = cobox_keys::envelope::MAX_TEXT + 64 * 1024;
 /// Most devices in one health report.
@@ -113,6 +120,8 @@ impl Message {
                 | Message::Authority(_)
                 | Message::Status(_)
                 | Message::Genesis(_)
+                | Message::Epoch(_)
+                | Message::Grant(_)
         )
     }
 
@@ -159,11 +168,15 @@ impl Message {
             Message::Envelope(b)
             | Message::Authority(b)
             | Message::Status(b)
-            | Message::Genesis(b) => {
+            | Message::Genesis(b)
+            | Message::Epoch(b)
+            | Message::Grant(b) => {
                 out.push(match self {
                     Message::Envelope(_) => ENVELOPE,
                     Message::Authority(_) => AUTHORITY,
                     Message::Genesis(_) => GENESIS,
+                    Message::Epoch(_) => EPOCH,
+                    Message::Grant(_) => GRANT,
                     _ => STATUS,
                 });
                 out.extend_from_slice(b);
@@ -224,6 +237,8 @@ impl Message {
             STATUS if r.buf.len() > MAX_STATUS => return Err(r.invalid("status report too long")),
             STATUS => Message::Status(r.take(r.buf.len())?.to_vec()),
             GENESIS => Message::Genesis(r.take(r.buf.len())?.to_vec()),
+            EPOCH => Message::Epoch(r.take(r.buf.len())?.to_vec()),
+            GRANT => Message::Grant(r.take(r.buf.len())?.to_vec()),
             HEALTH => {
                 let at = u64::from_le_bytes(r.array()?);
                 let n = r.u8()? as usize;
@@ -327,6 +342,8 @@ mod tests {
             Message::Authority(vec![6]),
             Message::Status(b"{}".to_vec()),
             Message::Genesis(vec![1, 0]),
+            Message::Epoch(vec![1, 2]),
+            Message::Grant(vec![3]),
             Message::Health {
                 at: 1_800_000_000,
                 seen: vec![

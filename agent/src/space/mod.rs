@@ -4,6 +4,8 @@
 pub mod blocks;
 pub mod content;
 pub mod dedup;
+mod epoch_file;
+pub mod epochs;
 pub mod feeds;
 pub mod flush;
 pub mod history;
@@ -13,6 +15,7 @@ pub mod message;
 mod pending;
 pub mod pins;
 mod reclaim;
+mod rotation;
 pub use cobox_keys::roster;
 mod files;
 mod tree;
@@ -23,7 +26,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use cobox_keys::block::BlockKey;
+use cobox_keys::block::{BlockError, Keyring};
 use cobox_keys::{Secret32, SigningKeyPair, SpaceKeys};
 
 use blocks::{BlockAt, FileBlocks};
@@ -88,13 +91,19 @@ pub struct LogStats {
     pub unknown: u64,
     /// Entries that did not decrypt or decode, skipped.
     pub invalid: u64,
+    /// Whether a log waits at an entry sealed under an epoch whose key is not held.
+    pub waiting: bool,
 }
 
 /// An open space this device is a member of.
 pub struct Space {
     layout: Layout,
     keys: SpaceKeys,
-    block: Arc<BlockKey>,
+    /// Every key epoch's key held (new blocks are sealed under the newest): replaced whole
+    /// when a key arrives, so readers holding the old one are not disturbed.
+    block: Arc<Keyring>,
+    epochs: epochs::Epochs,
+    epoch_file: epoch_file::EpochFile,
     identity: SigningKeyPair,
     device_name: String,
     feeds: Feeds,
@@ -170,9 +179,20 @@ impl Space {
             cleared.as_ref(),
         )
         .map_err(|e| SpaceError::Index(format!("block hashes: {e}")))?;
+        let identity = cobox_keys::derive::identity(parent);
+        let epoch_file = epoch_file::EpochFile::new(index.dir());
+        let mut epochs = epochs::Epochs::new(keys.address.0, &encryption_key);
+        let records = epoch_file
+            .load()
+            .map_err(|e| SpaceError::Index(format!("epochs: {e}")))?;
+        for (kind, bytes) in records {
+            learn_epoch_record(&mut epochs, &identity, kind, &bytes);
+        }
         let mut space = Space {
-            block: Arc::new(BlockKey::for_space(&encryption_key)),
-            identity: cobox_keys::derive::identity(parent),
+            block: Arc::new(epochs.keyring().clone()),
+            epochs,
+            epoch_file,
+            identity,
             device_name: device_name.to_string(),
             keys,
             layout,
@@ -305,7 +325,15 @@ impl Space {
         let sealed: Vec<Vec<u8>> = messages
             .iter()
             .enumerate()
-            .map(|(i, m)| self.block.seal(&key, start + i as u64, &m.encode()))
+            .map(|(i, m)| {
+                let (at, plain) = (start + i as u64, m.encode());
+                match m {
+                    Message::Epoch(_) | Message::Grant(_) => {
+                        self.block.seal_first(&key, at, &plain)
+                    }
+                    _ => self.block.seal(&key, at, &plain),
+                }
+            })
             .collect();
         match durability {
             Durability::Now => {
@@ -333,22 +361,54 @@ impl Space {
         key: &[u8; 32],
         index: u64,
     ) -> Result<Option<Result<Decoded, String>>, SpaceError> {
+        Ok(self
+            .open_entry(key, index)
+            .await?
+            .map(|e| e.map_err(|e| e.to_string())))
+    }
+
+    /// Entry `index` of log `key`, opened: `None` if this device does not have it.
+    async fn open_entry(
+        &mut self,
+        key: &[u8; 32],
+        index: u64,
+    ) -> Result<Option<Result<Decoded, EntryError>>, SpaceError> {
         let Some(feed) = self.feeds.get(key).await? else {
             return Ok(None);
         };
         let Some(sealed) = feed.lock().await.get(index).await? else {
             return Ok(None);
         };
-        let entry = self
-            .block
-            .open(key, index, &sealed)
-            .map_err(|e| e.to_string())
-            .and_then(|plain| Message::decode(&plain).map_err(|e| e.to_string()));
+        let entry = match self.block.open(key, index, &sealed) {
+            Ok(plain) => Message::decode(&plain).map_err(|e| EntryError::Invalid(e.to_string())),
+            Err(BlockError::NoKey(epoch)) => Err(EntryError::NoKey(epoch)),
+            Err(e) => Err(EntryError::Invalid(e.to_string())),
+        };
         Ok(Some(entry))
     }
 
     /// Apply every log entry not applied yet, and checkpoint the drive index.
     pub async fn refresh(&mut self) -> Result<(), SpaceError> {
+        // A key learnt from one log can open entries another log waits on: read again
+        // until a pass learns no key.
+        loop {
+            let held = self.epochs.keyring().newest_id();
+            let keys = self.keys_held();
+            self.stats.waiting = false;
+            self.refresh_once().await?;
+            if !self.stats.waiting
+                || (keys == self.keys_held() && held == self.epochs.keyring().newest_id())
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    fn keys_held(&self) -> usize {
+        self.epochs.held_after_first().len()
+    }
+
+    async fn refresh_once(&mut self) -> Result<(), SpaceError> {
         let logs: Vec<[u8; 32]> = self.logs.keys().copied().collect();
         let waiting = !self.view.read().pending.is_empty();
         if waiting && self.others_wrote(&logs).await? {
@@ -365,10 +425,26 @@ impl Space {
                 None => continue,
             };
             for i in applied..len {
-                let Some(entry) = self.log_entry(&key, i).await? else {
+                let Some(entry) = self.open_entry(&key, i).await? else {
                     break;
                 };
                 match entry {
+                    Err(EntryError::NoKey(epoch)) => {
+                        // Written under an epoch whose key has not reached this device
+                        // (it is in another log, or a grant is still to come): the log
+                        // waits here, to be read on when the key arrives.
+                        self.stats.waiting = true;
+                        tracing::debug!(space = %self.keys.name, index = i, epoch, "a log entry waits for its epoch's key");
+                        break;
+                    }
+                    Ok(Decoded::Known(Message::Epoch(bytes))) => {
+                        self.take_epoch_record(epoch_file::Kind::Epoch, &bytes)?;
+                        self.view.write().tree.skip(&key, i);
+                    }
+                    Ok(Decoded::Known(Message::Grant(bytes))) => {
+                        self.take_epoch_record(epoch_file::Kind::Grant, &bytes)?;
+                        self.view.write().tree.skip(&key, i);
+                    }
                     Ok(Decoded::Known(Message::Drive(op))) => {
                         let applied = self.view.write().tree.apply_encoded(&key, i, &op);
                         if !applied {
@@ -396,7 +472,7 @@ impl Space {
                         self.stats.unknown += 1;
                         self.view.write().tree.skip(&key, i);
                     }
-                    Err(e) => {
+                    Err(EntryError::Invalid(e)) => {
                         tracing::warn!(space = %self.keys.name, index = i, error = %e, "skipping an unreadable log entry");
                         self.stats.invalid += 1;
                         self.view.write().tree.skip(&key, i);
@@ -538,8 +614,8 @@ impl Space {
         Ok(finished?)
     }
 
-    /// The key that opens this space's blocks, to decrypt outside the space's lock.
-    pub fn block_key(&self) -> Arc<BlockKey> {
+    /// The keys that open this space's blocks, to decrypt outside the space's lock.
+    pub fn block_key(&self) -> Arc<Keyring> {
         self.block.clone()
     }
 
@@ -580,6 +656,43 @@ impl Space {
             .await?;
         self.refresh().await
     }
+}
+
+/// Why a log entry was not read.
+#[derive(Debug)]
+enum EntryError {
+    /// Sealed under an epoch whose key this device does not hold (yet).
+    NoKey(u32),
+    /// Damaged, forged or not a message: skipped.
+    Invalid(String),
+}
+
+impl std::fmt::Display for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryError::NoKey(epoch) => write!(
+                f,
+                "sealed under key epoch {epoch}, whose key this device does not hold"
+            ),
+            EntryError::Invalid(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Take in one epoch message or grant read from a log or the epoch file; what does not
+/// decode or verify is ignored.
+fn learn_epoch_record(
+    epochs: &mut epochs::Epochs,
+    me: &SigningKeyPair,
+    kind: epoch_file::Kind,
+    bytes: &[u8],
+) -> epochs::Learnt {
+    use cobox_keys::epoch::{Epoch, Grant};
+    match kind {
+        epoch_file::Kind::Epoch => Epoch::decode(bytes).map(|e| epochs.learn_epoch(&e, me)),
+        epoch_file::Kind::Grant => Grant::decode(bytes).map(|g| epochs.learn_grant(&g, me)),
+    }
+    .unwrap_or(epochs::Learnt::Nothing)
 }
 
 #[cfg(test)]

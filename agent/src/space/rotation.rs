@@ -1,0 +1,82 @@
+//! Key rotation in a space: starting a new key epoch sealed to the members in, granting
+//! the epochs' keys to a member admitted after them, and taking in those a log carries.
+
+use cobox_keys::Secret32;
+use cobox_keys::epoch::{Digest, Epoch, Grant};
+
+use super::epoch_file::Kind;
+use super::epochs::{Epochs, Learnt};
+use super::message::Message;
+use super::{Space, SpaceError, learn_epoch_record};
+
+impl Space {
+    /// The key epochs known here.
+    pub fn epochs(&self) -> &Epochs {
+        &self.epochs
+    }
+
+    /// This device's identity.
+    pub fn identity(&self) -> [u8; 32] {
+        self.identity.public.0
+    }
+
+    /// Start a new key epoch: a fresh random key sealed to `members` (this device always
+    /// among them), answering the removals of digests `answered`. Blocks written from
+    /// now on are sealed under it. Returns the epoch's (number, digest) and its message's
+    /// size in bytes.
+    pub async fn rotate(
+        &mut self,
+        members: &[[u8; 32]],
+        answered: Vec<Digest>,
+    ) -> Result<(u32, Digest, usize), SpaceError> {
+        let (number, parent) = self.epochs.next();
+        let mut to = members.to_vec();
+        to.push(self.identity.public.0);
+        let key = Secret32::random();
+        let epoch = Epoch::new(
+            &self.identity,
+            self.keys.address.0,
+            number,
+            parent,
+            answered,
+            &key,
+            &to,
+        )
+        .map_err(|e| SpaceError::Index(format!("key epoch: {e}")))?;
+        let bytes = epoch.encode();
+        let size = bytes.len();
+        self.append(&[Message::Epoch(bytes)]).await?;
+        self.refresh().await?;
+        tracing::info!(space = %self.keys.name, epoch = number, members = to.len(), "started a new key epoch");
+        Ok((number, epoch.digest(), size))
+    }
+
+    /// Give `member` the keys of every epoch after the first held here.
+    pub async fn grant(&mut self, member: [u8; 32]) -> Result<(), SpaceError> {
+        let held = self.epochs.held_after_first();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let grant = Grant::new(&self.identity, self.keys.address.0, member, &held)
+            .map_err(|e| SpaceError::Index(format!("key grant: {e}")))?;
+        self.append(&[Message::Grant(grant.encode())]).await?;
+        self.refresh().await?;
+        tracing::info!(space = %self.keys.name, member = %cobox_keys::secret::hex(&member), "granted the space's key epochs");
+        Ok(())
+    }
+
+    /// Take in an epoch message or grant read from a log: kept in the epoch file first
+    /// (the entry counts as read only once that is durable), then its keys are held.
+    pub(super) fn take_epoch_record(&mut self, kind: Kind, bytes: &[u8]) -> Result<(), SpaceError> {
+        let mut probe = self.epochs.clone();
+        if learn_epoch_record(&mut probe, &self.identity, kind, bytes) == Learnt::Nothing {
+            return Ok(());
+        }
+        self.epoch_file
+            .append(kind, bytes)
+            .map_err(|e| SpaceError::Index(format!("epochs: {e}")))?;
+        self.epochs = probe;
+        self.block = std::sync::Arc::new(self.epochs.keyring().clone());
+        Ok(())
+    }
+}
