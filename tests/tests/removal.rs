@@ -1,12 +1,14 @@
 //! Removing a member and a seeder from a space with real agents: after A removes B, B gets
 //! no block written later from A, from C (offline during the removal) or from the seed,
-//! keeps what it had and shows `Removed`; a replayed stale admission does not bring it
-//! back; a seeder taken out of `seeders` is no longer served.
+//! keeps what it had and shows `Removed`; A starts a new key epoch B holds no key of, so
+//! blocks copied to B by hand stay closed; C rotates nothing again; a replayed stale
+//! admission does not bring B back; a seeder taken out of `seeders` is no longer served;
+//! rotations concurrent with writes lose nothing, and a member admitted later reads it all.
 
 use std::collections::BTreeMap;
 
 use cobox_tests::files::feed_sizes;
-use cobox_tests::node::{Node, QUIET, Trio, eventually, two_members_and_a_seed};
+use cobox_tests::node::{Agent, Node, QUIET, Trio, eventually, show, two_members_and_a_seed};
 
 fn condition(n: &Node, kind: &str, reason: &str) -> bool {
     let out = n.ctl(&["status", "--output", "json"]);
@@ -26,12 +28,58 @@ fn sizes(dir: &std::path::Path) -> BTreeMap<String, u64> {
     feed_sizes(dir)
 }
 
+/// `coboxctl keys epochs --space home -o json` on `n`.
+fn epochs(n: &Node) -> Vec<serde_json::Value> {
+    serde_json::from_str(&n.ctl_ok(&["keys", "epochs", "--space", "home", "-o", "json"]))
+        .unwrap_or_default()
+}
+
+/// A new member `name` of the Trio's space, invited by A, dialling A and the seed.
+fn join(t: &Trio, dir: &std::path::Path, name: &str) -> (Node, Agent) {
+    let n = Node::new(dir, name);
+    let listening = |x: &Node| {
+        x.status()["network"]["listening"][0]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (pa, ps) = (listening(&t.a), listening(&t.s));
+    let ks = t.s.identity();
+    let code = t.a.ctl_ok(&[
+        "invite",
+        "create",
+        "--space",
+        "home",
+        "--for",
+        &n.identity(),
+    ]);
+    n.write_config(&format!(
+        "[network]\npeers = [\"{pa}\", \"{ps}\"]\n{QUIET}[[space]]\nname = \"home\"\ninvite = \"{code}\"\nseeders = [\"{ks}\"]\n"
+    ));
+    let agent = n.start();
+    n.wait_converged(60);
+    (n, agent)
+}
+
+/// Copy `from` to `to` (a directory tree).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
 #[test]
 fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
     let tmp = tempfile::tempdir().unwrap();
     let t: Trio = two_members_and_a_seed(tmp.path(), "");
     let (a, b, s) = (&t.a, &t.b, &t.s);
-    let (kb, ks) = (b.identity(), s.identity());
+    let kb = b.identity();
     std::fs::write(a.mount("home").join("before.txt"), b"written before").unwrap();
     eventually(
         "B has A's file",
@@ -40,29 +88,8 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
         || t.logs(),
     );
     // C joins, dialling A and the seed.
-    let c = Node::new(tmp.path(), "c");
-    let pa = a.status()["network"]["listening"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let ps = s.status()["network"]["listening"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let code = a.ctl_ok(&[
-        "invite",
-        "create",
-        "--space",
-        "home",
-        "--for",
-        &c.identity(),
-    ]);
-    let c_config = format!(
-        "[network]\npeers = [\"{pa}\", \"{ps}\"]\n{QUIET}[[space]]\nname = \"home\"\ninvite = \"{code}\"\nseeders = [\"{ks}\"]\n"
-    );
-    c.write_config(&c_config);
-    let agent_c = c.start();
-    c.wait_converged(60);
+    let (c, agent_c) = join(&t, tmp.path(), "c");
+    let kc = c.identity();
     eventually(
         "C has A's file",
         60,
@@ -109,6 +136,15 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
     let me_on_b = members(b);
     let me_on_b = me_on_b.iter().find(|m| m["me"] == true).unwrap();
     assert_eq!(me_on_b["standing"], "removed");
+    // A answered the removal with key epoch 1, sealed to A and C only.
+    let mut remaining = vec![ka.clone(), kc.clone()];
+    remaining.sort();
+    let on_a = epochs(a);
+    assert_eq!(on_a.len(), 2, "{on_a:?}");
+    assert_eq!(on_a[1]["number"], 1);
+    assert_eq!(on_a[1]["author"], ka.as_str());
+    assert_eq!(on_a[1]["holders"], serde_json::json!(remaining));
+    assert_eq!(on_a[1]["current"], true);
     // What B holds of the others' feeds now; then A writes, C comes back and writes.
     let b_feeds = b.data().join("spaces").join(&t.address).join("feeds");
     let held = sizes(&b_feeds);
@@ -119,6 +155,11 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
         60,
         || c.mount("home").join("after-a.txt").exists() && !c.peers().contains(&kb),
         logs,
+    );
+    assert_eq!(
+        std::fs::read(c.mount("home").join("after-a.txt")).unwrap(),
+        b"written by a after",
+        "C reads what A wrote under the new epoch"
     );
     std::fs::write(c.mount("home").join("after-c.txt"), b"written by c after").unwrap();
     eventually(
@@ -160,7 +201,134 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
     assert!(!c.peers().contains(&kb) && !a.peers().contains(&kb));
     assert_eq!(sizes(&b_feeds), held, "B received blocks after the replay");
     assert!(condition(b, "Degraded", "Removed"));
-    drop(t);
+    // C, offline during the removal, rotated nothing again: A's epoch is the only one
+    // after the first, on A and on C, and C holds it.
+    for n in [a, &c] {
+        let e = epochs(n);
+        assert_eq!(e.len(), 2, "{}: {e:?}", n.name);
+        assert_eq!(e[1]["digest"], on_a[1]["digest"]);
+        assert_eq!(e[1]["held"], true);
+    }
+    // Even given them by hand, B cannot open the blocks written after: A's and C's feeds
+    // copied from A into B's data directory.
+    let [agent_a, agent_b, _agent_s] = t.agents;
+    agent_a.stop();
+    agent_b.stop();
+    let a_feeds = a.data().join("spaces").join(&t.address).join("feeds");
+    let mut copied = 0;
+    for (feed, size) in sizes(&a_feeds) {
+        if held.get(&feed).is_some_and(|h| *h < size) {
+            copy_tree(&a_feeds.join(&feed), &b_feeds.join(&feed));
+            copied += 1;
+        }
+    }
+    assert!(copied >= 2, "A's and C's logs grew after the removal");
+    let _agent_b = b.start();
+    eventually(
+        "B, started again on the copied feeds, shows it was removed",
+        60,
+        || condition(b, "Degraded", "Removed"),
+        || b.log(),
+    );
+    let on_b = epochs(b);
+    let new = on_b
+        .iter()
+        .find(|e| e["digest"] == on_a[1]["digest"])
+        .unwrap_or_else(|| panic!("B learns of the epoch from A's log: {on_b:?}"));
+    assert_eq!(new["held"], false, "B holds no key of the new epoch");
+    assert!(sizes(&b_feeds) != held, "B has the blocks now");
+    for f in ["after-a.txt", "after-c.txt", "after-replay.txt"] {
+        assert!(!b.mount("home").join(f).exists(), "B reads {f}");
+    }
+    assert_eq!(
+        std::fs::read(b.mount("home").join("before.txt")).unwrap(),
+        b"written before",
+        "what B had stays readable"
+    );
+}
+
+#[test]
+fn rotations_concurrent_with_writes_lose_nothing_and_a_later_member_reads_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t: Trio = two_members_and_a_seed(tmp.path(), "");
+    let (a, b) = (&t.a, &t.b);
+    let kb = b.identity();
+    let (c, _agent_c) = join(&t, tmp.path(), "c");
+    let logs = || format!("{}\nc:\n{}", t.logs(), c.log());
+    // A and C write while A removes B and C rotates on demand: the two rotations may make
+    // two epochs of one number.
+    const FILES: usize = 12;
+    let write = |n: &Node, tag: &str| {
+        for i in 0..FILES {
+            let body = format!("{tag} file {i}");
+            std::fs::write(n.mount("home").join(format!("{tag}-{i}.txt")), body).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| write(a, "a"));
+        scope.spawn(|| write(&c, "c"));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let removed = a.ctl(&["members", "remove", "home", &kb, "--yes"]);
+        assert!(removed.status.success(), "{}", show(&removed));
+        let rotated = c.ctl(&["keys", "rotate", "--space", "home", "-o", "json"]);
+        assert!(rotated.status.success(), "{}", show(&rotated));
+        let r: serde_json::Value = serde_json::from_slice(&rotated.stdout).unwrap();
+        assert!(r["bytes"].as_u64().unwrap() > 0);
+        assert_eq!(r["epoch"]["author"], c.identity().as_str());
+    });
+    let all_there = |n: &Node| {
+        (0..FILES).all(|i| {
+            ["a", "c"].iter().all(|tag| {
+                std::fs::read_to_string(n.mount("home").join(format!("{tag}-{i}.txt")))
+                    .is_ok_and(|s| s == format!("{tag} file {i}"))
+            })
+        })
+    };
+    eventually(
+        "every file either wrote reads back on A and on C",
+        90,
+        || all_there(a) && all_there(&c),
+        logs,
+    );
+    // A and C agree on the epochs, hold every one, and seal under the same.
+    let ids = |n: &Node| -> Vec<(serde_json::Value, serde_json::Value, bool, bool)> {
+        epochs(n)
+            .into_iter()
+            .map(|e| {
+                (
+                    e["number"].clone(),
+                    e["digest"].clone(),
+                    e["held"] == true,
+                    e["current"] == true,
+                )
+            })
+            .collect()
+    };
+    eventually(
+        "A and C know the same epochs",
+        60,
+        || ids(a) == ids(&c),
+        logs,
+    );
+    let known = ids(a);
+    assert!(
+        known.len() >= 3,
+        "two rotations after the first key: {known:?}"
+    );
+    assert!(known.iter().all(|e| e.2), "every epoch held: {known:?}");
+    // A member admitted now is granted the keys and reads every file.
+    let (d, _agent_d) = join(&t, tmp.path(), "d");
+    eventually(
+        "D, admitted after the rotations, reads every file",
+        90,
+        || all_there(&d),
+        || format!("{}\nd:\n{}", logs(), d.log()),
+    );
+    assert!(
+        epochs(&d).iter().all(|e| e["held"] == true),
+        "D holds every epoch"
+    );
 }
 
 #[test]

@@ -132,6 +132,8 @@ pub struct Space {
     health: HealthReports,
     /// The device names the writers gave, by log key.
     names: DeviceNames,
+    /// How far each log waiting for a key was searched for epoch messages and grants.
+    scanned: BTreeMap<[u8; 32], u64>,
 }
 
 /// The device name each writer of a space gave (its `About` entry), by log key.
@@ -210,6 +212,7 @@ impl Space {
             dirty_since: None,
             health: HealthReports::default(),
             names: DeviceNames::default(),
+            scanned: BTreeMap::new(),
         };
         let own_log = space.feeds.log_key;
         space.logs.insert(own_log, ());
@@ -435,6 +438,8 @@ impl Space {
                         // waits here, to be read on when the key arrives.
                         self.stats.waiting = true;
                         tracing::debug!(space = %self.keys.name, index = i, epoch, "a log entry waits for its epoch's key");
+                        // A grant further on in this log may be what brings the key.
+                        self.scan_for_keys(&key, i + 1, len).await?;
                         break;
                     }
                     Ok(Decoded::Known(Message::Epoch(bytes))) => {

@@ -65,6 +65,30 @@ impl Space {
         Ok(())
     }
 
+    /// Read log `key` from `from` to `len` for epoch messages and grants only (they are
+    /// sealed under the first key, so they open whatever waits before them); each entry
+    /// is looked at once.
+    pub(super) async fn scan_for_keys(
+        &mut self,
+        key: &[u8; 32],
+        from: u64,
+        len: u64,
+    ) -> Result<(), SpaceError> {
+        let start = self.scanned.get(key).copied().unwrap_or(0).max(from);
+        for i in start..len {
+            let Some(Ok(super::Decoded::Known(m))) = self.open_entry(key, i).await? else {
+                continue;
+            };
+            match m {
+                Message::Epoch(bytes) => self.take_epoch_record(Kind::Epoch, &bytes)?,
+                Message::Grant(bytes) => self.take_epoch_record(Kind::Grant, &bytes)?,
+                _ => {}
+            }
+        }
+        self.scanned.insert(*key, len.max(start));
+        Ok(())
+    }
+
     /// Take in an epoch message or grant read from a log: kept in the epoch file first
     /// (the entry counts as read only once that is durable), then its keys are held.
     pub(super) fn take_epoch_record(&mut self, kind: Kind, bytes: &[u8]) -> Result<(), SpaceError> {
