@@ -3,7 +3,9 @@
 //! of `coboxctl members remove home B --yes` on A until no session with B is left on A,
 //! on C and on the seed (each device's own list of peers), `COBOX_BENCH_REMOVALS` times
 //! (default 5), a fresh space each time. Also the size of the statements a removal adds to
-//! a roster (what travels to every member and seed).
+//! a roster (what travels to every member and seed), the time until C holds the key epoch
+//! A started to answer the removal, and the size of a rotation message (`coboxctl keys
+//! rotate` on A afterwards, sealed to A and C).
 //!
 //! Run: `cargo bench -p cobox-tests --bench removal`.
 
@@ -20,9 +22,29 @@ fn wait(what: &str, check: impl Fn() -> bool) {
     }
 }
 
-/// One run: returns the seconds until A, C and the seed had no session with B, and the
-/// bytes the removal added to A's roster file.
-fn run(dir: &Path) -> (f64, u64) {
+/// What one run measured.
+struct Run {
+    /// Seconds until A, C and the seed had no session with B.
+    refused: f64,
+    /// Seconds until C held the key epoch A started.
+    rotated: f64,
+    /// Bytes the removal added to A's roster file.
+    statements: u64,
+    /// Bytes of a rotation message, and the members it was sealed to.
+    rotation: (u64, usize),
+}
+
+/// Key epochs after the first that `n` holds.
+fn held_epochs(n: &Node) -> usize {
+    let e: Vec<serde_json::Value> =
+        serde_json::from_str(&n.ctl_ok(&["keys", "epochs", "--space", "home", "-o", "json"]))
+            .unwrap_or_default();
+    e.iter()
+        .filter(|e| e["number"] != 0 && e["held"] == true)
+        .count()
+}
+
+fn run(dir: &Path) -> Run {
     let (a, b, c, s) = (
         Node::new(dir, "a"),
         Node::new(dir, "b"),
@@ -74,10 +96,34 @@ fn run(dir: &Path) -> (f64, u64) {
     wait("A, C and the seed refuse B", || {
         [&a, &c, &s].iter().all(|n| !n.peers().contains(&kb))
     });
-    let took = t.elapsed().as_secs_f64();
-    let added = std::fs::metadata(&roster).map_or(0, |m| m.len()) - before;
+    let refused = t.elapsed().as_secs_f64();
+    wait("C holds the new key epoch", || held_epochs(&c) == 1);
+    let rotated = t.elapsed().as_secs_f64();
+    let statements = std::fs::metadata(&roster).map_or(0, |m| m.len()) - before;
+    let r: serde_json::Value =
+        serde_json::from_str(&a.ctl_ok(&["keys", "rotate", "--space", "home", "-o", "json"]))
+            .unwrap();
+    let rotation = (
+        r["bytes"].as_u64().unwrap(),
+        r["epoch"]["holders"].as_array().unwrap().len(),
+    );
     drop(agents);
-    (took, added)
+    Run {
+        refused,
+        rotated,
+        statements,
+        rotation,
+    }
+}
+
+fn summary(mut xs: Vec<f64>) -> String {
+    xs.sort_by(f64::total_cmp);
+    format!(
+        "median {:.3} s, min {:.3} s, max {:.3} s",
+        xs[xs.len() / 2],
+        xs[0],
+        xs[xs.len() - 1]
+    )
 }
 
 fn main() {
@@ -85,20 +131,29 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let mut took = Vec::new();
-    let mut bytes = 0;
-    for i in 0..runs {
-        let tmp = tempfile::tempdir().unwrap();
-        let (t, b) = run(&tmp.path().join(format!("run{i}")));
-        took.push(t);
-        bytes = b;
-    }
-    took.sort_by(f64::total_cmp);
+    let results: Vec<Run> = (0..runs)
+        .map(|i| {
+            let tmp = tempfile::tempdir().unwrap();
+            run(&tmp.path().join(format!("run{i}")))
+        })
+        .collect();
     println!(
-        "removal applied on A until A, C and the seed have no session with B: median {:.3} s, min {:.3} s, max {:.3} s ({runs} runs)",
-        took[took.len() / 2],
-        took[0],
-        took[took.len() - 1]
+        "removal applied on A until A, C and the seed have no session with B: {} ({runs} runs)",
+        summary(results.iter().map(|r| r.refused).collect())
     );
-    println!("statements a removal adds to the remover's roster: {bytes} bytes");
+    println!(
+        "removal applied on A until C holds the key epoch A started: {} ({runs} runs)",
+        summary(results.iter().map(|r| r.rotated).collect())
+    );
+    let last = results.last().unwrap();
+    println!(
+        "statements a removal adds to the remover's roster: {} bytes",
+        last.statements
+    );
+    let (bytes, members) = last.rotation;
+    println!(
+        "a rotation message sealed to {members} members: {bytes} bytes ({} per member, {} for the rest)",
+        cobox_keys::epoch::PER_MEMBER,
+        bytes as usize - members * cobox_keys::epoch::PER_MEMBER
+    );
 }

@@ -238,6 +238,18 @@ fn decoders_of_outside_input_never_panic_hang_or_allocate_without_bound() {
             let _ = e.open(&me);
         }
     });
+    let grant = cobox_keys::epoch::Grant::new(
+        &inviter,
+        [7; 32],
+        me.public.0,
+        &[(1, [4; 32], &cobox_keys::Secret32::from_bytes([5; 32]))],
+    )
+    .unwrap();
+    fuzz("key grant", cases(), mutated(vec![grant.encode()]), |b| {
+        if let Ok(g) = cobox_keys::epoch::Grant::decode(&b) {
+            let _ = g.open(&me);
+        }
+    });
     let mut ring = cobox_keys::block::Keyring::default();
     let block_key =
         |n: u8| cobox_keys::block::BlockKey::for_space(&cobox_keys::Secret32::from_bytes([n; 32]));

@@ -8,7 +8,7 @@ use cobox_schema::hexkey::PublicKey;
 
 use super::state::FleetState;
 use crate::space::message::{Decoded, Message};
-use crate::space::{Space, SpaceError};
+use crate::space::{EntryError, Space, SpaceError};
 
 /// Entries, and bytes of the fleet's messages, read in one pass at most (the rest the next
 /// time): what a pass holds in memory stays bounded however long the logs are.
@@ -56,6 +56,10 @@ pub async fn read_new(space: &mut Space, state: &mut FleetState) -> Result<Found
             let Some(entry) = space.log_entry(&key, at).await? else {
                 break;
             };
+            if let Err(EntryError::NoKey(_)) = entry {
+                // Sealed under a key epoch not held yet: read again once it is.
+                break;
+            }
             at += 1;
             budget -= 1;
             if let Ok(Decoded::Known(

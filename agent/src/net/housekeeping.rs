@@ -1,9 +1,9 @@
 //! The network's background upkeep, in one task: roster files read again (an invite made by
-//! another path admits someone), health reports published, space reclaimed in member
-//! spaces (versions past their retention, blocks nothing refers to), what seeds store
-//! measured for their quotas, one-off syncs ended once caught up, and room made for full
-//! seeds set to evict. It runs every few seconds, when poked (each reconcile does), and at once when a
-//! quota fills.
+//! another path admits someone), health reports published, key rotations and grants made
+//! where due, space reclaimed in member spaces (versions past their retention, blocks
+//! nothing refers to), what seeds store measured for their quotas, one-off syncs ended once
+//! caught up, and room made for full seeds set to evict. It runs every few seconds, when
+//! poked (each reconcile does), and at once when a quota fills.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

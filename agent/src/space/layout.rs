@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! DATA_DIR/drive-index/ADDRESS/   derived state of the space (known logs, the drive's
-//!                                  checkpoint); deletable while the agent is stopped,
-//!                                  rebuilt from the feeds
+//!                                  checkpoint, the key epochs read); deletable while
+//!                                  the agent is stopped, rebuilt from the feeds
 //! DATA_DIR/spaces/ADDRESS/
 //!   space.key          the space's keys (cobox-keys)
 //!   feeds/FEEDKEY/     one hypercore per feed: every member's log and content feeds

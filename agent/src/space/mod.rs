@@ -363,11 +363,8 @@ impl Space {
         &mut self,
         key: &[u8; 32],
         index: u64,
-    ) -> Result<Option<Result<Decoded, String>>, SpaceError> {
-        Ok(self
-            .open_entry(key, index)
-            .await?
-            .map(|e| e.map_err(|e| e.to_string())))
+    ) -> Result<Option<Result<Decoded, EntryError>>, SpaceError> {
+        self.open_entry(key, index).await
     }
 
     /// Entry `index` of log `key`, opened: `None` if this device does not have it.
@@ -664,8 +661,8 @@ impl Space {
 }
 
 /// Why a log entry was not read.
-#[derive(Debug)]
-enum EntryError {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryError {
     /// Sealed under an epoch whose key this device does not hold (yet).
     NoKey(u32),
     /// Damaged, forged or not a message: skipped.
