@@ -72,7 +72,7 @@ async fn main() {
     let mut feed = Feed::open(dir.path(), kp1.public.0, Some(&seed1))
         .await
         .unwrap();
-    let key = cobox_keys::block::BlockKey::for_space(&Secret32::from_bytes([3; 32]));
+    let key = cobox_keys::block::Keyring::first(&Secret32::from_bytes([3; 32]));
     let hashes = std::sync::Arc::new(
         BlockHashes::open(
             &dir.path().join("blocks"),

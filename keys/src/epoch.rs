@@ -254,7 +254,7 @@ impl Grant {
                     .map_err(|_| EpochError::BadMember(PublicKey(member)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        keys.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        keys.sort_by_key(|k| (k.0, k.1));
         keys.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
         let mut g = Grant {
             space,
