@@ -285,6 +285,7 @@ fn rotations_concurrent_with_writes_lose_nothing_and_a_later_member_reads_everyt
             })
         })
     };
+    let started = std::time::Instant::now();
     eventually(
         "every file either wrote reads back on A and on C",
         90,
@@ -311,6 +312,10 @@ fn rotations_concurrent_with_writes_lose_nothing_and_a_later_member_reads_everyt
         || ids(a) == ids(&c),
         logs,
     );
+    eprintln!(
+        "A and C read every file and agree on the epochs {:.1} s after the writes",
+        started.elapsed().as_secs_f64()
+    );
     let known = ids(a);
     assert!(
         known.len() >= 3,
@@ -318,12 +323,32 @@ fn rotations_concurrent_with_writes_lose_nothing_and_a_later_member_reads_everyt
     );
     assert!(known.iter().all(|e| e.2), "every epoch held: {known:?}");
     // A member admitted now is granted the keys and reads every file.
+    let joined = std::time::Instant::now();
     let (d, _agent_d) = join(&t, tmp.path(), "d");
     eventually(
         "D, admitted after the rotations, reads every file",
         90,
         || all_there(&d),
-        || format!("{}\nd:\n{}", logs(), d.log()),
+        || {
+            let listing: Vec<String> = std::fs::read_dir(d.mount("home"))
+                .map(|r| {
+                    r.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into())
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "{}\nd:\n{}\nD's files: {listing:?}\nepochs on A: {:?}\nepochs on D: {:?}",
+                logs(),
+                d.log(),
+                epochs(a),
+                epochs(&d)
+            )
+        },
+    );
+    eprintln!(
+        "D read every file {:.1} s after joining",
+        joined.elapsed().as_secs_f64()
     );
     assert!(
         epochs(&d).iter().all(|e| e["held"] == true),
@@ -371,4 +396,33 @@ fn a_seeder_taken_out_of_seeders_is_no_longer_served() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(sizes(&s_feeds), held, "the removed seeder got new blocks");
     assert!(seed.peers().is_empty());
+}
+
+#[test]
+fn a_member_offline_during_its_removal_learns_it_when_it_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t: Trio = two_members_and_a_seed(tmp.path(), "");
+    let (a, b, s) = (&t.a, &t.b, &t.s);
+    let kb = b.identity();
+    let b_feeds = b.data().join("spaces").join(&t.address).join("feeds");
+    let [_agent_a, agent_b, _agent_s] = t.agents;
+    agent_b.stop();
+    let held = sizes(&b_feeds);
+    let out = a.ctl(&["members", "remove", "home", &kb, "--yes"]);
+    assert!(out.status.success(), "{}", show(&out));
+    std::fs::write(a.mount("home").join("after.txt"), b"written after").unwrap();
+    let _agent_b = b.start();
+    eventually(
+        "B, back, is told of its removal and shows it",
+        60,
+        || condition(b, "Degraded", "Removed"),
+        || format!("a:\n{}\nb:\n{}", a.log(), b.log()),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        !a.peers().contains(&kb) && !s.peers().contains(&kb),
+        "nothing is served to B"
+    );
+    assert_eq!(sizes(&b_feeds), held, "B got no block while being told");
+    assert!(!b.mount("home").join("after.txt").exists());
 }

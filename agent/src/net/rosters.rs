@@ -11,6 +11,14 @@ use crate::space::roster::{self, Roster, Statement};
 /// statements to reach it.
 const CLOSE_AFTER: Duration = Duration::from_millis(500);
 
+/// Whether a shared address admits `who` as the rosters stand; a space this device was
+/// removed from admits nobody here.
+pub(super) fn serves(st: &State, who: &[u8; 32]) -> bool {
+    st.shares
+        .values()
+        .any(|s| !s.roster.me_out() && s.roster.admits(who))
+}
+
 impl Network {
     /// Sign what the roster of the space shared at `address` lacks for its declared
     /// `seeders` and `removed` identities (see `Roster::declare`): the statements are kept,
@@ -32,6 +40,20 @@ impl Network {
         self.learn(address, statements, None, true).await;
     }
 
+    /// Whether `who` was removed from a shared address this device is still in: its
+    /// session is let in only to tell it so.
+    pub fn was_removed(&self, who: &[u8; 32]) -> bool {
+        self.state()
+            .shares
+            .values()
+            .any(|s| !s.roster.me_out() && s.roster.removed().contains(who))
+    }
+
+    /// Whether any shared address admits `who`, as the rosters stand (nothing read again).
+    pub(super) fn admitted_anywhere(&self, who: &[u8; 32]) -> bool {
+        serves(&self.state(), who)
+    }
+
     /// Whether any shared address admits `who`. An unknown identity makes the rosters be
     /// read again first (at most once a second), in case an invite just admitted it.
     pub fn admits(&self, who: &[u8; 32]) -> bool {
@@ -39,7 +61,7 @@ impl Network {
             return false;
         }
         let mut st = self.state();
-        if st.shares.values().any(|s| s.roster.admits(who)) {
+        if serves(&st, who) {
             return true;
         }
         let now = std::time::Instant::now();

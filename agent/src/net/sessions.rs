@@ -8,6 +8,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use super::{Network, Peer, PeerInfo, State};
+
+/// How long a session with a removed identity stays open to tell it of its removal.
+const TELL_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::replicate::{self, Options, SessionEvent};
 use crate::space::roster::{self};
 
@@ -45,7 +48,7 @@ impl Network {
         let options = Options {
             identity: Some(self.inner.identity.clone()),
             authorize: Some(Arc::new(move |who: &[u8; 32]| {
-                expect.is_none_or(|k| k == *who) && me.admits(who)
+                expect.is_none_or(|k| k == *who) && (me.admits(who) || me.was_removed(who))
             })),
             events: Some(events_tx),
             grew: Some(self.inner.grew.clone()),
@@ -110,9 +113,11 @@ impl Network {
     }
 
     /// Authorized peers and the addresses open with each, sorted by identity, with the
-    /// device name a peer gave in a space log this device reads.
+    /// device name a peer gave in a space log this device reads. A removed identity being
+    /// told of its removal is not among them: nothing is served to it.
     pub fn peers(&self) -> Vec<PeerInfo> {
         let st = self.state();
+        let served = |who: &[u8; 32]| super::rosters::serves(&st, who);
         let name_of = |who: &[u8; 32]| {
             st.shares.values().find_map(|s| {
                 let log = s.members.iter().find(|m| m.identity == *who)?.log;
@@ -124,7 +129,7 @@ impl Network {
             .peers
             .values()
             .filter_map(|p| {
-                let identity = p.identity?;
+                let identity = p.identity.filter(served)?;
                 Some(PeerInfo {
                     identity,
                     name: name_of(&identity),
@@ -158,6 +163,11 @@ impl Network {
     async fn on_event(&self, id: u64, event: SessionEvent) {
         match event {
             SessionEvent::Authorized(who) => {
+                if !self.admitted_anywhere(&who) {
+                    // A removed identity, back: it is only told of its removal (the topics
+                    // carry the statements; no feed is offered), then the session ends.
+                    self.close_later(id, TELL_FOR);
+                }
                 if self.keep_one_session(id, who) {
                     let addresses: Vec<[u8; 32]> = self.state().shares.keys().copied().collect();
                     for a in addresses {
@@ -184,6 +194,17 @@ impl Network {
                 self.learn(topic, statements, Some(id), true).await;
             }
         }
+    }
+
+    /// End session `id` after `after`.
+    fn close_later(&self, id: u64, after: std::time::Duration) {
+        let Some(handle) = self.state().peers.get(&id).map(|p| p.handle.clone()) else {
+            return;
+        };
+        self.inner.rt.spawn(async move {
+            tokio::time::sleep(after).await;
+            handle.close();
+        });
     }
 
     fn peer_name(&self, id: u64) -> String {
@@ -239,16 +260,21 @@ impl Network {
             // Removed from the space: it is not replicated any more (its data stays).
             return;
         }
+        let removed = share.roster.removed();
         for p in peers.values_mut() {
             let Some(who) = p.identity else { continue };
-            if !share.roster.admits(&who) {
+            let admitted = share.roster.admits(&who);
+            if !admitted && !removed.contains(&who) {
                 continue;
             }
+            // A removed identity gets the topic only, so it learns of its removal.
             if p.spaces.insert(address) {
                 let _ = p.handle.open_topic(address);
             }
-            for f in share.feeds.values() {
-                let _ = p.handle.open(f.clone());
+            if admitted {
+                for f in share.feeds.values() {
+                    let _ = p.handle.open(f.clone());
+                }
             }
         }
     }

@@ -8,8 +8,9 @@
 //! handed out), any member admitted once and in no longer; for later epochs, a holder (a
 //! member it was sealed or granted to) or its author who is not in. The rule depends only
 //! on the epochs and the roster, so a member who learns a removal after another member
-//! answered it rotates nothing again. A grant is due for every member in who holds no key
-//! of the newest epoch (admitted after it).
+//! answered it rotates nothing again. A grant is due for every member in who misses the key
+//! of an epoch this device holds (admitted after it, or sealed on a branch of a fork that
+//! did not name it): members must read every epoch to read the whole space.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -204,17 +205,20 @@ impl Epochs {
             .collect()
     }
 
-    /// Members in that hold no key of the newest epoch known (admitted after it), sorted;
-    /// none unless this device holds that key and it is not epoch 0.
+    /// Members in (by the roster's `entries`) missing the key of an epoch after the first
+    /// that this device holds (admitted after it, or it came from a branch of a fork they
+    /// were not sealed to), sorted: each is due a grant.
     pub fn grants_due(&self, entries: &[Entry], me: &[u8; 32]) -> Vec<[u8; 32]> {
-        let id = self.newest_known();
-        if id.0 == 0 || !self.keys.contains_key(&id) {
-            return Vec::new();
-        }
-        let holders = &self.known[&id].holders;
         Epochs::recipients(entries)
             .into_iter()
-            .filter(|k| k != me && !holders.contains(k))
+            .filter(|k| {
+                k != me
+                    && self
+                        .keys
+                        .keys()
+                        .filter(|(n, _)| *n > 0)
+                        .any(|id| !self.known.get(id).is_some_and(|e| e.holders.contains(k)))
+            })
             .collect()
     }
 }
@@ -346,6 +350,22 @@ mod tests {
         assert_eq!(on_d.keyring().newest_id(), Some((0, [0; 32])));
         assert_eq!(on_d.learn_grant(&g, &d), Learnt::Key);
         assert_eq!(on_d.keyring().newest_id(), Some((1, e.digest())));
+        // An epoch D was not granted (a branch of a fork A learns later) makes another due.
+        let other = Epoch::new(
+            &c,
+            SPACE,
+            1,
+            [0; 32],
+            vec![],
+            &Secret32::from_bytes([6; 32]),
+            &[a.public.0, c.public.0],
+        )
+        .unwrap();
+        on_a.learn_epoch(&other, &a);
+        assert_eq!(on_a.grants_due(&with_d, &a.public.0), vec![d.public.0]);
+        let g2 = Grant::new(&a, SPACE, d.public.0, &on_a.held_after_first()).unwrap();
+        on_a.learn_grant(&g2, &a);
+        assert!(on_a.grants_due(&with_d, &a.public.0).is_empty());
         // Removing D later makes the epoch D was granted exposed.
         let d_out = entries(&a, &[&b, &c, &d], &[&b, &d]);
         assert_eq!(on_a.exposed(&d_out), vec![d.public.0]);

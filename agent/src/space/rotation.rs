@@ -66,8 +66,8 @@ impl Space {
     }
 
     /// Read log `key` from `from` to `len` for epoch messages and grants only (they are
-    /// sealed under the first key, so they open whatever waits before them); each entry
-    /// is looked at once.
+    /// sealed under the first key, so they open whatever waits before them), up to the
+    /// first entry not downloaded yet; each entry is looked at once.
     pub(super) async fn scan_for_keys(
         &mut self,
         key: &[u8; 32],
@@ -75,17 +75,24 @@ impl Space {
         len: u64,
     ) -> Result<(), SpaceError> {
         let start = self.scanned.get(key).copied().unwrap_or(0).max(from);
-        for i in start..len {
-            let Some(Ok(super::Decoded::Known(m))) = self.open_entry(key, i).await? else {
-                continue;
+        let mut at = start;
+        while at < len {
+            // An entry not downloaded yet ends the search, to go on from it next time.
+            let Some(entry) = self.open_entry(key, at).await? else {
+                break;
             };
-            match m {
-                Message::Epoch(bytes) => self.take_epoch_record(Kind::Epoch, &bytes)?,
-                Message::Grant(bytes) => self.take_epoch_record(Kind::Grant, &bytes)?,
+            match entry {
+                Ok(super::Decoded::Known(Message::Epoch(bytes))) => {
+                    self.take_epoch_record(Kind::Epoch, &bytes)?
+                }
+                Ok(super::Decoded::Known(Message::Grant(bytes))) => {
+                    self.take_epoch_record(Kind::Grant, &bytes)?
+                }
                 _ => {}
             }
+            at += 1;
         }
-        self.scanned.insert(*key, len.max(start));
+        self.scanned.insert(*key, at);
         Ok(())
     }
 
