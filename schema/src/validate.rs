@@ -8,8 +8,8 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use crate::config::{
-    Admins, Api, WebLogin, COMMIT_INTERVAL, Config, Device, Limit, MAX_COMMIT_INTERVAL, Network, Peer,
-    Relays, Seed, Space, Storage, Versions,
+    Admins, Api, COMMIT_INTERVAL, Config, Device, Limit, MAX_COMMIT_INTERVAL, Network, Peer,
+    Relays, Seed, Space, Storage, Versions, WebLogin,
 };
 use crate::convert::Ctx;
 use crate::hexkey::{Address, PublicKey};
@@ -435,10 +435,7 @@ fn api(ctx: &mut Ctx<'_>, raw: &RawConfig, device: &Device) -> Api {
 /// that is a path, and a login whenever the address is not loopback.
 fn web(ctx: &mut Ctx<'_>, raw: &RawConfig) -> (Option<SocketAddr>, WebLogin) {
     let a = &raw.api;
-    let web = a
-        .web
-        .as_deref()
-        .and_then(|w| ctx.socket_addr("api.web", w));
+    let web = a.web.as_deref().and_then(|w| ctx.socket_addr("api.web", w));
     let password_hash = a.web_password_hash.as_ref().and_then(|h| {
         if crate::web_login::is_argon2_phc(h) {
             Some(h.clone())
