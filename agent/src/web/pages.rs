@@ -165,7 +165,7 @@ pub fn overview(s: &Status, device: &str) -> String {
         let (h, reason) = health(r);
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td><span class=\"dot {}\"></span>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td><span class=\"dot {}\" aria-hidden=\"true\"></span>{}</td><td>{}</td></tr>",
             r.kind,
             escape(&r.name),
             h.class(),
@@ -203,7 +203,7 @@ pub fn card(r: &ResourceStatus) -> String {
     let _ = write!(
         out,
         "<article class=\"card {}\" data-resource=\"{} {}\" data-health=\"{}\"><h3><a href=\"{}\">{}</a> <small>{}</small></h3>\
-         <p class=\"state\"><span class=\"dot {}\"></span><strong>{}</strong></p><p class=\"reason\">{}</p><dl>\
+         <p class=\"state\"><span class=\"dot {}\" aria-hidden=\"true\"></span><strong>{}</strong></p><p class=\"reason\">{}</p><dl>\
          <dt>Replicas</dt><dd>{good} of {all} connected and up to date</dd>\
          <dt>Lag</dt><dd>{lag_blocks} blocks ({})</dd>",
         h.class(),
