@@ -291,6 +291,15 @@ impl Browser {
         );
     }
 
+    /// Run `script` (a function body) in the page; what it returns.
+    pub fn script(&self, script: &str) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+    }
+
     pub fn click(&self, css: &str) {
         let e = self.element(css);
         self.session_call("POST", &format!("/element/{e}/click"), Some(json!({})));
