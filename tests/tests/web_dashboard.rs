@@ -252,3 +252,71 @@ fn validation_refuses_a_dashboard_beyond_loopback_without_a_login() {
     let out = node.ctl(&["validate", node.config().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
+
+/// An IPv4 address of this machine other than loopback (from `ip -4 -o addr`).
+fn outside_address() -> std::net::Ipv4Addr {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr"])
+        .output()
+        .expect("ip runs (Debian package iproute2)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|a| a.split('/').next()?.parse::<std::net::Ipv4Addr>().ok())
+        .find(|a| !a.is_loopback())
+        .expect("this test needs a network interface other than loopback")
+}
+
+#[test]
+fn off_loopback_the_dashboard_asks_for_its_token_and_opens_a_strict_session() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Node::new(tmp.path(), "remote");
+    let port = free_port();
+    let token = node.root.join("web-token");
+    std::fs::write(&token, "correct-token-4711\n").unwrap();
+    node.write_config(&format!(
+        "[network]\n{QUIET}[api]\nweb = \"0.0.0.0:{port}\"\nweb_token_file = \"{}\"\n",
+        token.display()
+    ));
+    let agent = node.start();
+    node.wait_converged(60);
+    wait_dashboard(port, || node.log());
+    let ip = outside_address();
+    let addr: SocketAddr = (ip, port).into();
+    let host = format!("{ip}:{port}");
+
+    // Reached from outside loopback: only the login page answers.
+    let first = request(addr, "GET", "/", &host, &[], None).unwrap();
+    assert_eq!(first.status, 303, "{}", first.body);
+    assert_eq!(first.header("location"), Some("/login"));
+    let denied = request(addr, "POST", "/config/apply", &host, &[], Some("config=x")).unwrap();
+    assert_eq!(denied.status, 403);
+    let login = request(addr, "GET", "/login", &host, &[], None).unwrap();
+    assert_eq!(login.status, 200);
+    let csrf = csrf_of(&login.body).unwrap();
+    let wrong = request(addr, "POST", "/login", &host, &[], Some(&format!("csrf={csrf}&secret=guess"))).unwrap();
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.header("set-cookie").is_none());
+    let no_csrf = request(addr, "POST", "/login", &host, &[], Some("secret=correct-token-4711")).unwrap();
+    assert_eq!(no_csrf.status, 403, "a login without the form's token");
+    let ok = request(addr, "POST", "/login", &host, &[], Some(&format!("csrf={csrf}&secret=correct-token-4711"))).unwrap();
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let cookie = ok.header("set-cookie").expect("a session cookie").to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+
+    // With the session: the pages answer, and forms still need their token.
+    let cookies = [("Cookie", session.as_str())];
+    let overview = request(addr, "GET", "/", &host, &cookies, None).unwrap();
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert!(overview.body.contains("Log out"));
+    let before = node.status()["generation"].as_u64().unwrap();
+    let forged = request(addr, "POST", "/config/rollback", &host, &cookies, Some("generation=1&confirm=yes")).unwrap();
+    assert_eq!(forged.status, 403);
+    let forged_cookie = [("Cookie", "cobox_session=00")];
+    let guessed = request(addr, "GET", "/", &host, &forged_cookie, None).unwrap();
+    assert_eq!(guessed.status, 303, "a made-up session is no session");
+    assert_eq!(node.status()["generation"].as_u64().unwrap(), before);
+    agent.stop();
+}

@@ -72,7 +72,6 @@ pub fn health(r: &ResourceStatus) -> (Health, String) {
     (
         Health::Green,
         said(ConditionType::Degraded)
-            .filter(|_| r.condition(ConditionType::Degraded).is_some())
             .or_else(|| said(ConditionType::Ready))
             .unwrap_or_default(),
     )
