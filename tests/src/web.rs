@@ -178,7 +178,10 @@ impl Browser {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while b.call("GET", "/status", None).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not answer within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not answer within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let caps = json!({"capabilities": {"alwaysMatch": {
@@ -189,7 +192,9 @@ impl Browser {
                          "--disable-dev-shm-usage", format!("--window-size={width},{height}")]
             }
         }}});
-        let v = b.call("POST", "/session", Some(caps)).expect("a browser session");
+        let v = b
+            .call("POST", "/session", Some(caps))
+            .expect("a browser session");
         b.session = v["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session in {v}"))
@@ -201,8 +206,8 @@ impl Browser {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         let body = body.map(|b| b.to_string());
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-            .map_err(|e| e.to_string())?;
+        let mut s =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(60)))
             .map_err(|e| e.to_string())?;
         let mut req = format!(

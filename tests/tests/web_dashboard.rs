@@ -28,7 +28,10 @@ fn wait_dashboard(port: u16, context: impl Fn() -> String) {
     eventually(
         "the dashboard answers",
         60,
-        || request(addr, "GET", "/", &format!("127.0.0.1:{port}"), &[], None).is_ok_and(|a| a.status == 200),
+        || {
+            request(addr, "GET", "/", &format!("127.0.0.1:{port}"), &[], None)
+                .is_ok_and(|a| a.status == 200)
+        },
         context,
     );
 }
@@ -36,7 +39,10 @@ fn wait_dashboard(port: u16, context: impl Fn() -> String) {
 /// The health the overview shows on the card of `resource` (like `space home`).
 fn card_health(browser: &Browser, port: u16, resource: &str) -> Option<String> {
     browser.go(&format!("http://127.0.0.1:{port}/"));
-    browser.attribute(&format!("article[data-resource=\"{resource}\"]"), "data-health")
+    browser.attribute(
+        &format!("article[data-resource=\"{resource}\"]"),
+        "data-health",
+    )
 }
 
 #[test]
@@ -71,7 +77,9 @@ fn a_space_card_turns_amber_when_its_seed_stops_and_green_when_it_returns() {
     let reason = browser.text("article[data-resource=\"space home\"] .reason");
     assert!(reason.starts_with("FewReplicas"), "{reason}");
     assert!(
-        browser.text("article[data-resource=\"space home\"] .state").contains("Needs attention"),
+        browser
+            .text("article[data-resource=\"space home\"] .state")
+            .contains("Needs attention"),
         "the colour is said in words too"
     );
 
@@ -104,10 +112,7 @@ fn a_config_pasted_into_the_page_is_applied_after_its_diff_and_the_device_conver
 
     let browser = Browser::start(1280, 800);
     browser.go(&format!("http://127.0.0.1:{port}/config"));
-    let wanted = format!(
-        "{}{base}[[space]]\nname = \"notes\"\n",
-        node.device_table()
-    );
+    let wanted = format!("{}{base}[[space]]\nname = \"notes\"\n", node.device_table());
     browser.fill("#config", &wanted);
     browser.click("form[action=\"/config/apply\"] button[type=submit]");
     eventually(
@@ -132,7 +137,11 @@ fn a_config_pasted_into_the_page_is_applied_after_its_diff_and_the_device_conver
     );
     node.wait_converged(60);
     let status = node.status();
-    assert_eq!(status["generation"].as_u64().unwrap(), before + 1, "{status}");
+    assert_eq!(
+        status["generation"].as_u64().unwrap(),
+        before + 1,
+        "{status}"
+    );
     let notes = node.resource("space", "notes");
     assert!(
         notes["conditions"]
@@ -192,11 +201,27 @@ fn forms_without_the_csrf_token_or_for_a_foreign_host_are_refused_and_change_not
     let missing = request(addr, "POST", "/config/apply", &host, &[], Some(&body(None))).unwrap();
     assert_eq!(missing.status, 403, "{}", missing.body);
     let forged = "0".repeat(64);
-    let wrong = request(addr, "POST", "/config/apply", &host, &[], Some(&body(Some(&forged)))).unwrap();
+    let wrong = request(
+        addr,
+        "POST",
+        "/config/apply",
+        &host,
+        &[],
+        Some(&body(Some(&forged))),
+    )
+    .unwrap();
     assert_eq!(wrong.status, 403, "{}", wrong.body);
     // A page of another site whose name was pointed at this device (DNS rebinding).
     let rebound = format!("cobox.attacker.example:{port}");
-    let foreign = request(addr, "POST", "/config/apply", &rebound, &[], Some(&body(Some(&csrf)))).unwrap();
+    let foreign = request(
+        addr,
+        "POST",
+        "/config/apply",
+        &rebound,
+        &[],
+        Some(&body(Some(&csrf))),
+    )
+    .unwrap();
     assert_eq!(foreign.status, 403, "{}", foreign.body);
     let read = request(addr, "GET", "/", &rebound, &[], None).unwrap();
     assert_eq!(read.status, 403, "reads too: {}", read.body);
@@ -212,7 +237,15 @@ fn forms_without_the_csrf_token_or_for_a_foreign_host_are_refused_and_change_not
     );
 
     // The same form with the page's token, for the right host, is applied.
-    let ok = request(addr, "POST", "/config/apply", &host, &[], Some(&body(Some(&csrf)))).unwrap();
+    let ok = request(
+        addr,
+        "POST",
+        "/config/apply",
+        &host,
+        &[],
+        Some(&body(Some(&csrf))),
+    )
+    .unwrap();
     assert_eq!(ok.status, 200, "{}", ok.body);
     eventually(
         "the accepted form makes a generation",
@@ -227,7 +260,9 @@ fn forms_without_the_csrf_token_or_for_a_foreign_host_are_refused_and_change_not
 fn validation_refuses_a_dashboard_beyond_loopback_without_a_login() {
     let tmp = tempfile::tempdir().unwrap();
     let node = Node::new(tmp.path(), "open");
-    node.write_config(&format!("[network]\n{QUIET}[api]\nweb = \"0.0.0.0:8384\"\n"));
+    node.write_config(&format!(
+        "[network]\n{QUIET}[api]\nweb = \"0.0.0.0:8384\"\n"
+    ));
     let out = node.ctl(&["validate", node.config().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let text = format!(
@@ -295,15 +330,45 @@ fn off_loopback_the_dashboard_asks_for_its_token_and_opens_a_strict_session() {
     let login = request(addr, "GET", "/login", &host, &[], None).unwrap();
     assert_eq!(login.status, 200);
     let csrf = csrf_of(&login.body).unwrap();
-    let wrong = request(addr, "POST", "/login", &host, &[], Some(&format!("csrf={csrf}&secret=guess"))).unwrap();
+    let wrong = request(
+        addr,
+        "POST",
+        "/login",
+        &host,
+        &[],
+        Some(&format!("csrf={csrf}&secret=guess")),
+    )
+    .unwrap();
     assert_eq!(wrong.status, 401, "{}", wrong.body);
     assert!(wrong.header("set-cookie").is_none());
-    let no_csrf = request(addr, "POST", "/login", &host, &[], Some("secret=correct-token-4711")).unwrap();
+    let no_csrf = request(
+        addr,
+        "POST",
+        "/login",
+        &host,
+        &[],
+        Some("secret=correct-token-4711"),
+    )
+    .unwrap();
     assert_eq!(no_csrf.status, 403, "a login without the form's token");
-    let ok = request(addr, "POST", "/login", &host, &[], Some(&format!("csrf={csrf}&secret=correct-token-4711"))).unwrap();
+    let ok = request(
+        addr,
+        "POST",
+        "/login",
+        &host,
+        &[],
+        Some(&format!("csrf={csrf}&secret=correct-token-4711")),
+    )
+    .unwrap();
     assert_eq!(ok.status, 303, "{}", ok.body);
-    let cookie = ok.header("set-cookie").expect("a session cookie").to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = ok
+        .header("set-cookie")
+        .expect("a session cookie")
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_string();
 
     // With the session: the pages answer, and forms still need their token.
@@ -312,7 +377,15 @@ fn off_loopback_the_dashboard_asks_for_its_token_and_opens_a_strict_session() {
     assert_eq!(overview.status, 200, "{}", overview.body);
     assert!(overview.body.contains("Log out"));
     let before = node.status()["generation"].as_u64().unwrap();
-    let forged = request(addr, "POST", "/config/rollback", &host, &cookies, Some("generation=1&confirm=yes")).unwrap();
+    let forged = request(
+        addr,
+        "POST",
+        "/config/rollback",
+        &host,
+        &cookies,
+        Some("generation=1&confirm=yes"),
+    )
+    .unwrap();
     assert_eq!(forged.status, 403);
     let forged_cookie = [("Cookie", "cobox_session=00")];
     let guessed = request(addr, "GET", "/", &host, &forged_cookie, None).unwrap();

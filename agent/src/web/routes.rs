@@ -203,16 +203,16 @@ impl WebState {
     }
 
     /// Whether a form's CSRF token is this viewer's; a refusal page when not.
-    fn check_csrf(&self, v: &Viewer, given: Option<&str>) -> Result<(), Response> {
+    fn check_csrf(&self, v: &Viewer, given: Option<&str>) -> Result<(), Box<Response>> {
         if self.shared.secret.csrf_ok(v.session.as_deref(), given) {
             Ok(())
         } else {
             tracing::warn!("web dashboard refused a form without a valid CSRF token");
-            Err(self.error(
+            Err(Box::new(self.error(
                 v,
                 StatusCode::FORBIDDEN,
                 "<p class=\"notice red\" role=\"alert\">This form did not carry a valid token: nothing was changed. Reload the page and try again.</p>",
-            ))
+            )))
         }
     }
 }
@@ -317,16 +317,16 @@ fn form(
     st: &WebState,
     v: &Viewer,
     f: Result<Form<Fields>, FormRejection>,
-) -> Result<Fields, Response> {
+) -> Result<Fields, Box<Response>> {
     let Form(fields) = f.map_err(|e| {
-        st.error(
+        Box::new(st.error(
             v,
             e.status(),
             &format!(
                 "<p class=\"notice red\" role=\"alert\">The form could not be read: {}</p>",
                 super::html::escape(&e.body_text())
             ),
-        )
+        ))
     })?;
     st.check_csrf(v, fields.csrf.as_deref())?;
     Ok(fields)
@@ -346,7 +346,7 @@ async fn apply(
 ) -> Response {
     let f = match form(&st, &v, f) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     // Browsers send a textarea's line ends as CRLF.
     let text = f.config.clone().unwrap_or_default().replace("\r\n", "\n");
@@ -386,7 +386,7 @@ async fn rollback(
 ) -> Response {
     let f = match form(&st, &v, f) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(generation) = f.generation.as_deref().and_then(|g| g.parse::<u64>().ok()) else {
         return st.error(
@@ -451,7 +451,7 @@ async fn login(
 ) -> Response {
     let f = match form(&st, &v, f) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let secret = f.secret.unwrap_or_default();
     let shared = st.shared.clone();
@@ -481,7 +481,7 @@ async fn logout(
     f: Result<Form<Fields>, FormRejection>,
 ) -> Response {
     if let Err(r) = form(&st, &v, f) {
-        return r;
+        return *r;
     }
     if let Some(id) = &v.session {
         st.shared.sessions.close(id);
