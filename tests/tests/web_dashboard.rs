@@ -135,21 +135,26 @@ fn a_config_pasted_into_the_page_is_applied_after_its_diff_and_the_device_conver
         || browser.source().contains("runs now."),
         || browser.source(),
     );
-    node.wait_converged(60);
-    let status = node.status();
-    assert_eq!(
-        status["generation"].as_u64().unwrap(),
-        before + 1,
-        "{status}"
-    );
-    let notes = node.resource("space", "notes");
-    assert!(
-        notes["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == true),
-        "{notes}"
+    // `coboxctl status` may answer for the last reconcile before the new one has run.
+    eventually(
+        "the device converges on the new generation with space notes ready",
+        60,
+        || {
+            let s = node.status();
+            s["generation"] == before + 1
+                && s["observed_generation"] == before + 1
+                && s["converged"] == true
+                && s["resources"].as_array().unwrap().iter().any(|r| {
+                    r["kind"] == "space"
+                        && r["name"] == "notes"
+                        && r["conditions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == true)
+                })
+        },
+        || format!("{}\n{}", node.status(), node.log()),
     );
     // The path of `coboxctl apply`: an API generation, the file replaced by the text.
     let gens = node.ctl_ok(&["generations"]);

@@ -102,6 +102,8 @@ fn is_card(r: &ResourceStatus) -> bool {
 /// The overview: the device, its generation, whether it converged (and why not), a card
 /// per space and seed, and every other resource in a table.
 pub fn overview(s: &Status, device: &str) -> String {
+    // A generation not reconciled yet is not converged, whatever the last reconcile found.
+    let converged = s.converged && s.observed_generation == s.generation;
     let mut out = String::new();
     let _ = write!(
         out,
@@ -112,9 +114,16 @@ pub fn overview(s: &Status, device: &str) -> String {
         escape(s.agent.identity.as_deref().unwrap_or("none yet")),
         s.generation,
         s.observed_generation,
-        if s.converged { "green" } else { "amber" },
-        if s.converged { "yes" } else { "no" },
+        if converged { "green" } else { "amber" },
+        if converged { "yes" } else { "no" },
     );
+    if s.observed_generation != s.generation {
+        let _ = write!(
+            out,
+            "<p class=\"why\">Generation {} is being reconciled.</p>",
+            s.generation
+        );
+    }
     if let Some(ci) = &s.config_invalid {
         let _ = write!(
             out,

@@ -171,7 +171,16 @@ fn the_overview_says_why_the_device_has_not_converged() {
         "{html}"
     );
     assert!(html.contains("class=\"card amber\""));
+    let mut pending = status(vec![], true);
+    pending.generation = 4;
+    let html = overview(&pending, "hub");
+    assert!(
+        html.contains("class=\"amber\">no"),
+        "a new generation not reconciled yet: {html}"
+    );
+    assert!(html.contains("Generation 4 is being reconciled."));
     let fine = overview(&status(vec![], true), "hub");
+    assert!(fine.contains("class=\"green\">yes"));
     assert!(fine.contains("This device declares no space and no seed."));
     assert!(!fine.contains("Not converged"));
 }
