@@ -83,13 +83,22 @@ fn a_space_card_turns_amber_when_its_seed_stops_and_green_when_it_returns() {
         "the colour is said in words too"
     );
 
-    // It comes back.
+    // It comes back: the page open in the browser turns green by itself (its script
+    // re-reads it on the agent's events), without being loaded again.
+    browser.go(&format!("http://127.0.0.1:{port}/"));
+    browser.script("document.getElementById('main').setAttribute('data-loaded-once', 'yes');");
     let agent_s = s.start();
+    let card = "article[data-resource=\"space home\"]";
     eventually(
-        "the card of space home is green again",
+        "the open page shows the card of space home green again",
         120,
-        || health().as_deref() == Some("green"),
+        || browser.attribute(card, "data-health").as_deref() == Some("green"),
         || format!("{}\n{}", browser.source(), logs()),
+    );
+    assert_eq!(
+        browser.attribute("#main", "data-loaded-once").as_deref(),
+        Some("yes"),
+        "the page was updated in place, not loaded again"
     );
     drop(browser);
     agent_s.stop();
