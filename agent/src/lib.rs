@@ -14,3 +14,4 @@ pub mod quiet_repeats;
 pub mod run;
 pub mod run_mount;
 pub mod space;
+pub mod web;

@@ -126,6 +126,14 @@ pub const ALL: &[(&str, &str)] = &[
         "seed-quota-exceeds-total",
         "a seed quota larger than the total storage quota",
     ),
+    (
+        "web-without-login",
+        "a web dashboard reachable beyond loopback without a password hash or token file",
+    ),
+    (
+        "invalid-password-hash",
+        "a web_password_hash that is not an argon2 PHC string",
+    ),
 ];
 
 /// The code the agent shows (as `ConfigInvalid`) for a config file it cannot read at all:

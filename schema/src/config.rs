@@ -220,6 +220,26 @@ pub struct Seed {
 pub struct Api {
     pub socket: PathBuf,
     pub metrics: Option<SocketAddr>,
+    /// Where the web dashboard listens, when it is on.
+    pub web: Option<SocketAddr>,
+    /// How the dashboard admits a browser that is not on loopback.
+    pub web_login: WebLogin,
+}
+
+/// What the web dashboard asks of a browser reaching it other than on loopback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WebLogin {
+    /// An argon2 PHC string of the password.
+    pub password_hash: Option<String>,
+    /// A file whose first line is the token.
+    pub token_file: Option<PathBuf>,
+}
+
+impl WebLogin {
+    /// Whether any login is configured.
+    pub fn is_set(&self) -> bool {
+        self.password_hash.is_some() || self.token_file.is_some()
+    }
 }
 
 impl Serialize for Recurring {

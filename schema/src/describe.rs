@@ -113,11 +113,16 @@ pub fn desired_state(config: &Config) -> String {
     }
     let _ = writeln!(
         out,
-        "api      socket={} metrics={}",
+        "api      socket={} metrics={} web={}",
         config.api.socket.display(),
         config
             .api
             .metrics
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "off".into()),
+        config
+            .api
+            .web
             .map(|m| m.to_string())
             .unwrap_or_else(|| "off".into())
     );

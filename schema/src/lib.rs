@@ -22,6 +22,7 @@ mod suggest;
 pub mod tree;
 pub mod units;
 mod validate;
+pub mod web_login;
 pub mod window;
 
 pub use config::Config;

@@ -264,4 +264,13 @@ pub struct RawApi {
     pub socket: Option<String>,
     /// Serve Prometheus metrics on this `ip:port`. Absent: off.
     pub metrics: Option<String>,
+    /// Serve the web dashboard on this `ip:port`, like `"127.0.0.1:8384"`. Absent: off. An
+    /// address other than loopback needs `web_password_hash` or `web_token_file`.
+    pub web: Option<String>,
+    /// The dashboard's password as an argon2 PHC string (`$argon2id$v=19$...`): asked for
+    /// when the dashboard is reached other than on loopback.
+    pub web_password_hash: Option<String>,
+    /// A file holding the dashboard's token (its first line): asked for when the dashboard
+    /// is reached other than on loopback.
+    pub web_token_file: Option<String>,
 }

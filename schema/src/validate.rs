@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use crate::config::{
     Admins, Api, COMMIT_INTERVAL, Config, Device, Limit, MAX_COMMIT_INTERVAL, Network, Peer,
-    Relays, Seed, Space, Storage, Versions,
+    Relays, Seed, Space, Storage, Versions, WebLogin,
 };
 use crate::convert::Ctx;
 use crate::hexkey::{Address, PublicKey};
@@ -416,6 +418,7 @@ fn api(ctx: &mut Ctx<'_>, raw: &RawConfig, device: &Device) -> Api {
         )
         .help = Some("set a shorter `[api] socket`".into());
     }
+    let (web, web_login) = web(ctx, raw);
     Api {
         socket,
         metrics: raw
@@ -423,7 +426,56 @@ fn api(ctx: &mut Ctx<'_>, raw: &RawConfig, device: &Device) -> Api {
             .metrics
             .as_deref()
             .and_then(|m| ctx.socket_addr("api.metrics", m)),
+        web,
+        web_login,
     }
+}
+
+/// The dashboard's address and login: a hash that is an argon2 PHC string, a token file
+/// that is a path, and a login whenever the address is not loopback.
+fn web(ctx: &mut Ctx<'_>, raw: &RawConfig) -> (Option<SocketAddr>, WebLogin) {
+    let a = &raw.api;
+    let web = a.web.as_deref().and_then(|w| ctx.socket_addr("api.web", w));
+    let password_hash = a.web_password_hash.as_ref().and_then(|h| {
+        if crate::web_login::is_argon2_phc(h) {
+            Some(h.clone())
+        } else {
+            ctx.error(
+                "invalid-password-hash",
+                "api.web_password_hash",
+                "web_password_hash is not an argon2 PHC string",
+            )
+            .help = Some(
+                "write the hash of the password, like \"$argon2id$v=19$m=19456,t=2,p=1$SALT$HASH\" (Debian's `argon2` prints one: `printf %s PASSWORD | argon2 SALTSALT -id -e`)"
+                    .into(),
+            );
+            None
+        }
+    });
+    let token_file = a
+        .web_token_file
+        .as_deref()
+        .and_then(|t| ctx.path("api.web_token_file", t));
+    let login = WebLogin {
+        password_hash,
+        token_file,
+    };
+    let asked = a.web_password_hash.is_some() || a.web_token_file.is_some();
+    if let Some(addr) = web
+        && !addr.ip().is_loopback()
+        && !asked
+    {
+        ctx.error(
+            "web-without-login",
+            "api.web",
+            format!("the web dashboard on {addr} is reachable beyond this device but asks for no login"),
+        )
+        .help = Some(
+            "set `[api] web_password_hash` or `web_token_file`, or listen on loopback, like \"127.0.0.1:8384\""
+                .into(),
+        );
+    }
+    (web, login)
 }
 
 fn name(ctx: &mut Ctx<'_>, item: &str, text: &str) -> String {

@@ -7,6 +7,7 @@ pub mod fleet_lab;
 pub mod lan;
 pub mod node;
 pub mod syncthing;
+pub mod web;
 
 /// The workspace root.
 pub fn root() -> PathBuf {

@@ -243,6 +243,11 @@ impl Board {
         out
     }
 
+    /// The id of the newest event (0 before the first).
+    pub fn last_event_id(&self) -> u64 {
+        self.lock().next_event - 1
+    }
+
     /// Events after `after`, and (subscribed before they were read, so nothing falls in
     /// between) a receiver of the ones to come.
     pub fn events_after(

@@ -310,7 +310,7 @@ async fn status(State(s): State<ApiState>) -> Reply {
 }
 
 /// Run blocking key-store work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
 ) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
@@ -323,6 +323,11 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn identity(State(s): State<ApiState>) -> Reply {
+    json(&identity_doc(&s).await?)
+}
+
+/// This device's identity, as `GET /v1/identity` answers it.
+pub async fn identity_doc(s: &ApiState) -> Result<Identity, Failure> {
     let store = s.store.clone();
     let id = blocking(move || {
         store.identity().map_err(|e| {
@@ -335,7 +340,7 @@ async fn identity(State(s): State<ApiState>) -> Reply {
     })
     .await?;
     match id {
-        Some(id) => json(&Identity {
+        Some(id) => Ok(Identity {
             public_key: id.public.to_string(),
         }),
         None => Err(failure(
@@ -347,6 +352,11 @@ async fn identity(State(s): State<ApiState>) -> Reply {
 }
 
 async fn generations(State(s): State<ApiState>) -> Reply {
+    json(&generations_doc(&s).await?)
+}
+
+/// The generations, newest first, as `GET /v1/generations` answers them.
+pub async fn generations_doc(s: &ApiState) -> Result<GenerationsDoc, Failure> {
     let dir = s.store.data_dir().to_path_buf();
     let current = s.board.status().generation;
     let mut list = blocking(move || {
@@ -360,14 +370,51 @@ async fn generations(State(s): State<ApiState>) -> Reply {
     })
     .await?;
     list.reverse();
-    json(&GenerationsDoc {
+    Ok(GenerationsDoc {
         current,
         generations: list.into_iter().map(|g| g.info).collect(),
     })
 }
 
+/// The text of the running generation.
+pub async fn running_text(s: &ApiState) -> Result<String, Failure> {
+    let dir = s.store.data_dir().to_path_buf();
+    let current = s.board.status().generation;
+    blocking(move || {
+        Generations::new(&dir)
+            .get(current)
+            .map(|g| g.text)
+            .map_err(|e| {
+                failure(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    error_code::INTERNAL,
+                    e.to_string(),
+                )
+            })
+    })
+    .await
+}
+
 /// Hand a call to the loop and wait for its answer.
 async fn call(s: &ApiState, call: Call) -> Reply {
+    let value = call_value(s, call).await?;
+    Ok(axum::Json(value).into_response())
+}
+
+/// Hand a call to the loop and wait for its answer, typed as the API's answer to it.
+pub async fn call_as<T: DeserializeOwned>(s: &ApiState, c: Call) -> Result<T, Failure> {
+    let value = call_value(s, c).await?;
+    serde_json::from_value(value).map_err(|e| {
+        failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_code::INTERNAL,
+            format!("answer of the agent's loop: {e}"),
+        )
+    })
+}
+
+/// Hand a call to the loop and wait for its answer, the JSON the API sends.
+pub async fn call_value(s: &ApiState, call: Call) -> Result<serde_json::Value, Failure> {
     let (reply, rx) = tokio::sync::oneshot::channel();
     let stopping = || {
         failure(
@@ -379,8 +426,7 @@ async fn call(s: &ApiState, call: Call) -> Reply {
     if !(s.calls)(CallMsg { call, reply }) {
         return Err(stopping());
     }
-    let value = rx.await.map_err(|_| stopping())??;
-    Ok(axum::Json(value).into_response())
+    Ok(rx.await.map_err(|_| stopping())??)
 }
 
 async fn plan(State(s): State<ApiState>, req: JsonBody<ConfigRequest>) -> Reply {
@@ -510,7 +556,7 @@ async fn keys_export(State(s): State<ApiState>, req: JsonBody<KeyExportRequest>)
 }
 
 #[derive(Debug, Deserialize)]
-struct EventsQuery {
+pub(crate) struct EventsQuery {
     /// Only events with a greater id.
     #[serde(default)]
     after: u64,
@@ -519,7 +565,19 @@ struct EventsQuery {
     follow: bool,
 }
 
-async fn events(
+impl EventsQuery {
+    /// The events after `after` and the ones to come.
+    pub(crate) fn follow_after(after: u64) -> EventsQuery {
+        EventsQuery {
+            after,
+            follow: true,
+        }
+    }
+}
+
+/// `GET /v1/events`: the events after `after` as server-sent events, and with `follow` the
+/// ones to come (the web dashboard streams the same).
+pub(crate) async fn events(
     State(s): State<ApiState>,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Reply {

@@ -63,7 +63,7 @@ impl std::fmt::Debug for Device {
     }
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     rustix::system::uname()
         .nodename()
         .to_string_lossy()

@@ -29,6 +29,7 @@ use crate::host::SystemHost;
 use crate::net::policy::Class;
 use crate::plan::ResourceId;
 use crate::plan::{Observed, Plan, plan};
+use crate::web::{WebConfig, WebServer};
 use crate::{atomic_file, config_file};
 
 mod admin_calls;
@@ -71,6 +72,8 @@ pub struct Agent {
     server: Option<Server>,
     /// The Prometheus endpoint, when `[api] metrics` asks for one.
     metrics: Option<MetricsServer>,
+    /// The web dashboard, when `[api] web` asks for one.
+    web: Option<WebServer>,
     /// Where the running generation came from.
     generation_source: GenerationSource,
     /// What the device follows of its admins (kept on disk).
@@ -163,7 +166,17 @@ impl Agent {
         };
         let server = Server::start(rt.handle(), &config.api.socket, state)?;
         let metrics = start_metrics(rt.handle(), config.api.metrics, &board);
+        let web = start_web(
+            rt.handle(),
+            &config,
+            ApiState {
+                board: board.clone(),
+                calls: calls(&tx),
+                store: device.store().clone(),
+            },
+        );
         let mut agent = Agent {
+            web,
             generation_source,
             fleet,
             fleet_total: None,
@@ -501,6 +514,18 @@ impl Agent {
             self.metrics = None;
             self.metrics = start_metrics(self.rt.handle(), config.api.metrics, &self.board);
         }
+        if config.api.web != self.config.api.web
+            || config.api.web_login != self.config.api.web_login
+            || config.device.name != self.config.device.name
+        {
+            self.web = None;
+            let state = ApiState {
+                board: self.board.clone(),
+                calls: calls(&self.tx),
+                store: self.device.store().clone(),
+            };
+            self.web = start_web(self.rt.handle(), &config, state);
+        }
         if config.device.data_dir != self.config.device.data_dir {
             tracing::warn!(
                 "a changed [device] data_dir takes effect when the agent restarts; this one keeps {}",
@@ -825,6 +850,7 @@ impl Agent {
     pub fn shutdown(mut self) {
         self.server = None;
         self.metrics = None;
+        self.web = None;
         self.device.shutdown();
         drop(self.watcher.take());
         drop(self.rt);
@@ -842,6 +868,28 @@ fn start_metrics(
         Ok(m) => Some(m),
         Err(e) => {
             tracing::error!(address = %addr, error = %e, "cannot serve metrics");
+            None
+        }
+    }
+}
+
+/// Serve the web dashboard when `[api] web` asks for it; a failure to listen is logged
+/// and leaves none.
+fn start_web(rt: &tokio::runtime::Handle, config: &Config, api: ApiState) -> Option<WebServer> {
+    let addr = config.api.web?;
+    let web = WebConfig {
+        addr,
+        device: config
+            .device
+            .name
+            .clone()
+            .unwrap_or_else(super::device::host_name),
+        login: (&config.api.web_login).into(),
+    };
+    match WebServer::start(rt, web, api) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(address = %addr, error = %e, "cannot serve the web dashboard");
             None
         }
     }

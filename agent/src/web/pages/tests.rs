@@ -1,0 +1,272 @@
+//! The pages rendered from hand-made statuses.
+
+use super::*;
+use cobox_schema::api::{
+    AgentInfo, Condition, Generation, GenerationSource, QuotaStatus, Replica, Summary,
+    TrafficStatus, WindowStatus,
+};
+
+fn cond(kind: ConditionType, status: bool, reason: &str, message: &str) -> Condition {
+    Condition {
+        kind,
+        status,
+        reason: reason.into(),
+        message: message.into(),
+        since: "2026-12-05T10:00:00Z".into(),
+    }
+}
+
+fn space(name: &str, conditions: Vec<Condition>) -> ResourceStatus {
+    ResourceStatus {
+        kind: ResourceKind::Space,
+        name: name.into(),
+        observed_generation: 2,
+        conditions,
+        details: Default::default(),
+        replicas: vec![Replica {
+            peer: "ab".repeat(32),
+            role: "seeder".into(),
+            connected: true,
+            up_to_date: false,
+            behind_blocks: 12,
+            behind_bytes: 3 << 20,
+            behind_since: None,
+            last_seen: "2026-12-05T10:01:00Z".into(),
+            reported_by: None,
+            ahead_blocks: 0,
+            fetching: 0,
+        }],
+        window: Some(WindowStatus {
+            open: false,
+            state: "closed".into(),
+            next_change: Some("2026-12-05T22:00:00Z".into()),
+        }),
+        traffic: Some(TrafficStatus {
+            sent_bytes: 2048,
+            received_bytes: 5 << 20,
+            ..Default::default()
+        }),
+        quota: Some(QuotaStatus {
+            used: 900,
+            limit: Some(1000),
+            total_used: 900,
+            total_limit: None,
+            full: false,
+            when_full: "stop".into(),
+        }),
+        usage: None,
+    }
+}
+
+fn status(resources: Vec<ResourceStatus>, converged: bool) -> Status {
+    Status {
+        agent: AgentInfo {
+            version: "0".into(),
+            pid: 1,
+            started: String::new(),
+            identity: Some("cd".repeat(32)),
+            config: "cobox.toml".into(),
+            data_dir: "/d".into(),
+        },
+        generation: 3,
+        observed_generation: 3,
+        converged,
+        reconciles: 1,
+        last_reconcile_us: 1,
+        reconcile_failures: 0,
+        reconcile_us_total: 1,
+        config_invalid: None,
+        resources,
+        network: Default::default(),
+        admins: None,
+    }
+}
+
+#[test]
+fn health_is_green_amber_or_red_with_its_reason() {
+    use ConditionType::*;
+    let green = space(
+        "a",
+        vec![
+            cond(Ready, true, "Open", ""),
+            cond(Degraded, false, "Replicated", "1 of 1"),
+        ],
+    );
+    assert_eq!(health(&green), (Health::Green, "Replicated: 1 of 1".into()));
+    let amber = space(
+        "a",
+        vec![
+            cond(Ready, true, "Open", ""),
+            cond(Degraded, true, "FewReplicas", "0 of 1 wanted"),
+        ],
+    );
+    assert_eq!(
+        health(&amber),
+        (Health::Amber, "FewReplicas: 0 of 1 wanted".into())
+    );
+    let red = space("a", vec![cond(Ready, false, "ActionFailed", "disk full")]);
+    assert_eq!(
+        health(&red),
+        (Health::Red, "ActionFailed: disk full".into())
+    );
+    let stalled = space(
+        "a",
+        vec![
+            cond(Ready, true, "Open", ""),
+            cond(Stalled, true, "FeedFault", "feed 1"),
+        ],
+    );
+    assert_eq!(health(&stalled).0, Health::Red);
+    let progressing = space(
+        "a",
+        vec![
+            cond(Ready, true, "Open", ""),
+            cond(Progressing, true, "Syncing", ""),
+        ],
+    );
+    assert_eq!(health(&progressing).0, Health::Amber);
+}
+
+#[test]
+fn a_card_escapes_names_and_shows_replicas_lag_window_traffic_and_quota() {
+    let r = space(
+        "<img src=x onerror=alert(1)>",
+        vec![cond(ConditionType::Ready, true, "Open", "")],
+    );
+    let html = card(&r);
+    assert!(!html.contains("<img"), "{html}");
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(
+        html.contains("href=\"/space/%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E\""),
+        "{html}"
+    );
+    assert!(html.contains("0 of 1 connected and up to date"));
+    assert!(html.contains("12 blocks (3.00 MiB)"));
+    assert!(html.contains("closed until 2026-12-05T22:00:00Z"));
+    assert!(html.contains("2.00 KiB / 5.00 MiB"));
+    assert!(
+        html.contains("<meter id=")
+            && html.contains("max=\"1000\"")
+            && html.contains("value=\"900\"")
+    );
+    assert!(html.contains("data-health=\"green\"") && html.contains("Healthy"));
+}
+
+#[test]
+fn the_overview_says_why_the_device_has_not_converged() {
+    let bad = space(
+        "photos",
+        vec![
+            cond(ConditionType::Ready, true, "Open", ""),
+            cond(ConditionType::Degraded, true, "FewReplicas", "0 of 2"),
+        ],
+    );
+    let html = overview(&status(vec![bad.clone()], false), "hub");
+    assert!(
+        html.contains("id=\"converged\" class=\"amber\">no"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<li>space photos: FewReplicas: 0 of 2</li>"),
+        "{html}"
+    );
+    assert!(html.contains("class=\"card amber\""));
+    let mut pending = status(vec![], true);
+    pending.generation = 4;
+    let html = overview(&pending, "hub");
+    assert!(
+        html.contains("class=\"amber\">no"),
+        "a new generation not reconciled yet: {html}"
+    );
+    assert!(html.contains("Generation 4 is being reconciled."));
+    let fine = overview(&status(vec![], true), "hub");
+    assert!(fine.contains("class=\"green\">yes"));
+    assert!(fine.contains("This device declares no space and no seed."));
+    assert!(!fine.contains("Not converged"));
+}
+
+#[test]
+fn every_form_of_the_config_page_carries_the_csrf_token() {
+    let gens = Generations {
+        current: 2,
+        generations: vec![
+            Generation {
+                number: 2,
+                time: "t2".into(),
+                source: GenerationSource::Api,
+                name: "web".into(),
+                restores: None,
+                digest: "ff".repeat(32),
+            },
+            Generation {
+                number: 1,
+                time: "t1".into(),
+                source: GenerationSource::File,
+                name: "cobox.toml".into(),
+                restores: None,
+                digest: "ee".repeat(32),
+            },
+        ],
+    };
+    let html = config("version = 1\n# </textarea><script>", &gens, "TOKEN");
+    let forms = html.matches("<form").count();
+    assert_eq!(forms, 2, "apply, and a rollback to generation 1: {html}");
+    assert_eq!(html.matches("name=\"csrf\" value=\"TOKEN\"").count(), forms);
+    assert!(!html.contains("</textarea><script>"));
+    assert!(html.contains("Roll back to 1"));
+    assert!(!html.contains("Roll back to 2"), "the running generation");
+}
+
+#[test]
+fn plans_and_refusals_render_as_a_diff_and_located_diagnostics() {
+    let p = PlanResponse {
+        generation: 3,
+        changes: vec![cobox_schema::api::Change {
+            op: cobox_schema::api::ChangeOp::Add,
+            kind: ResourceKind::Space,
+            name: "new".into(),
+            fields: vec![],
+            actions: vec![],
+        }],
+        summary: Summary {
+            add: 1,
+            change: 0,
+            remove: 0,
+        },
+        blocked: vec![],
+        warnings: vec![],
+    };
+    let html = confirm_apply(&p, "version = 1\n\"q\"", "T");
+    assert!(
+        html.contains("<span class=\"add\">+ space new</span>"),
+        "{html}"
+    );
+    assert!(html.contains("1 to add, 0 to change, 0 to remove"));
+    assert!(html.contains("value=\"version = 1\n&quot;q&quot;\""));
+    assert!(html.contains("name=\"confirm\" value=\"yes\""));
+    let d = WireDiagnostic {
+        severity: "error".into(),
+        code: "web-without-login".into(),
+        message: "no login".into(),
+        path: "api.web".into(),
+        file: "web".into(),
+        line: 5,
+        column: 7,
+        help: None,
+    };
+    let r = refused("config is invalid", &[d]);
+    assert!(
+        r.contains("<code>web:5:7</code> error[web-without-login]: no login"),
+        "{r}"
+    );
+}
+
+#[test]
+fn the_identity_is_text_and_a_qr_code() {
+    let key = "ab".repeat(32);
+    let svg = qr_svg(&key);
+    assert!(svg.starts_with("<svg") && svg.contains("role=\"img\""));
+    let html = identity(&key, Some(&svg));
+    assert!(html.contains(&key));
+    assert!(html.contains("<figure class=\"qr\"><svg"));
+}

@@ -1,0 +1,519 @@
+//! The dashboard's routes: every request passes the guard (the `Host` check, the login
+//! off loopback, the security headers), every POST its CSRF check, and each page is read
+//! from the status board or asked of the agent's loop through the control API's own
+//! functions (`control::server`), never computed a second way.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{DefaultBodyLimit, Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::serve::IncomingStream;
+use cobox_schema::api::{
+    ApplyResponse, ConfigRequest, MembersRequest, MembersResponse, PlanResponse, ResourceKind,
+    RollbackRequest,
+};
+use serde::Deserialize;
+
+use super::auth::{Login, Sessions};
+use super::guard::{self, Secret};
+use super::html::{Frame, page};
+use super::{assets, auth, pages};
+use crate::control::Call;
+use crate::control::server::{self, ApiState, EventsQuery, Failure};
+
+/// How large a form may be: a config at its largest, percent-encoded.
+const MAX_FORM_BYTES: usize = 3 * cobox_schema::source::MAX_CONFIG_BYTES + 4096;
+
+/// What every request of one dashboard shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    pub device: String,
+    pub secret: Secret,
+    pub sessions: Sessions,
+    pub login: Login,
+}
+
+/// The handlers' state: the control API's, and the dashboard's own.
+#[derive(Debug, Clone)]
+pub struct WebState {
+    pub api: ApiState,
+    pub shared: Arc<Shared>,
+}
+
+/// Both ends of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Conn {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Conn {
+        let remote = *stream.remote_addr();
+        Conn {
+            remote,
+            local: stream.io().local_addr().unwrap_or(remote),
+        }
+    }
+}
+
+/// Who is asking, as the guard found.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The open session of the request's cookie.
+    pub session: Option<String>,
+}
+
+/// The routes, behind the guard.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(overview))
+        .route("/space/{name}", get(space))
+        .route("/seed/{name}", get(seed))
+        .route("/events", get(events))
+        .route("/peers", get(peers))
+        .route("/config", get(config))
+        .route("/config/apply", post(apply))
+        .route("/config/rollback", post(rollback))
+        .route("/identity", get(identity))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/live", get(live))
+        .route("/assets/{name}", get(asset))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Headers of every answer: the content security policy, no sniffing, no framing, no
+/// referrer, no caching.
+fn secure(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(guard::CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The guard: a foreign `Host` is refused (403); off loopback, a request without an open
+/// session may only see the login page and the assets.
+async fn guard(
+    State(st): State<WebState>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let mut res = if !guard::host_allowed(host, st.shared.listen, conn.local) {
+        tracing::warn!(host = ?host, peer = %conn.remote, "web dashboard refused a request for another host");
+        plain(
+            StatusCode::FORBIDDEN,
+            "forbidden: this dashboard answers only to its own address or localhost",
+        )
+    } else {
+        let cookies = req
+            .headers()
+            .get(header::COOKIE)
+            .and_then(|h| h.to_str().ok());
+        let session = guard::cookie(cookies, guard::SESSION_COOKIE)
+            .filter(|id| st.shared.sessions.is_open(id))
+            .map(str::to_string);
+        let path = req.uri().path();
+        let open = path == "/login" || path.starts_with("/assets/");
+        if conn.remote.ip().is_loopback() || session.is_some() || open {
+            req.extensions_mut().insert(Viewer { session });
+            next.run(req).await
+        } else if req.method() == axum::http::Method::GET {
+            Redirect::to("/login").into_response()
+        } else {
+            plain(StatusCode::FORBIDDEN, "forbidden: log in first")
+        }
+    };
+    secure(res.headers_mut());
+    res
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+impl WebState {
+    fn csrf(&self, v: &Viewer) -> String {
+        self.shared.secret.csrf(v.session.as_deref())
+    }
+
+    /// A whole page around `body`.
+    fn page(&self, v: &Viewer, title: &str, current: &str, live: bool, body: &str) -> Html<String> {
+        let csrf = self.csrf(v);
+        Html(page(
+            Frame {
+                title,
+                current,
+                device: &self.shared.device,
+                logout_csrf: v.session.as_ref().map(|_| csrf.as_str()),
+                live,
+            },
+            body,
+        ))
+    }
+
+    /// An error page.
+    fn error(&self, v: &Viewer, status: StatusCode, body: &str) -> Response {
+        (status, self.page(v, "Refused", "", false, body)).into_response()
+    }
+
+    /// A refusal of the loop or the API, as a page with its diagnostics.
+    fn failure(&self, v: &Viewer, f: Failure) -> Response {
+        let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        self.error(
+            v,
+            status,
+            &pages::refused(
+                &format!("{}: {}", f.error.code, f.error.message),
+                &f.error.diagnostics,
+            ),
+        )
+    }
+
+    /// Whether a form's CSRF token is this viewer's; a refusal page when not.
+    fn check_csrf(&self, v: &Viewer, given: Option<&str>) -> Result<(), Box<Response>> {
+        if self.shared.secret.csrf_ok(v.session.as_deref(), given) {
+            Ok(())
+        } else {
+            tracing::warn!("web dashboard refused a form without a valid CSRF token");
+            Err(Box::new(self.error(
+                v,
+                StatusCode::FORBIDDEN,
+                "<p class=\"notice red\" role=\"alert\">This form did not carry a valid token: nothing was changed. Reload the page and try again.</p>",
+            )))
+        }
+    }
+}
+
+type Viewed = axum::Extension<Viewer>;
+
+async fn overview(State(st): State<WebState>, axum::Extension(v): Viewed) -> Response {
+    let status = st.api.board.status();
+    let body = pages::overview(&status, &st.shared.device);
+    st.page(&v, "Overview", "/", true, &body).into_response()
+}
+
+async fn space(st: State<WebState>, v: Viewed, Path(name): Path<String>) -> Response {
+    resource(st, v, ResourceKind::Space, name).await
+}
+
+async fn seed(st: State<WebState>, v: Viewed, Path(name): Path<String>) -> Response {
+    resource(st, v, ResourceKind::Seed, name).await
+}
+
+/// A space's or seed's page; a space's members as `coboxctl members` has them.
+async fn resource(
+    State(st): State<WebState>,
+    axum::Extension(v): Viewed,
+    kind: ResourceKind,
+    name: String,
+) -> Response {
+    let status = st.api.board.status();
+    let Some(r) = status
+        .resources
+        .iter()
+        .find(|r| r.kind == kind && r.name == name)
+    else {
+        return st.error(
+            &v,
+            StatusCode::NOT_FOUND,
+            &format!(
+                "<p>This device declares no {kind} {}.</p>",
+                super::html::escape(&name)
+            ),
+        );
+    };
+    let members = if kind == ResourceKind::Space {
+        server::call_as::<MembersResponse>(
+            &st.api,
+            Call::Members(MembersRequest {
+                space: name.clone(),
+            }),
+        )
+        .await
+        .ok()
+    } else {
+        None
+    };
+    let body = pages::resource(r, members.as_ref());
+    st.page(&v, &format!("{kind} {name}"), "/", true, &body)
+        .into_response()
+}
+
+/// How many events the events page shows.
+const EVENTS_SHOWN: usize = 200;
+
+async fn events(State(st): State<WebState>, axum::Extension(v): Viewed) -> Response {
+    let (all, _) = st.api.board.events_after(0);
+    let from = all.len().saturating_sub(EVENTS_SHOWN);
+    let body = pages::events(&all[from..]);
+    st.page(&v, "Events", "/events", true, &body)
+        .into_response()
+}
+
+async fn peers(State(st): State<WebState>, axum::Extension(v): Viewed) -> Response {
+    let body = pages::peers(&st.api.board.status().network);
+    st.page(&v, "Peers", "/peers", true, &body).into_response()
+}
+
+async fn config(State(st): State<WebState>, axum::Extension(v): Viewed) -> Response {
+    let (text, gens) = match (
+        server::running_text(&st.api).await,
+        server::generations_doc(&st.api).await,
+    ) {
+        (Ok(t), Ok(g)) => (t, g),
+        (Err(f), _) | (_, Err(f)) => return st.failure(&v, f),
+    };
+    let body = pages::config(&text, &gens, &st.csrf(&v));
+    st.page(&v, "Config", "/config", false, &body)
+        .into_response()
+}
+
+/// The fields of the dashboard's forms; which ones a form has depends on the form.
+#[derive(Debug, Default, Deserialize)]
+pub struct Fields {
+    csrf: Option<String>,
+    config: Option<String>,
+    confirm: Option<String>,
+    generation: Option<String>,
+    secret: Option<String>,
+}
+
+/// A form's fields, or the answer refusing it: unreadable (400) or without the viewer's
+/// CSRF token (403).
+fn form(
+    st: &WebState,
+    v: &Viewer,
+    f: Result<Form<Fields>, FormRejection>,
+) -> Result<Fields, Box<Response>> {
+    let Form(fields) = f.map_err(|e| {
+        Box::new(st.error(
+            v,
+            e.status(),
+            &format!(
+                "<p class=\"notice red\" role=\"alert\">The form could not be read: {}</p>",
+                super::html::escape(&e.body_text())
+            ),
+        ))
+    })?;
+    st.check_csrf(v, fields.csrf.as_deref())?;
+    Ok(fields)
+}
+
+fn confirmed(f: &Fields) -> bool {
+    f.confirm.as_deref() == Some("yes")
+}
+
+/// `POST /config/apply`: without `confirm=yes` the plan of the pasted config (the page
+/// asks for the confirmation), with it the apply, both the calls `coboxctl diff` and
+/// `coboxctl apply` make.
+async fn apply(
+    State(st): State<WebState>,
+    axum::Extension(v): Viewed,
+    f: Result<Form<Fields>, FormRejection>,
+) -> Response {
+    let f = match form(&st, &v, f) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    // Browsers send a textarea's line ends as CRLF.
+    let text = f.config.clone().unwrap_or_default().replace("\r\n", "\n");
+    let req = ConfigRequest {
+        config: text.clone(),
+        name: Some("web".into()),
+    };
+    let csrf = st.csrf(&v);
+    if !confirmed(&f) {
+        return match server::call_as::<PlanResponse>(&st.api, Call::Plan(req)).await {
+            Ok(p) => st
+                .page(
+                    &v,
+                    "Apply this config?",
+                    "/config",
+                    false,
+                    &pages::confirm_apply(&p, &text, &csrf),
+                )
+                .into_response(),
+            Err(e) => st.failure(&v, e),
+        };
+    }
+    match server::call_as::<ApplyResponse>(&st.api, Call::Apply(req)).await {
+        Ok(a) => st
+            .page(&v, "Applied", "/config", false, &pages::applied(&a))
+            .into_response(),
+        Err(e) => st.failure(&v, e),
+    }
+}
+
+/// `POST /config/rollback`: without `confirm=yes` what the rollback would change, with it
+/// the rollback, the calls of `coboxctl rollback`.
+async fn rollback(
+    State(st): State<WebState>,
+    axum::Extension(v): Viewed,
+    f: Result<Form<Fields>, FormRejection>,
+) -> Response {
+    let f = match form(&st, &v, f) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let Some(generation) = f.generation.as_deref().and_then(|g| g.parse::<u64>().ok()) else {
+        return st.error(
+            &v,
+            StatusCode::BAD_REQUEST,
+            "<p class=\"notice red\" role=\"alert\">The form named no generation.</p>",
+        );
+    };
+    let csrf = st.csrf(&v);
+    let req = |dry_run| RollbackRequest {
+        generation: Some(generation),
+        dry_run,
+    };
+    if !confirmed(&f) {
+        return match server::call_as::<PlanResponse>(&st.api, Call::Rollback(req(true))).await {
+            Ok(p) => st
+                .page(
+                    &v,
+                    &format!("Roll back to generation {generation}?"),
+                    "/config",
+                    false,
+                    &pages::confirm_rollback(&p, generation, &csrf),
+                )
+                .into_response(),
+            Err(e) => st.failure(&v, e),
+        };
+    }
+    match server::call_as::<ApplyResponse>(&st.api, Call::Rollback(req(false))).await {
+        Ok(a) => st
+            .page(&v, "Rolled back", "/config", false, &pages::applied(&a))
+            .into_response(),
+        Err(e) => st.failure(&v, e),
+    }
+}
+
+async fn identity(State(st): State<WebState>, axum::Extension(v): Viewed) -> Response {
+    match server::identity_doc(&st.api).await {
+        Ok(id) => {
+            let qr = pages::qr_svg(&id.public_key);
+            let body = pages::identity(&id.public_key, Some(&qr));
+            st.page(&v, "Identity", "/identity", false, &body)
+                .into_response()
+        }
+        Err(f) => st.failure(&v, f),
+    }
+}
+
+async fn login_page(State(st): State<WebState>, axum::Extension(v): Viewed) -> Response {
+    if v.session.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    let body = pages::login(&st.csrf(&v), false);
+    st.page(&v, "Log in", "", false, &body).into_response()
+}
+
+/// `POST /login`: the password or token opens a session (a fresh id in an `HttpOnly`,
+/// `SameSite=Strict` cookie).
+async fn login(
+    State(st): State<WebState>,
+    axum::Extension(v): Viewed,
+    f: Result<Form<Fields>, FormRejection>,
+) -> Response {
+    let f = match form(&st, &v, f) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let secret = f.secret.unwrap_or_default();
+    let shared = st.shared.clone();
+    let ok = tokio::task::spawn_blocking(move || auth::login_ok(&shared.login, &secret))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        tracing::warn!("web dashboard login refused");
+        let body = pages::login(&st.csrf(&v), true);
+        return (
+            StatusCode::UNAUTHORIZED,
+            st.page(&v, "Log in", "", false, &body),
+        )
+            .into_response();
+    }
+    let id = st.shared.sessions.open();
+    (
+        [(header::SET_COOKIE, guard::session_cookie(&id))],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+async fn logout(
+    State(st): State<WebState>,
+    axum::Extension(v): Viewed,
+    f: Result<Form<Fields>, FormRejection>,
+) -> Response {
+    if let Err(r) = form(&st, &v, f) {
+        return *r;
+    }
+    if let Some(id) = &v.session {
+        st.shared.sessions.close(id);
+    }
+    (
+        [(header::SET_COOKIE, guard::cleared_cookie())],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+/// `GET /live`: the events to come, as server-sent events: the control API's stream.
+async fn live(State(st): State<WebState>) -> Response {
+    let after = st.api.board.last_event_id();
+    match server::events(
+        State(st.api.clone()),
+        Ok(Query(EventsQuery::follow_after(after))),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(f) => f.into_response(),
+    }
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match assets::get(&name) {
+        Some((kind, text)) => ([(header::CONTENT_TYPE, kind)], text).into_response(),
+        None => plain(StatusCode::NOT_FOUND, "no such asset"),
+    }
+}
+
+async fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "no such page")
+}
