@@ -1,5 +1,5 @@
 //! `coboxctl members SPACE` (who takes part: role, in or removed, who admitted and removed
-//! each, connected and last seen) and `members remove SPACE KEY` (the key added to the
+//! each and when that reached this device, connected and last seen) and `members remove SPACE KEY` (the key added to the
 //! space's `removed` in the device's config file, then applied like `coboxctl apply`).
 
 use std::path::Path;
@@ -58,14 +58,21 @@ pub fn list(client: &Client, space: &str, output: Output, colour: Colour) -> Res
         Output::Json => outln!("{}", serde_json::to_string_pretty(&lines)?),
         Output::Text => {
             outln!(
-                "{:<16} {:<14} {:<7} {:<8} {:<18} {:<18} SEEN",
+                "{:<16} {:<14} {:<7} {:<8} {:<18} {:<11} {:<18} {:<11} SEEN",
                 "IDENTITY",
                 "NAME",
                 "ROLE",
                 "STANDING",
                 "ADMITTED BY",
-                "REMOVED BY"
+                "ADMITTED",
+                "REMOVED BY",
+                "REMOVED"
             );
+            // The date of an RFC 3339 time; "-" when unknown.
+            let day = |t: &Option<String>| {
+                t.as_deref()
+                    .map_or("-".to_string(), |t| t.chars().take(10).collect())
+            };
             let short = |k: &str| k.chars().take(16).collect::<String>();
             let list = |ks: &[String]| {
                 if ks.is_empty() {
@@ -89,13 +96,15 @@ pub fn list(client: &Client, space: &str, output: Output, colour: Colour) -> Res
                     l.last_seen.clone().unwrap_or_else(|| "never".into())
                 };
                 outln!(
-                    "{:<16} {:<14} {:<7} {} {:<18} {:<18} {seen}",
+                    "{:<16} {:<14} {:<7} {} {:<18} {:<11} {:<18} {:<11} {seen}",
                     short(&m.identity),
                     m.name.as_deref().unwrap_or("-"),
                     m.role.as_deref().unwrap_or("-"),
                     padded(colour, code, &m.standing, 8),
                     list(&m.admitted_by),
+                    day(&m.admitted_at),
                     list(&m.removed_by),
+                    day(&m.removed_at),
                 );
             }
         }

@@ -14,6 +14,7 @@ mod pdf;
 pub mod roster;
 pub mod sealed;
 pub mod secret;
+pub mod seen;
 pub mod sheet;
 pub mod space;
 pub mod store;

@@ -892,6 +892,12 @@ pub struct MemberInfo {
     pub admitted_by: Vec<String>,
     /// Who removed it (identities), sorted.
     pub removed_by: Vec<String>,
+    /// When its first admission reached this device (RFC 3339), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_at: Option<String>,
+    /// When its first removal reached this device (RFC 3339), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<String>,
 }
 
 /// Who takes part in a space, sorted by identity.

@@ -133,6 +133,14 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
     let b_on_a = on_a.iter().find(|m| m["identity"] == kb.as_str()).unwrap();
     assert_eq!(b_on_a["standing"], "removed", "{on_a:?}");
     assert_eq!(b_on_a["removed_by"], serde_json::json!([ka]), "{on_a:?}");
+    // When the admission and the removal reached A (RFC 3339, the removal after).
+    let at = |k: &str| b_on_a[k].as_str().unwrap_or_default().to_string();
+    let (admitted_at, removed_at) = (at("admitted_at"), at("removed_at"));
+    assert!(
+        removed_at.len() == 20 && removed_at.ends_with('Z') && admitted_at.len() == 20,
+        "{on_a:?}"
+    );
+    assert!(admitted_at <= removed_at, "{on_a:?}");
     let me_on_b = members(b);
     let me_on_b = me_on_b.iter().find(|m| m["me"] == true).unwrap();
     assert_eq!(me_on_b["standing"], "removed");

@@ -174,6 +174,12 @@ impl Network {
         if persist && let Err(e) = roster::keep(&file, &new) {
             tracing::error!(space = %name, error = %e, "cannot keep roster statements");
         }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Err(e) = cobox_keys::seen::note(&file, &new, now) {
+            tracing::warn!(space = %name, error = %e, "cannot note when roster statements arrived");
+        }
         if !new.is_empty() {
             self.inner.rosters_changed.send_modify(|n| *n += 1);
             self.open_members(address).await;

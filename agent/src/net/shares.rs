@@ -189,6 +189,11 @@ impl Network {
         Some((share.roster.clone(), by_identity))
     }
 
+    /// The file that keeps the roster of `address`.
+    pub fn roster_file(&self, address: &[u8; 32]) -> Option<std::path::PathBuf> {
+        Some(self.state().shares.get(address)?.roster_file.clone())
+    }
+
     /// The member spaces (by name) this device was removed from.
     pub fn removed_here(&self) -> std::collections::BTreeSet<String> {
         self.state()

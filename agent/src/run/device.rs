@@ -674,6 +674,34 @@ impl Device {
             .ok_or_else(|| format!("space {name} is not shared yet"))?;
         let me = self.network.as_ref().map(|n| n.identity());
         let hex = |k: &[u8; 32]| PublicKey(*k).to_string();
+        let seen = self
+            .network
+            .as_ref()
+            .and_then(|n| n.roster_file(&address.0))
+            .map(|f| cobox_keys::seen::load(&f))
+            .unwrap_or_default();
+        // When the first admission (or removal) of each identity reached this device.
+        let mut first: BTreeMap<([u8; 32], bool), u64> = BTreeMap::new();
+        for s in roster.statements() {
+            let (identity, removal) = match s {
+                crate::space::roster::Statement::Allow { identity, .. }
+                | crate::space::roster::Statement::Readmit { identity, .. } => (identity, false),
+                crate::space::roster::Statement::Remove { identity, .. } => (identity, true),
+                crate::space::roster::Statement::Member { .. } => continue,
+            };
+            if let Some(t) = seen.get(&s.digest()) {
+                let at = first.entry((*identity, removal)).or_insert(*t);
+                *at = (*at).min(*t);
+            }
+        }
+        let when = |identity: [u8; 32], removal: bool| {
+            first.get(&(identity, removal)).map(|t| {
+                chrono::DateTime::<chrono::Utc>::from(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(*t),
+                )
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+        };
         let members = roster
             .entries()
             .into_iter()
@@ -696,6 +724,8 @@ impl Device {
                 me: Some(e.identity) == me,
                 admitted_by: e.admitted_by.iter().map(hex).collect(),
                 removed_by: e.removed_by.iter().map(hex).collect(),
+                admitted_at: when(e.identity, false),
+                removed_at: when(e.identity, true),
             })
             .collect();
         let epochs = self
