@@ -270,19 +270,32 @@ impl Browser {
 
     /// An attribute of the first element matching `css`.
     pub fn attribute(&self, css: &str, name: &str) -> Option<String> {
-        let e = self.find(css)?;
-        self.session_call("GET", &format!("/element/{e}/attribute/{name}"), None)
-            .as_str()
-            .map(str::to_string)
+        // A live update may replace the element between finding and reading it: find it
+        // again then.
+        for _ in 0..10 {
+            let e = self.find(css)?;
+            let p = format!("/session/{}/element/{e}/attribute/{name}", self.session);
+            match self.call("GET", &p, None) {
+                Ok(v) => return v.as_str().map(str::to_string),
+                Err(e) if e.contains("stale element") => continue,
+                Err(e) => panic!("webdriver GET attribute {name} of {css}: {e}"),
+            }
+        }
+        panic!("the element {css} kept being replaced while its {name} was read")
     }
 
     /// The visible text of the first element matching `css`.
     pub fn text(&self, css: &str) -> String {
-        let e = self.element(css);
-        self.session_call("GET", &format!("/element/{e}/text"), None)
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        for _ in 0..10 {
+            let e = self.element(css);
+            let p = format!("/session/{}/element/{e}/text", self.session);
+            match self.call("GET", &p, None) {
+                Ok(v) => return v.as_str().unwrap_or_default().to_string(),
+                Err(e) if e.contains("stale element") => continue,
+                Err(e) => panic!("webdriver GET text of {css}: {e}"),
+            }
+        }
+        panic!("the element {css} kept being replaced while its text was read")
     }
 
     /// Replace the content of a text field.

@@ -157,7 +157,7 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
     let b_feeds = b.data().join("spaces").join(&t.address).join("feeds");
     let held = sizes(&b_feeds);
     std::fs::write(a.mount("home").join("after-a.txt"), b"written by a after").unwrap();
-    let _agent_c = c.start();
+    let agent_c = c.start();
     eventually(
         "C, back, learned the removal from A or the seed and refuses B",
         60,
@@ -252,6 +252,23 @@ fn a_removed_member_gets_nothing_new_and_keeps_what_it_had() {
         std::fs::read(b.mount("home").join("before.txt")).unwrap(),
         b"written before",
         "what B had stays readable"
+    );
+    // C's keys come back from the logs: its drive index (the epochs read among it) deleted
+    // while stopped, as after a restore from its paper key, C reads the new epoch again.
+    agent_c.stop();
+    std::fs::remove_dir_all(c.data().join("drive-index")).unwrap();
+    let _agent_c = c.start();
+    eventually(
+        "C, its index rebuilt from the logs, reads what was written under the new epoch",
+        60,
+        || {
+            std::fs::read(c.mount("home").join("after-a.txt"))
+                .is_ok_and(|d| d == b"written by a after")
+                && epochs(&c)
+                    .iter()
+                    .any(|e| e["digest"] == on_a[1]["digest"] && e["held"] == true)
+        },
+        || c.log(),
     );
 }
 
