@@ -564,7 +564,10 @@ pub async fn key_sheet(
         Ok((keys.len(), keyops::sheet_bytes(&keys, req.format)))
     })
     .await?;
-    tracing::warn!(keys, "paper keys were exported through the control API");
+    tracing::warn!(
+        keys,
+        "paper keys were exported through the control API or the web dashboard"
+    );
     Ok((keys, content))
 }
 
