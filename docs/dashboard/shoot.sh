@@ -2,7 +2,7 @@
 # Screenshots of the web dashboard: two devices on loopback, A (spaces `photos`, replicated
 # to S, and `notes`, wanting two replicas it does not have; a seed of S's space `archive`
 # with a quota) and S; every page of A's dashboard at desktop (1280x800) and phone (390x844)
-# width, made with headless Chromium. Run from the workspace root after `cargo build`:
+# width, made with headless Chromium; the invites page as it shows an invite of S to `notes`. Run from the workspace root after `cargo build`:
 #
 #     bash docs/dashboard/shoot.sh [TARGET_DIR]
 set -euo pipefail
@@ -58,5 +58,14 @@ for page in overview:/ space:/space/photos seed:/seed/archive events:/events pee
     name=${page%%:*}; path=${page#*:}
     shoot "$name-desktop" "$path" 1280 800
     shoot "$name-phone" "$path" 390 844
+done
+# The invites page answering its form (sent by a local page with the dashboard's CSRF
+# token, as the browser sends it): an invite of S to `notes`, its code and QR code.
+csrf=$(python3 -c "import re,sys,urllib.request; print(re.search(r'name=\"csrf\" value=\"([0-9a-f]+)\"', urllib.request.urlopen(sys.argv[1]).read().decode()).group(1))" "http://127.0.0.1:$web/invites")
+printf '<!DOCTYPE html><form method="post" action="http://127.0.0.1:%s/invites"><input name="csrf" value="%s"><input name="space" value="notes"><input name="invitee" value="%s"><input name="role" value="member"><input name="expires" value="7d"></form><script>document.forms[0].submit()</script>\n' \
+    "$web" "$csrf" "$ks" >"$tmp/invite.html"
+for size in desktop:1280,800 phone:390,844; do
+    chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size="${size#*:}" \
+        --virtual-time-budget=5000 --screenshot="$out/invites-${size%%:*}.png" "file://$tmp/invite.html" >/dev/null 2>&1
 done
 ls -l "$out"/*.png

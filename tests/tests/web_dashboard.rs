@@ -407,3 +407,243 @@ fn off_loopback_the_dashboard_asks_for_its_token_and_opens_a_strict_session() {
     assert_eq!(node.status()["generation"].as_u64().unwrap(), before);
     agent.stop();
 }
+
+/// A device with space `home` and its dashboard on loopback `port`, started and converged.
+fn device_with_a_space(
+    dir: &std::path::Path,
+    name: &str,
+    port: u16,
+) -> (Node, cobox_tests::node::Agent) {
+    let node = Node::new(dir, name);
+    node.write_config(&format!(
+        "[network]\n{QUIET}{}[[space]]\nname = \"home\"\n",
+        web_table(port)
+    ));
+    let agent = node.start();
+    node.wait_converged(60);
+    wait_dashboard(port, || node.log());
+    (node, agent)
+}
+
+/// The identities `coboxctl members home` lists.
+fn members_of_home(node: &Node) -> String {
+    node.ctl_ok(&["members", "home", "--output", "json"])
+}
+
+#[test]
+fn an_invite_made_on_the_page_opens_on_the_invitee_and_a_forged_one_makes_nothing() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (node, agent) = device_with_a_space(tmp.path(), "inviter", port);
+    let invitee_node = Node::new(tmp.path(), "invitee");
+    let invitee = invitee_node.identity();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let host = format!("127.0.0.1:{port}");
+
+    // A malformed key is refused on the page, precisely.
+    let browser = Browser::start(1280, 800);
+    browser.go(&format!("http://127.0.0.1:{port}/invites"));
+    browser.fill("#invitee", "not-a-key");
+    browser.click("form[action=\"/invites\"] button[type=submit]");
+    eventually(
+        "the page says why the key is refused",
+        30,
+        || browser.find("p[role=alert]").is_some(),
+        || browser.source(),
+    );
+    let why = browser.text("p[role=alert]");
+    assert!(why.contains("invitee key \"not-a-key\""), "{why}");
+    assert!(browser.find("#invite-code").is_none());
+
+    // The invitee's key: a code, as text and as a QR code.
+    browser.fill("#invitee", &invitee);
+    browser.click("form[action=\"/invites\"] button[type=submit]");
+    eventually(
+        "the page shows the invite code",
+        30,
+        || browser.find("#invite-code").is_some(),
+        || browser.source(),
+    );
+    let code = browser.text("#invite-code");
+    assert!(code.starts_with("coboxinvite1"), "{code}");
+    assert!(browser.find("figure.qr svg[role=img]").is_some());
+    let out = invitee_node.ctl_ok(&["invite", "open", &code]);
+    assert!(out.lines().any(|l| l == "space    home"), "{out}");
+    assert!(
+        out.contains(&node.identity()),
+        "the inviter is named: {out}"
+    );
+    eventually(
+        "the invitee is a member of home",
+        30,
+        || members_of_home(&node).contains(&invitee),
+        || members_of_home(&node),
+    );
+
+    // The code is for the invitee: opened here, the page says so and shows no grant.
+    browser.fill("#code", &code);
+    browser.click("form[action=\"/invites/open\"] button[type=submit]");
+    eventually(
+        "the page refuses to open another device's invite",
+        30,
+        || browser.find("p[role=alert]").is_some(),
+        || browser.source(),
+    );
+    assert!(
+        browser.find("#invite-info").is_none(),
+        "{}",
+        browser.source()
+    );
+    drop(browser);
+
+    // Without the page's token, an invite is refused and nobody is admitted.
+    let other = Node::new(tmp.path(), "other").identity();
+    let page = request(addr, "GET", "/invites", &host, &[], None).unwrap();
+    let csrf = csrf_of(&page.body).expect("the invites page's forms carry a token");
+    let form = format!("space=home&role=member&expires=7d&invitee={other}");
+    let forged = request(addr, "POST", "/invites", &host, &[], Some(&form)).unwrap();
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(!forged.body.contains("coboxinvite1"), "{}", forged.body);
+    let wrong = format!("{form}&csrf={}", "0".repeat(64));
+    let wrong = request(addr, "POST", "/invites", &host, &[], Some(&wrong)).unwrap();
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(!members_of_home(&node).contains(&other));
+    // With the token the same form is accepted: the refusal was the token's.
+    let ok = format!("{form}&csrf={csrf}");
+    let ok = request(addr, "POST", "/invites", &host, &[], Some(&ok)).unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.contains("coboxinvite1"), "{}", ok.body);
+    agent.stop();
+}
+
+/// The words of a paper-key sheet, in order (`1. word` … `24. word`).
+fn sheet_words(sheet: &str) -> Vec<(u32, String)> {
+    let tokens: Vec<&str> = sheet.split_whitespace().collect();
+    let mut words: Vec<(u32, String)> = tokens
+        .windows(2)
+        .filter_map(|w| {
+            let n = w[0].strip_suffix('.')?.parse().ok()?;
+            Some((n, w[1].to_string()))
+        })
+        .collect();
+    words.sort();
+    words
+}
+
+#[test]
+fn the_paper_key_is_shown_only_after_the_confirmation_and_matches_coboxctl() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (node, agent) = device_with_a_space(tmp.path(), "keeper", port);
+    let exported = node.ctl_ok(&["keys", "export"]);
+    let words = sheet_words(&exported);
+    assert_eq!(words.len(), 24, "{exported}");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let host = format!("127.0.0.1:{port}");
+
+    // Without the confirmation: the identity page again, and no word.
+    let page = request(addr, "GET", "/identity", &host, &[], None).unwrap();
+    let csrf = csrf_of(&page.body).unwrap();
+    let body = format!("csrf={csrf}");
+    let unconfirmed =
+        request(addr, "POST", "/identity/paper-key", &host, &[], Some(&body)).unwrap();
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
+    assert!(unconfirmed.body.contains("The paper key was not shown"));
+    assert!(!unconfirmed.body.contains("id=\"paper-key\""));
+    assert!(!unconfirmed.body.contains("cobox paper key"));
+    assert!(
+        words
+            .iter()
+            .all(|(n, w)| !unconfirmed.body.contains(&format!("{n}. {w}"))),
+        "{}",
+        unconfirmed.body
+    );
+    assert!(
+        sheet_words(&unconfirmed.body).is_empty(),
+        "{}",
+        unconfirmed.body
+    );
+    let tokenless = request(
+        addr,
+        "POST",
+        "/identity/paper-key",
+        &host,
+        &[],
+        Some("confirm=yes"),
+    )
+    .unwrap();
+    assert_eq!(tokenless.status, 403);
+    assert!(!tokenless.body.contains("paper-key"), "{}", tokenless.body);
+
+    // With it: the 24 words of `coboxctl keys export`, never cached.
+    let confirmed = format!("{body}&confirm=yes");
+    let answer = request(
+        addr,
+        "POST",
+        "/identity/paper-key",
+        &host,
+        &[],
+        Some(&confirmed),
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(sheet_words(&answer.body), words);
+
+    let browser = Browser::start(1280, 800);
+    browser.go(&format!("http://127.0.0.1:{port}/identity"));
+    browser.click("form[action=\"/identity/paper-key\"] button[type=submit]");
+    assert!(
+        browser.find("#paper-key").is_none(),
+        "the browser does not send the form unticked"
+    );
+    browser.click("#confirm");
+    browser.click("form[action=\"/identity/paper-key\"] button[type=submit]");
+    eventually(
+        "the page shows the paper key",
+        30,
+        || browser.find("#paper-key").is_some(),
+        || browser.source(),
+    );
+    assert_eq!(sheet_words(&browser.text("#paper-key")), words);
+    drop(browser);
+    agent.stop();
+}
+
+#[test]
+fn the_events_page_filters_by_kind_and_text() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (_node, agent) = device_with_a_space(tmp.path(), "watched", port);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let host = format!("127.0.0.1:{port}");
+    let rows = |path: &str| {
+        let a = request(addr, "GET", path, &host, &[], None).unwrap();
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body.matches("<tr><td>").count()
+    };
+    let all = rows("/events");
+    let accepted = rows("/events?kind=config-accepted");
+    assert!(accepted >= 1 && accepted < all, "{accepted} of {all}");
+    assert_eq!(rows("/events?q=no-such-text-anywhere"), 0);
+    assert_eq!(
+        rows("/events?kind=config-accepted&q=no-such-text-anywhere"),
+        0
+    );
+    let browser = Browser::start(800, 600);
+    browser.go(&format!("http://127.0.0.1:{port}/events"));
+    browser.fill("#q", "home");
+    browser.click("form.filter button[type=submit]");
+    eventually(
+        "the filter is in the address",
+        30,
+        || browser.script("return window.location.search;").as_str() == Some("?kind=&q=home"),
+        || browser.source(),
+    );
+    drop(browser);
+    agent.stop();
+}

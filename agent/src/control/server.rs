@@ -23,10 +23,10 @@ use base64::Engine;
 use cobox_keys::KeyStore;
 use cobox_schema::api::{
     self, AdminChangeRequest, AdminSignRequest, ApiError, ConfigRequest,
-    Generations as GenerationsDoc, Identity, InviteInspectRequest, InviteRequest, InviteResponse,
-    KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES, MembersRequest, PruneRequest,
-    RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest, RotateRequest,
-    SyncRequest, UsageRequest, VersionsRequest, error_code,
+    Generations as GenerationsDoc, Identity, InviteInfo, InviteInspectRequest, InviteRequest,
+    InviteResponse, KeyExportRequest, KeyExportResponse, MAX_BODY_BYTES, MembersRequest,
+    PruneRequest, RemoteApplyRequest, RemoteStatusRequest, RestoreRequest, RollbackRequest,
+    RotateRequest, SyncRequest, UsageRequest, VersionsRequest, error_code,
 };
 use futures::StreamExt;
 use serde::Deserialize;
@@ -502,9 +502,15 @@ fn bad(e: anyhow::Error, code: &str) -> Failure {
 }
 
 async fn invite_create(State(s): State<ApiState>, req: JsonBody<InviteRequest>) -> Reply {
-    let req = req.required()?;
+    let code = invite_code(&s, req.required()?).await?;
+    json(&InviteResponse { code })
+}
+
+/// A new invite code, as `POST /v1/invites` creates it (the invitee is admitted in the
+/// space's roster).
+pub async fn invite_code(s: &ApiState, req: InviteRequest) -> Result<String, Failure> {
     let store = s.store.clone();
-    let code = blocking(move || {
+    blocking(move || {
         keyops::create_invite(
             &store,
             &req.space,
@@ -514,22 +520,36 @@ async fn invite_create(State(s): State<ApiState>, req: JsonBody<InviteRequest>) 
         )
         .map_err(|e| bad(e, error_code::BAD_REQUEST))
     })
-    .await?;
-    json(&InviteResponse { code })
+    .await
 }
 
 async fn invite_inspect(State(s): State<ApiState>, req: JsonBody<InviteInspectRequest>) -> Reply {
-    let req = req.required()?;
+    json(&invite_info(&s, req.required()?).await?)
+}
+
+/// What an invite code grants this device, as `POST /v1/invites/inspect` answers it.
+pub async fn invite_info(s: &ApiState, req: InviteInspectRequest) -> Result<InviteInfo, Failure> {
     let store = s.store.clone();
-    let info = blocking(move || {
+    blocking(move || {
         keyops::inspect_invite(&store, &req.code).map_err(|e| bad(e, error_code::INVALID_INVITE))
     })
-    .await?;
-    json(&info)
+    .await
 }
 
 async fn keys_export(State(s): State<ApiState>, req: JsonBody<KeyExportRequest>) -> Reply {
-    let req = req.required()?;
+    let (keys, content) = key_sheet(&s, req.required()?).await?;
+    json(&KeyExportResponse {
+        keys,
+        content_base64: base64::engine::general_purpose::STANDARD.encode(&*content),
+    })
+}
+
+/// A paper-key sheet and how many keys it holds, as `POST /v1/keys/export` makes it:
+/// refused unless the request says `confirm: true`.
+pub async fn key_sheet(
+    s: &ApiState,
+    req: KeyExportRequest,
+) -> Result<(usize, zeroize::Zeroizing<Vec<u8>>), Failure> {
     if !req.confirm {
         return Err(failure(
             StatusCode::BAD_REQUEST,
@@ -541,18 +561,14 @@ async fn keys_export(State(s): State<ApiState>, req: JsonBody<KeyExportRequest>)
     let (keys, content) = blocking(move || {
         let keys = keyops::paper_keys(&store, req.space.as_deref(), req.all)
             .map_err(|e| bad(e, error_code::NO_SUCH_SPACE))?;
-        let bytes = keyops::sheet_bytes(&keys, req.format);
-        Ok((
-            keys.len(),
-            base64::engine::general_purpose::STANDARD.encode(&*bytes),
-        ))
+        Ok((keys.len(), keyops::sheet_bytes(&keys, req.format)))
     })
     .await?;
-    tracing::warn!(keys, "paper keys were exported through the control API");
-    json(&KeyExportResponse {
+    tracing::warn!(
         keys,
-        content_base64: content,
-    })
+        "paper keys were exported through the control API or the web dashboard"
+    );
+    Ok((keys, content))
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,6 +25,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("/events", "Events"),
     ("/peers", "Peers"),
     ("/config", "Config"),
+    ("/invites", "Invites"),
     ("/identity", "Identity"),
 ];
 

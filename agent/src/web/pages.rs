@@ -1,12 +1,13 @@
 //! The dashboard's pages as HTML, pure: each renders the API's own answers (status,
-//! members, events, generations, plans) into the body of a page. Spaces and seeds are
+//! members, events, generations, plans, invites, paper keys) into the body of a page. Spaces and seeds are
 //! cards coloured by their health, and each colour is said in words too.
 
 use std::fmt::Write;
 
 use cobox_schema::api::{
-    ApplyResponse, ConditionType, Event, Generations, MembersResponse, NetworkStatus, PlanResponse,
-    ResourceKind, ResourceStatus, Status, WireDiagnostic,
+    ApplyResponse, ConditionType, Event, EventKind, Generations, InviteInfo, InviteRole,
+    MembersResponse, NetworkStatus, PlanResponse, ResourceKind, ResourceStatus, Status,
+    WireDiagnostic,
 };
 
 use super::html::{bytes, csrf_field, escape, short_key};
@@ -342,26 +343,99 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-/// The events, newest first.
-pub fn events(list: &[Event]) -> String {
-    if list.is_empty() {
-        return "<p>No events yet.</p>".into();
+/// An event kind as the API names it (`config-accepted`).
+pub fn kind_name(kind: EventKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Which events the events page shows: of one kind, and with a text in their resource or
+/// message (case-insensitive); empty fields filter nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct EventFilter {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub q: String,
+}
+
+impl EventFilter {
+    /// Whether `e` passes the filter.
+    pub fn matches(&self, e: &Event) -> bool {
+        let kind = self.kind.trim();
+        if !kind.is_empty() && kind_name(e.kind) != kind {
+            return false;
+        }
+        let q = self.q.trim().to_lowercase();
+        q.is_empty()
+            || e.message.to_lowercase().contains(&q)
+            || e.resource
+                .as_deref()
+                .is_some_and(|r| r.to_lowercase().contains(&q))
     }
+
+    fn is_empty(&self) -> bool {
+        self.kind.trim().is_empty() && self.q.trim().is_empty()
+    }
+}
+
+/// The events filter as a GET form: a kind among `kinds` (or any) and a text.
+fn event_filter_form(filter: &EventFilter, kinds: &[String]) -> String {
     let mut out = String::from(
+        "<form method=\"get\" action=\"/events\" class=\"filter\" role=\"search\">\
+         <label for=\"kind\">Kind</label> <select id=\"kind\" name=\"kind\"><option value=\"\">any</option>",
+    );
+    let mut listed: Vec<&str> = kinds.iter().map(String::as_str).collect();
+    if !filter.kind.is_empty() && !listed.contains(&filter.kind.as_str()) {
+        listed.push(&filter.kind);
+    }
+    for k in listed {
+        let selected = if k == filter.kind { " selected" } else { "" };
+        let _ = write!(
+            out,
+            "<option value=\"{0}\"{selected}>{0}</option>",
+            escape(k)
+        );
+    }
+    let _ = write!(
+        out,
+        "</select> <label for=\"q\">Text</label> <input type=\"search\" id=\"q\" name=\"q\" value=\"{}\">\
+         <button type=\"submit\">Filter</button>{}</form>",
+        escape(&filter.q),
+        if filter.is_empty() {
+            ""
+        } else {
+            " <a href=\"/events\">Show all</a>"
+        }
+    );
+    out
+}
+
+/// The events page: the filter form and the events passing it, newest first; `kinds` are
+/// the kinds to choose from.
+pub fn events(list: &[&Event], filter: &EventFilter, kinds: &[String]) -> String {
+    let mut out = event_filter_form(filter, kinds);
+    if list.is_empty() {
+        out.push_str(if filter.is_empty() {
+            "<p>No events yet.</p>"
+        } else {
+            "<p>No event matches this filter.</p>"
+        });
+        return out;
+    }
+    out.push_str(
         "<table class=\"events\"><thead><tr><th scope=\"col\">#</th><th scope=\"col\">Time</th><th scope=\"col\">Kind</th>\
          <th scope=\"col\">Resource</th><th scope=\"col\">Message</th></tr></thead><tbody>",
     );
     for e in list.iter().rev() {
-        let kind = serde_json::to_value(e.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.id,
             escape(&e.time),
-            escape(&kind),
+            escape(&kind_name(e.kind)),
             escape(e.resource.as_deref().unwrap_or("")),
             escape(&e.message)
         );
@@ -582,19 +656,44 @@ pub fn diagnostics(diags: &[WireDiagnostic]) -> String {
     out
 }
 
-/// The identity page: the public key as text and, when given, as a QR code.
-pub fn identity(public_key: &str, qr: Option<&str>) -> String {
+/// The identity page: the public key as text and, when given, as a QR code; and the
+/// form asking for the paper key (`refused`: it was sent without the confirmation).
+pub fn identity(public_key: &str, qr: Option<&str>, csrf: &str, refused: bool) -> String {
     format!(
         "<p>This device is known to its peers, in allow-lists, admin lists and invites by this public key:</p>\
-         <p><code class=\"key\" id=\"identity\">{}</code></p>{}",
+         <p><code class=\"key\" id=\"identity\">{}</code></p>{}\
+         <section aria-labelledby=\"paper\"><h2 id=\"paper\">Paper key</h2>{}\
+         <p>The paper key is 24 words that restore this device's identity and all of its feed keys, \
+         as <code>coboxctl keys export</code> prints them. Anyone who sees them can become this device.</p>\
+         <form method=\"post\" action=\"/identity/paper-key\">{}\
+         <p><input type=\"checkbox\" id=\"confirm\" name=\"confirm\" value=\"yes\" required> \
+         <label for=\"confirm\">I am alone at this screen and nobody can see it</label></p>\
+         <button type=\"submit\" class=\"danger\">Show the paper key</button></form></section>",
         escape(public_key),
         qr.map(|svg| format!("<figure class=\"qr\">{svg}<figcaption>The public key as a QR code</figcaption></figure>"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if refused {
+            "<p class=\"notice red\" role=\"alert\">The paper key was not shown: tick the box to confirm that nobody else can see this screen.</p>"
+        } else {
+            ""
+        },
+        csrf_field(csrf),
     )
 }
 
-/// A QR code of `text` as inline SVG (modules as one path), labelled for screen readers.
-pub fn qr_svg(text: &str) -> String {
+/// The paper-key page: the sheet as `coboxctl keys export` prints it.
+pub fn paper_key(sheet: &str) -> String {
+    format!(
+        "<p class=\"notice red\" role=\"alert\">Secret: write these words down or print them, keep them safe, \
+         and close this page. It is not kept by the browser.</p>\
+         <pre class=\"sheet\" id=\"paper-key\">{}</pre><p><a href=\"/identity\">Back to the identity</a></p>",
+        escape(sheet)
+    )
+}
+
+/// A QR code of `text` as inline SVG (modules as one path), labelled `label` for screen
+/// readers.
+pub fn qr_svg(text: &str, label: &str) -> String {
     let (w, dark) = cobox_keys::sheet::qr_modules(&[text]);
     let quiet = 4;
     let size = w + 2 * quiet;
@@ -606,8 +705,163 @@ pub fn qr_svg(text: &str) -> String {
     }
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" width=\"240\" height=\"240\" role=\"img\" \
-         aria-label=\"QR code of the public key\" shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/>\
-         <path d=\"{path}\" fill=\"#000\"/></svg>"
+         aria-label=\"{}\" shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/>\
+         <path d=\"{path}\" fill=\"#000\"/></svg>",
+        escape(label)
+    )
+}
+
+/// What the invite forms were filled with, shown again when they are refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InviteForm {
+    pub space: String,
+    pub invitee: String,
+    pub role: String,
+    pub expires: String,
+    pub code: String,
+}
+
+/// What the invites page reports above its forms.
+#[derive(Debug, Clone, Copy)]
+pub enum InviteOutcome<'a> {
+    Nothing,
+    /// A code was created: the code and its QR code (SVG).
+    Created {
+        code: &'a str,
+        qr: &'a str,
+    },
+    /// The create form was refused, with this message.
+    CreateRefused(&'a str),
+    /// A code was opened, `now` in Unix seconds.
+    Opened {
+        info: &'a InviteInfo,
+        code: &'a str,
+        now: u64,
+    },
+    /// The open form was refused, with this message.
+    OpenRefused(&'a str),
+}
+
+fn role_words(role: InviteRole) -> &'static str {
+    match role {
+        InviteRole::Member => "member (read and write)",
+        InviteRole::Seeder => "seeder (stores encrypted data, cannot read it)",
+    }
+}
+
+fn alert(message: &str) -> String {
+    format!(
+        "<p class=\"notice red\" role=\"alert\">{}: nothing was created or changed.</p>",
+        escape(message)
+    )
+}
+
+/// The invites page: a form creating an invite to one of `spaces` for a pasted identity,
+/// and a form opening a pasted code; `outcome` is shown beside the form it answers.
+pub fn invites(
+    spaces: &[String],
+    form: &InviteForm,
+    outcome: InviteOutcome<'_>,
+    csrf: &str,
+) -> String {
+    let mut out =
+        String::from("<section aria-labelledby=\"create\"><h2 id=\"create\">Invite a device</h2>");
+    match outcome {
+        InviteOutcome::Created { code, qr } => {
+            let _ = write!(
+                out,
+                "<p class=\"notice green\" role=\"status\">Invite created: give this code to the invitee; only their device can open it.</p>\
+                 <p><code class=\"key invite\" id=\"invite-code\">{}</code></p>\
+                 <figure class=\"qr\">{qr}<figcaption>The invite code as a QR code</figcaption></figure>",
+                escape(code)
+            );
+        }
+        InviteOutcome::CreateRefused(m) => out.push_str(&alert(m)),
+        _ => {}
+    }
+    out.push_str(&create_form(spaces, form, csrf));
+    out.push_str("</section><section aria-labelledby=\"open\"><h2 id=\"open\">Open an invite</h2>");
+    match outcome {
+        InviteOutcome::Opened { info, code, now } => out.push_str(&invite_info(info, code, now)),
+        InviteOutcome::OpenRefused(m) => out.push_str(&alert(m)),
+        _ => {}
+    }
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"/invites/open\">{}\
+         <label for=\"code\">An invite code for this device (<code>coboxinvite1…</code>); opening it only shows what it grants.</label>\
+         <textarea id=\"code\" name=\"code\" rows=\"3\" spellcheck=\"false\" required>{}</textarea>\
+         <button type=\"submit\">Open the invite</button></form></section>",
+        csrf_field(csrf),
+        escape(&form.code)
+    );
+    out
+}
+
+/// The form creating an invite.
+fn create_form(spaces: &[String], form: &InviteForm, csrf: &str) -> String {
+    if spaces.is_empty() {
+        return "<p>This device has no space open to invite to.</p>".into();
+    }
+    let mut out = format!(
+        "<form method=\"post\" action=\"/invites\">{}<p><label for=\"space\">Space</label> <select id=\"space\" name=\"space\">",
+        csrf_field(csrf)
+    );
+    for name in spaces {
+        let selected = if *name == form.space { " selected" } else { "" };
+        let _ = write!(
+            out,
+            "<option value=\"{0}\"{selected}>{0}</option>",
+            escape(name)
+        );
+    }
+    let role = |r: &str| if form.role == r { " selected" } else { "" };
+    let expires = if form.expires.is_empty() {
+        "7d"
+    } else {
+        &form.expires
+    };
+    let _ = write!(
+        out,
+        "</select></p><p><label for=\"invitee\">The invitee's identity (<code>coboxctl identity</code> on their device)</label>\
+         <input type=\"text\" id=\"invitee\" name=\"invitee\" value=\"{}\" spellcheck=\"false\" autocomplete=\"off\" required></p>\
+         <p><label for=\"role\">Role</label> <select id=\"role\" name=\"role\">\
+         <option value=\"member\"{}>member: read and write</option>\
+         <option value=\"seeder\"{}>seeder: keep and serve the encrypted data only</option></select></p>\
+         <p><label for=\"expires\">Valid for (like 7d or 12h; never for no expiry)</label> \
+         <input type=\"text\" id=\"expires\" name=\"expires\" value=\"{}\" required></p>\
+         <button type=\"submit\">Create the invite</button></form>",
+        escape(&form.invitee),
+        role("member"),
+        role("seeder"),
+        escape(expires)
+    );
+    out
+}
+
+/// What an opened invite grants, as `coboxctl invite open` says it.
+pub fn invite_info(info: &InviteInfo, code: &str, now: u64) -> String {
+    let expires = match info.expires {
+        Some(t) => format!(
+            "in {} (unix time {t})",
+            cobox_schema::units::format_duration(std::time::Duration::from_secs(
+                t.saturating_sub(now)
+            ))
+        ),
+        None => "never".into(),
+    };
+    format!(
+        "<dl class=\"invite\" id=\"invite-info\"><dt>Space</dt><dd id=\"invite-space\">{}</dd>\
+         <dt>Address</dt><dd><code>{}</code></dd><dt>Role</dt><dd>{}</dd>\
+         <dt>Inviter</dt><dd><code>{}</code></dd><dt>Expires</dt><dd>{}</dd></dl>\
+         <p>To join, add to cobox.toml:</p><pre>[[space]]\nname = \"{}\"\ninvite = \"{}\"</pre>",
+        escape(&info.space),
+        escape(&info.address),
+        role_words(info.role),
+        escape(&info.inviter),
+        escape(&expires),
+        escape(&info.space),
+        escape(code.trim()),
     )
 }
 

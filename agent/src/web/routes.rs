@@ -16,8 +16,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::serve::IncomingStream;
 use cobox_schema::api::{
-    ApplyResponse, ConfigRequest, MembersRequest, MembersResponse, PlanResponse, ResourceKind,
-    RollbackRequest,
+    ApplyResponse, ConfigRequest, InviteInspectRequest, InviteRequest, InviteRole,
+    KeyExportRequest, MembersRequest, MembersResponse, PlanResponse, ResourceKind, RollbackRequest,
+    SheetFormat,
 };
 use serde::Deserialize;
 
@@ -84,7 +85,10 @@ pub fn router(state: WebState) -> Router {
         .route("/config", get(config))
         .route("/config/apply", post(apply))
         .route("/config/rollback", post(rollback))
+        .route("/invites", get(invites).post(invite_create))
+        .route("/invites/open", post(invite_open))
         .route("/identity", get(identity))
+        .route("/identity/paper-key", post(paper_key))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/live", get(live))
@@ -275,10 +279,20 @@ async fn resource(
 /// How many events the events page shows.
 const EVENTS_SHOWN: usize = 200;
 
-async fn events(State(st): State<WebState>, axum::Extension(v): Viewed) -> Response {
+/// `GET /events?kind=&q=`: the last events passing the filter.
+async fn events(
+    State(st): State<WebState>,
+    axum::Extension(v): Viewed,
+    filter: Result<Query<pages::EventFilter>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let filter = filter.map(|Query(f)| f).unwrap_or_default();
     let (all, _) = st.api.board.events_after(0);
-    let from = all.len().saturating_sub(EVENTS_SHOWN);
-    let body = pages::events(&all[from..]);
+    let mut kinds: Vec<String> = all.iter().map(|e| pages::kind_name(e.kind)).collect();
+    kinds.sort();
+    kinds.dedup();
+    let shown: Vec<&cobox_schema::api::Event> = all.iter().filter(|e| filter.matches(e)).collect();
+    let from = shown.len().saturating_sub(EVENTS_SHOWN);
+    let body = pages::events(&shown[from..], &filter, &kinds);
     st.page(&v, "Events", "/events", true, &body)
         .into_response()
 }
@@ -309,6 +323,25 @@ pub struct Fields {
     confirm: Option<String>,
     generation: Option<String>,
     secret: Option<String>,
+    space: Option<String>,
+    invitee: Option<String>,
+    role: Option<String>,
+    expires: Option<String>,
+    code: Option<String>,
+}
+
+impl Fields {
+    /// The invite forms' fields as they were filled.
+    fn invite_form(&self) -> pages::InviteForm {
+        let text = |f: &Option<String>| f.clone().unwrap_or_default();
+        pages::InviteForm {
+            space: text(&self.space),
+            invitee: text(&self.invitee),
+            role: text(&self.role),
+            expires: text(&self.expires),
+            code: text(&self.code),
+        }
+    }
 }
 
 /// A form's fields, or the answer refusing it: unreadable (400) or without the viewer's
@@ -423,14 +456,190 @@ async fn rollback(
 }
 
 async fn identity(State(st): State<WebState>, axum::Extension(v): Viewed) -> Response {
+    identity_page(&st, &v, false).await
+}
+
+/// The identity page; `refused`: a paper-key form came without its confirmation (400).
+async fn identity_page(st: &WebState, v: &Viewer, refused: bool) -> Response {
     match server::identity_doc(&st.api).await {
         Ok(id) => {
-            let qr = pages::qr_svg(&id.public_key);
-            let body = pages::identity(&id.public_key, Some(&qr));
-            st.page(&v, "Identity", "/identity", false, &body)
+            let qr = pages::qr_svg(&id.public_key, "QR code of the public key");
+            let body = pages::identity(&id.public_key, Some(&qr), &st.csrf(v), refused);
+            let status = if refused {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            (status, st.page(v, "Identity", "/identity", false, &body)).into_response()
+        }
+        Err(f) => st.failure(v, f),
+    }
+}
+
+/// `POST /identity/paper-key`: with `confirm=yes` the device's paper key as
+/// `coboxctl keys export` prints it (the control API's export), never cached; without it,
+/// the identity page again and no key.
+async fn paper_key(
+    State(st): State<WebState>,
+    axum::Extension(v): Viewed,
+    f: Result<Form<Fields>, FormRejection>,
+) -> Response {
+    let f = match form(&st, &v, f) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    if !confirmed(&f) {
+        return identity_page(&st, &v, true).await;
+    }
+    let req = KeyExportRequest {
+        space: None,
+        all: false,
+        format: SheetFormat::Text,
+        confirm: true,
+    };
+    match server::key_sheet(&st.api, req).await {
+        Ok((_, sheet)) => {
+            let body = pages::paper_key(&String::from_utf8_lossy(&sheet));
+            (
+                [(header::CACHE_CONTROL, "no-store")],
+                st.page(&v, "Paper key", "/identity", false, &body),
+            )
                 .into_response()
         }
-        Err(f) => st.failure(&v, f),
+        Err(e) => st.failure(&v, e),
+    }
+}
+
+/// The names of the spaces open on this device.
+fn open_spaces(st: &WebState) -> Vec<String> {
+    st.api
+        .board
+        .status()
+        .resources
+        .into_iter()
+        .filter(|r| r.kind == ResourceKind::Space)
+        .map(|r| r.name)
+        .collect()
+}
+
+/// The invites page with `form` filled in and `outcome` shown, answered with `status`.
+fn invites_page(
+    st: &WebState,
+    v: &Viewer,
+    status: StatusCode,
+    form: &pages::InviteForm,
+    outcome: pages::InviteOutcome<'_>,
+) -> Response {
+    let body = pages::invites(&open_spaces(st), form, outcome, &st.csrf(v));
+    (status, st.page(v, "Invites", "/invites", false, &body)).into_response()
+}
+
+async fn invites(State(st): State<WebState>, axum::Extension(v): Viewed) -> Response {
+    let form = pages::InviteForm::default();
+    invites_page(
+        &st,
+        &v,
+        StatusCode::OK,
+        &form,
+        pages::InviteOutcome::Nothing,
+    )
+}
+
+/// An invite role as the form names it.
+fn invite_role(text: &str) -> Result<InviteRole, String> {
+    match text.trim() {
+        "member" => Ok(InviteRole::Member),
+        "seeder" => Ok(InviteRole::Seeder),
+        other => Err(format!(
+            "invite role {other:?} is neither member nor seeder"
+        )),
+    }
+}
+
+/// `POST /invites`: an invite to the chosen space for the pasted identity, made by the
+/// control API's call (`coboxctl invite create`).
+async fn invite_create(
+    State(st): State<WebState>,
+    axum::Extension(v): Viewed,
+    f: Result<Form<Fields>, FormRejection>,
+) -> Response {
+    let f = match form(&st, &v, f) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let filled = f.invite_form();
+    let role = match invite_role(&filled.role) {
+        Ok(r) => r,
+        Err(m) => {
+            let outcome = pages::InviteOutcome::CreateRefused(&m);
+            return invites_page(&st, &v, StatusCode::BAD_REQUEST, &filled, outcome);
+        }
+    };
+    let expires = filled.expires.trim();
+    let req = InviteRequest {
+        space: filled.space.clone(),
+        invitee: filled.invitee.trim().to_string(),
+        role,
+        expires: (!expires.is_empty()).then(|| expires.to_string()),
+    };
+    match server::invite_code(&st.api, req).await {
+        Ok(code) => {
+            let qr = pages::qr_svg(&code, "QR code of the invite code");
+            let outcome = pages::InviteOutcome::Created {
+                code: &code,
+                qr: &qr,
+            };
+            let form = pages::InviteForm {
+                space: filled.space,
+                ..Default::default()
+            };
+            invites_page(&st, &v, StatusCode::OK, &form, outcome)
+        }
+        Err(e) => refused_invite(&st, &v, &filled, e, true),
+    }
+}
+
+/// The invites page saying why the API refused the create form (`create`) or the open
+/// form.
+fn refused_invite(
+    st: &WebState,
+    v: &Viewer,
+    filled: &pages::InviteForm,
+    e: Failure,
+    create: bool,
+) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+    let outcome = if create {
+        pages::InviteOutcome::CreateRefused(&e.error.message)
+    } else {
+        pages::InviteOutcome::OpenRefused(&e.error.message)
+    };
+    invites_page(st, v, status, filled, outcome)
+}
+
+/// `POST /invites/open`: what a pasted code grants this device, by the control API's
+/// call (`coboxctl invite open`); nothing is joined.
+async fn invite_open(
+    State(st): State<WebState>,
+    axum::Extension(v): Viewed,
+    f: Result<Form<Fields>, FormRejection>,
+) -> Response {
+    let f = match form(&st, &v, f) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let filled = f.invite_form();
+    let code = filled.code.trim().to_string();
+    match server::invite_info(&st.api, InviteInspectRequest { code: code.clone() }).await {
+        Ok(info) => {
+            let outcome = pages::InviteOutcome::Opened {
+                info: &info,
+                code: &code,
+                now: crate::keyops::unix_now(),
+            };
+            invites_page(&st, &v, StatusCode::OK, &filled, outcome)
+        }
+        Err(e) => refused_invite(&st, &v, &filled, e, false),
     }
 }
 

@@ -9,7 +9,9 @@
   }
   var busy = false;
   function refresh() {
-    if (busy || document.hidden) {
+    // Not while a form of the page is being filled in: it would be replaced.
+    var active = document.activeElement;
+    if (busy || document.hidden || (active && active.form && main.contains(active))) {
       return;
     }
     busy = true;

@@ -264,9 +264,218 @@ fn plans_and_refusals_render_as_a_diff_and_located_diagnostics() {
 #[test]
 fn the_identity_is_text_and_a_qr_code() {
     let key = "ab".repeat(32);
-    let svg = qr_svg(&key);
+    let svg = qr_svg(&key, "QR code of the <key>");
     assert!(svg.starts_with("<svg") && svg.contains("role=\"img\""));
-    let html = identity(&key, Some(&svg));
+    assert!(
+        svg.contains("aria-label=\"QR code of the &lt;key&gt;\""),
+        "{svg}"
+    );
+    let html = identity(&key, Some(&svg), "tok", false);
     assert!(html.contains(&key));
     assert!(html.contains("<figure class=\"qr\"><svg"));
+    assert!(!html.contains("notice red"), "{html}");
+}
+
+#[test]
+fn the_paper_key_form_asks_for_the_confirmation_and_carries_the_csrf_token() {
+    let html = identity(&"ab".repeat(32), None, "tok\"", false);
+    let form = &html[html
+        .find("action=\"/identity/paper-key\"")
+        .expect("the form")..];
+    assert!(form.contains("name=\"csrf\" value=\"tok&quot;\""), "{form}");
+    assert!(form.contains("type=\"checkbox\" id=\"confirm\" name=\"confirm\" value=\"yes\""));
+    assert!(form.contains("<label for=\"confirm\">I am alone"));
+    let refused = identity(&"ab".repeat(32), None, "tok", true);
+    assert!(refused.contains("The paper key was not shown"), "{refused}");
+}
+
+#[test]
+fn the_paper_key_sheet_is_shown_escaped() {
+    let html = paper_key("device parent key\n 1 abandon <b>\n");
+    assert!(
+        html.contains(
+            "<pre class=\"sheet\" id=\"paper-key\">device parent key\n 1 abandon &lt;b&gt;\n</pre>"
+        ),
+        "{html}"
+    );
+}
+
+fn event(id: u64, kind: EventKind, resource: Option<&str>, message: &str) -> Event {
+    Event {
+        id,
+        time: "2026-12-05T10:00:00Z".into(),
+        kind,
+        generation: 2,
+        resource: resource.map(str::to_string),
+        message: message.into(),
+    }
+}
+
+#[test]
+fn events_are_filtered_by_kind_and_text_and_the_filter_is_a_get_form() {
+    let all = [
+        event(
+            1,
+            EventKind::ConfigAccepted,
+            None,
+            "generation 2 <accepted>",
+        ),
+        event(
+            2,
+            EventKind::Blocked,
+            Some("space Home"),
+            "waiting for keys",
+        ),
+        event(3, EventKind::Converged, None, "converged"),
+    ];
+    let by = |kind: &str, q: &str| {
+        let f = EventFilter {
+            kind: kind.into(),
+            q: q.into(),
+        };
+        all.iter()
+            .filter(|e| f.matches(e))
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by("", ""), [1, 2, 3]);
+    assert_eq!(by("blocked", ""), [2]);
+    assert_eq!(by("", "home"), [2], "the resource, case-insensitive");
+    assert_eq!(by("", "ACCEPTED"), [1], "the message");
+    assert_eq!(by("converged", "keys"), Vec::<u64>::new());
+    assert_eq!(by("no-such-kind", ""), Vec::<u64>::new());
+    assert_eq!(kind_name(EventKind::ConfigAccepted), "config-accepted");
+
+    let filter = EventFilter {
+        kind: "blocked".into(),
+        q: "\"><script>".into(),
+    };
+    let kinds = vec!["blocked".to_string(), "converged".to_string()];
+    let shown: Vec<&Event> = all.iter().filter(|e| e.id == 2).collect();
+    let html = events(&shown, &filter, &kinds);
+    assert!(
+        html.contains("<form method=\"get\" action=\"/events\""),
+        "{html}"
+    );
+    assert!(html.contains("<option value=\"blocked\" selected>blocked</option>"));
+    assert!(
+        html.contains("value=\"&quot;&gt;&lt;script&gt;\""),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"));
+    assert!(html.contains("waiting for keys") && !html.contains("converged</td>"));
+    assert!(html.contains("Show all"));
+    let none = events(&[], &filter, &kinds);
+    assert!(none.contains("No event matches this filter."), "{none}");
+    let first = events(&[], &EventFilter::default(), &[]);
+    assert!(first.contains("No events yet.") && !first.contains("Show all"));
+}
+
+fn csrf_fields(html: &str) -> usize {
+    html.matches("name=\"csrf\" value=\"tok\"").count()
+}
+
+#[test]
+fn the_invites_page_has_two_forms_with_their_token_and_escapes_what_was_pasted() {
+    let spaces = vec!["home".to_string(), "<work>".to_string()];
+    let form = InviteForm {
+        space: "<work>".into(),
+        invitee: "\"><b>".into(),
+        role: "seeder".into(),
+        expires: "12h".into(),
+        code: "</textarea><b>".into(),
+    };
+    let html = invites(&spaces, &form, InviteOutcome::Nothing, "tok");
+    assert_eq!(csrf_fields(&html), 2, "{html}");
+    assert!(html.contains("action=\"/invites\"") && html.contains("action=\"/invites/open\""));
+    assert!(
+        html.contains("<option value=\"&lt;work&gt;\" selected>&lt;work&gt;</option>"),
+        "{html}"
+    );
+    assert!(html.contains("<option value=\"seeder\" selected>"));
+    assert!(html.contains("value=\"&quot;&gt;&lt;b&gt;\""));
+    assert!(html.contains("value=\"12h\""));
+    assert!(html.contains("&lt;/textarea&gt;&lt;b&gt;</textarea>"));
+    assert!(!html.contains("<b>"));
+    let fresh = invites(
+        &spaces,
+        &InviteForm::default(),
+        InviteOutcome::Nothing,
+        "tok",
+    );
+    assert!(fresh.contains("value=\"7d\""), "the expiry `coboxctl` uses");
+    let none = invites(&[], &InviteForm::default(), InviteOutcome::Nothing, "tok");
+    assert!(none.contains("no space open") && !none.contains("action=\"/invites\""));
+    assert_eq!(csrf_fields(&none), 1);
+}
+
+#[test]
+fn the_invites_page_shows_a_created_code_with_its_qr_and_refusals_as_alerts() {
+    let spaces = vec!["home".to_string()];
+    let form = InviteForm::default();
+    let qr = qr_svg("coboxinvite1abc", "QR code of the invite code");
+    let created = invites(
+        &spaces,
+        &form,
+        InviteOutcome::Created {
+            code: "coboxinvite1abc",
+            qr: &qr,
+        },
+        "tok",
+    );
+    assert!(
+        created.contains("<code class=\"key invite\" id=\"invite-code\">coboxinvite1abc</code>")
+    );
+    assert!(created.contains("<figure class=\"qr\"><svg"));
+    let refused = invites(
+        &spaces,
+        &form,
+        InviteOutcome::CreateRefused("invitee key \"x<\" is not hex"),
+        "tok",
+    );
+    assert!(refused.contains("role=\"alert\">invitee key &quot;x&lt;&quot; is not hex: nothing was created or changed."), "{refused}");
+    let open_refused = invites(
+        &spaces,
+        &form,
+        InviteOutcome::OpenRefused("cannot open the invite"),
+        "tok",
+    );
+    let at = open_refused.find("role=\"alert\"").unwrap();
+    assert!(
+        at > open_refused.find("id=\"open\"").unwrap(),
+        "beside the open form"
+    );
+}
+
+#[test]
+fn an_opened_invite_says_what_it_grants_like_coboxctl() {
+    let info = InviteInfo {
+        space: "home<".into(),
+        address: "cd".repeat(32),
+        role: InviteRole::Seeder,
+        inviter: "ef".repeat(32),
+        invitee: "01".repeat(32),
+        expires: Some(1_000 + 7 * 86_400),
+    };
+    let html = invite_info(&info, " coboxinvite1xyz\n", 1_000);
+    assert!(
+        html.contains("<dd id=\"invite-space\">home&lt;</dd>"),
+        "{html}"
+    );
+    assert!(html.contains("seeder (stores encrypted data, cannot read it)"));
+    assert!(html.contains(&"ef".repeat(32)));
+    assert!(html.contains("in 7d (unix time 605800)"), "{html}");
+    assert!(
+        html.contains("invite = \"coboxinvite1xyz\"</pre>"),
+        "{html}"
+    );
+    let never = invite_info(
+        &InviteInfo {
+            expires: None,
+            ..info
+        },
+        "c",
+        0,
+    );
+    assert!(never.contains("<dd>never</dd>"));
 }
