@@ -28,19 +28,19 @@ use cobox_schema::api::PruneCandidate;
 
 /// What the agent holds open on this device.
 pub struct Device {
-    rt: tokio::runtime::Handle,
+    pub(super) rt: tokio::runtime::Handle,
     store: KeyStore,
     parent: Option<Secret32>,
     device_name: String,
-    spaces: BTreeMap<String, Arc<tokio::sync::Mutex<Space>>>,
-    /// The seeders each open space admits, as its last open or admission declared them.
-    /// Each open space's declared seeders and removed identities.
+    pub(super) spaces: BTreeMap<String, Arc<tokio::sync::Mutex<Space>>>,
+    /// Each open space's declared seeders and removed identities, as its last open or
+    /// roster update declared them.
     rosters: BTreeMap<String, (Vec<PublicKey>, Vec<PublicKey>)>,
     mounts: BTreeMap<PathBuf, (String, Mounted)>,
     /// Seeds running, by name.
     seeds: BTreeMap<String, cobox_schema::hexkey::Address>,
     /// Replication with peers, once the device has an identity.
-    network: Option<Network>,
+    pub(super) network: Option<Network>,
     /// The network's upkeep, once it runs.
     housekeeping: Option<Housekeeping>,
     tcp: Tcp,
@@ -654,140 +654,6 @@ impl Device {
             }
         }
     }
-}
-
-impl Device {
-    /// Who takes part in space `name`, as this device's roster says; an error names a
-    /// space that is not open here.
-    pub fn members(&self, name: &str) -> Result<cobox_schema::api::MembersResponse, String> {
-        let space = self
-            .spaces
-            .get(name)
-            .ok_or_else(|| format!("space {name} is not open on this device"))?;
-        let address = self
-            .rt
-            .block_on(async { space.lock().await.keys().address });
-        let (roster, names) = self
-            .network
-            .as_ref()
-            .and_then(|n| n.roster_of(&address.0))
-            .ok_or_else(|| format!("space {name} is not shared yet"))?;
-        let me = self.network.as_ref().map(|n| n.identity());
-        let hex = |k: &[u8; 32]| PublicKey(*k).to_string();
-        let seen = self
-            .network
-            .as_ref()
-            .and_then(|n| n.roster_file(&address.0))
-            .map(|f| cobox_keys::seen::load(&f))
-            .unwrap_or_default();
-        // When the first admission (or removal) of each identity reached this device.
-        let mut first: BTreeMap<([u8; 32], bool), u64> = BTreeMap::new();
-        for s in roster.statements() {
-            let (identity, removal) = match s {
-                crate::space::roster::Statement::Allow { identity, .. }
-                | crate::space::roster::Statement::Readmit { identity, .. } => (identity, false),
-                crate::space::roster::Statement::Remove { identity, .. } => (identity, true),
-                crate::space::roster::Statement::Member { .. } => continue,
-            };
-            if let Some(t) = seen.get(&s.digest()) {
-                let at = first.entry((*identity, removal)).or_insert(*t);
-                *at = (*at).min(*t);
-            }
-        }
-        let when = |identity: [u8; 32], removal: bool| {
-            first.get(&(identity, removal)).map(|t| {
-                chrono::DateTime::<chrono::Utc>::from(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(*t),
-                )
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            })
-        };
-        let members = roster
-            .entries()
-            .into_iter()
-            .map(|e| cobox_schema::api::MemberInfo {
-                identity: hex(&e.identity),
-                name: names.get(&e.identity).cloned(),
-                role: e.role.map(|r| {
-                    match r {
-                        crate::space::roster::Role::Member => "member",
-                        crate::space::roster::Role::Seeder => "seeder",
-                    }
-                    .to_string()
-                }),
-                standing: match e.standing {
-                    crate::space::roster::Standing::In => "in",
-                    crate::space::roster::Standing::Removed => "removed",
-                    crate::space::roster::Standing::Out => "out",
-                }
-                .into(),
-                me: Some(e.identity) == me,
-                admitted_by: e.admitted_by.iter().map(hex).collect(),
-                removed_by: e.removed_by.iter().map(hex).collect(),
-                admitted_at: when(e.identity, false),
-                removed_at: when(e.identity, true),
-            })
-            .collect();
-        let epochs = self
-            .rt
-            .block_on(async { key_epochs(space.lock().await.epochs()) });
-        Ok(cobox_schema::api::MembersResponse {
-            space: name.to_string(),
-            members,
-            epochs,
-        })
-    }
-
-    /// Start a new key epoch of space `name` now.
-    pub fn rotate(&self, name: &str) -> Result<cobox_schema::api::RotateResponse, String> {
-        let space = self
-            .spaces
-            .get(name)
-            .ok_or_else(|| format!("space {name} is not open on this device"))?;
-        let address = self
-            .rt
-            .block_on(async { space.lock().await.keys().address });
-        let network = self
-            .network
-            .as_ref()
-            .ok_or_else(|| format!("space {name} is not shared yet"))?;
-        let rotated = self
-            .rt
-            .block_on(network.rotate_now(address.0))
-            .map_err(|e| format!("space {name}: {e}"))?;
-        let epochs = self
-            .rt
-            .block_on(async { key_epochs(space.lock().await.epochs()) });
-        let epoch = epochs
-            .into_iter()
-            .find(|e| {
-                e.number == rotated.epoch && e.digest == cobox_keys::secret::hex(&rotated.digest)
-            })
-            .ok_or_else(|| format!("space {name}: the new key epoch is not held"))?;
-        Ok(cobox_schema::api::RotateResponse {
-            space: name.to_string(),
-            epoch,
-            bytes: rotated.bytes as u64,
-        })
-    }
-}
-
-/// The key epochs of a space, for the API, oldest first.
-fn key_epochs(epochs: &crate::space::epochs::Epochs) -> Vec<cobox_schema::api::KeyEpoch> {
-    let hex = |k: &[u8; 32]| PublicKey(*k).to_string();
-    let current = epochs.keyring().newest_id();
-    epochs
-        .known()
-        .iter()
-        .map(|(&(number, digest), known)| cobox_schema::api::KeyEpoch {
-            number,
-            digest: cobox_keys::secret::hex(&digest),
-            author: (number > 0).then(|| hex(&known.author)),
-            holders: known.holders.iter().map(hex).collect(),
-            held: epochs.keyring().holds(number, &digest),
-            current: current == Some((number, digest)),
-        })
-        .collect()
 }
 
 fn keys_of(keys: &[PublicKey]) -> Vec<[u8; 32]> {

@@ -8,6 +8,7 @@ pub mod config_source;
 pub mod device;
 mod driver;
 mod files_api;
+mod members_api;
 pub mod service;
 
 use std::sync::mpsc;
