@@ -428,6 +428,25 @@ impl Drive {
         Resolved { node, copies }
     }
 
+    /// The conflict copies the drive shows, `(copy, origin)` in path order, at most
+    /// `limit` of them: a read of the recorded paths, nothing changed.
+    pub fn conflict_copies(&self, limit: usize) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (path, heads) in &self.heads {
+            if out.len() >= limit {
+                break;
+            }
+            if !heads.iter().any(|h| matches!(h.value, Value::File(_))) {
+                continue;
+            }
+            for (copy, _) in self.resolve(path).copies {
+                out.push((copy, path.clone()));
+            }
+        }
+        out.truncate(limit);
+        out
+    }
+
     /// The path a conflict copy named `path` belongs to, if it is one.
     fn conflict_origin(&self, path: &str) -> Option<(String, FileMeta)> {
         let file = name(path);

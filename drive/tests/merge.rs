@@ -218,6 +218,14 @@ fn concurrent_writes_keep_a_winner_and_a_named_conflict_copy() {
         size_of(&d, "doc.txt.conflict-ada_laptop-20260101T000000Z"),
         Some(1)
     );
+    assert_eq!(
+        d.conflict_copies(10),
+        [(
+            "doc.txt.conflict-ada_laptop-20260101T000000Z".to_string(),
+            "doc.txt".to_string()
+        )]
+    );
+    assert!(d.conflict_copies(0).is_empty(), "the limit bounds the list");
 }
 
 #[test]

@@ -16,6 +16,9 @@ use cobox_schema::api::{
     SyncRequest, UsageRequest, VersionsRequest, WireDiagnostic,
 };
 
+/// How many conflict copies a [`Call::Conflicts`] lists at most.
+pub const CONFLICTS_LISTED: usize = 200;
+
 /// A request only the agent's loop can answer (it plans against the live device or changes
 /// the desired state).
 #[derive(Debug)]
@@ -29,6 +32,9 @@ pub enum Call {
     Versions(VersionsRequest),
     Restore(RestoreRequest),
     Usage(UsageRequest),
+    /// The conflict copies a space shows (the dashboard's space page), at most
+    /// [`CONFLICTS_LISTED`]: a list of `(copy, origin)` paths.
+    Conflicts(String),
     /// Who takes part in a space.
     Members(MembersRequest),
     /// Start a new key epoch of a space.

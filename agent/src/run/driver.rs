@@ -551,7 +551,7 @@ impl Agent {
         let CallMsg { call, reply } = msg;
         let (answer, changed) = match call {
             // Answered beside the loop: they wait for the space's lock.
-            call @ (Call::Versions(_) | Call::Restore(_) | Call::Usage(_)) => {
+            call @ (Call::Versions(_) | Call::Restore(_) | Call::Usage(_) | Call::Conflicts(_)) => {
                 self.answer_files(call, reply);
                 return false;
             }
@@ -618,6 +618,7 @@ impl Agent {
             Call::Versions(r) => r.space.clone(),
             Call::Restore(r) => r.space.clone(),
             Call::Usage(r) => r.space.clone(),
+            Call::Conflicts(space) => space.clone(),
             _ => return,
         };
         let retention = self.device.policy().retention(&name);
@@ -636,6 +637,9 @@ impl Agent {
                     .map(|v| to_value(&v)),
                 Call::Usage(r) => Ok(to_value(
                     &super::files_api::usage(&mut space, &r, retention).await,
+                )),
+                Call::Conflicts(_) => Ok(to_value(
+                    &space.conflict_copies(crate::control::CONFLICTS_LISTED),
                 )),
                 _ => return,
             };

@@ -551,6 +551,12 @@ impl Space {
         self.view.read().children(dir)
     }
 
+    /// The conflict copies the space shows, `(copy, origin)`, at most `limit`; see
+    /// [`cobox_drive::Drive::conflict_copies`].
+    pub fn conflict_copies(&self, limit: usize) -> Vec<(String, String)> {
+        self.view.read().tree.drive().conflict_copies(limit)
+    }
+
     /// What the space shows, readable without the space's lock.
     pub fn view(&self) -> view::SharedView {
         self.view.clone()

@@ -275,8 +275,59 @@ pub fn card(r: &ResourceStatus) -> String {
     out
 }
 
-/// A space's or seed's page: its card, its replicas, and for a space its members.
-pub fn resource(r: &ResourceStatus, members: Option<&MembersResponse>) -> String {
+/// A space's conflict copies to resolve, `(copy, origin)` as the agent lists them (at most
+/// `limit`); `None` when they could not be listed.
+pub fn conflicts(list: Option<&[(String, String)]>, limit: usize) -> String {
+    let mut out = String::from(
+        "<section aria-labelledby=\"conflicts\"><h2 id=\"conflicts\">Conflict copies to resolve</h2>",
+    );
+    match list {
+        None => out.push_str("<p>The conflict copies could not be listed just now.</p>"),
+        Some([]) => {
+            out.push_str("<p>No conflict copies: no concurrent writes are left to resolve.</p>")
+        }
+        Some(list) => {
+            let _ = write!(
+                out,
+                "<p>{} {} a losing concurrent write to another file, kept beside it. Compare, keep what matters in the file, then delete or rename the copy.</p>",
+                list.len(),
+                if list.len() == 1 {
+                    "copy keeps"
+                } else {
+                    "copies keep"
+                }
+            );
+            if list.len() >= limit {
+                let _ = write!(
+                    out,
+                    "<p class=\"notice\">Only the first {limit} are listed.</p>"
+                );
+            }
+            out.push_str(
+                "<table><thead><tr><th scope=\"col\">Conflict copy</th><th scope=\"col\">Copy of</th></tr></thead><tbody>",
+            );
+            for (copy, origin) in list {
+                let _ = write!(
+                    out,
+                    "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                    escape(copy),
+                    escape(origin)
+                );
+            }
+            out.push_str("</tbody></table>");
+        }
+    }
+    out.push_str("</section>");
+    out
+}
+
+/// A space's or seed's page: its card, its replicas, and for a space its conflict copies
+/// and its members.
+pub fn resource(
+    r: &ResourceStatus,
+    members: Option<&MembersResponse>,
+    conflicts: Option<&str>,
+) -> String {
     let mut out = card(r);
     out.push_str("<section aria-labelledby=\"replicas\"><h2 id=\"replicas\">Replica health</h2>");
     if r.replicas.is_empty() {
@@ -307,6 +358,7 @@ pub fn resource(r: &ResourceStatus, members: Option<&MembersResponse>) -> String
         out.push_str("</tbody></table>");
     }
     out.push_str("</section>");
+    out.push_str(conflicts.unwrap_or(""));
     if let Some(m) = members {
         out.push_str("<section aria-labelledby=\"members\"><h2 id=\"members\">Members</h2>");
         out.push_str(

@@ -259,19 +259,25 @@ async fn resource(
             ),
         );
     };
-    let members = if kind == ResourceKind::Space {
-        server::call_as::<MembersResponse>(
+    let (members, conflicts) = if kind == ResourceKind::Space {
+        let members = server::call_as::<MembersResponse>(
             &st.api,
             Call::Members(MembersRequest {
                 space: name.clone(),
             }),
         )
         .await
-        .ok()
+        .ok();
+        let copies =
+            server::call_as::<Vec<(String, String)>>(&st.api, Call::Conflicts(name.clone()))
+                .await
+                .ok();
+        let conflicts = pages::conflicts(copies.as_deref(), crate::control::CONFLICTS_LISTED);
+        (members, Some(conflicts))
     } else {
-        None
+        (None, None)
     };
-    let body = pages::resource(r, members.as_ref());
+    let body = pages::resource(r, members.as_ref(), conflicts.as_deref());
     st.page(&v, &format!("{kind} {name}"), "/", true, &body)
         .into_response()
 }

@@ -479,3 +479,37 @@ fn an_opened_invite_says_what_it_grants_like_coboxctl() {
     );
     assert!(never.contains("<dd>never</dd>"));
 }
+
+#[test]
+fn conflict_copies_are_listed_escaped_with_their_origins() {
+    let list = vec![
+        (
+            "doc.txt.conflict-ada_laptop-20260101T000000Z".to_string(),
+            "doc.txt".to_string(),
+        ),
+        (
+            "a<b>.md.conflict-bea-20260102T030405Z-2".to_string(),
+            "a<b>.md".to_string(),
+        ),
+    ];
+    let html = conflicts(Some(&list), 200);
+    assert!(html.contains("Conflict copies to resolve"));
+    assert!(html.contains("2 copies keep"));
+    assert!(html.contains(
+        "<tr><td><code>doc.txt.conflict-ada_laptop-20260101T000000Z</code></td><td><code>doc.txt</code></td></tr>"
+    ));
+    assert!(html.contains("a&lt;b&gt;.md.conflict-bea-20260102T030405Z-2"));
+    assert!(!html.contains("a<b>"), "paths are escaped");
+    assert!(!html.contains("Only the first"));
+    let bounded = conflicts(Some(&list), 2);
+    assert!(bounded.contains("Only the first 2 are listed."));
+}
+
+#[test]
+fn no_conflict_copies_and_unknown_ones_say_so() {
+    let none = conflicts(Some(&[]), 200);
+    assert!(none.contains("No conflict copies"));
+    assert!(!none.contains("<table>"));
+    let unknown = conflicts(None, 200);
+    assert!(unknown.contains("could not be listed"));
+}
