@@ -9,6 +9,7 @@ pub mod assets;
 pub mod auth;
 pub mod guard;
 pub mod html;
+pub mod lag;
 pub mod pages;
 pub mod routes;
 
@@ -54,6 +55,7 @@ impl WebServer {
             secret: guard::Secret::random(),
             sessions: auth::Sessions::default(),
             login: config.login,
+            lag: lag::LagHistory::default(),
         };
         let app = routes::router(routes::WebState {
             api,

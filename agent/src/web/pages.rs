@@ -321,13 +321,9 @@ pub fn conflicts(list: Option<&[(String, String)]>, limit: usize) -> String {
     out
 }
 
-/// A space's or seed's page: its card, its replicas, and for a space its conflict copies
-/// and its members.
-pub fn resource(
-    r: &ResourceStatus,
-    members: Option<&MembersResponse>,
-    conflicts: Option<&str>,
-) -> String {
+/// A space's or seed's page: its card, its replicas, then `sections` (for a space its lag
+/// chart and conflict copies), and for a space its members.
+pub fn resource(r: &ResourceStatus, members: Option<&MembersResponse>, sections: &str) -> String {
     let mut out = card(r);
     out.push_str("<section aria-labelledby=\"replicas\"><h2 id=\"replicas\">Replica health</h2>");
     if r.replicas.is_empty() {
@@ -358,7 +354,7 @@ pub fn resource(
         out.push_str("</tbody></table>");
     }
     out.push_str("</section>");
-    out.push_str(conflicts.unwrap_or(""));
+    out.push_str(sections);
     if let Some(m) = members {
         out.push_str("<section aria-labelledby=\"members\"><h2 id=\"members\">Members</h2>");
         out.push_str(

@@ -1,0 +1,195 @@
+//! The replica lag of each space over the last hour, kept in memory by the dashboard: one
+//! sample a minute at most, taken from the status board when a space's page is rendered,
+//! and drawn as an inline SVG sparkline (no script) with its latest values in text.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write;
+use std::sync::Mutex;
+
+use super::html::{escape, short_key};
+
+/// How many samples a space keeps: an hour of one a minute.
+pub const SAMPLES: usize = 60;
+
+/// One sample: the minute it was taken (since the epoch) and each replica's lag in blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub minute: u64,
+    pub lags: BTreeMap<String, u64>,
+}
+
+/// The samples of every space, newest last.
+#[derive(Debug, Default)]
+pub struct LagHistory {
+    spaces: Mutex<BTreeMap<String, VecDeque<Sample>>>,
+}
+
+impl LagHistory {
+    /// Record `sample` for `space` and answer its samples, oldest first.
+    pub fn record(&self, space: &str, sample: Sample) -> Vec<Sample> {
+        let mut spaces = self.spaces.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = spaces.entry(space.to_string()).or_default();
+        push(ring, sample);
+        ring.iter().cloned().collect()
+    }
+}
+
+/// Add `sample` to `ring`: it replaces a sample of the same minute, and only the last
+/// [`SAMPLES`] minutes are kept; a sample older than the newest is ignored.
+pub fn push(ring: &mut VecDeque<Sample>, sample: Sample) {
+    match ring.back() {
+        Some(last) if last.minute == sample.minute => {
+            ring.pop_back();
+        }
+        Some(last) if last.minute > sample.minute => return,
+        _ => {}
+    }
+    let oldest = sample.minute.saturating_sub(SAMPLES as u64 - 1);
+    ring.push_back(sample);
+    while ring.front().is_some_and(|s| s.minute < oldest) {
+        ring.pop_front();
+    }
+}
+
+const WIDTH: u64 = 240;
+const HEIGHT: u64 = 48;
+
+/// The points of one replica's line: x across the hour ending at `last`, y scaled so
+/// that `max` is the top (a lag of 0 is the bottom).
+pub fn points(samples: &[(u64, u64)], last: u64, max: u64) -> String {
+    let max = max.max(1);
+    let span = SAMPLES as u64 - 1;
+    samples
+        .iter()
+        .map(|&(minute, lag)| {
+            let ago = last.saturating_sub(minute).min(span);
+            let x = (span - ago) * WIDTH / span;
+            let y = HEIGHT - lag.min(max) * HEIGHT / max;
+            format!("{x},{y}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The lag chart of a space and its latest values, from its samples (oldest first).
+pub fn chart(samples: &[Sample]) -> String {
+    let mut out =
+        String::from("<section aria-labelledby=\"lag\"><h2 id=\"lag\">Replica lag, last hour</h2>");
+    let Some(newest) = samples.last() else {
+        out.push_str("<p>No lag has been sampled yet: the chart fills while this page is viewed.</p></section>");
+        return out;
+    };
+    let mut peers: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
+    for s in samples {
+        for (peer, lag) in &s.lags {
+            peers.entry(peer).or_default().push((s.minute, *lag));
+        }
+    }
+    if peers.is_empty() {
+        out.push_str("<p>No replica has been sampled yet.</p></section>");
+        return out;
+    }
+    let max = peers
+        .values()
+        .flatten()
+        .map(|&(_, lag)| lag)
+        .max()
+        .unwrap_or(0);
+    let label = format!(
+        "Replica lag in blocks over the last hour, {} samples, at most {max} blocks",
+        samples.len()
+    );
+    let _ = write!(
+        out,
+        "<svg class=\"sparkline\" role=\"img\" aria-label=\"{label}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\"><title>{label}</title>",
+        label = escape(&label)
+    );
+    for (peer, line) in &peers {
+        let _ = write!(
+            out,
+            "<polyline fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.5\" points=\"{}\"><title>{}</title></polyline>",
+            points(line, newest.minute, max),
+            escape(&short_key(peer))
+        );
+    }
+    out.push_str("</svg>");
+    out.push_str(
+        "<table><thead><tr><th scope=\"col\">Peer</th><th scope=\"col\">Lag now</th><th scope=\"col\">Most in the hour</th></tr></thead><tbody>",
+    );
+    for (peer, line) in &peers {
+        let now = newest
+            .lags
+            .get(*peer)
+            .map_or("not sampled".to_string(), |l| format!("{l} blocks"));
+        let most = line.iter().map(|&(_, l)| l).max().unwrap_or(0);
+        let _ = write!(
+            out,
+            "<tr><td><code title=\"{}\">{}</code></td><td>{}</td><td>{most} blocks</td></tr>",
+            escape(peer),
+            escape(&short_key(peer)),
+            escape(&now)
+        );
+    }
+    out.push_str("</tbody></table></section>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(minute: u64, lags: &[(&str, u64)]) -> Sample {
+        Sample {
+            minute,
+            lags: lags.iter().map(|(p, l)| (p.to_string(), *l)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_ring_keeps_one_sample_a_minute_for_an_hour() {
+        let mut ring = VecDeque::new();
+        push(&mut ring, sample(10, &[("p", 1)]));
+        push(&mut ring, sample(10, &[("p", 2)]));
+        assert_eq!(ring.len(), 1, "the same minute is replaced");
+        assert_eq!(ring[0].lags["p"], 2);
+        push(&mut ring, sample(9, &[("p", 9)]));
+        assert_eq!(ring.len(), 1, "an older sample is ignored");
+        for m in 11..=80 {
+            push(&mut ring, sample(m, &[("p", m)]));
+        }
+        assert_eq!(ring.len(), SAMPLES);
+        assert_eq!(ring.front().map(|s| s.minute), Some(21));
+        assert_eq!(ring.back().map(|s| s.minute), Some(80));
+    }
+
+    #[test]
+    fn points_are_scaled_to_the_hour_and_the_largest_lag() {
+        assert_eq!(points(&[(0, 0), (59, 10)], 59, 10), "0,48 240,0");
+        assert_eq!(points(&[(30, 5)], 59, 10), "122,24");
+        assert_eq!(points(&[(0, 0)], 0, 0), "240,48", "no lag at all is flat");
+    }
+
+    #[test]
+    fn the_chart_has_a_text_alternative_and_the_latest_values() {
+        let peer = "ab".repeat(32);
+        let html = chart(&[
+            sample(100, &[(&peer, 4)]),
+            sample(101, &[(&peer, 8)]),
+            sample(102, &[(&peer, 2)]),
+        ]);
+        assert!(html.contains("<svg class=\"sparkline\" role=\"img\" aria-label=\"Replica lag in blocks over the last hour, 3 samples, at most 8 blocks\""));
+        assert!(html.contains("<title>Replica lag in blocks"));
+        assert!(html.contains("points=\"231,24 235,0 240,36\""));
+        assert!(html.contains("<td>2 blocks</td><td>8 blocks</td>"));
+        assert!(!html.contains("<script"));
+    }
+
+    #[test]
+    fn an_empty_history_says_so() {
+        let html = chart(&[]);
+        assert!(html.contains("No lag has been sampled yet"));
+        assert!(!html.contains("<svg"));
+        let html = chart(&[sample(1, &[])]);
+        assert!(html.contains("No replica has been sampled yet"));
+    }
+}
