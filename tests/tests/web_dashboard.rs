@@ -65,6 +65,24 @@ fn a_space_card_turns_amber_when_its_seed_stops_and_green_when_it_returns() {
         || format!("{}\n{}", browser.source(), logs()),
     );
 
+    // The space's page: its replicas' lag charted with a text alternative, and no
+    // conflict copies to resolve.
+    browser.go(&format!("http://127.0.0.1:{port}/space/home"));
+    let label = browser
+        .attribute("svg.sparkline", "aria-label")
+        .unwrap_or_else(|| panic!("no lag chart:\n{}", browser.source()));
+    assert!(
+        label.starts_with("Replica lag in blocks over the last hour"),
+        "{label}"
+    );
+    assert!(
+        browser
+            .text("section[aria-labelledby=\"conflicts\"]")
+            .contains("No conflict copies"),
+        "{}",
+        browser.source()
+    );
+
     // The seed stops: one replica of the two wanted is left.
     let [agent_a, agent_b, agent_s] = trio.agents;
     agent_s.stop();
