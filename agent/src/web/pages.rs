@@ -354,6 +354,7 @@ pub fn resource(r: &ResourceStatus, members: Option<&MembersResponse>, sections:
         out.push_str("</tbody></table>");
     }
     out.push_str("</section>");
+    out.push_str(&to_fetch(r));
     out.push_str(sections);
     if let Some(m) = members {
         out.push_str("<section aria-labelledby=\"members\"><h2 id=\"members\">Members</h2>");
@@ -384,6 +385,34 @@ pub fn resource(r: &ResourceStatus, members: Option<&MembersResponse>, sections:
         }
         out.push_str("</dl></section>");
     }
+    out
+}
+
+/// What this device still has to fetch of a resource, as its peers told it first hand:
+/// the most blocks one peer holds that it lacks (at least that many are missing), and
+/// those asked and on the way. Their size is not known before they arrive.
+pub fn to_fetch(r: &ResourceStatus) -> String {
+    let mut out =
+        String::from("<section aria-labelledby=\"fetch\"><h2 id=\"fetch\">Still to fetch</h2>");
+    let seen: Vec<&cobox_schema::api::Replica> = r
+        .replicas
+        .iter()
+        .filter(|c| c.reported_by.is_none())
+        .collect();
+    let ahead = seen.iter().map(|c| c.ahead_blocks).max().unwrap_or(0);
+    let asked: u64 = seen.iter().map(|c| c.fetching).sum();
+    if seen.is_empty() {
+        out.push_str("<p>No peer has told this device what it holds yet: what is left to fetch is not known.</p>");
+    } else if ahead == 0 && asked == 0 {
+        out.push_str("<p>Nothing to fetch: no peer holds a block this device lacks.</p>");
+    } else {
+        let _ = write!(
+            out,
+            "<p><strong>At least {ahead} {} still to fetch from peers</strong> ({asked} asked and on the way). Their size in bytes is not known until they arrive.</p>",
+            if ahead == 1 { "block" } else { "blocks" }
+        );
+    }
+    out.push_str("</section>");
     out
 }
 
@@ -492,6 +521,9 @@ pub fn events(list: &[&Event], filter: &EventFilter, kinds: &[String]) -> String
     out
 }
 
+/// What the agent does not report of its peers yet, said on the peers page.
+const PEERS_NOT_KNOWN: &str = "<p class=\"unknown\">Not known here: how each peer is connected (TCP or iroh, and its address), since when, and its traffic. The agent does not report them per peer yet; a space's page shows each replica's lag and when it was last seen.</p>";
+
 /// The peers with a session now and where the device listens.
 pub fn peers(n: &NetworkStatus) -> String {
     let mut out =
@@ -523,6 +555,7 @@ pub fn peers(n: &NetworkStatus) -> String {
         }
         out.push_str("</tbody></table>");
     }
+    out.push_str(PEERS_NOT_KNOWN);
     out.push_str("</section>");
     out
 }

@@ -513,3 +513,35 @@ fn no_conflict_copies_and_unknown_ones_say_so() {
     let unknown = conflicts(None, 200);
     assert!(unknown.contains("could not be listed"));
 }
+
+#[test]
+fn what_is_still_to_fetch_is_said_from_the_peers_first_hand() {
+    let mut r = space("home", vec![]);
+    r.replicas[0].ahead_blocks = 7;
+    r.replicas[0].fetching = 3;
+    let html = to_fetch(&r);
+    assert!(
+        html.contains("At least 7 blocks still to fetch from peers"),
+        "{html}"
+    );
+    assert!(html.contains("(3 asked and on the way)"));
+    r.replicas[0].ahead_blocks = 0;
+    r.replicas[0].fetching = 0;
+    assert!(to_fetch(&r).contains("Nothing to fetch"));
+    r.replicas[0].reported_by = Some("cd".repeat(32));
+    assert!(
+        to_fetch(&r).contains("is not known"),
+        "a report second hand says nothing of this device"
+    );
+    r.replicas.clear();
+    assert!(to_fetch(&r).contains("is not known"));
+}
+
+#[test]
+fn the_peers_page_says_what_is_not_known_of_its_peers() {
+    let html = peers(&NetworkStatus {
+        listening: vec![],
+        peers: vec![],
+    });
+    assert!(html.contains("Not known here: how each peer is connected"), "{html}");
+}
