@@ -543,5 +543,8 @@ fn the_peers_page_says_what_is_not_known_of_its_peers() {
         listening: vec![],
         peers: vec![],
     });
-    assert!(html.contains("Not known here: how each peer is connected"), "{html}");
+    assert!(
+        html.contains("Not known here: how each peer is connected"),
+        "{html}"
+    );
 }
