@@ -101,8 +101,11 @@ pub fn chart(samples: &[Sample]) -> String {
     );
     let _ = write!(
         out,
-        "<svg class=\"sparkline\" role=\"img\" aria-label=\"{label}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\"><title>{label}</title>",
-        label = escape(&label)
+        "<svg class=\"sparkline\" role=\"img\" aria-label=\"{label}\" viewBox=\"-3 -3 {w} {h}\" width=\"{w}\" height=\"{h}\"><title>{label}</title>\
+         <line x1=\"0\" y1=\"{HEIGHT}\" x2=\"{WIDTH}\" y2=\"{HEIGHT}\" stroke=\"currentColor\" stroke-opacity=\"0.3\"/>",
+        label = escape(&label),
+        w = WIDTH + 6,
+        h = HEIGHT + 6
     );
     for (peer, line) in &peers {
         let _ = write!(
@@ -111,6 +114,15 @@ pub fn chart(samples: &[Sample]) -> String {
             points(line, newest.minute, max),
             escape(&short_key(peer))
         );
+        // The latest point as a dot: a line of one sample draws nothing.
+        if let Some(last) = line.last() {
+            let point = points(&[*last], newest.minute, max);
+            let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
+            let _ = write!(
+                out,
+                "<circle cx=\"{x}\" cy=\"{y}\" r=\"2.5\" fill=\"currentColor\"/>"
+            );
+        }
     }
     out.push_str("</svg>");
     out.push_str(
@@ -181,6 +193,10 @@ mod tests {
         assert!(html.contains("<title>Replica lag in blocks"));
         assert!(html.contains("points=\"231,24 235,0 240,36\""));
         assert!(html.contains("<td>2 blocks</td><td>8 blocks</td>"));
+        assert!(
+            html.contains("<circle cx=\"240\" cy=\"36\""),
+            "the latest point is a dot"
+        );
         assert!(!html.contains("<script"));
     }
 
