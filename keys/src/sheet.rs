@@ -70,16 +70,22 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn svg(words: &[&str]) -> String {
-    let (w, dark) = qr_modules(words);
+/// The QR code of `parts` joined as one SVG path of its dark modules inside a 4-module
+/// quiet zone: (the side of the square it fills, the path's `d`).
+pub fn qr_path(parts: &[&str]) -> (usize, String) {
+    let (w, dark) = qr_modules(parts);
     let quiet = 4;
-    let size = w + 2 * quiet;
     let mut path = String::new();
     for (i, d) in dark.iter().enumerate() {
         if *d {
             let _ = write!(path, "M{} {}h1v1h-1z", i % w + quiet, i / w + quiet);
         }
     }
+    (w + 2 * quiet, path)
+}
+
+fn svg(words: &[&str]) -> String {
+    let (size, path) = qr_path(words);
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" width=\"200\" height=\"200\" \
          shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"

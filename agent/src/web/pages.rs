@@ -775,15 +775,7 @@ pub fn paper_key(sheet: &str) -> String {
 /// A QR code of `text` as inline SVG (modules as one path), labelled `label` for screen
 /// readers.
 pub fn qr_svg(text: &str, label: &str) -> String {
-    let (w, dark) = cobox_keys::sheet::qr_modules(&[text]);
-    let quiet = 4;
-    let size = w + 2 * quiet;
-    let mut path = String::new();
-    for (i, d) in dark.iter().enumerate() {
-        if *d {
-            let _ = write!(path, "M{} {}h1v1h-1z", i % w + quiet, i / w + quiet);
-        }
-    }
+    let (size, path) = cobox_keys::sheet::qr_path(&[text]);
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" width=\"240\" height=\"240\" role=\"img\" \
          aria-label=\"{}\" shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" fill=\"#fff\"/>\
