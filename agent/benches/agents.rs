@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use cobox_keys::{Secret32, SpaceKeys};
 use cobox_schema::config::Peer;
 use coboxd::net::Network;
+use coboxd::net::link::Via;
 use coboxd::net::tcp::Tcp;
 use coboxd::replicate::Traffic;
 use coboxd::space::Space;
@@ -175,12 +176,16 @@ async fn connect(
     tokio::spawn(async move {
         while let Some(Ok((who, stream))) = accepting.accept().await {
             let net = serving.clone();
-            tokio::spawn(async move { net.connect(stream, false, Some(who)).await });
+            tokio::spawn(async move {
+                let via = Via::Iroh(stream.route_probe());
+                net.connect(stream, via, false, Some(who)).await
+            });
         }
     });
     let stream = tb.dial(ta.id(), &ta.local_addrs()).await.unwrap();
     let (net, who) = (net_b.clone(), ta.id());
-    tokio::spawn(async move { net.connect(stream, true, Some(who)).await });
+    let via = Via::Iroh(stream.route_probe());
+    tokio::spawn(async move { net.connect(stream, via, true, Some(who)).await });
     Link::Iroh(ta, tb)
 }
 

@@ -281,28 +281,68 @@ fn render_network(n: &cobox_schema::api::NetworkStatus, colour: Colour) -> Strin
         out.push_str("no peers connected\n");
         return out;
     }
-    let width = n.peers.iter().map(|p| p.identity.len()).max().unwrap_or(0);
-    let name = |p: &cobox_schema::api::PeerStatus| p.name.clone().unwrap_or_else(|| "-".into());
-    let names = n
+    use cobox_schema::units::Size;
+    let rows: Vec<[String; 7]> = n
         .peers
         .iter()
-        .map(|p| name(p).chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(4);
-    out.push_str(&format!(
-        "{}  {}  {}\n",
-        padded(colour, BOLD, "PEER", width),
-        padded(colour, BOLD, "NAME", names),
-        paint(colour, BOLD, "SHARED")
-    ));
-    for p in &n.peers {
-        out.push_str(&format!(
-            "{:<width$}  {:<names$}  {}\n",
-            p.identity,
-            name(p),
-            p.shared.join(", ")
-        ));
+        .map(|p| {
+            [
+                p.identity.clone(),
+                p.name.clone().unwrap_or_else(|| "-".into()),
+                p.connection(),
+                p.since.clone().unwrap_or_else(|| "-".into()),
+                Size(p.sent_bytes).to_string(),
+                Size(p.received_bytes).to_string(),
+                p.shared.join(", "),
+            ]
+        })
+        .collect();
+    let heads = [
+        "PEER",
+        "NAME",
+        "CONNECTION",
+        "SINCE",
+        "SENT",
+        "RECEIVED",
+        "SHARED",
+    ];
+    let widths: Vec<usize> = (0..heads.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([heads[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let last = heads.len() - 1;
+    let head: Vec<String> = heads
+        .iter()
+        .enumerate()
+        .map(|(c, h)| {
+            if c == last {
+                paint(colour, BOLD, h)
+            } else {
+                padded(colour, BOLD, h, widths[c])
+            }
+        })
+        .collect();
+    out.push_str(&head.join("  "));
+    out.push('\n');
+    for r in &rows {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if c == last {
+                    v.clone()
+                } else {
+                    format!("{v:<w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(&cells.join("  "));
+        out.push('\n');
     }
     out
 }

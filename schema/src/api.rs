@@ -527,6 +527,54 @@ pub struct PeerStatus {
     pub name: Option<String>,
     /// The spaces and seeds replicated with it, by name, sorted.
     pub shared: Vec<String>,
+    /// How the session reaches it: `tcp` or `iroh` (absent from agents that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// `outbound` when this device dialled, `inbound` when the peer did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// The address dialled or accepted from (tcp), or the path iroh uses now
+    /// (`direct ADDR` or `relay URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Since when the session has run: when the peer proved its identity (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Bytes sent to it on this session, on the wire (encrypted, with framing).
+    #[serde(default)]
+    pub sent_bytes: u64,
+    /// Bytes received from it on this session, on the wire.
+    #[serde(default)]
+    pub received_bytes: u64,
+}
+
+impl PeerStatus {
+    /// How the peer is connected, in words: `tcp, dialled 10.0.0.2:7000`, `tcp, accepted
+    /// from 10.0.0.3:51000`, `iroh, dialled relay https://…`; `not known` from an agent
+    /// that does not say.
+    pub fn connection(&self) -> String {
+        let Some(transport) = &self.transport else {
+            return "not known".into();
+        };
+        let how = match self.direction.as_deref() {
+            Some("outbound") => Some("dialled"),
+            Some("inbound") => Some("accepted"),
+            _ => None,
+        };
+        let mut out = transport.clone();
+        if let Some(how) = how {
+            out = format!("{out}, {how}");
+        }
+        if let Some(route) = self.route.as_deref().filter(|r| !r.is_empty()) {
+            let join = match how {
+                None => ", ",
+                Some("accepted") if transport == "tcp" => " from ",
+                Some(_) => " ",
+            };
+            out = format!("{out}{join}{route}");
+        }
+        out
+    }
 }
 
 /// Where a generation came from.

@@ -11,6 +11,7 @@ use cobox_schema::api::{
 };
 
 use super::conditions::Res;
+use super::lag::{LagHistory, Sample};
 
 /// How many past events are kept for new subscribers.
 pub const EVENT_BACKLOG: usize = 1000;
@@ -31,6 +32,8 @@ struct Inner {
     network: Option<(crate::net::Network, Vec<String>)>,
     /// The traffic policy, whose counters the status reads live.
     policy: Option<Arc<crate::net::policy::Policy>>,
+    /// Each space's and seed's replica lag over the last hour.
+    lag: LagHistory,
 }
 
 /// Shared between the loop (writer) and the API (readers).
@@ -64,6 +67,7 @@ impl Board {
                 next_event: 1,
                 network: None,
                 policy: None,
+                lag: LagHistory::default(),
             })),
             events,
         }
@@ -197,9 +201,36 @@ impl Board {
             });
         }
         g.since = since;
+        let minute = super::lag::minute_of(std::time::SystemTime::now());
+        for r in &resources {
+            if matches!(r.kind, ResourceKind::Space | ResourceKind::Seed) {
+                let lags = r
+                    .replicas
+                    .iter()
+                    .map(|c| (c.peer.clone(), c.behind_blocks))
+                    .collect();
+                g.lag
+                    .record(&format!("{} {}", r.kind, r.name), Sample { minute, lags });
+            }
+        }
         g.status.resources = resources;
         g.status.observed_generation = generation;
         g.status.converged = converged;
+    }
+
+    /// The replica lag samples of a space or seed over the last hour, oldest first.
+    pub fn lag(&self, kind: ResourceKind, name: &str) -> Vec<Sample> {
+        self.lock().lag.samples(&format!("{kind} {name}"))
+    }
+
+    /// The lag history, to keep while the agent is stopped.
+    pub fn lag_history(&self) -> LagHistory {
+        self.lock().lag.clone()
+    }
+
+    /// Take up the lag history kept from the last run.
+    pub fn set_lag_history(&self, history: LagHistory) {
+        self.lock().lag = history;
     }
 
     /// Record and broadcast an event.
@@ -282,6 +313,15 @@ pub fn network_status(net: &crate::net::Network, listening: Vec<String>) -> Netw
                     identity: cobox_keys::secret::hex(&p.identity),
                     name: p.name,
                     shared,
+                    transport: Some(p.transport.into()),
+                    direction: Some(if p.outbound { "outbound" } else { "inbound" }.into()),
+                    route: Some(p.route),
+                    since: Some(
+                        chrono::DateTime::<chrono::Utc>::from(p.since)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    ),
+                    sent_bytes: p.sent,
+                    received_bytes: p.received,
                 }
             })
             .collect(),

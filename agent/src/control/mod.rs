@@ -6,6 +6,7 @@ pub mod changes;
 pub use cobox_client::api as client;
 pub mod conditions;
 pub mod generations;
+pub mod lag;
 pub mod metrics;
 pub mod openapi;
 pub mod server;

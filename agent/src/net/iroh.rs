@@ -88,7 +88,8 @@ async fn accept_loop(net: Network, transport: Arc<IrohTransport>) {
             Ok((who, stream)) => {
                 let net = net.clone();
                 tokio::spawn(async move {
-                    let (_, ended) = net.connect(stream, false, Some(who)).await;
+                    let via = super::link::Via::Iroh(stream.route_probe());
+                    let (_, ended) = net.connect(stream, via, false, Some(who)).await;
                     super::log_end("iroh", Some(who), ended);
                 });
             }
@@ -116,7 +117,8 @@ async fn dial_loop(net: Network, transport: Arc<IrohTransport>) {
                 let lasted = match tokio::time::timeout(DIAL_WITHIN, transport.dial(who, &[])).await
                 {
                     Ok(Ok(stream)) => {
-                        let (_, ended) = net.connect(stream, true, Some(who)).await;
+                        let via = super::link::Via::Iroh(stream.route_probe());
+                        let (_, ended) = net.connect(stream, via, true, Some(who)).await;
                         super::log_end("iroh", Some(who), ended);
                         started.elapsed()
                     }

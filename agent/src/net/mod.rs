@@ -22,6 +22,7 @@ mod evict;
 mod health;
 pub mod housekeeping;
 pub mod iroh;
+pub mod link;
 mod members;
 pub mod policy;
 mod rosters;
@@ -100,6 +101,12 @@ struct Peer {
     identity: Option<[u8; 32]>,
     /// Addresses whose topic is open with this peer.
     spaces: BTreeSet<[u8; 32]>,
+    /// How the session reaches the peer.
+    via: link::Via,
+    /// When the peer proved its identity (when the session started until then).
+    since: std::time::SystemTime,
+    /// Bytes the session carried each way.
+    carried: Arc<link::Carried>,
 }
 
 #[derive(Debug, Default)]
@@ -147,6 +154,17 @@ pub struct PeerInfo {
     /// The device name it gave in a space log both share, when known.
     pub name: Option<String>,
     pub spaces: Vec<[u8; 32]>,
+    /// `tcp` or `iroh`.
+    pub transport: &'static str,
+    /// Whether this device dialled.
+    pub outbound: bool,
+    /// The address (tcp), or the path iroh uses now.
+    pub route: String,
+    /// When the peer proved its identity on this session.
+    pub since: std::time::SystemTime,
+    /// Bytes sent and received on this session.
+    pub sent: u64,
+    pub received: u64,
 }
 
 impl Network {

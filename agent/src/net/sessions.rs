@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
+use super::link::{Carried, Counted, Via};
 use super::{Network, Peer, PeerInfo, State};
 
 /// How long a session with a removed identity stays open to tell it of its removal.
@@ -37,12 +38,15 @@ impl Network {
     pub async fn connect<T>(
         &self,
         transport: T,
+        via: Via,
         initiator: bool,
         expect: Option<[u8; 32]>,
     ) -> (Option<[u8; 32]>, Result<(), replicate::ReplicateError>)
     where
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
+        let carried = Arc::new(Carried::default());
+        let transport = Counted::new(transport, carried.clone());
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let me = self.clone();
         let options = Options {
@@ -66,6 +70,9 @@ impl Network {
                     initiator,
                     identity: None,
                     spaces: BTreeSet::new(),
+                    via,
+                    since: std::time::SystemTime::now(),
+                    carried,
                 },
             );
             id
@@ -130,10 +137,17 @@ impl Network {
             .values()
             .filter_map(|p| {
                 let identity = p.identity.filter(served)?;
+                let (sent, received) = p.carried.get();
                 Some(PeerInfo {
                     identity,
                     name: name_of(&identity),
                     spaces: p.spaces.iter().copied().collect(),
+                    transport: p.via.transport(),
+                    outbound: p.initiator,
+                    route: p.via.route(),
+                    since: p.since,
+                    sent,
+                    received,
                 })
             })
             .collect();
@@ -244,6 +258,7 @@ impl Network {
         }
         if let Some(p) = st.peers.get_mut(&id) {
             p.identity = Some(who);
+            p.since = std::time::SystemTime::now();
         }
         true
     }

@@ -140,7 +140,8 @@ async fn accept_loop(net: Network, listener: TcpListener) {
         tune(&stream);
         let net = net.clone();
         tokio::spawn(async move {
-            let (who, ended) = net.connect(stream, false, None).await;
+            let via = super::link::Via::Tcp(from.to_string());
+            let (who, ended) = net.connect(stream, via, false, None).await;
             log_end(&from.to_string(), who, ended);
         });
     }
@@ -170,7 +171,8 @@ async fn dial_loop(net: Network, peer: Peer) {
             Ok(stream) => {
                 tune(&stream);
                 let started = tokio::time::Instant::now();
-                let (who, ended) = net.connect(stream, true, peer.key.map(|k| k.0)).await;
+                let via = super::link::Via::Tcp(target.clone());
+                let (who, ended) = net.connect(stream, via, true, peer.key.map(|k| k.0)).await;
                 known = known.or(who);
                 log_end(&target, who, ended);
                 if started.elapsed() >= STABLE {

@@ -146,6 +146,10 @@ impl Agent {
             data_dir: config.device.data_dir.display().to_string(),
         });
         board.set_generation(generation);
+        board.set_lag_history(crate::control::lag::LagHistory::load(
+            &config.device.data_dir,
+            crate::control::lag::minute_of(std::time::SystemTime::now()),
+        ));
         board.emit(
             EventKind::ConfigAccepted,
             generation,
@@ -850,8 +854,12 @@ impl Agent {
         })
     }
 
-    /// Unmount everything, checkpoint every space, close the API.
+    /// Keep the lag history, unmount everything, checkpoint every space, close the API.
     pub fn shutdown(mut self) {
+        let dir = &self.config.device.data_dir;
+        if let Err(e) = self.board.lag_history().save(dir) {
+            tracing::warn!(path = %dir.join(crate::control::lag::FILE).display(), error = %e, "cannot keep the replica lag history");
+        }
         self.server = None;
         self.metrics = None;
         self.web = None;

@@ -1,55 +1,12 @@
-//! The replica lag of each space over the last hour, kept in memory by the dashboard: one
-//! sample a minute at most, taken from the status board when a space's page is rendered,
-//! and drawn as an inline SVG sparkline (no script) with its latest values in text.
+//! The replica lag chart of a space or seed over the last hour, from the samples the
+//! status board keeps (`control::lag`): an inline SVG sparkline (no script) with its
+//! latest values in text.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 
 use super::html::{escape, short_key};
-
-/// How many samples a space keeps: an hour of one a minute.
-pub const SAMPLES: usize = 60;
-
-/// One sample: the minute it was taken (since the epoch) and each replica's lag in blocks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sample {
-    pub minute: u64,
-    pub lags: BTreeMap<String, u64>,
-}
-
-/// The samples of every space, newest last.
-#[derive(Debug, Default)]
-pub struct LagHistory {
-    spaces: Mutex<BTreeMap<String, VecDeque<Sample>>>,
-}
-
-impl LagHistory {
-    /// Record `sample` for `space` and answer its samples, oldest first.
-    pub fn record(&self, space: &str, sample: Sample) -> Vec<Sample> {
-        let mut spaces = self.spaces.lock().unwrap_or_else(|e| e.into_inner());
-        let ring = spaces.entry(space.to_string()).or_default();
-        push(ring, sample);
-        ring.iter().cloned().collect()
-    }
-}
-
-/// Add `sample` to `ring`: it replaces a sample of the same minute, and only the last
-/// [`SAMPLES`] minutes are kept; a sample older than the newest is ignored.
-pub fn push(ring: &mut VecDeque<Sample>, sample: Sample) {
-    match ring.back() {
-        Some(last) if last.minute == sample.minute => {
-            ring.pop_back();
-        }
-        Some(last) if last.minute > sample.minute => return,
-        _ => {}
-    }
-    let oldest = sample.minute.saturating_sub(SAMPLES as u64 - 1);
-    ring.push_back(sample);
-    while ring.front().is_some_and(|s| s.minute < oldest) {
-        ring.pop_front();
-    }
-}
+pub use crate::control::lag::{SAMPLES, Sample};
 
 const WIDTH: u64 = 240;
 const HEIGHT: u64 = 48;
@@ -76,7 +33,7 @@ pub fn chart(samples: &[Sample]) -> String {
     let mut out =
         String::from("<section aria-labelledby=\"lag\"><h2 id=\"lag\">Replica lag, last hour</h2>");
     let Some(newest) = samples.last() else {
-        out.push_str("<p>No lag has been sampled yet: the chart fills while this page is viewed.</p></section>");
+        out.push_str("<p>No lag has been sampled yet.</p></section>");
         return out;
     };
     let mut peers: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
@@ -155,23 +112,6 @@ mod tests {
             minute,
             lags: lags.iter().map(|(p, l)| (p.to_string(), *l)).collect(),
         }
-    }
-
-    #[test]
-    fn a_ring_keeps_one_sample_a_minute_for_an_hour() {
-        let mut ring = VecDeque::new();
-        push(&mut ring, sample(10, &[("p", 1)]));
-        push(&mut ring, sample(10, &[("p", 2)]));
-        assert_eq!(ring.len(), 1, "the same minute is replaced");
-        assert_eq!(ring[0].lags["p"], 2);
-        push(&mut ring, sample(9, &[("p", 9)]));
-        assert_eq!(ring.len(), 1, "an older sample is ignored");
-        for m in 11..=80 {
-            push(&mut ring, sample(m, &[("p", m)]));
-        }
-        assert_eq!(ring.len(), SAMPLES);
-        assert_eq!(ring.front().map(|s| s.minute), Some(21));
-        assert_eq!(ring.back().map(|s| s.minute), Some(80));
     }
 
     #[test]

@@ -55,7 +55,6 @@ impl WebServer {
             secret: guard::Secret::random(),
             sessions: auth::Sessions::default(),
             login: config.login,
-            lag: lag::LagHistory::default(),
         };
         let app = routes::router(routes::WebState {
             api,

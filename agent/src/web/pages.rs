@@ -522,8 +522,6 @@ pub fn events(list: &[&Event], filter: &EventFilter, kinds: &[String]) -> String
 }
 
 /// What the agent does not report of its peers yet, said on the peers page.
-const PEERS_NOT_KNOWN: &str = "<p class=\"unknown\">Not known here: how each peer is connected (TCP or iroh, and its address), since when, and its traffic. The agent does not report them per peer yet; a space's page shows each replica's lag and when it was last seen.</p>";
-
 /// The peers with a session now and where the device listens.
 pub fn peers(n: &NetworkStatus) -> String {
     let mut out =
@@ -542,20 +540,29 @@ pub fn peers(n: &NetworkStatus) -> String {
         out.push_str("<p>No peer is connected.</p>");
     } else {
         out.push_str(
-            "<table><thead><tr><th scope=\"col\">Identity</th><th scope=\"col\">Name</th><th scope=\"col\">Shares</th></tr></thead><tbody>",
+            "<table><thead><tr><th scope=\"col\">Identity</th><th scope=\"col\">Name</th><th scope=\"col\">Shares</th><th scope=\"col\">Connected</th><th scope=\"col\">Since</th><th scope=\"col\">Sent</th><th scope=\"col\">Received</th></tr></thead><tbody>",
         );
         for p in &n.peers {
+            let since = p.since.as_deref().map_or_else(
+                || "not known".to_string(),
+                |t| format!("<time datetime=\"{0}\">{0}</time>", escape(t)),
+            );
             let _ = write!(
                 out,
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                "<tr data-peer=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"link\">{}</td><td>{since}</td><td class=\"sent\" data-bytes=\"{}\">{}</td><td class=\"received\" data-bytes=\"{}\">{}</td></tr>",
+                escape(&p.identity),
                 escape(&p.identity),
                 escape(p.name.as_deref().unwrap_or("")),
-                escape(&p.shared.join(", "))
+                escape(&p.shared.join(", ")),
+                escape(&p.connection()),
+                p.sent_bytes,
+                bytes(p.sent_bytes),
+                p.received_bytes,
+                bytes(p.received_bytes),
             );
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table><p>Bytes are counted on the wire for the session running now, encrypted and framed.</p>");
     }
-    out.push_str(PEERS_NOT_KNOWN);
     out.push_str("</section>");
     out
 }

@@ -41,8 +41,6 @@ pub struct Shared {
     pub secret: Secret,
     pub sessions: Sessions,
     pub login: Login,
-    /// The replica lag of each space over the last hour.
-    pub lag: super::lag::LagHistory,
 }
 
 /// The handlers' state: the control API's, and the dashboard's own.
@@ -274,31 +272,15 @@ async fn resource(
             server::call_as::<Vec<(String, String)>>(&st.api, Call::Conflicts(name.clone()))
                 .await
                 .ok();
-        let samples = st.shared.lag.record(&name, lag_sample(r));
-        let sections = super::lag::chart(&samples)
+        let sections = super::lag::chart(&st.api.board.lag(kind, &name))
             + &pages::conflicts(copies.as_deref(), crate::control::CONFLICTS_LISTED);
         (members, sections)
     } else {
-        (None, String::new())
+        (None, super::lag::chart(&st.api.board.lag(kind, &name)))
     };
     let body = pages::resource(r, members.as_ref(), &sections);
     st.page(&v, &format!("{kind} {name}"), "/", true, &body)
         .into_response()
-}
-
-/// Each replica's lag in blocks now, as the board has it.
-fn lag_sample(r: &cobox_schema::api::ResourceStatus) -> super::lag::Sample {
-    let minute = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 60);
-    super::lag::Sample {
-        minute,
-        lags: r
-            .replicas
-            .iter()
-            .map(|c| (c.peer.clone(), c.behind_blocks))
-            .collect(),
-    }
 }
 
 /// How many events the events page shows.

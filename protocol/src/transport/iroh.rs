@@ -396,6 +396,56 @@ impl IrohStream {
     pub fn peer(&self) -> [u8; 32] {
         self.peer
     }
+
+    /// A handle that tells, whenever asked, which way the connection's data goes.
+    pub fn route_probe(&self) -> RouteProbe {
+        RouteProbe(self.conn.clone())
+    }
+}
+
+/// Which way a connection's data goes: the path iroh selected. It may change while the
+/// connection lives (through a relay until a direct path is found, and back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Straight to the peer's address.
+    Direct(SocketAddr),
+    /// Through the relay server at this URL.
+    Relay(String),
+    /// No path selected now (or one of a custom transport).
+    Unknown,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::Direct(a) => write!(f, "direct {a}"),
+            Route::Relay(url) => write!(f, "relay {url}"),
+            Route::Unknown => f.write_str("no path selected"),
+        }
+    }
+}
+
+/// Tells the [`Route`] of one connection; keeps it open while held.
+#[derive(Clone)]
+pub struct RouteProbe(Connection);
+
+impl fmt::Debug for RouteProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RouteProbe").field(&self.route()).finish()
+    }
+}
+
+impl RouteProbe {
+    /// The path selected now.
+    pub fn route(&self) -> Route {
+        let paths = self.0.paths();
+        let selected = paths.iter().find(|p| p.is_selected());
+        match selected.as_ref().map(|p| p.remote_addr()) {
+            Some(TransportAddr::Ip(a)) => Route::Direct(*a),
+            Some(TransportAddr::Relay(url)) => Route::Relay(url.to_string()),
+            _ => Route::Unknown,
+        }
+    }
 }
 
 impl AsyncRead for IrohStream {

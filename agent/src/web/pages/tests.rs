@@ -2,7 +2,7 @@
 
 use super::*;
 use cobox_schema::api::{
-    AgentInfo, Condition, Generation, GenerationSource, QuotaStatus, Replica, Summary,
+    AgentInfo, Condition, Generation, GenerationSource, PeerStatus, QuotaStatus, Replica, Summary,
     TrafficStatus, WindowStatus,
 };
 
@@ -537,14 +537,53 @@ fn what_is_still_to_fetch_is_said_from_the_peers_first_hand() {
     assert!(to_fetch(&r).contains("is not known"));
 }
 
+fn peer(transport: &str, direction: &str, route: &str) -> PeerStatus {
+    PeerStatus {
+        identity: "ab".repeat(32),
+        name: Some("laptop <b>".into()),
+        shared: vec!["home".into()],
+        transport: Some(transport.into()),
+        direction: Some(direction.into()),
+        route: Some(route.into()),
+        since: Some("2026-12-05T10:00:00Z".into()),
+        sent_bytes: 2048,
+        received_bytes: 5,
+    }
+}
+
 #[test]
-fn the_peers_page_says_what_is_not_known_of_its_peers() {
+fn the_peers_page_says_how_each_peer_is_connected_since_when_and_its_traffic() {
+    let html = peers(&NetworkStatus {
+        listening: vec!["0.0.0.0:7000".into()],
+        peers: vec![peer("tcp", "outbound", "10.0.0.2:7000")],
+    });
+    assert!(html.contains("<td class=\"link\">tcp, dialled 10.0.0.2:7000</td>"), "{html}");
+    assert!(html.contains("<time datetime=\"2026-12-05T10:00:00Z\">"), "{html}");
+    assert!(html.contains("data-bytes=\"2048\">2.00 KiB</td>"), "{html}");
+    assert!(html.contains("data-bytes=\"5\">5 B</td>"), "{html}");
+    assert!(html.contains("laptop &lt;b&gt;"), "names are escaped");
     let html = peers(&NetworkStatus {
         listening: vec![],
         peers: vec![],
     });
-    assert!(
-        html.contains("Not known here: how each peer is connected"),
-        "{html}"
+    assert!(html.contains("No peer is connected."), "{html}");
+}
+
+#[test]
+fn a_connection_is_said_in_words() {
+    assert_eq!(
+        peer("tcp", "inbound", "10.0.0.3:51000").connection(),
+        "tcp, accepted from 10.0.0.3:51000"
     );
+    assert_eq!(
+        peer("iroh", "outbound", "relay https://relay.example/").connection(),
+        "iroh, dialled relay https://relay.example/"
+    );
+    assert_eq!(
+        peer("iroh", "inbound", "direct 192.168.1.4:4000").connection(),
+        "iroh, accepted direct 192.168.1.4:4000"
+    );
+    let mut old = peer("tcp", "outbound", "x");
+    old.transport = None;
+    assert_eq!(old.connection(), "not known", "an older agent's report");
 }
