@@ -1,8 +1,9 @@
 //! The web dashboard in a real browser (headless Chromium through chromedriver) against
-//! real agents: a space's card follows its seed going and coming back; a config pasted
-//! into the page is applied and the device converges on it; forms without the CSRF token
-//! and requests for a foreign host are refused and change nothing; validation refuses a
-//! dashboard beyond loopback without a login.
+//! real agents: a space's card follows its seed going and coming back; two members' writes
+//! of one file that could not see each other show on the space's page as a conflict copy
+//! of that file; a config pasted into the page is applied and the device converges on it;
+//! forms without the CSRF token and requests for a foreign host are refused and change
+//! nothing; validation refuses a dashboard beyond loopback without a login.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -117,6 +118,144 @@ fn a_space_card_turns_amber_when_its_seed_stops_and_green_when_it_returns() {
         browser.attribute("#main", "data-loaded-once").as_deref(),
         Some("yes"),
         "the page was updated in place, not loaded again"
+    );
+    drop(browser);
+    agent_s.stop();
+    agent_b.stop();
+    agent_a.stop();
+}
+
+/// Write `content` to `path` through a mount and make it durable (`fsync`) before returning.
+fn write_durably(path: &std::path::Path, content: &[u8]) {
+    let mut file = std::fs::File::create(path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    std::io::Write::write_all(&mut file, content).unwrap();
+    file.sync_all().unwrap();
+}
+
+/// The names in directory `dir`, sorted (none when it cannot be listed).
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The names in directory `dir` that are conflict copies of `file`, sorted.
+fn conflict_copies_of(dir: &std::path::Path, file: &str) -> Vec<String> {
+    let prefix = format!("{file}.conflict-");
+    names_in(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+#[test]
+fn writes_of_one_file_that_could_not_see_each_other_show_as_a_conflict_copy_on_the_page() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let trio = two_members_and_a_seed(tmp.path(), "");
+    let port = free_port();
+    let (a, b, s) = (&trio.a, &trio.b, &trio.s);
+    let logs = || format!("a:\n{}\nb:\n{}\ns:\n{}", a.log(), b.log(), s.log());
+    let (on_a, on_b) = (b"notes written on a\n", b"notes written on b\n");
+
+    // A writes alone; then B writes alone, never having seen A's write.
+    let [agent_a, agent_b, agent_s] = trio.agents;
+    agent_s.stop();
+    agent_b.stop();
+    write_durably(&a.mount("home").join("notes.txt"), on_a);
+    agent_a.stop();
+    let agent_b = b.start();
+    b.wait_converged(60);
+    assert!(
+        std::fs::read(b.mount("home").join("notes.txt")).is_err(),
+        "B saw A's write before making its own\n{}",
+        logs()
+    );
+    write_durably(&b.mount("home").join("notes.txt"), on_b);
+
+    // A comes back with its dashboard, and the seed: the two writes meet.
+    let config = std::fs::read_to_string(a.config()).unwrap();
+    std::fs::write(a.config(), format!("{config}{}", web_table(port))).unwrap();
+    let agent_a = a.start();
+    let agent_s = s.start();
+    a.wait_converged(60);
+    let (mount_a, mount_b) = (a.mount("home"), b.mount("home"));
+    eventually(
+        "a conflict copy of notes.txt shows in A's mount",
+        120,
+        || conflict_copies_of(&mount_a, "notes.txt").len() == 1,
+        || format!("A's files: {:?}\n{}", names_in(&mount_a), logs()),
+    );
+    let copy = conflict_copies_of(&mount_a, "notes.txt").remove(0);
+    eventually(
+        "B shows the same conflict copy",
+        60,
+        || conflict_copies_of(&mount_b, "notes.txt") == [copy.clone()],
+        || format!("B's files: {:?}\n{}", names_in(&mount_b), logs()),
+    );
+
+    // No write is lost: the file and its copy hold one each, the copy named after the
+    // device that wrote what it keeps.
+    let winner = std::fs::read(mount_a.join("notes.txt")).unwrap();
+    let kept = std::fs::read(mount_a.join(&copy)).unwrap();
+    let mut both = [winner.as_slice(), kept.as_slice()];
+    both.sort();
+    assert_eq!(
+        both,
+        [&on_a[..], &on_b[..]],
+        "notes.txt holds {:?} and {copy} holds {:?}\n{}",
+        String::from_utf8_lossy(&winner),
+        String::from_utf8_lossy(&kept),
+        logs()
+    );
+    let writer = if kept == on_a { "a" } else { "b" };
+    let stamp = copy
+        .strip_prefix(&format!("notes.txt.conflict-{writer}-"))
+        .unwrap_or_else(|| panic!("{copy} is not named after {writer}, who wrote it"));
+    assert!(
+        stamp.len() == 16
+            && stamp.as_bytes()[8] == b'T'
+            && stamp.ends_with('Z')
+            && stamp.chars().filter(char::is_ascii_digit).count() == 14,
+        "{copy} ends with a UTC time YYYYMMDDTHHMMSSZ"
+    );
+    assert_eq!(
+        std::fs::read(mount_b.join("notes.txt")).unwrap(),
+        winner,
+        "B keeps the same winner"
+    );
+
+    // The space's page names the copy and the file it lost to.
+    wait_dashboard(port, logs);
+    let browser = Browser::start(1280, 800);
+    browser.go(&format!("http://127.0.0.1:{port}/space/home"));
+    let section = "section[aria-labelledby=\"conflicts\"]";
+    let page = || format!("{}\n{}", browser.source(), logs());
+    let text = browser.text(section);
+    assert!(!text.contains("No conflict copies"), "{text}\n{}", page());
+    let row = format!("{section} tbody tr");
+    let rows = browser.script(&format!(
+        "return document.querySelectorAll('{row}').length;"
+    ));
+    assert_eq!(rows, 1, "one copy is listed\n{}", page());
+    assert_eq!(
+        browser.text(&format!("{row} td:first-child code")),
+        copy,
+        "{}",
+        page()
+    );
+    assert_eq!(
+        browser.text(&format!("{row} td:nth-child(2) code")),
+        "notes.txt",
+        "{}",
+        page()
     );
     drop(browser);
     agent_s.stop();
