@@ -804,3 +804,210 @@ fn the_events_page_filters_by_kind_and_text() {
     drop(browser);
     agent.stop();
 }
+
+/// `len` bytes that do not repeat in any short pattern.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The bytes the peers page says were sent to (`sent`) or received from (`received`)
+/// peer `identity`, as counted (none when the peer is not listed).
+fn carried(browser: &Browser, identity: &str, way: &str) -> Option<u64> {
+    browser
+        .attribute(
+            &format!("tr[data-peer=\"{identity}\"] td.{way}"),
+            "data-bytes",
+        )?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_peers_page_says_how_each_peer_is_connected_since_when_and_what_it_carried() {
+    let _turn = turn();
+    let started = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let trio = two_members_and_a_seed(tmp.path(), "");
+    let port = free_port();
+    let (a, b, s) = (&trio.a, &trio.b, &trio.s);
+    let (kb, ks) = (b.identity(), s.identity());
+    let config = std::fs::read_to_string(a.config()).unwrap();
+    std::fs::write(a.config(), format!("{config}{}", web_table(port))).unwrap();
+    let logs = || format!("a:\n{}\nb:\n{}\ns:\n{}", a.log(), b.log(), s.log());
+    wait_dashboard(port, logs);
+    let browser = Browser::start(1280, 800);
+    let page = format!("http://127.0.0.1:{port}/peers");
+    eventually(
+        "A's peers page lists B and the seed",
+        60,
+        || {
+            browser.go(&page);
+            carried(&browser, &kb, "sent").is_some() && carried(&browser, &ks, "sent").is_some()
+        },
+        || format!("{}\n{}", browser.source(), logs()),
+    );
+
+    // How: A dialled the seed (its `peers` entry); B dialled A.
+    let seed_at = config
+        .split("peers = [\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("A dials the seed");
+    let link = |who: &str| browser.text(&format!("tr[data-peer=\"{who}\"] td.link"));
+    assert_eq!(link(&ks), format!("tcp, dialled {seed_at}"));
+    let from_b = link(&kb);
+    assert!(
+        from_b.starts_with("tcp, accepted from 127.0.0.1:"),
+        "{from_b}"
+    );
+
+    // Since when: after the test started, not after now.
+    for who in [&kb, &ks] {
+        let since = browser
+            .attribute(&format!("tr[data-peer=\"{who}\"] time"), "datetime")
+            .unwrap_or_else(|| panic!("no time for {who}:\n{}", browser.source()));
+        let since = chrono::DateTime::parse_from_rfc3339(&since)
+            .unwrap_or_else(|e| panic!("{since}: {e}"))
+            .with_timezone(&chrono::Utc);
+        assert!(
+            since >= started && since <= chrono::Utc::now(),
+            "{since} is not between {started} and now"
+        );
+    }
+
+    // Traffic: a MiB written on A goes to both, so at least that much more is sent to
+    // each (encrypted and framed, never less).
+    let before = [&kb, &ks].map(|who| carried(&browser, who, "sent").unwrap());
+    let received_from_b = carried(&browser, &kb, "received").unwrap();
+    write_durably(&a.mount("home").join("big.bin"), &noise(1 << 20, 7));
+    eventually(
+        "A's peers page counts the MiB sent to B and to the seed",
+        120,
+        || {
+            browser.go(&page);
+            [&kb, &ks].iter().zip(before).all(|(who, was)| {
+                carried(&browser, who, "sent").is_some_and(|n| n >= was + (1 << 20))
+            })
+        },
+        || format!("before {before:?}\n{}\n{}", browser.source(), logs()),
+    );
+    assert!(
+        carried(&browser, &kb, "received").unwrap() >= received_from_b,
+        "a counter never goes back"
+    );
+    drop(browser);
+
+    // The API and `coboxctl status` say the same.
+    let status = a.status();
+    let peers = status["network"]["peers"].as_array().unwrap();
+    let seed = peers.iter().find(|p| p["identity"] == ks.as_str()).unwrap();
+    assert_eq!(seed["transport"], "tcp", "{seed}");
+    assert_eq!(seed["direction"], "outbound", "{seed}");
+    assert_eq!(seed["route"], seed_at, "{seed}");
+    assert!(seed["sent_bytes"].as_u64().unwrap() >= before[1] + (1 << 20));
+    let text = a.ctl_ok(&["status", "--color", "never"]);
+    assert!(text.contains("CONNECTION"), "{text}");
+    assert!(text.contains(&format!("tcp, dialled {seed_at}")), "{text}");
+    trio.stop();
+}
+
+#[test]
+fn the_lag_chart_is_sampled_without_the_page_and_kept_across_a_restart() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let trio = two_members_and_a_seed(tmp.path(), "");
+    let port = free_port();
+    let (a, b, s) = (&trio.a, &trio.b, &trio.s);
+    let kb = b.identity();
+    let config = std::fs::read_to_string(a.config()).unwrap();
+    std::fs::write(a.config(), format!("{config}{}", web_table(port))).unwrap();
+    let logs = || format!("a:\n{}\nb:\n{}\ns:\n{}", a.log(), b.log(), s.log());
+    let lag_of_b = || {
+        let home = a.resource("space", "home");
+        let b = home["replicas"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["peer"] == kb.as_str()).cloned());
+        b.map(|r| {
+            (
+                r["behind_blocks"].as_u64().unwrap_or(0),
+                r["up_to_date"] == true,
+            )
+        })
+    };
+
+    // B is away while A writes: A's status sees B fall behind. Nobody opens a page.
+    let [agent_a, agent_b, agent_s] = trio.agents;
+    agent_b.stop();
+    for i in 0..5 {
+        write_durably(
+            &a.mount("home").join(format!("f{i}.bin")),
+            &noise(100_000, i),
+        );
+    }
+    eventually(
+        "A sees B behind",
+        60,
+        || lag_of_b().is_some_and(|(n, _)| n > 0),
+        logs,
+    );
+    let seen = lag_of_b().unwrap().0;
+    let agent_b = b.start();
+    eventually(
+        "A sees B catch up",
+        120,
+        || lag_of_b().is_some_and(|(n, up)| n == 0 && up),
+        logs,
+    );
+
+    // A stops: the history it sampled is kept, with B's lag.
+    agent_a.stop();
+    let file = a.data().join("lag-history.json");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", file.display(), logs()));
+    let mut kept: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let samples = kept["resources"]["space home"]
+        .as_array_mut()
+        .unwrap_or_else(|| panic!("no samples of space home in {text}"));
+    let most = samples
+        .iter()
+        .filter_map(|s| s["lags"][kb.as_str()].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most >= seen,
+        "kept {most} blocks at most, saw {seen}: {text}"
+    );
+
+    // What A reads back at start is what its chart shows: B's worst lag marked in the
+    // file shows as the most in the hour.
+    for s in samples.iter_mut() {
+        if s["lags"][kb.as_str()].is_u64() {
+            s["lags"][kb.as_str()] = 4242.into();
+        }
+    }
+    std::fs::write(&file, serde_json::to_vec(&kept).unwrap()).unwrap();
+    let agent_a = a.start();
+    wait_dashboard(port, logs);
+    let browser = Browser::start(1280, 800);
+    browser.go(&format!("http://127.0.0.1:{port}/space/home"));
+    let row = format!("section[aria-labelledby=\"lag\"] tr:has(code[title=\"{kb}\"])");
+    assert_eq!(
+        browser.text(&format!("{row} td:nth-child(3)")),
+        "4242 blocks",
+        "{}\n{}",
+        browser.source(),
+        logs()
+    );
+    drop(browser);
+    agent_s.stop();
+    agent_b.stop();
+    agent_a.stop();
+}

@@ -557,8 +557,14 @@ fn the_peers_page_says_how_each_peer_is_connected_since_when_and_its_traffic() {
         listening: vec!["0.0.0.0:7000".into()],
         peers: vec![peer("tcp", "outbound", "10.0.0.2:7000")],
     });
-    assert!(html.contains("<td class=\"link\">tcp, dialled 10.0.0.2:7000</td>"), "{html}");
-    assert!(html.contains("<time datetime=\"2026-12-05T10:00:00Z\">"), "{html}");
+    assert!(
+        html.contains("<td class=\"link\">tcp, dialled 10.0.0.2:7000</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<time datetime=\"2026-12-05T10:00:00Z\">"),
+        "{html}"
+    );
     assert!(html.contains("data-bytes=\"2048\">2.00 KiB</td>"), "{html}");
     assert!(html.contains("data-bytes=\"5\">5 B</td>"), "{html}");
     assert!(html.contains("laptop &lt;b&gt;"), "names are escaped");
