@@ -540,19 +540,29 @@ pub fn peers(n: &NetworkStatus) -> String {
         out.push_str("<p>No peer is connected.</p>");
     } else {
         out.push_str(
-            "<table><thead><tr><th scope=\"col\">Identity</th><th scope=\"col\">Name</th><th scope=\"col\">Shares</th><th scope=\"col\">Connected</th><th scope=\"col\">Since</th><th scope=\"col\">Sent</th><th scope=\"col\">Received</th></tr></thead><tbody>",
+            "<table class=\"stack\"><thead><tr><th scope=\"col\">Identity</th><th scope=\"col\">Name</th><th scope=\"col\">Shares</th><th scope=\"col\">Connected</th><th scope=\"col\">Since</th><th scope=\"col\">Sent</th><th scope=\"col\">Received</th></tr></thead><tbody>",
         );
         for p in &n.peers {
             let since = p.since.as_deref().map_or_else(
                 || "not known".to_string(),
-                |t| format!("<time datetime=\"{0}\">{0}</time>", escape(t)),
+                |t| {
+                    format!(
+                        "<time datetime=\"{}\">{}</time>",
+                        escape(t),
+                        escape(&t.replacen('T', " ", 1).replace('Z', " UTC"))
+                    )
+                },
             );
             let _ = write!(
                 out,
-                "<tr data-peer=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"link\">{}</td><td>{since}</td><td class=\"sent\" data-bytes=\"{}\">{}</td><td class=\"received\" data-bytes=\"{}\">{}</td></tr>",
+                "<tr data-peer=\"{}\"><td data-label=\"Identity\"><code title=\"{}\">{}</code></td><td data-label=\"Name\">{}</td><td data-label=\"Shares\">{}</td><td data-label=\"Connected\" class=\"link\">{}</td><td data-label=\"Since\" class=\"since\">{since}</td><td data-label=\"Sent\" class=\"sent\" data-bytes=\"{}\">{}</td><td data-label=\"Received\" class=\"received\" data-bytes=\"{}\">{}</td></tr>",
                 escape(&p.identity),
                 escape(&p.identity),
-                escape(p.name.as_deref().unwrap_or("")),
+                escape(&short_key(&p.identity)),
+                p.name.as_deref().map_or_else(
+                    || "<span class=\"unknown\">not given</span>".to_string(),
+                    escape
+                ),
                 escape(&p.shared.join(", ")),
                 escape(&p.connection()),
                 p.sent_bytes,

@@ -558,12 +558,19 @@ fn the_peers_page_says_how_each_peer_is_connected_since_when_and_its_traffic() {
         peers: vec![peer("tcp", "outbound", "10.0.0.2:7000")],
     });
     assert!(
-        html.contains("<td class=\"link\">tcp, dialled 10.0.0.2:7000</td>"),
+        html.contains("class=\"link\">tcp, dialled 10.0.0.2:7000</td>"),
         "{html}"
     );
     assert!(
-        html.contains("<time datetime=\"2026-12-05T10:00:00Z\">"),
+        html.contains("<time datetime=\"2026-12-05T10:00:00Z\">2026-12-05 10:00:00 UTC</time>"),
         "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "<code title=\"{0}\">abababab…</code>",
+            "ab".repeat(32)
+        )),
+        "the identity is shortened, whole in its title"
     );
     assert!(html.contains("data-bytes=\"2048\">2.00 KiB</td>"), "{html}");
     assert!(html.contains("data-bytes=\"5\">5 B</td>"), "{html}");
