@@ -360,7 +360,10 @@ pub fn status(client: &Client, output: Output, watch: bool, colour: Colour) -> R
             }
         }
         if !watch {
-            let healthy = s.converged && s.config_invalid.is_none();
+            // Converged on the generation running now: right after an apply, the last
+            // reconcile converged on the one before.
+            let healthy =
+                s.converged && s.observed_generation == s.generation && s.config_invalid.is_none();
             return Ok(if healthy { 0 } else { 1 });
         }
         std::thread::sleep(Duration::from_secs(2));

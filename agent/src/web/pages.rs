@@ -239,11 +239,14 @@ pub fn card(r: &ResourceStatus) -> String {
         );
     }
     if let Some(t) = &r.traffic {
+        let cap = |c: Option<u64>| c.map_or("no cap".to_string(), |c| format!("{}/s", bytes(c)));
         let _ = write!(
             out,
-            "<dt>Up / down</dt><dd>{} / {}</dd>",
+            "<dt>Up / down</dt><dd>{} / {}</dd><dt>Caps</dt><dd>{} up, {} down</dd>",
             bytes(t.sent_bytes),
-            bytes(t.received_bytes)
+            bytes(t.received_bytes),
+            cap(t.upload_cap),
+            cap(t.download_cap),
         );
     }
     out.push_str("</dl>");

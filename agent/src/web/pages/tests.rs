@@ -44,6 +44,7 @@ fn space(name: &str, conditions: Vec<Condition>) -> ResourceStatus {
         traffic: Some(TrafficStatus {
             sent_bytes: 2048,
             received_bytes: 5 << 20,
+            upload_cap: Some(1 << 20),
             ..Default::default()
         }),
         quota: Some(QuotaStatus {
@@ -144,6 +145,10 @@ fn a_card_escapes_names_and_shows_replicas_lag_window_traffic_and_quota() {
     assert!(html.contains("12 blocks (3.00 MiB)"));
     assert!(html.contains("closed until 2026-12-05T22:00:00Z"));
     assert!(html.contains("2.00 KiB / 5.00 MiB"));
+    assert!(
+        html.contains("<dt>Caps</dt><dd>1.00 MiB/s up, no cap down</dd>"),
+        "{html}"
+    );
     assert!(
         html.contains("<meter id=")
             && html.contains("max=\"1000\"")
