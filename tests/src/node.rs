@@ -186,9 +186,29 @@ impl Node {
         );
     }
 
-    /// `coboxctl status --output json`.
+    /// `coboxctl status` as text without colours, converged or not (exit 0 or 1).
+    pub fn status_text(&self) -> String {
+        let out = self.ctl(&["status", "--color", "never"]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "coboxctl status on {}: {}",
+            self.name,
+            show(&out)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// `coboxctl status --output json`, converged or not (exit 0 or 1).
     pub fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.ctl_ok(&["status", "--output", "json"])).unwrap()
+        let out = self.ctl(&["status", "--output", "json"]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "coboxctl status on {}: {}",
+            self.name,
+            show(&out)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("coboxctl status on {}: {e}: {}", self.name, show(&out)))
     }
 
     /// The identities this device has a session with now (none when it does not answer).

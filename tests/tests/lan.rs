@@ -150,7 +150,7 @@ fn with_no_addresses_configured_members_and_a_seed_find_each_other_by_mdns() {
     let agent_a = a.start();
     a.wait_converged(60);
     // No TCP address is configured: status says how the device is reachable instead.
-    let text = a.ctl_ok(&["status", "--color", "never"]);
+    let text = a.status_text();
     assert!(
         text.contains("reachable through iroh by this device's identity"),
         "{text}"

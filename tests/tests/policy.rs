@@ -165,7 +165,7 @@ fn a_download_cap_holds_the_rate_and_a_raised_cap_applies_without_reconnecting()
         "changing the cap dropped no connection\n{}",
         b.log()
     );
-    let text = b.ctl_ok(&["status", "--color", "never"]);
+    let text = b.status_text();
     assert!(text.contains("space home: always open"), "{text}");
     assert!(text.contains("(3 MiB/s)"), "{text}");
     agent_a.stop();
@@ -365,7 +365,7 @@ fn a_seed_stops_at_its_quota_and_min_replicas_follows_the_seed() {
             condition(&resource(&s, "seed", "home"), "Degraded")
                 == Some((true, "QuotaExceeded".into()))
         },
-        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+        || format!("{}\n{}", s.status_text(), logs()),
     );
     // It stays there: once what was asked for has arrived (or was refused) and the seed
     // asks for nothing more, nothing more is stored than the quota and one request.
@@ -378,7 +378,7 @@ fn a_seed_stops_at_its_quota_and_min_replicas_follows_the_seed() {
                 && replica(&r)
                     .is_some_and(|c| c["fetching"] == 0 && c["ahead_blocks"].as_u64() > Some(0))
         },
-        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+        || format!("{}\n{}", s.status_text(), logs()),
     );
     let on_disk = disk_usage(&seed_dir);
     let limit = 6u64 << 20;
@@ -390,7 +390,7 @@ fn a_seed_stops_at_its_quota_and_min_replicas_follows_the_seed() {
     let quota = resource(&s, "seed", "home")["quota"].clone();
     assert_eq!(quota["limit"], limit, "{quota}");
     assert_eq!(quota["full"], true, "{quota}");
-    let text = s.ctl_ok(&["status", "--color", "never"]);
+    let text = s.status_text();
     assert!(text.contains("QuotaExceeded"), "{text}");
     // A sees its seed is not a full copy: the space is degraded.
     eventually(
@@ -412,7 +412,7 @@ fn a_seed_stops_at_its_quota_and_min_replicas_follows_the_seed() {
             condition(&resource(&a, "space", "home"), "Degraded")
                 == Some((false, "Replicated".into()))
         },
-        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+        || format!("{}\n{}", s.status_text(), logs()),
     );
     // The seed goes away (cut off the LAN): degraded; it comes back: replicated.
     lan.partition(1);
@@ -484,7 +484,7 @@ fn a_seed_set_to_evict_keeps_the_newest_blocks_within_its_quota() {
         "the seed fetched the newest blocks",
         180,
         || std::fs::metadata(&seed_data).is_ok_and(|m| m.len() == content.1),
-        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+        || format!("{}\n{}", s.status_text(), logs()),
     );
     assert!(s.log().contains("evicted the oldest blocks"), "{}", s.log());
     // Everything asked for has arrived.
@@ -492,7 +492,7 @@ fn a_seed_set_to_evict_keeps_the_newest_blocks_within_its_quota() {
         "the seed asks for nothing more",
         60,
         || replica(&resource(&s, "seed", "home")).is_some_and(|c| c["fetching"] == 0),
-        || format!("{}\n{}", s.ctl_ok(&["status"]), logs()),
+        || format!("{}\n{}", s.status_text(), logs()),
     );
     let limit = 6u64 << 20;
     let on_disk = disk_usage(&s.data().join("seeds").join(&address));

@@ -69,7 +69,7 @@ fn a_just_listed_file_reads_whole_and_an_unreachable_one_says_enodata() {
             || names().as_deref() == Some(want),
             logs,
         );
-        let text = node.ctl_ok(&["status", "--color", "never"]);
+        let text = node.status_text();
         assert!(text.contains(&format!("  {want}  ")), "{text}");
     }
 

@@ -93,7 +93,7 @@ fn with_no_versions_kept_deleted_files_leave_every_device_including_the_seed() {
     assert_eq!(du["entries"][0]["name"], "f3.bin", "{du}");
     let text = a.ctl_ok(&["space", "du", "home"]);
     assert!(text.contains("f3.bin") && text.contains("4 MiB"), "{text}");
-    let status = a.ctl_ok(&["status"]);
+    let status = a.status_text();
     assert!(status.contains("files 4 MiB · versions 0 B"), "{status}");
     let versions = a.ctl_ok(&["versions", "home", "f3.bin", "-o", "json"]);
     assert!(versions.contains("\"current\": true"), "{versions}");

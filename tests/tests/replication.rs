@@ -47,13 +47,12 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
         logs()
     );
     // Status shows where A listens and that B replicates "home" with it.
-    let text = a.ctl_ok(&["status", "--color", "never"]);
+    let text = a.status_text();
     assert!(
         text.contains(&format!("listening on 127.0.0.1:{pa}")),
         "{text}"
     );
-    let status: serde_json::Value =
-        serde_json::from_str(&a.ctl_ok(&["status", "--output", "json"])).unwrap();
+    let status: serde_json::Value = a.status();
     assert!(
         status["network"]["peers"]
             .as_array()
@@ -106,8 +105,7 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     // With B and the seed connected and up to date, A's space has its two replicas; the
     // seed going away makes it Degraded, its return Ready again.
     let degraded = || {
-        let status: serde_json::Value =
-            serde_json::from_str(&a.ctl_ok(&["status", "--output", "json"])).unwrap();
+        let status: serde_json::Value = a.status();
         let space = status["resources"]
             .as_array()
             .unwrap()
@@ -126,9 +124,9 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
         "A's space has its replicas",
         60,
         || degraded() == Some(false),
-        || format!("{}\n{}", a.ctl_ok(&["status"]), logs()),
+        || format!("{}\n{}", a.status_text(), logs()),
     );
-    let text = a.ctl_ok(&["status", "--color", "never"]);
+    let text = a.status_text();
     assert!(text.contains(&format!("{ks} seeder  up to date")), "{text}");
     // The same, for Prometheus.
     let metrics = http_get(pm, "/metrics");
@@ -151,8 +149,7 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
     // B never connects to the seed, yet sees its state through A's health reports.
     let ka = a.identity();
     let seen_by_b = || {
-        let status: serde_json::Value =
-            serde_json::from_str(&b.ctl_ok(&["status", "--output", "json"])).unwrap();
+        let status: serde_json::Value = b.status();
         status["resources"]
             .as_array()
             .unwrap()
@@ -169,23 +166,23 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
                 c["reported_by"] == ka.as_str() && c["up_to_date"] == true && c["role"] == "seeder"
             })
         },
-        || format!("{:?}\n{}", seen_by_b(), b.ctl_ok(&["status"])),
+        || format!("{:?}\n{}", seen_by_b(), b.status_text()),
     );
-    let text = b.ctl_ok(&["status", "--color", "never"]);
+    let text = b.status_text();
     assert!(text.contains("as reported by member"), "{text}");
     agent_s.stop();
     eventually(
         "A's space turns Degraded when the seed goes away",
         60,
         || degraded() == Some(true),
-        || a.ctl_ok(&["status"]),
+        || a.status_text(),
     );
     let agent_s = s.start();
     eventually(
         "A's space is whole again when the seed returns",
         120,
         || degraded() == Some(false),
-        || format!("{}\n{}", a.ctl_ok(&["status"]), logs()),
+        || format!("{}\n{}", a.status_text(), logs()),
     );
 
     // A device that knows the address but that no member admitted gets nothing.

@@ -913,7 +913,7 @@ fn the_peers_page_says_how_each_peer_is_connected_since_when_and_what_it_carried
     assert_eq!(seed["direction"], "outbound", "{seed}");
     assert_eq!(seed["route"], seed_at, "{seed}");
     assert!(seed["sent_bytes"].as_u64().unwrap() >= before[1] + (1 << 20));
-    let text = a.ctl_ok(&["status", "--color", "never"]);
+    let text = a.status_text();
     assert!(text.contains("CONNECTION"), "{text}");
     assert!(text.contains(&format!("tcp, dialled {seed_at}")), "{text}");
     trio.stop();
