@@ -477,3 +477,43 @@ fn a_file_waiting_for_its_commit_stays_concurrent_with_an_edit_that_arrives_mean
         assert_eq!(contents, [b"ada's plan".to_vec(), b"bob's plan".to_vec()]);
     });
 }
+
+#[test]
+fn a_log_waiting_for_a_key_does_not_break_up_the_commit_of_what_waits_here() {
+    let (tmp, a, keys, rt) = one_device();
+    rt.block_on(async {
+        let mut ada = open(&a, &keys, "ada").await;
+        let b = device(tmp.path(), "b");
+        let mut bob = open(&b, &keys, "bob").await;
+        // Bob starts a key epoch sealed to himself alone and writes under it: Ada's
+        // reading of his log stops at that entry until the key reaches her.
+        bob.rotate(&[], vec![]).await.unwrap();
+        write(&mut bob, "plan.md", b"bob's plan", now_ms()).await;
+        sync(&mut bob, &mut ada).await;
+        assert!(ada.node("plan.md").is_none(), "read without its key");
+
+        ada.set_commit_interval(CommitInterval::new(Duration::from_secs(60)));
+        let before = log_len(&ada).await;
+        write(&mut ada, "a.md", b"first", now_ms()).await;
+        ada.refresh().await.unwrap();
+        write(&mut ada, "b.md", b"second", now_ms()).await;
+        ada.refresh().await.unwrap();
+        assert_eq!(
+            log_len(&ada).await,
+            before,
+            "nothing recorded before the commit while Bob's log waits"
+        );
+        assert_eq!(top_names(&ada), ["a.md", "b.md"]);
+        ada.sync().await.unwrap();
+        assert_eq!(log_len(&ada).await, before + 1, "one operation for both");
+
+        // The key arrives: Ada's waiting write is recorded before Bob's entries are read
+        // (it did not see them), and his file shows.
+        write(&mut ada, "c.md", b"third", now_ms()).await;
+        bob.grant(ada.identity()).await.unwrap();
+        sync(&mut bob, &mut ada).await;
+        assert_eq!(log_len(&ada).await, before + 2, "c.md recorded on its own");
+        assert_eq!(top_names(&ada), ["a.md", "b.md", "c.md", "plan.md"]);
+        assert_eq!(read(&mut ada, "plan.md").await, b"bob's plan");
+    });
+}

@@ -134,6 +134,8 @@ pub struct Space {
     names: DeviceNames,
     /// How far each log waiting for a key was searched for epoch messages and grants.
     scanned: BTreeMap<[u8; 32], u64>,
+    /// Each log waiting for a key: its length and the keys held when it stopped.
+    stalled: BTreeMap<[u8; 32], (u64, usize)>,
 }
 
 /// The device name each writer of a space gave (its `About` entry), by log key.
@@ -213,6 +215,7 @@ impl Space {
             health: HealthReports::default(),
             names: DeviceNames::default(),
             scanned: BTreeMap::new(),
+            stalled: BTreeMap::new(),
         };
         let own_log = space.feeds.log_key;
         space.logs.insert(own_log, ());
@@ -424,6 +427,7 @@ impl Space {
                 Some(f) => f.held().length,
                 None => continue,
             };
+            self.stalled.remove(&key);
             for i in applied..len {
                 let Some(entry) = self.open_entry(&key, i).await? else {
                     break;
@@ -434,6 +438,7 @@ impl Space {
                         // (it is in another log, or a grant is still to come): the log
                         // waits here, to be read on when the key arrives.
                         self.stats.waiting = true;
+                        self.stalled.insert(key, (len, self.keys_held()));
                         tracing::debug!(space = %self.keys.name, index = i, epoch, "a log entry waits for its epoch's key");
                         // A grant further on in this log may be what brings the key.
                         self.scan_for_keys(&key, i + 1, len).await?;
@@ -490,14 +495,24 @@ impl Space {
         Ok(())
     }
 
-    /// Whether another writer's log has entries not applied yet.
+    /// Whether another writer's log has entries not applied yet that a read could apply
+    /// now. A log waiting for an epoch's key counts only once it grew or a key arrived:
+    /// until then its entries stay unread, so what waits here to be recorded cannot be
+    /// taken to have seen them, and the commit keeps its group.
     async fn others_wrote(&mut self, logs: &[[u8; 32]]) -> Result<bool, SpaceError> {
         let own = self.feeds.log_key;
+        let keys = self.keys_held();
         for key in logs.iter().filter(|k| **k != own) {
             let applied = self.view.read().tree.applied(key);
-            if let Some(f) = self.feeds.get(key).await?
-                && f.held().length > applied
-            {
+            let Some(f) = self.feeds.get(key).await? else {
+                continue;
+            };
+            let length = f.held().length;
+            let waits = self
+                .stalled
+                .get(key)
+                .is_some_and(|&(at, held)| length <= at && held == keys);
+            if length > applied && !waits {
                 return Ok(true);
             }
         }
