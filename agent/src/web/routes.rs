@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::rejection::FormRejection;
-use axum::extract::{DefaultBodyLimit, Form, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Form, FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -351,25 +351,38 @@ impl Fields {
     }
 }
 
-/// A form's fields, or the answer refusing it: unreadable (400) or without the viewer's
-/// CSRF token (403).
-fn form(
-    st: &WebState,
-    v: &Viewer,
-    f: Result<Form<Fields>, FormRejection>,
-) -> Result<Fields, Box<Response>> {
-    let Form(fields) = f.map_err(|e| {
-        Box::new(st.error(
-            v,
-            e.status(),
-            &format!(
-                "<p class=\"notice red\" role=\"alert\">The form could not be read: {}</p>",
-                super::html::escape(&e.body_text())
-            ),
-        ))
-    })?;
-    st.check_csrf(v, fields.csrf.as_deref())?;
-    Ok(fields)
+/// A posted form that carried the viewer's CSRF token: a handler taking one runs only for
+/// such a form. Any other is answered before it: unreadable (400) or without the token
+/// (403).
+#[derive(Debug)]
+pub struct Checked(Fields);
+
+impl FromRequest<WebState> for Checked {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, st: &WebState) -> Result<Checked, Response> {
+        // The guard gives every request its viewer; one without is nobody's session.
+        let v = req
+            .extensions()
+            .get::<Viewer>()
+            .cloned()
+            .unwrap_or(Viewer { session: None });
+        let Form(fields) =
+            Form::<Fields>::from_request(req, st)
+                .await
+                .map_err(|e: FormRejection| {
+                    st.error(
+                    &v,
+                    e.status(),
+                    &format!(
+                        "<p class=\"notice red\" role=\"alert\">The form could not be read: {}</p>",
+                        super::html::escape(&e.body_text())
+                    ),
+                )
+                })?;
+        st.check_csrf(&v, fields.csrf.as_deref()).map_err(|r| *r)?;
+        Ok(Checked(fields))
+    }
 }
 
 fn confirmed(f: &Fields) -> bool {
@@ -382,12 +395,8 @@ fn confirmed(f: &Fields) -> bool {
 async fn apply(
     State(st): State<WebState>,
     axum::Extension(v): Viewed,
-    f: Result<Form<Fields>, FormRejection>,
+    Checked(f): Checked,
 ) -> Response {
-    let f = match form(&st, &v, f) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     // Browsers send a textarea's line ends as CRLF.
     let text = f.config.clone().unwrap_or_default().replace("\r\n", "\n");
     let req = ConfigRequest {
@@ -422,12 +431,8 @@ async fn apply(
 async fn rollback(
     State(st): State<WebState>,
     axum::Extension(v): Viewed,
-    f: Result<Form<Fields>, FormRejection>,
+    Checked(f): Checked,
 ) -> Response {
-    let f = match form(&st, &v, f) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     let Some(generation) = f.generation.as_deref().and_then(|g| g.parse::<u64>().ok()) else {
         return st.error(
             &v,
@@ -489,12 +494,8 @@ async fn identity_page(st: &WebState, v: &Viewer, refused: bool) -> Response {
 async fn paper_key(
     State(st): State<WebState>,
     axum::Extension(v): Viewed,
-    f: Result<Form<Fields>, FormRejection>,
+    Checked(f): Checked,
 ) -> Response {
-    let f = match form(&st, &v, f) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     if !confirmed(&f) {
         return identity_page(&st, &v, true).await;
     }
@@ -568,12 +569,8 @@ fn invite_role(text: &str) -> Result<InviteRole, String> {
 async fn invite_create(
     State(st): State<WebState>,
     axum::Extension(v): Viewed,
-    f: Result<Form<Fields>, FormRejection>,
+    Checked(f): Checked,
 ) -> Response {
-    let f = match form(&st, &v, f) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     let filled = f.invite_form();
     let role = match invite_role(&filled.role) {
         Ok(r) => r,
@@ -629,12 +626,8 @@ fn refused_invite(
 async fn invite_open(
     State(st): State<WebState>,
     axum::Extension(v): Viewed,
-    f: Result<Form<Fields>, FormRejection>,
+    Checked(f): Checked,
 ) -> Response {
-    let f = match form(&st, &v, f) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     let filled = f.invite_form();
     let code = filled.code.trim().to_string();
     match server::invite_info(&st.api, InviteInspectRequest { code: code.clone() }).await {
@@ -663,12 +656,8 @@ async fn login_page(State(st): State<WebState>, axum::Extension(v): Viewed) -> R
 async fn login(
     State(st): State<WebState>,
     axum::Extension(v): Viewed,
-    f: Result<Form<Fields>, FormRejection>,
+    Checked(f): Checked,
 ) -> Response {
-    let f = match form(&st, &v, f) {
-        Ok(f) => f,
-        Err(r) => return *r,
-    };
     let secret = f.secret.unwrap_or_default();
     let shared = st.shared.clone();
     let ok = tokio::task::spawn_blocking(move || auth::login_ok(&shared.login, &secret))
@@ -691,14 +680,7 @@ async fn login(
         .into_response()
 }
 
-async fn logout(
-    State(st): State<WebState>,
-    axum::Extension(v): Viewed,
-    f: Result<Form<Fields>, FormRejection>,
-) -> Response {
-    if let Err(r) = form(&st, &v, f) {
-        return *r;
-    }
+async fn logout(State(st): State<WebState>, axum::Extension(v): Viewed, _: Checked) -> Response {
     if let Some(id) = &v.session {
         st.shared.sessions.close(id);
     }
