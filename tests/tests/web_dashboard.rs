@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
+use cobox_tests::files::noise;
 use cobox_tests::node::{Node, QUIET, eventually, free_port, show, two_members_and_a_seed};
 use cobox_tests::web::{Browser, csrf_of, form_encode, request};
 
@@ -803,19 +804,6 @@ fn the_events_page_filters_by_kind_and_text() {
     );
     drop(browser);
     agent.stop();
-}
-
-/// `len` bytes that do not repeat in any short pattern.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// The bytes the peers page says were sent to (`sent`) or received from (`received`)

@@ -126,16 +126,18 @@ pub fn minute_of(t: std::time::SystemTime) -> u64 {
         .map_or(0, |d| d.as_secs() / 60)
 }
 
+/// A sample of `minute` with `lags` by peer, for tests.
+#[cfg(test)]
+pub fn sample(minute: u64, lags: &[(&str, u64)]) -> Sample {
+    Sample {
+        minute,
+        lags: lags.iter().map(|(p, l)| (p.to_string(), *l)).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(minute: u64, lags: &[(&str, u64)]) -> Sample {
-        Sample {
-            minute,
-            lags: lags.iter().map(|(p, l)| (p.to_string(), *l)).collect(),
-        }
-    }
 
     #[test]
     fn a_ring_keeps_the_worst_lag_of_each_minute_for_an_hour() {

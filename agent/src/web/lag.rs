@@ -106,13 +106,7 @@ pub fn chart(samples: &[Sample]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(minute: u64, lags: &[(&str, u64)]) -> Sample {
-        Sample {
-            minute,
-            lags: lags.iter().map(|(p, l)| (p.to_string(), *l)).collect(),
-        }
-    }
+    use crate::control::lag::sample;
 
     #[test]
     fn points_are_scaled_to_the_hour_and_the_largest_lag() {
