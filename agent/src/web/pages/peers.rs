@@ -3,7 +3,6 @@
 
 use super::*;
 
-/// What the agent does not report of its peers yet, said on the peers page.
 /// The peers with a session now and where the device listens.
 pub fn peers(n: &NetworkStatus) -> String {
     let mut out =
