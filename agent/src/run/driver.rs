@@ -7,9 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use cobox_schema::api::{
-    AgentInfo, ApplyResponse, ConfigInvalid, ConfigRequest, EventKind, GenerationSource,
-    PlanResponse, PruneCandidates, PruneRequest, RollbackRequest, Summary, SyncRequest,
-    SyncResponse, WireDiagnostic,
+    AgentInfo, ConfigInvalid, EventKind, GenerationSource, PruneCandidates, WireDiagnostic,
 };
 use cobox_schema::{Config, Source, Validation};
 
@@ -23,18 +21,18 @@ use crate::control::conditions::{self, Failure as ActionFailure};
 use crate::control::generations::{Generations, digest};
 use crate::control::metrics::MetricsServer;
 use crate::control::server::{ApiState, Server};
-use crate::control::{Call, CallError, CallMsg, changes};
+use crate::control::{Call, CallError, CallMsg};
 use crate::fleet::state::FleetState;
-use crate::host::SystemHost;
-use crate::net::policy::Class;
 use crate::plan::ResourceId;
-use crate::plan::{Observed, Plan, plan};
+use crate::plan::plan;
 use crate::web::{WebConfig, WebServer};
 use crate::{atomic_file, config_file};
 
 mod admin_calls;
 mod admins;
+mod config_calls;
 mod probation;
+mod space_calls;
 
 fn wire(v: &Validation, src: &Source) -> Vec<WireDiagnostic> {
     v.diagnostics
@@ -610,248 +608,6 @@ impl Agent {
         // The caller may have given up waiting; that is fine.
         let _ = reply.send(answer);
         changed
-    }
-
-    /// Answer a call about a space's files on a task of its own, under the space's lock.
-    fn answer_files(
-        &self,
-        call: Call,
-        reply: tokio::sync::oneshot::Sender<Result<serde_json::Value, CallError>>,
-    ) {
-        let name = match &call {
-            Call::Versions(r) => r.space.clone(),
-            Call::Restore(r) => r.space.clone(),
-            Call::Usage(r) => r.space.clone(),
-            Call::Conflicts(space) => space.clone(),
-            _ => return,
-        };
-        let retention = self.device.policy().retention(&name);
-        let Some(space) = self.device.space(&name) else {
-            let _ = reply.send(Err(CallError::NoSuchSpace(format!(
-                "space {name} is not open on this device"
-            ))));
-            return;
-        };
-        self.device.runtime().spawn(async move {
-            let mut space = space.lock().await;
-            let answer = match call {
-                Call::Versions(r) => super::files_api::versions(&space, &r).map(|v| to_value(&v)),
-                Call::Restore(r) => super::files_api::restore(&mut space, &r)
-                    .await
-                    .map(|v| to_value(&v)),
-                Call::Usage(r) => Ok(to_value(
-                    &super::files_api::usage(&mut space, &r, retention).await,
-                )),
-                Call::Conflicts(_) => Ok(to_value(
-                    &space.conflict_copies(crate::control::CONFLICTS_LISTED),
-                )),
-                _ => return,
-            };
-            let _ = reply.send(answer);
-        });
-    }
-
-    /// Validate a candidate and plan it against the device as it is now.
-    fn dry_run(&mut self, req: &ConfigRequest) -> Result<(PlanResponse, Config), CallError> {
-        let name = req.name.clone().unwrap_or_else(|| "<api>".into());
-        let src = Source::new(name.clone(), req.config.clone());
-        let v = config_file::check(&src, &SystemHost::from_env());
-        let diagnostics = wire(&v, &src);
-        let Some(candidate) = v.config else {
-            let errors = diagnostics.iter().filter(|d| d.severity == "error").count();
-            return Err(CallError::Invalid {
-                message: format!(
-                    "config {name} is invalid ({errors} error(s)); nothing was changed"
-                ),
-                diagnostics,
-            });
-        };
-        let observed: Observed = self.device.observe(&candidate).map_err(internal)?;
-        let p: Plan = plan(&candidate, &observed);
-        let changes = changes::changes(Some(&self.config), &candidate, &observed, &p);
-        let blocked = p
-            .blocked
-            .iter()
-            .map(|b| format!("{}: {}", b.resource, b.reason))
-            .collect();
-        Ok((
-            PlanResponse {
-                generation: self.generation,
-                summary: Summary::of(&changes),
-                changes,
-                blocked,
-                warnings: diagnostics,
-            },
-            candidate,
-        ))
-    }
-
-    fn apply(
-        &mut self,
-        req: &ConfigRequest,
-        kind: GenerationSource,
-        restores: Option<u64>,
-    ) -> Result<ApplyResponse, CallError> {
-        self.apply_with(req, kind, restores, |_| None)
-    }
-
-    /// Apply `req` unless `check` refuses the validated candidate (the reason is the error).
-    fn apply_checked(
-        &mut self,
-        req: &ConfigRequest,
-        kind: GenerationSource,
-        check: impl FnOnce(&Config) -> Option<String>,
-    ) -> Result<ApplyResponse, CallError> {
-        self.apply_with(req, kind, None, check)
-    }
-
-    fn apply_with(
-        &mut self,
-        req: &ConfigRequest,
-        kind: GenerationSource,
-        restores: Option<u64>,
-        check: impl FnOnce(&Config) -> Option<String>,
-    ) -> Result<ApplyResponse, CallError> {
-        let (plan, candidate) = self.dry_run(req)?;
-        if let Some(why) = check(&candidate) {
-            return Err(CallError::BadRequest(why));
-        }
-        if req.config == self.accepted_text && restores.is_none() {
-            return Ok(ApplyResponse {
-                generation: self.generation,
-                unchanged: true,
-                plan,
-            });
-        }
-        // The file is the desired state on disk: write it first, so a restart (or the
-        // watcher's reload) finds the same text.
-        let path = match &self.source {
-            ConfigSource::File(p) => Some(p.clone()),
-            ConfigSource::Embedded => config_file::default_path(),
-        };
-        if let Some(path) = &path {
-            config_source::write(path, &req.config).map_err(internal)?;
-            if matches!(self.source, ConfigSource::Embedded) {
-                self.source = ConfigSource::File(path.clone());
-                self.board.set_config_name(&path.display().to_string());
-                match watch(path, self.tx.clone()) {
-                    Ok(w) => self.watcher = Some(w),
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "cannot watch the new config file")
-                    }
-                }
-                tracing::info!(path = %path.display(), "the applied config is now the config file");
-            }
-        }
-        let name = req.name.clone().unwrap_or_else(|| "<api>".into());
-        let generation = self
-            .accept(&req.config, &name, candidate, kind, restores)
-            .map_err(internal)?;
-        Ok(ApplyResponse {
-            generation,
-            unchanged: false,
-            plan,
-        })
-    }
-
-    fn rollback(&mut self, req: &RollbackRequest) -> Result<ApplyResponse, CallError> {
-        let (target, config) = self.rollback_config(req)?;
-        self.apply(&config, GenerationSource::Rollback, Some(target))
-    }
-
-    /// The generation a rollback returns to, and its config.
-    fn rollback_config(&self, req: &RollbackRequest) -> Result<(u64, ConfigRequest), CallError> {
-        let target = match req.generation {
-            Some(n) => n,
-            None => self
-                .generations
-                .list()
-                .map_err(|e| internal(e.into()))?
-                .iter()
-                .rev()
-                .map(|g| g.info.number)
-                .find(|n| *n < self.generation)
-                .ok_or_else(|| {
-                    CallError::NoSuchGeneration(format!(
-                        "no generation before {} is stored",
-                        self.generation
-                    ))
-                })?,
-        };
-        let stored = self
-            .generations
-            .get(target)
-            .map_err(|e| CallError::NoSuchGeneration(e.to_string()))?;
-        let config = ConfigRequest {
-            config: stored.text,
-            name: Some(format!("generation {target}")),
-        };
-        Ok((target, config))
-    }
-
-    /// Start a one-off sync of a space or seed the device runs.
-    fn sync(&mut self, req: &SyncRequest) -> Result<SyncResponse, CallError> {
-        let class = match (&req.space, &req.seed) {
-            (Some(space), None) => Class::Space(space.clone()),
-            (None, Some(seed)) => Class::Seed(seed.clone()),
-            _ => {
-                return Err(CallError::BadRequest(
-                    "name exactly one of space and seed".into(),
-                ));
-            }
-        };
-        let secs = req.for_secs.unwrap_or(3600).clamp(1, 7 * 86_400);
-        let until = chrono::Utc::now() + chrono::Duration::seconds(secs as i64);
-        if !self.device.sync(&class, until) {
-            return Err(CallError::NoSuchSpace(format!(
-                "{class} is not running on this device"
-            )));
-        }
-        tracing::info!(%class, until = %until, "one-off sync");
-        Ok(SyncResponse {
-            resource: class.to_string(),
-            until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        })
-    }
-
-    fn prune(&mut self, req: &PruneRequest) -> Result<PruneCandidates, CallError> {
-        let candidates = self
-            .device
-            .prune_candidates(&self.config)
-            .map_err(internal)?;
-        let mut chosen = Vec::new();
-        for name in &req.spaces {
-            match candidates.iter().find(|c| c.name == *name) {
-                Some(c) => chosen.push(c.clone()),
-                None if self.config.spaces.iter().any(|s| s.name == *name) => {
-                    return Err(CallError::StillDeclared(format!(
-                        "space {name} is declared in the running config; remove it there first"
-                    )));
-                }
-                None => {
-                    return Err(CallError::NoSuchSpace(format!(
-                        "no undeclared space {name} has data on this device"
-                    )));
-                }
-            }
-        }
-        let mut removed = Vec::new();
-        for c in chosen {
-            self.device.prune(&c).map_err(internal)?;
-            self.board.emit(
-                EventKind::Pruned,
-                self.generation,
-                Some(format!("space {}", c.name)),
-                format!(
-                    "deleted {} bytes of space {} ({})",
-                    c.bytes, c.name, c.address
-                ),
-            );
-            removed.push(c);
-        }
-        Ok(PruneCandidates {
-            candidates: removed,
-        })
     }
 
     /// Keep the lag history, unmount everything, checkpoint every space, close the API.
