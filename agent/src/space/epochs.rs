@@ -19,6 +19,13 @@ use cobox_keys::epoch::{Digest, Epoch, Grant};
 use cobox_keys::roster::{Entry, Role, Standing};
 use cobox_keys::{Secret32, SigningKeyPair};
 
+/// Most epochs one space keeps track of, held or not. Far more than removals and
+/// rotations on demand make in a space's life; a bound on what a member writing epoch
+/// messages or grants without end can make every other member keep (in memory, in the
+/// epoch file, and in the members × epochs look for grants due). Epochs past it are
+/// ignored: entries sealed under them stay unread.
+pub const MAX_EPOCHS: usize = 4096;
+
 /// What is known of one epoch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Known {
@@ -95,6 +102,9 @@ impl Epochs {
             return Learnt::Nothing;
         }
         let digest = e.digest();
+        if !self.room_for(&(e.number, digest)) {
+            return Learnt::Nothing;
+        }
         let known = self.known.entry((e.number, digest)).or_default();
         let before = known.clone();
         known.author = e.author;
@@ -116,7 +126,7 @@ impl Epochs {
         }
         let mut learnt = Learnt::Nothing;
         for (n, d, _) in &g.keys {
-            if *n == 0 {
+            if *n == 0 || !self.room_for(&(*n, *d)) {
                 continue;
             }
             if self
@@ -133,12 +143,18 @@ impl Epochs {
             && let Ok(keys) = g.open(me)
         {
             for (n, d, key) in keys {
-                if n != 0 && self.hold(n, d, key) == Learnt::Key {
+                if n != 0 && self.known.contains_key(&(n, d)) && self.hold(n, d, key) == Learnt::Key
+                {
                     learnt = Learnt::Key;
                 }
             }
         }
         learnt
+    }
+
+    /// Whether epoch `id` is known already or may still be taken in ([`MAX_EPOCHS`]).
+    fn room_for(&self, id: &(u32, Digest)) -> bool {
+        self.known.contains_key(id) || self.known.len() < MAX_EPOCHS
     }
 
     /// The newest epoch known, held or not: (number, digest).
@@ -384,5 +400,42 @@ mod tests {
         on_a.learn_epoch(&e, &a);
         let after = entries(&a, &[&b, &c], &[&b]);
         assert_eq!(on_a.exposed(&after), vec![b.public.0]);
+    }
+
+    #[test]
+    fn a_member_writing_epochs_without_end_is_held_to_the_bound() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        let mut on_b = Epochs::new(SPACE, &Secret32::from_bytes([1; 32]));
+        while on_b.known().len() < MAX_EPOCHS {
+            let key = (on_b.known().len() % 200) as u8 + 2;
+            let e = rotate(&on_b, &a, key, &[b.public.0]);
+            assert_eq!(on_b.learn_epoch(&e, &b), Learnt::Key);
+        }
+        let newest = on_b.newest_known();
+        // One more is ignored: neither known nor held.
+        let extra = rotate(&on_b, &a, 250, &[b.public.0]);
+        assert_eq!(on_b.learn_epoch(&extra, &b), Learnt::Nothing);
+        assert_eq!(on_b.known().len(), MAX_EPOCHS);
+        assert_eq!(on_b.newest_known(), newest);
+        assert_ne!(
+            on_b.keyring().newest_id(),
+            Some((extra.number, extra.digest())),
+            "no block is sealed under an epoch past the bound"
+        );
+        // A grant naming an epoch past the bound adds nothing; one naming a known epoch
+        // still records its new holder.
+        let extra_key = Secret32::from_bytes([250; 32]);
+        let past = Grant::new(
+            &a,
+            SPACE,
+            b.public.0,
+            &[(extra.number, extra.digest(), &extra_key)],
+        )
+        .unwrap();
+        assert_eq!(on_b.learn_grant(&past, &b), Learnt::Nothing);
+        assert_eq!(on_b.known().len(), MAX_EPOCHS);
+        let held = on_b.held_after_first();
+        let to_c = Grant::new(&a, SPACE, c.public.0, &held[..1]).unwrap();
+        assert_eq!(on_b.learn_grant(&to_c, &b), Learnt::Known);
     }
 }

@@ -29,6 +29,13 @@ impl Space {
         members: &[[u8; 32]],
         answered: Vec<Digest>,
     ) -> Result<(u32, Digest, usize), SpaceError> {
+        if self.epochs.known().len() >= super::epochs::MAX_EPOCHS {
+            return Err(SpaceError::Index(format!(
+                "space {} knows {} key epochs, the most it keeps: no new one is started",
+                self.keys.name,
+                super::epochs::MAX_EPOCHS
+            )));
+        }
         let (number, parent) = self.epochs.next();
         let mut to = members.to_vec();
         to.push(self.identity.public.0);
