@@ -85,7 +85,7 @@ impl Housekeeping {
                 }
                 net.reload_rosters().await;
                 net.publish_health().await;
-                net.rotate_keys().await;
+                net.rotate_keys(None).await;
                 net.reclaim(&policy).await;
                 measure(&policy, &r, &data_dir);
                 if policy.evicts() {

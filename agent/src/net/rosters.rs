@@ -184,8 +184,9 @@ impl Network {
             self.inner.rosters_changed.send_modify(|n| *n += 1);
             self.open_members(address).await;
             self.offer_to_peers(address);
-            // A removal this device made is answered with a new key epoch at once.
-            self.rotate_keys().await;
+            // A removal this device made is answered with a new key epoch at once (only
+            // this space's roster changed).
+            self.rotate_keys(Some(address)).await;
         }
     }
 }

@@ -41,9 +41,10 @@ pub(super) struct Due {
 }
 
 impl Network {
-    /// Rotate and grant where due (see the module's text), in every member space.
-    pub async fn rotate_keys(&self) {
-        for (address, space, entries, removals) in self.member_rosters() {
+    /// Rotate and grant where due (see the module's text), in every member space (`None`)
+    /// or in the one at an address whose roster just changed.
+    pub async fn rotate_keys(&self, only: Option<[u8; 32]>) {
+        for (address, space, entries, removals) in self.member_rosters(only) {
             self.rotate_space(address, &space, &entries, &removals)
                 .await;
         }
@@ -52,9 +53,9 @@ impl Network {
     /// Start a new key epoch of the space at `address` now (a suspected leak).
     pub async fn rotate_now(&self, address: [u8; 32]) -> Result<Rotated, String> {
         let (_, space, entries, _) = self
-            .member_rosters()
+            .member_rosters(Some(address))
             .into_iter()
-            .find(|(a, ..)| *a == address)
+            .next()
             .ok_or_else(|| "space is not shared as a member here".to_string())?;
         let to = Epochs::recipients(&entries);
         let mut s = space.lock().await;
@@ -67,11 +68,12 @@ impl Network {
         })
     }
 
-    /// Each member space this device is in: its address, space, roster entries and removal
-    /// statements.
+    /// Each member space this device is in (or only the one at `only`): its address, space,
+    /// roster entries and removal statements.
     #[allow(clippy::type_complexity)]
     fn member_rosters(
         &self,
+        only: Option<[u8; 32]>,
     ) -> Vec<(
         [u8; 32],
         Arc<tokio::sync::Mutex<Space>>,
@@ -81,6 +83,7 @@ impl Network {
         let st = self.state();
         st.shares
             .iter()
+            .filter(|(address, _)| only.is_none_or(|o| o == **address))
             .filter_map(|(address, share)| match &share.holder {
                 Holder::Member(space) if !share.roster.me_out() => Some((
                     *address,
