@@ -146,6 +146,20 @@ fn members_converge_over_tcp_and_a_blind_seed_restores_a_new_member() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no bytes sent in\n{metrics}"));
     assert!(sent > 1_000_000.0, "A sent its corpus: {sent}");
+    // And per peer, on the wire: A's session with the seed carried at least the corpus.
+    let to_seed: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "cobox_peer_sent_bytes_total{{peer=\"{ks}\",transport=\"tcp\"}} "
+            ))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes sent to the seed in\n{metrics}"));
+    assert!(
+        to_seed > 1_000_000.0,
+        "A sent its corpus to the seed: {to_seed}"
+    );
     // B never connects to the seed, yet sees its state through A's health reports.
     let ka = a.identity();
     let seen_by_b = || {

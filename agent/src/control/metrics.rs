@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use cobox_schema::api::{ConditionType, ResourceStatus, Status};
+use cobox_schema::api::{ConditionType, PeerStatus, ResourceStatus, Status};
 
 use super::board::Board;
 
@@ -119,6 +119,26 @@ pub fn render(s: &Status) -> String {
         &[],
         s.network.peers.len() as f64,
     );
+    type PerPeer = (&'static str, &'static str, fn(&PeerStatus) -> f64);
+    let per_peer: [PerPeer; 2] = [
+        (
+            "cobox_peer_sent_bytes_total",
+            "bytes sent to a peer on its session now, on the wire (from 0 at each new session)",
+            |p| p.sent_bytes as f64,
+        ),
+        (
+            "cobox_peer_received_bytes_total",
+            "bytes received from a peer on its session now, on the wire (from 0 at each new session)",
+            |p| p.received_bytes as f64,
+        ),
+    ];
+    for (metric, help, pick) in per_peer {
+        for p in &s.network.peers {
+            let transport = p.transport.as_deref().unwrap_or("unknown");
+            let labels = [("peer", p.identity.as_str()), ("transport", transport)];
+            o.sample(metric, "counter", help, &labels, pick(p));
+        }
+    }
     let flows: Vec<&ResourceStatus> = s.resources.iter().collect();
     for r in &flows {
         let (kind, name) = (r.kind.to_string(), r.name.clone());
@@ -451,7 +471,20 @@ mod tests {
             reconcile_us_total: 2_500_000,
             config_invalid: None,
             resources: vec![space, seed],
-            network: Default::default(),
+            network: cobox_schema::api::NetworkStatus {
+                listening: vec![],
+                peers: vec![PeerStatus {
+                    identity: "cd".into(),
+                    name: None,
+                    shared: vec![],
+                    transport: Some("tcp".into()),
+                    direction: Some("inbound".into()),
+                    route: Some("10.0.0.2:5000".into()),
+                    since: None,
+                    sent_bytes: 4096,
+                    received_bytes: 12,
+                }],
+            },
             admins: None,
         };
         let text = render(&status);
@@ -467,6 +500,9 @@ mod tests {
             "cobox_quota_full{kind=\"seed\",name=\"river \\\"north\\\"\"} 1",
             "cobox_space_versions_bytes{kind=\"space\",name=\"home\"} 1024",
             "cobox_replica_behind_blocks{kind=\"seed\",name=\"river \\\"north\\\"\",peer=\"ab\",role=\"member\"} 7",
+            "cobox_peers 1",
+            "cobox_peer_sent_bytes_total{peer=\"cd\",transport=\"tcp\"} 4096",
+            "cobox_peer_received_bytes_total{peer=\"cd\",transport=\"tcp\"} 12",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
