@@ -517,3 +517,49 @@ fn a_log_waiting_for_a_key_does_not_break_up_the_commit_of_what_waits_here() {
         assert_eq!(read(&mut ada, "plan.md").await, b"bob's plan");
     });
 }
+
+#[test]
+fn files_listed_before_their_content_arrives_are_still_to_fetch_until_it_does() {
+    let (tmp, a, keys, rt) = one_device();
+    rt.block_on(async {
+        let mut ada = open(&a, &keys, "ada").await;
+        let b = device(tmp.path(), "b");
+        let mut bob = open(&b, &keys, "bob").await;
+        let big = cobox_tests::files::noise(200_000, 3);
+        write(&mut bob, "big.bin", &big, now_ms()).await;
+        write(&mut bob, "small.txt", b"small", now_ms()).await;
+        assert_eq!(ada.still_to_fetch(10).await.unwrap().total, 0);
+
+        // Only Bob's log reaches Ada: both files show, the big one's blocks are missing
+        // (the small one's content is in its operation).
+        let key = bob.log_key();
+        let log = bob.feeds_mut().get(&key).await.unwrap().unwrap();
+        let dst = ada.feeds_mut().replica(&key).await.unwrap();
+        {
+            let mut to = dst.lock().await;
+            copy_missing(&mut *log.lock().await, &mut to).await.unwrap();
+            dst.publish(&to);
+        }
+        ada.add_log(key).await.unwrap();
+        assert_eq!(top_names(&ada), ["big.bin", "small.txt"]);
+        let waiting = ada.still_to_fetch(10).await.unwrap();
+        assert_eq!(waiting.total, 1, "{waiting:?}");
+        let f = &waiting.files[0];
+        assert_eq!((f.path.as_str(), f.size), ("big.bin", 200_000));
+        assert_eq!(
+            (f.blocks, f.missing),
+            (4, 4),
+            "200,000 bytes are 4 blocks of 64 KiB"
+        );
+        assert_eq!(
+            ada.still_to_fetch(0).await.unwrap().files.len(),
+            0,
+            "the limit"
+        );
+
+        // The content arrives: nothing is left to fetch.
+        sync(&mut bob, &mut ada).await;
+        assert_eq!(ada.still_to_fetch(10).await.unwrap().total, 0);
+        assert_eq!(read(&mut ada, "big.bin").await, big);
+    });
+}

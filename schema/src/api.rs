@@ -517,6 +517,27 @@ pub struct NetworkStatus {
     pub peers: Vec<PeerStatus>,
 }
 
+/// The files of a space whose content is not all on this device yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ToFetch {
+    /// The first of them, in path order.
+    pub files: Vec<FileToFetch>,
+    /// How many there are in all.
+    pub total: usize,
+}
+
+/// One file whose content is not all here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FileToFetch {
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Blocks of its content.
+    pub blocks: u64,
+    /// Of those, blocks this device does not hold.
+    pub missing: u64,
+}
+
 /// A connected peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PeerStatus {

@@ -84,6 +84,13 @@ fn a_space_card_turns_amber_when_its_seed_stops_and_green_when_it_returns() {
         "{}",
         browser.source()
     );
+    assert!(
+        browser
+            .text("section[aria-labelledby=\"files-to-fetch\"]")
+            .contains("None: every file shown here has all its content"),
+        "{}",
+        browser.source()
+    );
 
     // The seed stops: one replica of the two wanted is left.
     let [agent_a, agent_b, agent_s] = trio.agents;

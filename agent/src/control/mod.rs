@@ -17,6 +17,9 @@ use cobox_schema::api::{
     SyncRequest, UsageRequest, VersionsRequest, WireDiagnostic,
 };
 
+/// How many files a [`Call::ToFetch`] lists at most.
+pub const FILES_TO_FETCH_LISTED: usize = 200;
+
 /// How many conflict copies a [`Call::Conflicts`] lists at most.
 pub const CONFLICTS_LISTED: usize = 200;
 
@@ -36,6 +39,9 @@ pub enum Call {
     /// The conflict copies a space shows (the dashboard's space page), at most
     /// [`CONFLICTS_LISTED`]: a list of `(copy, origin)` paths.
     Conflicts(String),
+    /// The files of a space whose content is not all here (the dashboard's space page), at
+    /// most [`FILES_TO_FETCH_LISTED`].
+    ToFetch(String),
     /// Who takes part in a space.
     Members(MembersRequest),
     /// Start a new key epoch of a space.

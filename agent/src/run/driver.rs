@@ -553,7 +553,11 @@ impl Agent {
         let CallMsg { call, reply } = msg;
         let (answer, changed) = match call {
             // Answered beside the loop: they wait for the space's lock.
-            call @ (Call::Versions(_) | Call::Restore(_) | Call::Usage(_) | Call::Conflicts(_)) => {
+            call @ (Call::Versions(_)
+            | Call::Restore(_)
+            | Call::Usage(_)
+            | Call::Conflicts(_)
+            | Call::ToFetch(_)) => {
                 self.answer_files(call, reply);
                 return false;
             }

@@ -572,6 +572,55 @@ impl Space {
         self.view.read().tree.drive().conflict_copies(limit)
     }
 
+    /// The files the space shows whose content is not all here yet, in path order, at most
+    /// `limit` of them, and how many there are in all: what a reader would wait for.
+    pub async fn still_to_fetch(
+        &mut self,
+        limit: usize,
+    ) -> Result<cobox_schema::api::ToFetch, SpaceError> {
+        let files: Vec<(String, u64, Vec<cobox_drive::Run>)> = self
+            .view
+            .read()
+            .tree
+            .drive()
+            .file_versions()
+            .filter(|(_, _, current)| *current)
+            .map(|(path, meta, _)| (path.to_string(), meta.size, meta.runs.clone()))
+            .collect();
+        let mut out = cobox_schema::api::ToFetch::default();
+        for (path, size, runs) in files {
+            let blocks: u64 = runs.iter().map(|r| r.count).sum();
+            let mut missing = 0;
+            for r in &runs {
+                let Some(feed) = self.feeds.get(&r.feed).await? else {
+                    missing += r.count;
+                    continue;
+                };
+                // Blocks held from the start without a gap need no look at the bitfield.
+                let end = r.start.saturating_add(r.count);
+                let whole = feed.held().contiguous;
+                if end <= whole {
+                    continue;
+                }
+                let f = feed.lock().await;
+                missing += (r.start.max(whole)..end).filter(|&i| !f.has(i)).count() as u64;
+            }
+            if missing == 0 {
+                continue;
+            }
+            out.total += 1;
+            if out.files.len() < limit {
+                out.files.push(cobox_schema::api::FileToFetch {
+                    path,
+                    size,
+                    blocks,
+                    missing,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// What the space shows, readable without the space's lock.
     pub fn view(&self) -> view::SharedView {
         self.view.clone()

@@ -18,7 +18,7 @@ use axum::serve::IncomingStream;
 use cobox_schema::api::{
     ApplyResponse, ConfigRequest, InviteInspectRequest, InviteRequest, InviteRole,
     KeyExportRequest, MembersRequest, MembersResponse, PlanResponse, ResourceKind, RollbackRequest,
-    SheetFormat,
+    SheetFormat, ToFetch,
 };
 use serde::Deserialize;
 
@@ -272,7 +272,11 @@ async fn resource(
             server::call_as::<Vec<(String, String)>>(&st.api, Call::Conflicts(name.clone()))
                 .await
                 .ok();
-        let sections = super::lag::chart(&st.api.board.lag(kind, &name))
+        let waiting = server::call_as::<ToFetch>(&st.api, Call::ToFetch(name.clone()))
+            .await
+            .ok();
+        let sections = pages::files_to_fetch(waiting.as_ref())
+            + &super::lag::chart(&st.api.board.lag(kind, &name))
             + &pages::conflicts(copies.as_deref(), crate::control::CONFLICTS_LISTED);
         (members, sections)
     } else {

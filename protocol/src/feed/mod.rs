@@ -254,6 +254,11 @@ impl Feed {
         Ok(())
     }
 
+    /// Whether this device holds block `index`.
+    pub fn has(&self, index: u64) -> bool {
+        self.core.has(index)
+    }
+
     /// Block `index`, or `None` when this device does not have it.
     pub async fn get(&mut self, index: u64) -> Result<Option<Vec<u8>>, FeedError> {
         Ok(self.core.get(index)?)

@@ -21,7 +21,7 @@ impl Agent {
             Call::Versions(r) => r.space.clone(),
             Call::Restore(r) => r.space.clone(),
             Call::Usage(r) => r.space.clone(),
-            Call::Conflicts(space) => space.clone(),
+            Call::Conflicts(space) | Call::ToFetch(space) => space.clone(),
             _ => return,
         };
         let retention = self.device.policy().retention(&name);
@@ -43,6 +43,11 @@ impl Agent {
                 Call::Usage(r) => Ok(to_value(
                     &crate::run::files_api::usage(&mut space, &r, retention).await,
                 )),
+                Call::ToFetch(_) => space
+                    .still_to_fetch(crate::control::FILES_TO_FETCH_LISTED)
+                    .await
+                    .map(|t| to_value(&t))
+                    .map_err(|e| CallError::internal(anyhow::anyhow!("{e}"))),
                 Call::Conflicts(_) => Ok(to_value(
                     &space.conflict_copies(crate::control::CONFLICTS_LISTED),
                 )),

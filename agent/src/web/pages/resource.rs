@@ -144,6 +144,48 @@ pub fn to_fetch(r: &ResourceStatus) -> String {
     out
 }
 
+/// The files of a space whose content is not all here, as the agent listed them; `None`
+/// when they could not be listed.
+pub fn files_to_fetch(t: Option<&cobox_schema::api::ToFetch>) -> String {
+    let mut out = String::from(
+        "<section aria-labelledby=\"files-to-fetch\"><h2 id=\"files-to-fetch\">Files waiting for their content</h2>",
+    );
+    match t {
+        None => {
+            out.push_str("<p>The files waiting for their content could not be listed just now.</p>")
+        }
+        Some(t) if t.total == 0 => {
+            out.push_str("<p>None: every file shown here has all its content on this device.</p>")
+        }
+        Some(t) => {
+            let _ = write!(
+                out,
+                "<p>{} {} shown but not all here yet: reading {} waits for a peer that holds the rest.</p>",
+                t.total,
+                if t.total == 1 { "file is" } else { "files are" },
+                if t.total == 1 { "it" } else { "one" },
+            );
+            if t.total > t.files.len() {
+                let _ = write!(out, "<p>The first {} are listed.</p>", t.files.len());
+            }
+            out.push_str("<table><thead><tr><th scope=\"col\">File</th><th scope=\"col\">Size</th><th scope=\"col\">Blocks missing</th></tr></thead><tbody>");
+            for f in &t.files {
+                let _ = write!(
+                    out,
+                    "<tr><td><code>{}</code></td><td>{}</td><td>{} of {}</td></tr>",
+                    escape(&f.path),
+                    bytes(f.size),
+                    f.missing,
+                    f.blocks
+                );
+            }
+            out.push_str("</tbody></table>");
+        }
+    }
+    out.push_str("</section>");
+    out
+}
+
 pub(super) fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }

@@ -605,3 +605,36 @@ fn a_connection_is_said_in_words() {
     old.transport = None;
     assert_eq!(old.connection(), "not known", "an older agent's report");
 }
+
+#[test]
+fn files_waiting_for_their_content_are_listed_with_what_is_missing() {
+    use cobox_schema::api::{FileToFetch, ToFetch};
+    let file = |path: &str, missing| FileToFetch {
+        path: path.into(),
+        size: 200_000,
+        blocks: 4,
+        missing,
+    };
+    let html = files_to_fetch(Some(&ToFetch {
+        files: vec![file("a <b>.bin", 4), file("c.bin", 1)],
+        total: 3,
+    }));
+    assert!(
+        html.contains("3 files are shown but not all here yet"),
+        "{html}"
+    );
+    assert!(html.contains("The first 2 are listed."), "{html}");
+    assert!(
+        html.contains("<td><code>a &lt;b&gt;.bin</code></td><td>195.3 KiB</td><td>4 of 4</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>1 of 4</td>"), "{html}");
+    let one = files_to_fetch(Some(&ToFetch {
+        files: vec![file("c.bin", 1)],
+        total: 1,
+    }));
+    assert!(one.contains("1 file is shown but not all here yet: reading it waits"));
+    assert!(!one.contains("The first"));
+    assert!(files_to_fetch(Some(&ToFetch::default())).contains("None: every file"));
+    assert!(files_to_fetch(None).contains("could not be listed"));
+}
