@@ -58,13 +58,13 @@ pub fn resource(r: &ResourceStatus, members: Option<&MembersResponse>, sections:
         out.push_str("<p>No other device has replicated it with this one yet.</p>");
     } else {
         out.push_str(
-            "<table><thead><tr><th scope=\"col\">Peer</th><th scope=\"col\">Role</th><th scope=\"col\">Connected</th>\
+            "<table class=\"stack\"><thead><tr><th scope=\"col\">Peer</th><th scope=\"col\">Role</th><th scope=\"col\">Connected</th>\
              <th scope=\"col\">Up to date</th><th scope=\"col\">Behind</th><th scope=\"col\">Last seen</th></tr></thead><tbody>",
         );
         for c in &r.replicas {
             let _ = write!(
                 out,
-                "<tr><td><code title=\"{}\">{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{} blocks ({})</td><td>{}{}</td></tr>",
+                "<tr><td data-label=\"Peer\"><code title=\"{}\">{}</code></td><td data-label=\"Role\">{}</td><td data-label=\"Connected\">{}</td><td data-label=\"Up to date\">{}</td><td data-label=\"Behind\">{} blocks ({})</td><td data-label=\"Last seen\">{}{}</td></tr>",
                 escape(&c.peer),
                 escape(&short_key(&c.peer)),
                 escape(&c.role),
@@ -87,14 +87,14 @@ pub fn resource(r: &ResourceStatus, members: Option<&MembersResponse>, sections:
     if let Some(m) = members {
         out.push_str("<section aria-labelledby=\"members\"><h2 id=\"members\">Members</h2>");
         out.push_str(
-            "<table><thead><tr><th scope=\"col\">Identity</th><th scope=\"col\">Name</th><th scope=\"col\">Role</th>\
+            "<table class=\"stack\"><thead><tr><th scope=\"col\">Identity</th><th scope=\"col\">Name</th><th scope=\"col\">Role</th>\
              <th scope=\"col\">Standing</th><th scope=\"col\">Admitted by</th></tr></thead><tbody>",
         );
         for p in &m.members {
             let by: Vec<String> = p.admitted_by.iter().map(|k| short_key(k)).collect();
             let _ = write!(
                 out,
-                "<tr><td><code title=\"{}\">{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"Identity\"><code title=\"{}\">{}</code>{}</td><td data-label=\"Name\">{}</td><td data-label=\"Role\">{}</td><td data-label=\"Standing\">{}</td><td data-label=\"Admitted by\">{}</td></tr>",
                 escape(&p.identity),
                 escape(&short_key(&p.identity)),
                 if p.me { " (this device)" } else { "" },
