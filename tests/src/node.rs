@@ -186,27 +186,30 @@ impl Node {
         );
     }
 
-    /// `coboxctl status` as text without colours, converged or not (exit 0 or 1).
-    pub fn status_text(&self) -> String {
-        let out = self.ctl(&["status", "--color", "never"]);
+    /// `coboxctl status ARGS`, converged or not: it exits 1 until the generation running
+    /// now has converged, and anything else fails the test.
+    fn status_out(&self, args: &[&str]) -> Output {
+        let mut all = vec!["status"];
+        all.extend_from_slice(args);
+        let out = self.ctl(&all);
         assert!(
             matches!(out.status.code(), Some(0 | 1)),
             "coboxctl status on {}: {}",
             self.name,
             show(&out)
         );
+        out
+    }
+
+    /// `coboxctl status` as text without colours, converged or not.
+    pub fn status_text(&self) -> String {
+        let out = self.status_out(&["--color", "never"]);
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
-    /// `coboxctl status --output json`, converged or not (exit 0 or 1).
+    /// `coboxctl status --output json`, converged or not.
     pub fn status(&self) -> serde_json::Value {
-        let out = self.ctl(&["status", "--output", "json"]);
-        assert!(
-            matches!(out.status.code(), Some(0 | 1)),
-            "coboxctl status on {}: {}",
-            self.name,
-            show(&out)
-        );
+        let out = self.status_out(&["--output", "json"]);
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("coboxctl status on {}: {e}: {}", self.name, show(&out)))
     }
