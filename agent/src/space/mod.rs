@@ -22,7 +22,7 @@ mod tree;
 pub mod usage;
 pub mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -578,13 +578,37 @@ impl Space {
         &mut self,
         limit: usize,
     ) -> Result<cobox_schema::api::ToFetch, SpaceError> {
+        // Each content feed named once: held here at all, and how far without a gap.
+        let named: BTreeSet<[u8; 32]> = {
+            let view = self.view.read();
+            view.tree
+                .drive()
+                .file_versions()
+                .filter(|(_, _, current)| *current)
+                .flat_map(|(_, meta, _)| meta.runs.iter().map(|r| r.feed))
+                .collect()
+        };
+        let mut feeds = BTreeMap::new();
+        for key in named {
+            if let Some(f) = self.feeds.get(&key).await? {
+                let whole = f.held().contiguous;
+                feeds.insert(key, (f, whole));
+            }
+        }
+        // Only files with a block past that are copied out and looked at block by block:
+        // a space that holds everything costs one pass over its files.
+        let gapped = |r: &cobox_drive::Run| {
+            feeds
+                .get(&r.feed)
+                .is_none_or(|(_, whole)| r.start.saturating_add(r.count) > *whole)
+        };
         let files: Vec<(String, u64, Vec<cobox_drive::Run>)> = self
             .view
             .read()
             .tree
             .drive()
             .file_versions()
-            .filter(|(_, _, current)| *current)
+            .filter(|(_, meta, current)| *current && meta.runs.iter().any(gapped))
             .map(|(path, meta, _)| (path.to_string(), meta.size, meta.runs.clone()))
             .collect();
         let mut out = cobox_schema::api::ToFetch::default();
@@ -592,18 +616,16 @@ impl Space {
             let blocks: u64 = runs.iter().map(|r| r.count).sum();
             let mut missing = 0;
             for r in &runs {
-                let Some(feed) = self.feeds.get(&r.feed).await? else {
+                let Some((feed, whole)) = feeds.get(&r.feed) else {
                     missing += r.count;
                     continue;
                 };
-                // Blocks held from the start without a gap need no look at the bitfield.
                 let end = r.start.saturating_add(r.count);
-                let whole = feed.held().contiguous;
-                if end <= whole {
+                if end <= *whole {
                     continue;
                 }
                 let f = feed.lock().await;
-                missing += (r.start.max(whole)..end).filter(|&i| !f.has(i)).count() as u64;
+                missing += (r.start.max(*whole)..end).filter(|&i| !f.has(i)).count() as u64;
             }
             if missing == 0 {
                 continue;
