@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+pub mod dashboard;
 pub mod files;
 pub mod fleet_lab;
 pub mod lan;
